@@ -1,0 +1,217 @@
+package lock
+
+import "errors"
+
+// Op is the kind of a Command.
+type Op uint8
+
+// The operations of the state machine. Their numeric values are part of the
+// log format: never renumber them.
+const (
+	// OpTick carries only the leader's clock. A new leader proposes one at
+	// once so that the "first command of a new term" rule runs promptly.
+	OpTick Op = iota + 1
+	// OpOpenSession opens a session with TTL and Owner. Its ID is the index
+	// of the entry that opened it.
+	OpOpenSession
+	// OpKeepAlive renews every session in Sessions (a batch).
+	OpKeepAlive
+	// OpCloseSession closes Session, releasing its locks (granting their
+	// head waiters) and withdrawing it from every queue.
+	OpCloseSession
+	// OpExpire ends every session whose deadline is at or before the clock.
+	OpExpire
+	// OpAcquire acquires lock Name for Session (see Machine.Apply).
+	OpAcquire
+	// OpRelease releases lock Name held by Session with Token.
+	OpRelease
+	// OpCancel withdraws Session from the queue of lock Name.
+	OpCancel
+	// OpPublish records the URLs of a cluster member (Member).
+	OpPublish
+)
+
+// Command is one entry of the replicated log, decoded. Only the fields that
+// its Op uses are encoded.
+type Command struct {
+	Op Op
+	// Now is the proposing leader's wall clock in Unix nanoseconds. The
+	// machine's clock is the maximum Now seen, so it never runs backwards.
+	// Zero means "no clock" (OpPublish, which a follower may propose).
+	Now int64
+	// Session is the session the command acts for (OpCloseSession,
+	// OpAcquire, OpRelease, OpCancel). For OpAcquire, zero with TTL > 0
+	// asks for an ephemeral session bound to the lock.
+	Session uint64
+	// Sessions are the sessions renewed by OpKeepAlive.
+	Sessions []uint64
+	// Name is the lock name (OpAcquire, OpRelease, OpCancel).
+	Name string
+	// TTL is the session's time to live in nanoseconds (OpOpenSession, and
+	// OpAcquire of an ephemeral session).
+	TTL int64
+	// Owner is a free-form label of the session's owner (OpOpenSession,
+	// ephemeral OpAcquire).
+	Owner string
+	// Wait queues the session when the lock is held (OpAcquire); without it
+	// the acquire fails at once with CodeLockHeld.
+	Wait bool
+	// Token is the fencing token presented by OpRelease.
+	Token uint64
+	// Member is the member published by OpPublish.
+	Member Member
+}
+
+// Code is the outcome of applying a command. Business refusals are codes,
+// not errors: they are replicated outcomes like any other.
+type Code uint8
+
+// Result codes.
+const (
+	CodeOK              Code = iota // applied as asked
+	CodeQueued                      // acquire: the session waits in the queue
+	CodeLockHeld                    // acquire without wait: held by another session (Holder set)
+	CodeNotHolder                   // release: not held by this session, or a stale token
+	CodeSessionNotFound             // the session does not exist (never opened, closed or expired)
+	CodeInvalid                     // the command is malformed (zero TTL, empty name, unknown op); nothing changed
+)
+
+// String returns the code's stable name (used in logs and tests).
+func (c Code) String() string {
+	switch c {
+	case CodeOK:
+		return "ok"
+	case CodeQueued:
+		return "queued"
+	case CodeLockHeld:
+		return "lock_held"
+	case CodeNotHolder:
+		return "not_holder"
+	case CodeSessionNotFound:
+		return "session_not_found"
+	case CodeInvalid:
+		return "invalid"
+	}
+	return "unknown"
+}
+
+// Result is what applying one command produced.
+type Result struct {
+	Code Code
+	// Session is the session concerned: the new ID for OpOpenSession and an
+	// ephemeral OpAcquire; the acting session otherwise.
+	Session uint64
+	// TTL is the session's TTL in nanoseconds (OpOpenSession, ephemeral
+	// OpAcquire).
+	TTL int64
+	// Token is the fencing token of the lock the session holds after the
+	// command: OpAcquire granted (now or by an earlier entry: a retry), and
+	// OpCancel that lost the race to a grant (the session holds the lock).
+	// Zero otherwise.
+	Token uint64
+	// Holder is the current holder when Code is CodeLockHeld or CodeQueued.
+	Holder *Holder
+	// Missing lists the sessions of an OpKeepAlive batch that do not exist
+	// (sorted ascending). The others were renewed.
+	Missing []uint64
+	// Events are the changes this command made, in order.
+	Events []Event
+}
+
+// EventType names a change of state.
+type EventType uint8
+
+// Event types. Their values are part of the snapshot format.
+const (
+	EventSessionOpened EventType = iota + 1
+	EventSessionClosed
+	EventSessionExpired
+	EventLockGranted
+	EventLockReleased
+	EventLockQueued
+	EventLockCancelled
+)
+
+// String returns the event type's stable wire name.
+func (t EventType) String() string {
+	switch t {
+	case EventSessionOpened:
+		return "session_opened"
+	case EventSessionClosed:
+		return "session_closed"
+	case EventSessionExpired:
+		return "session_expired"
+	case EventLockGranted:
+		return "lock_granted"
+	case EventLockReleased:
+		return "lock_released"
+	case EventLockQueued:
+		return "lock_queued"
+	case EventLockCancelled:
+		return "lock_cancelled"
+	}
+	return "unknown"
+}
+
+// Event is one change of state. Revision is the index of the entry that made
+// it and Seq its position among that entry's events (0, 1, ...), so that
+// (Revision, Seq) orders all events of the cluster's history without gaps.
+type Event struct {
+	Revision uint64
+	Seq      uint32
+	Type     EventType
+	Session  uint64
+	Name     string // lock name for lock events; empty for session events
+	Token    uint64 // lock_granted: the new token; lock_released: the released token
+	Time     int64  // the machine's clock when it happened (Unix ns)
+}
+
+// Holder describes the session holding a lock.
+type Holder struct {
+	Session uint64
+	Owner   string
+	Token   uint64
+	Since   int64 // clock at grant, Unix ns
+}
+
+// Waiter describes a session queued for a lock.
+type Waiter struct {
+	Session uint64
+	Owner   string
+	Since   int64 // clock at enqueue, Unix ns
+}
+
+// LockInfo is a copy of one lock's state. A lock that is free and has no
+// waiters does not exist.
+type LockInfo struct {
+	Name    string
+	Holder  *Holder // nil when free
+	Waiters []Waiter
+}
+
+// SessionInfo is a copy of one session's state.
+type SessionInfo struct {
+	ID       uint64
+	Owner    string
+	TTL      int64    // ns
+	Deadline int64    // Unix ns on the machine's clock
+	Locks    []string // held, sorted
+	Waiting  []string // queued for, sorted
+	Bound    string   // for an ephemeral session: the lock it is bound to
+}
+
+// Member is a cluster member's published address.
+type Member struct {
+	ID        uint64
+	PeerURL   string
+	ClientURL string
+}
+
+// Errors of decoding and restoring. Apply never returns errors.
+var (
+	// ErrUnknownVersion is returned for a command or snapshot whose format
+	// version this build does not know.
+	ErrUnknownVersion = errors.New("lock: unknown format version")
+	// ErrCorrupt is returned for bytes that cannot be decoded.
+	ErrCorrupt = errors.New("lock: corrupt encoding")
+)
