@@ -1,0 +1,89 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/raftlock/raftlock/lock"
+)
+
+// Errors returned by Node's methods. Callers test them with errors.Is.
+var (
+	// ErrStopped: the node has stopped (shut down, or its storage failed).
+	ErrStopped = errors.New("raftnode: stopped")
+	// ErrNoLeader: the cluster has no leader that this node knows of (no
+	// quorum, or an election is under way). Nothing was proposed.
+	ErrNoLeader = errors.New("raftnode: no leader")
+	// ErrNotLeader: this node is a follower; the write must go to the
+	// leader. The error is a *NotLeaderError that names it. Nothing was
+	// proposed.
+	ErrNotLeader = errors.New("raftnode: not leader")
+	// ErrOutcomeUnknown: the command was proposed but ctx ended (or the
+	// leader changed) before it was seen applied. It may or may not have
+	// been applied; retrying the same command is safe because commands
+	// are idempotent.
+	ErrOutcomeUnknown = errors.New("raftnode: outcome unknown")
+)
+
+// NotLeaderError is returned when a follower is asked to write. It matches
+// ErrNotLeader with errors.Is.
+type NotLeaderError struct {
+	LeaderID        uint64 // 0 when unknown
+	LeaderClientURL string // "" when the leader has not published its URL
+}
+
+func (e *NotLeaderError) Error() string {
+	return fmt.Sprintf("raftnode: not leader (leader %d at %q)", e.LeaderID, e.LeaderClientURL)
+}
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// MemberStatus is one member of the cluster as this node knows it.
+type MemberStatus struct {
+	ID        uint64
+	PeerURL   string
+	ClientURL string // "" until the member has published it
+}
+
+// Status is a point-in-time view of the node, safe to read from any
+// goroutine (it is a copy).
+type Status struct {
+	ID              uint64
+	Leader          uint64 // 0 when unknown
+	LeaderClientURL string // "" when unknown
+	IsLeader        bool
+	Term            uint64
+	Commit          uint64
+	Applied         uint64
+	// Ready is true while the node knows a leader and has applied every
+	// entry it knows to be committed.
+	Ready   bool
+	Members []MemberStatus // sorted by ID
+}
+
+// Proposer is what the HTTP layer needs from a node. *Node implements it.
+type Proposer interface {
+	// Propose replicates cmd through the log and returns its result once
+	// the entry is applied on this node, with the entry's index. The node
+	// stamps cmd.Now with its clock; cmd is not retained. Keep-alives
+	// (OpKeepAlive) of concurrent callers are merged into one entry; the
+	// result's Missing then lists only the caller's missing sessions.
+	// Errors: ErrNotLeader (a *NotLeaderError), ErrNoLeader, ErrStopped,
+	// ErrOutcomeUnknown, or ctx's error when ctx ended before the command
+	// was proposed (then it was not proposed).
+	Propose(ctx context.Context, cmd *lock.Command) (lock.Result, uint64, error)
+	// Read runs fn on the node's loop goroutine with the state machine,
+	// after a ReadIndex round when stale is false (linearizable), or at
+	// once on the local state when stale is true. fn must not retain m or
+	// anything it returns by reference, and must not block. Errors:
+	// ErrNoLeader, ErrStopped, ctx's error.
+	Read(ctx context.Context, stale bool, fn func(m *lock.Machine)) error
+	// Subscribe delivers every event applied from now on, in order, until
+	// cancel is called. A subscriber that falls more than buf events
+	// behind is dropped: its channel is closed.
+	Subscribe(buf int) (events <-chan lock.Event, cancel func())
+	// Status returns the node's current status.
+	Status() Status
+}
