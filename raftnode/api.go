@@ -57,6 +57,9 @@ type Status struct {
 	Term            uint64
 	Commit          uint64
 	Applied         uint64
+	// SnapshotIndex is the index of the newest snapshot this node saved or
+	// received.
+	SnapshotIndex uint64
 	// Ready is true while the node knows a leader and has applied every
 	// entry it knows to be committed.
 	Ready   bool

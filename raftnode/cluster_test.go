@@ -1,0 +1,513 @@
+package raftnode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/raftlock/raftlock/lock"
+)
+
+// fakeClock is a wall clock the test moves by hand.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+type testNode struct {
+	n      *Node
+	tr     *MemTransport
+	tick   chan struct{}
+	cancel context.CancelFunc
+	errC   chan error
+}
+
+// testCluster runs Nodes in this process on a MemNetwork. Time moves only
+// when the test ticks it.
+type testCluster struct {
+	t       *testing.T
+	nw      *MemNetwork
+	clock   *fakeClock
+	peers   map[uint64]string
+	dirs    map[uint64]string
+	nodes   map[uint64]*testNode
+	mutateC func(*Config)
+}
+
+func newTestCluster(t *testing.T, size int, mutate func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{
+		t:       t,
+		nw:      NewMemNetwork(1),
+		clock:   &fakeClock{},
+		peers:   map[uint64]string{},
+		dirs:    map[uint64]string{},
+		nodes:   map[uint64]*testNode{},
+		mutateC: mutate,
+	}
+	c.clock.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	for id := uint64(1); id <= uint64(size); id++ {
+		c.peers[id] = fmt.Sprintf("mem://%d", id)
+		c.dirs[id] = t.TempDir()
+	}
+	for id := range c.peers {
+		c.start(id)
+	}
+	t.Cleanup(func() {
+		for id := range c.nodes {
+			c.stop(id)
+		}
+	})
+	return c
+}
+
+func (c *testCluster) start(id uint64) *testNode {
+	c.t.Helper()
+	cfg := DefaultConfig()
+	cfg.ID = id
+	cfg.DataDir = c.dirs[id]
+	cfg.Peers = c.peers
+	cfg.ClientURL = fmt.Sprintf("http://client-%d", id)
+	cfg.Now = c.clock.Now
+	tick := make(chan struct{})
+	cfg.Tick = tick
+	if c.mutateC != nil {
+		c.mutateC(&cfg)
+	}
+	n, err := New(context.Background(), cfg)
+	if err != nil {
+		c.t.Fatalf("start node %d: %v", id, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tn := &testNode{n: n, tr: c.nw.Transport(id), tick: tick, cancel: cancel, errC: make(chan error, 1)}
+	c.nw.Register(id, n)
+	go func() { tn.errC <- n.Run(ctx, tn.tr) }()
+	c.nodes[id] = tn
+	return tn
+}
+
+func (c *testCluster) stop(id uint64) {
+	c.t.Helper()
+	tn := c.nodes[id]
+	if tn == nil {
+		return
+	}
+	tn.cancel()
+	if err := <-tn.errC; err != nil {
+		c.t.Errorf("node %d stopped with %v", id, err)
+	}
+	tn.tr.Stop()
+	delete(c.nodes, id)
+}
+
+// tickUntil ticks every running node, one tick at a time, until cond holds;
+// it fails the test after max ticks.
+func (c *testCluster) tickUntil(what string, max int, cond func() bool) {
+	c.t.Helper()
+	for i := 0; i < max; i++ {
+		if cond() {
+			return
+		}
+		for _, tn := range c.nodes {
+			select {
+			case tn.tick <- struct{}{}:
+			case <-tn.n.Done():
+			}
+		}
+		// Let messages of this tick cross the in-memory network before the
+		// next one; the condition is what the test waits for.
+		time.Sleep(2 * time.Millisecond)
+	}
+	if !cond() {
+		c.t.Fatalf("%s: not reached after %d ticks", what, max)
+	}
+}
+
+// ticks ticks every running node n times.
+func (c *testCluster) ticks(n int) {
+	left := n
+	c.tickUntil("ticks", n+1, func() bool { left--; return left < 0 })
+}
+
+func (c *testCluster) leader() *testNode {
+	var lead *testNode
+	c.tickUntil("a leader", 500, func() bool {
+		for _, tn := range c.nodes {
+			if st := tn.n.Status(); st.IsLeader && st.Ready {
+				lead = tn
+				return true
+			}
+		}
+		return false
+	})
+	return lead
+}
+
+// propose proposes on the leader, ticking the cluster while it waits.
+func (c *testCluster) propose(tn *testNode, cmd *lock.Command) (lock.Result, uint64, error) {
+	c.t.Helper()
+	type out struct {
+		res lock.Result
+		idx uint64
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, i, err := tn.n.Propose(ctx, cmd)
+		ch <- out{r, i, err}
+	}()
+	var o out
+	c.tickUntil("proposal answered", 2000, func() bool {
+		select {
+		case o = <-ch:
+			return true
+		default:
+			return false
+		}
+	})
+	return o.res, o.idx, o.err
+}
+
+func (c *testCluster) mustPropose(tn *testNode, cmd *lock.Command) (lock.Result, uint64) {
+	c.t.Helper()
+	r, i, err := c.propose(tn, cmd)
+	if err != nil {
+		c.t.Fatalf("propose %v: %v", cmd.Op, err)
+	}
+	return r, i
+}
+
+// snapshotOf returns the node's state machine bytes (a stale, local read).
+func snapshotOf(t *testing.T, tn *testNode) ([]byte, uint64) {
+	t.Helper()
+	var b []byte
+	var applied uint64
+	if err := tn.n.Read(context.Background(), true, func(m *lock.Machine) {
+		b = m.Snapshot()
+		applied = m.AppliedIndex()
+	}); err != nil {
+		t.Fatalf("read node %d: %v", tn.n.ID(), err)
+	}
+	return b, applied
+}
+
+// converged waits until every running node has applied the same index and
+// holds byte-identical state.
+func (c *testCluster) converged() {
+	c.t.Helper()
+	c.tickUntil("all nodes converge", 1000, func() bool {
+		var first []byte
+		var idx uint64
+		for _, tn := range c.nodes {
+			b, a := snapshotOf(c.t, tn)
+			if first == nil {
+				first, idx = b, a
+				continue
+			}
+			if a != idx || !bytes.Equal(b, first) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestClusterElectsCommitsAndReadsFromFollower(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	res, idx := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(10 * time.Second), Owner: "a"})
+	if res.Code != lock.CodeOK || res.Session != idx {
+		t.Fatalf("open session: %+v at %d, want ok with ID = index", res, idx)
+	}
+	res, idx = c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: res.Session, Name: "job"})
+	if res.Code != lock.CodeOK || res.Token != idx {
+		t.Fatalf("acquire: %+v at %d, want granted with token = index", res, idx)
+	}
+	for id, tn := range c.nodes {
+		if tn == lead {
+			continue
+		}
+		// A follower refuses clocked writes and names the leader.
+		_, _, err := tn.n.Propose(context.Background(), &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Second)})
+		var nle *NotLeaderError
+		if !errors.As(err, &nle) || nle.LeaderID != lead.n.ID() {
+			t.Fatalf("follower %d propose: %v, want NotLeaderError naming %d", id, err, lead.n.ID())
+		}
+		// A linearizable read on a follower sees the grant.
+		var info lock.LockInfo
+		done := make(chan error, 1)
+		go func() {
+			done <- tn.n.Read(context.Background(), false, func(m *lock.Machine) { info, _ = m.Lock("job") })
+		}()
+		var err2 error
+		c.tickUntil("follower read", 500, func() bool {
+			select {
+			case err2 = <-done:
+				return true
+			default:
+				return false
+			}
+		})
+		if err2 != nil || info.Holder == nil || info.Holder.Token != res.Token {
+			t.Fatalf("follower %d read: %v %+v, want holder with token %d", id, err2, info, res.Token)
+		}
+	}
+	// Every member publishes its client URL; followers can name the leader's.
+	c.tickUntil("members published", 500, func() bool {
+		for _, tn := range c.nodes {
+			st := tn.n.Status()
+			if st.LeaderClientURL != fmt.Sprintf("http://client-%d", lead.n.ID()) {
+				return false
+			}
+		}
+		return true
+	})
+	c.converged()
+}
+
+func TestIsolatedLeaderIsReplacedAndCatchesUp(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	old := c.leader()
+	sres, _ := c.mustPropose(old, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute)})
+	c.nw.Isolate(old.n.ID())
+	var lead *testNode
+	c.tickUntil("a new leader", 1000, func() bool {
+		for _, tn := range c.nodes {
+			if st := tn.n.Status(); tn != old && st.IsLeader && st.Ready {
+				lead = tn
+				return true
+			}
+		}
+		return false
+	})
+	// The isolated old leader cannot commit: CheckQuorum makes it step
+	// down, and its write fails rather than hanging or succeeding.
+	_, _, err := c.propose(old, &lock.Command{Op: lock.OpAcquire, Session: sres.Session, Name: "x"})
+	if err == nil {
+		t.Fatal("write on an isolated leader succeeded")
+	}
+	res, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: sres.Session, Name: "y"})
+	if res.Code != lock.CodeOK {
+		t.Fatalf("acquire on new leader: %+v", res)
+	}
+	c.nw.Heal()
+	c.converged()
+	var info lock.LockInfo
+	if err := old.n.Read(context.Background(), true, func(m *lock.Machine) { info, _ = m.Lock("y") }); err != nil {
+		t.Fatal(err)
+	}
+	if info.Holder == nil || info.Holder.Token != res.Token {
+		t.Fatalf("old leader after heal: %+v, want token %d", info, res.Token)
+	}
+	if _, ok := func() (lock.LockInfo, bool) {
+		var i lock.LockInfo
+		var ok bool
+		_ = old.n.Read(context.Background(), true, func(m *lock.Machine) { i, ok = m.Lock("x") })
+		return i, ok
+	}(); ok {
+		t.Fatal("the isolated leader's uncommitted acquire of x survived")
+	}
+}
+
+func TestRestartRecoversFromWAL(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	sres, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute)})
+	for i := 0; i < 5; i++ {
+		c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: sres.Session, Name: fmt.Sprintf("l%d", i)})
+	}
+	c.converged()
+	want, wantIdx := snapshotOf(t, lead)
+	// Restart every node, the leader included: state comes back from the
+	// WAL alone.
+	for id := range c.peers {
+		c.stop(id)
+	}
+	for id := range c.peers {
+		c.start(id)
+	}
+	for _, tn := range c.nodes {
+		got, idx := snapshotOf(t, tn)
+		if idx < wantIdx {
+			// Entries committed but not yet known committed locally are
+			// re-applied once a leader is elected.
+			continue
+		}
+		if !bytes.Equal(got, want) && idx == wantIdx {
+			t.Fatalf("node %d after restart differs at index %d", tn.n.ID(), idx)
+		}
+	}
+	lead = c.leader()
+	res, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: sres.Session, Name: "l0"})
+	if res.Code != lock.CodeOK || res.Token == 0 {
+		t.Fatalf("retry acquire after restart: %+v, want the original grant", res)
+	}
+	c.converged()
+	var info lock.LockInfo
+	_ = lead.n.Read(context.Background(), true, func(m *lock.Machine) { info, _ = m.Lock("l4") })
+	if info.Holder == nil || info.Holder.Session != sres.Session {
+		t.Fatalf("lock l4 after restart: %+v", info)
+	}
+}
+
+func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.SnapshotEvery = 20
+		cfg.SnapshotCatchUp = 5
+	})
+	lead := c.leader()
+	var lag uint64
+	for id := range c.nodes {
+		if id != lead.n.ID() {
+			lag = id
+			break
+		}
+	}
+	c.stop(lag)
+	sres, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute)})
+	for i := 0; i < 60; i++ {
+		c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: sres.Session, Name: fmt.Sprintf("n%03d", i)})
+	}
+	if st := lead.n.Status(); st.SnapshotIndex == 0 {
+		t.Fatalf("leader took no snapshot: %+v", st)
+	}
+	tn := c.start(lag)
+	c.converged()
+	if st := tn.n.Status(); st.SnapshotIndex == 0 {
+		t.Fatalf("lagging node caught up without a snapshot: %+v", st)
+	}
+	// And it restarts from that snapshot plus its WAL.
+	c.stop(lag)
+	tn = c.start(lag)
+	c.converged()
+	var n int
+	_ = tn.n.Read(context.Background(), true, func(m *lock.Machine) { n = len(m.Locks("n")) })
+	if n != 60 {
+		t.Fatalf("restarted node holds %d locks, want 60", n)
+	}
+}
+
+func TestKeepAlivesAreBatched(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	lead := c.leader()
+	const sessions = 50
+	ids := make([]uint64, sessions)
+	for i := range ids {
+		r, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute)})
+		ids[i] = r.Session
+	}
+	before := lead.n.Status().Applied
+	var wg sync.WaitGroup
+	errs := make(chan error, sessions+1)
+	start := make(chan struct{})
+	for _, id := range append(ids, 999999) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r, _, err := lead.n.Propose(context.Background(), &lock.Command{Op: lock.OpKeepAlive, Sessions: []uint64{id}})
+			switch {
+			case err != nil:
+				errs <- err
+			case id == 999999 && (len(r.Missing) != 1 || r.Missing[0] != id):
+				errs <- fmt.Errorf("unknown session %d: missing %v", id, r.Missing)
+			case id != 999999 && len(r.Missing) != 0:
+				errs <- fmt.Errorf("session %d: missing %v", id, r.Missing)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	entries := lead.n.Status().Applied - before
+	if entries == 0 || entries >= sessions {
+		t.Fatalf("%d keep-alives took %d entries, want them batched", sessions+1, entries)
+	}
+	t.Logf("%d keep-alives in %d entries", sessions+1, entries)
+}
+
+func TestLeaderExpiresSessionsOnItsClock(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	a, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(5 * time.Second)})
+	b, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(5 * time.Second)})
+	g, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: a.Session, Name: "m"})
+	q, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: b.Session, Name: "m", Wait: true})
+	if g.Code != lock.CodeOK || q.Code != lock.CodeQueued {
+		t.Fatalf("acquire: %+v, %+v", g, q)
+	}
+	events, cancel := lead.n.Subscribe(64)
+	defer cancel()
+	c.clock.Advance(3 * time.Second)
+	c.mustPropose(lead, &lock.Command{Op: lock.OpKeepAlive, Sessions: []uint64{b.Session}})
+	c.clock.Advance(3 * time.Second) // a is past its deadline, b is not
+	var granted lock.Event
+	c.tickUntil("a expires and b is granted", 500, func() bool {
+		for {
+			select {
+			case ev := <-events:
+				if ev.Type == lock.EventLockGranted && ev.Session == b.Session {
+					granted = ev
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
+	if granted.Token <= g.Token || granted.Token != granted.Revision {
+		t.Fatalf("grant after expiry: %+v, want token = its revision > %d", granted, g.Token)
+	}
+	var ok bool
+	_ = lead.n.Read(context.Background(), true, func(m *lock.Machine) { _, ok = m.Session(a.Session) })
+	if ok {
+		t.Fatal("expired session still exists")
+	}
+}
+
+func TestNewLeaderExtendsSessions(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	old := c.leader()
+	s, _ := c.mustPropose(old, &lock.Command{Op: lock.OpOpenSession, TTL: int64(10 * time.Second)})
+	c.converged()
+	// The leader dies; the election takes long enough that the session's
+	// deadline passes on the wall clock before anyone can renew it.
+	c.stop(old.n.ID())
+	c.clock.Advance(15 * time.Second)
+	var lead *testNode
+	c.tickUntil("a new leader", 1000, func() bool {
+		for _, tn := range c.nodes {
+			if st := tn.n.Status(); st.IsLeader && st.Ready {
+				lead = tn
+				return true
+			}
+		}
+		return false
+	})
+	// Give the new leader many ticks in which it could expire the session.
+	c.ticks(50)
+	var info lock.SessionInfo
+	var ok bool
+	_ = lead.n.Read(context.Background(), true, func(m *lock.Machine) { info, ok = m.Session(s.Session) })
+	if !ok {
+		t.Fatal("a leader change cost the session its lease")
+	}
+	if r, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpKeepAlive, Sessions: []uint64{s.Session}}); len(r.Missing) != 0 {
+		t.Fatalf("keep-alive after failover: %+v", r)
+	}
+	if info.Deadline <= c.clock.Now().UnixNano() {
+		t.Fatalf("session deadline %d not extended past the clock %d", info.Deadline, c.clock.Now().UnixNano())
+	}
+	c.start(old.n.ID())
+	c.converged()
+}

@@ -1,0 +1,102 @@
+package raftnode
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Node. Build it with DefaultConfig and override fields.
+type Config struct {
+	// ID is this member's ID: non-zero, unique in the cluster, never reused.
+	// On a restart it must match the ID stored in the data dir (or be 0 to
+	// take that one).
+	ID uint64
+	// DataDir holds the WAL and snapshots. Required.
+	DataDir string
+	// Peers is the initial cluster, member ID → peer URL, this member
+	// included. It is used only when DataDir holds no WAL yet; after that the
+	// membership stored in DataDir wins and Peers is ignored.
+	Peers map[uint64]string
+	// ClientURL is the URL clients reach this member's API at. It is
+	// published through the log so that followers can name the leader.
+	ClientURL string
+	// TickInterval is the duration of one raft tick. Default 100ms.
+	TickInterval time.Duration
+	// ElectionTicks is the election timeout in ticks. Default 10.
+	ElectionTicks int
+	// HeartbeatTicks is the heartbeat interval in ticks. Default 1.
+	HeartbeatTicks int
+	// SnapshotEvery is the number of applied entries between snapshots.
+	// Default 10000.
+	SnapshotEvery uint64
+	// SnapshotCatchUp is the number of entries kept in memory behind a
+	// snapshot, so that a slightly lagging follower catches up from the log
+	// rather than by snapshot. Default 5000; it never exceeds SnapshotEvery.
+	SnapshotCatchUp uint64
+	// MaxSizePerMsg bounds the bytes of entries in one append message.
+	// Default 1 MiB.
+	MaxSizePerMsg uint64
+	// MaxInflightMsgs bounds in-flight append messages per follower.
+	// Default 256.
+	MaxInflightMsgs int
+	// MaxUncommittedEntriesSize bounds the bytes of proposed but uncommitted
+	// entries at the leader; beyond it proposals fail fast. Default 64 MiB.
+	MaxUncommittedEntriesSize uint64
+	// Tick, when non-nil, replaces the internal ticker: every value received
+	// is one tick. Tests use it to step time by hand.
+	Tick <-chan struct{}
+	// Now is the wall clock the leader stamps into commands. Default
+	// time.Now.
+	Now func() time.Time
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default set. ID, DataDir, Peers
+// and ClientURL remain to be filled in.
+func DefaultConfig() Config {
+	return Config{
+		TickInterval:              100 * time.Millisecond,
+		ElectionTicks:             10,
+		HeartbeatTicks:            1,
+		SnapshotEvery:             10000,
+		SnapshotCatchUp:           5000,
+		MaxSizePerMsg:             1 << 20,
+		MaxInflightMsgs:           256,
+		MaxUncommittedEntriesSize: 64 << 20,
+	}
+}
+
+// ElectionTimeout is TickInterval × ElectionTicks.
+func (c Config) ElectionTimeout() time.Duration {
+	return c.TickInterval * time.Duration(c.ElectionTicks)
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("raftnode: config: data dir is required")
+	case c.TickInterval <= 0:
+		return fmt.Errorf("raftnode: config: tick interval %v must be positive", c.TickInterval)
+	case c.HeartbeatTicks <= 0:
+		return fmt.Errorf("raftnode: config: heartbeat ticks %d must be positive", c.HeartbeatTicks)
+	case c.ElectionTicks <= c.HeartbeatTicks:
+		return fmt.Errorf("raftnode: config: election ticks %d must exceed heartbeat ticks %d", c.ElectionTicks, c.HeartbeatTicks)
+	case c.SnapshotEvery == 0:
+		return errors.New("raftnode: config: snapshot every must be positive")
+	case c.MaxInflightMsgs <= 0:
+		return errors.New("raftnode: config: max inflight msgs must be positive")
+	}
+	for id, u := range c.Peers {
+		if id == 0 {
+			return errors.New("raftnode: config: member ID 0 is not allowed")
+		}
+		if u == "" {
+			return fmt.Errorf("raftnode: config: member %d has no peer URL", id)
+		}
+	}
+	return nil
+}

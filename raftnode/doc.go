@@ -1,0 +1,35 @@
+// Package raftnode runs one member of a raftlock cluster: an etcd raft
+// RawNode, its write-ahead log, its transport to the other members, and the
+// lock state machine it applies committed entries to.
+//
+// # One owner
+//
+// A single goroutine (Node.Run) owns the RawNode, the raft MemoryStorage,
+// the WAL and the lock.Machine. Every other goroutine talks to it through
+// channels: Propose, Read, Process (inbound raft messages), ReportUnreachable
+// and ReportSnapshot send a request and wait for the loop's answer. Nothing
+// else touches consensus or state-machine state.
+//
+// # The Ready loop
+//
+// Each Ready is handled in the order raft's README prescribes:
+//
+//  1. an incoming snapshot: snap file, then the WAL snapshot record;
+//  2. HardState and entries to the WAL, fsynced when raft.MustSync says so;
+//  3. the same into the MemoryStorage;
+//  4. outbound messages to the transport (which never blocks the loop);
+//  5. committed entries applied to the state machine, waiters answered by
+//     request ID, events published;
+//  6. Advance.
+//
+// Any storage error stops the loop; Run returns it and every pending caller
+// gets ErrStopped.
+//
+// # Time and the leader
+//
+// Only the leader stamps its wall clock into commands; a follower refuses
+// clocked writes with ErrNotLeader so the HTTP layer can forward them. The
+// leader proposes OpTick as soon as it is elected (so that the state machine
+// extends every session on the first command of the new term) and OpExpire
+// whenever its clock passes the earliest session deadline.
+package raftnode
