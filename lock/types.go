@@ -10,24 +10,48 @@ type Op uint8
 const (
 	// OpTick carries only the leader's clock. A new leader proposes one at
 	// once so that the "first command of a new term" rule runs promptly.
+	// It changes nothing else and answers CodeOK.
 	OpTick Op = iota + 1
 	// OpOpenSession opens a session with TTL and Owner. Its ID is the index
-	// of the entry that opened it.
+	// of the entry that opened it and its deadline clock+TTL. Result: CodeOK
+	// with Session and TTL; CodeInvalid unless 0 < TTL <= MaxTTL.
 	OpOpenSession
-	// OpKeepAlive renews every session in Sessions (a batch).
+	// OpKeepAlive renews every session in Sessions (a batch): deadline =
+	// max(deadline, clock+TTL), even past its deadline as long as no
+	// OpExpire has ended it. Always CodeOK; Result.Missing lists the IDs
+	// that do not exist. Renewals emit no events.
 	OpKeepAlive
 	// OpCloseSession closes Session, releasing its locks (granting their
-	// head waiters) and withdrawing it from every queue.
+	// head waiters) and withdrawing it from every queue. CodeSessionNotFound
+	// if it does not exist.
 	OpCloseSession
-	// OpExpire ends every session whose deadline is at or before the clock.
+	// OpExpire ends every session whose deadline is at or before the clock
+	// (in ascending ID order, like OpCloseSession but with a session_expired
+	// event). Always CodeOK.
 	OpExpire
-	// OpAcquire acquires lock Name for Session (see Machine.Apply).
+	// OpAcquire acquires lock Name for Session. Free: granted with token =
+	// this index (CodeOK, Token). Held by Session: CodeOK with its token
+	// (a retry). Session already queued: CodeQueued, keeping its place.
+	// Held by another: with Wait, queued FIFO (CodeQueued, Holder); without,
+	// CodeLockHeld with Holder and no change. Session 0 with TTL > 0 opens
+	// an ephemeral session bound to Name (ID = index) and acquires as it,
+	// unless the lock is held and Wait is false (CodeLockHeld, no session).
+	// An ephemeral session may acquire only its bound lock (else
+	// CodeInvalid).
 	OpAcquire
-	// OpRelease releases lock Name held by Session with Token.
+	// OpRelease releases lock Name held by Session with Token and grants it
+	// to the head waiter with token = this index; an ephemeral session bound
+	// to Name is closed in the same entry. Any mismatch (free lock, other
+	// holder, stale token, unknown session) is CodeNotHolder with no change.
 	OpRelease
-	// OpCancel withdraws Session from the queue of lock Name.
+	// OpCancel withdraws Session from the queue of lock Name (CodeOK; an
+	// ephemeral session bound to Name is closed as well). If Session holds
+	// Name (the grant won the race) it answers CodeOK with Token set and
+	// changes nothing; if neither, CodeOK with Token 0.
+	// CodeSessionNotFound if the session does not exist.
 	OpCancel
-	// OpPublish records the URLs of a cluster member (Member).
+	// OpPublish records (upserts by ID) the URLs of a cluster member
+	// (Member). CodeInvalid for ID 0.
 	OpPublish
 )
 

@@ -1,0 +1,50 @@
+// Package lock is raftlock's replicated state machine: sessions (leases),
+// named locks with FIFO wait queues and fencing tokens, and the published
+// cluster members.
+//
+// # Contract
+//
+// Machine.Apply is a pure, deterministic function of the machine's state, the
+// entry's index and term, and the decoded Command. It does not read the wall
+// clock, use randomness, start goroutines, do I/O or log, and nothing it
+// produces (results, events, snapshots) depends on map iteration order. Two
+// machines that apply the same log produce byte-identical snapshots.
+//
+// Apply never returns an error: business refusals are Result codes (for
+// example CodeLockHeld or CodeNotHolder), which are replicated outcomes like
+// any other. A malformed command answers CodeInvalid and changes nothing but
+// the applied index. Apply panics only when the caller breaks its ordering
+// contract (an index not after AppliedIndex) or an internal invariant breaks.
+//
+// # Time
+//
+// Time enters through the log: each command carries the proposing leader's
+// clock in Command.Now and the machine's clock is the maximum seen, so it never
+// runs backwards. When the first command of a new term is applied, every
+// session's deadline becomes at least clock+TTL, so a leader change never costs
+// a session its lease. Only an OpExpire entry ends sessions whose deadline has
+// passed; the leader proposes it when its clock passes NextDeadline.
+//
+// # Locks and fencing tokens
+//
+// A lock is granted to a session; its fencing token is the index of the entry
+// that granted it, so tokens strictly increase over the cluster's history and
+// are unique across lock names. A release, close or expiry grants the head of
+// the lock's FIFO queue in the same entry, with that entry's index as token.
+// Retries are safe: an acquire by the holder returns its token, an acquire by
+// a waiter keeps its place, and a release that does not match the holder and
+// token answers CodeNotHolder and changes nothing.
+//
+// # Encoding
+//
+// Encode/Decode give the log format of a Command and Snapshot/Restore the
+// snapshot format. Both start with a format version byte; an unknown version
+// is ErrUnknownVersion and undecodable bytes are ErrCorrupt (wrapped, test
+// with errors.Is). Decoding never panics.
+//
+// # Concurrency
+//
+// A Machine is not safe for concurrent use: raftnode's single loop goroutine
+// owns it. Every read method returns deep copies that the caller may keep and
+// hand to other goroutines.
+package lock

@@ -1,0 +1,228 @@
+package lock
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// commandVersion is the format version of encoded commands.
+const commandVersion byte = 1
+
+// Encode encodes c with the current format version: a version byte, the op
+// byte, then the fields that the op uses (varints and length-prefixed
+// strings) in a fixed order. The encoding is deterministic; fields the op
+// does not use are dropped, so Decode(Encode(c)) equals c with those fields
+// zeroed. An unknown Op encodes as version, op and Now only, and Decode
+// rejects it with ErrCorrupt. Encode does not retain c.
+func Encode(c *Command) []byte {
+	e := encoder{b: make([]byte, 0, 16+len(c.Name)+len(c.Owner)+len(c.Sessions)*3)}
+	e.byte(commandVersion)
+	e.byte(byte(c.Op))
+	e.varint(c.Now)
+	switch c.Op {
+	case OpTick, OpExpire:
+	case OpOpenSession:
+		e.varint(c.TTL)
+		e.str(c.Owner)
+	case OpKeepAlive:
+		e.uvarint(uint64(len(c.Sessions)))
+		for _, id := range c.Sessions {
+			e.uvarint(id)
+		}
+	case OpCloseSession:
+		e.uvarint(c.Session)
+	case OpAcquire:
+		e.uvarint(c.Session)
+		e.str(c.Name)
+		e.varint(c.TTL)
+		e.str(c.Owner)
+		e.bool(c.Wait)
+	case OpRelease:
+		e.uvarint(c.Session)
+		e.str(c.Name)
+		e.uvarint(c.Token)
+	case OpCancel:
+		e.uvarint(c.Session)
+		e.str(c.Name)
+	case OpPublish:
+		e.uvarint(c.Member.ID)
+		e.str(c.Member.PeerURL)
+		e.str(c.Member.ClientURL)
+	}
+	return e.b
+}
+
+// Decode decodes a command written by Encode. It returns an error wrapping
+// ErrUnknownVersion when the version byte is not one this build knows, and
+// one wrapping ErrCorrupt for empty, truncated or trailing bytes, an unknown
+// op or an invalid field; it never panics. The returned command does not
+// alias b.
+func Decode(b []byte) (*Command, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("decode command: %w: empty", ErrCorrupt)
+	}
+	if b[0] != commandVersion {
+		return nil, fmt.Errorf("decode command: %w %d", ErrUnknownVersion, b[0])
+	}
+	d := decoder{b: b, off: 1}
+	c := &Command{Op: Op(d.byte("op"))}
+	c.Now = d.varint("now")
+	switch c.Op {
+	case OpTick, OpExpire:
+	case OpOpenSession:
+		c.TTL = d.varint("ttl")
+		c.Owner = d.str("owner")
+	case OpKeepAlive:
+		n := d.count("sessions")
+		if n > 0 {
+			c.Sessions = make([]uint64, n)
+			for i := range c.Sessions {
+				c.Sessions[i] = d.uvarint("session")
+			}
+		}
+	case OpCloseSession:
+		c.Session = d.uvarint("session")
+	case OpAcquire:
+		c.Session = d.uvarint("session")
+		c.Name = d.str("name")
+		c.TTL = d.varint("ttl")
+		c.Owner = d.str("owner")
+		c.Wait = d.bool("wait")
+	case OpRelease:
+		c.Session = d.uvarint("session")
+		c.Name = d.str("name")
+		c.Token = d.uvarint("token")
+	case OpCancel:
+		c.Session = d.uvarint("session")
+		c.Name = d.str("name")
+	case OpPublish:
+		c.Member.ID = d.uvarint("member id")
+		c.Member.PeerURL = d.str("peer url")
+		c.Member.ClientURL = d.str("client url")
+	default:
+		d.fail(fmt.Sprintf("unknown op %d", c.Op))
+	}
+	if err := d.finish(); err != nil {
+		return nil, fmt.Errorf("decode command: %w", err)
+	}
+	return c, nil
+}
+
+// encoder appends the primitive encodings shared by commands and snapshots.
+type encoder struct{ b []byte }
+
+func (e *encoder) byte(v byte)      { e.b = append(e.b, v) }
+func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) varint(v int64)   { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) str(s string) {
+	e.uvarint(uint64(len(s)))
+	e.b = append(e.b, s...)
+}
+
+func (e *encoder) bool(v bool) {
+	if v {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
+}
+
+// decoder reads what encoder wrote. The first error sticks: later reads
+// return zero values, and finish reports it (or trailing bytes).
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s at offset %d", ErrCorrupt, what, d.off)
+	}
+}
+
+func (d *decoder) byte(what string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if d.off >= len(d.b) {
+		d.fail("truncated " + what)
+		return 0
+	}
+	v := d.b[d.off]
+	d.off++
+	return v
+}
+
+func (d *decoder) bool(what string) bool {
+	switch d.byte(what) {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.off--
+	d.fail("bad " + what)
+	return false
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.fail("truncated or overlong " + what)
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b[d.off:])
+	if n <= 0 {
+		d.fail("truncated or overlong " + what)
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+// count reads a collection length. Every element takes at least one byte, so
+// a length above the bytes left is corrupt; this bounds allocations.
+func (d *decoder) count(what string) int {
+	n := d.uvarint(what + " count")
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.fail("impossible " + what + " count")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) str(what string) string {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.fail("truncated " + what)
+		return ""
+	}
+	s := string(d.b[d.off : d.off+int(n)])
+	d.off += int(n)
+	return s
+}
+
+func (d *decoder) finish() error {
+	if d.err == nil && d.off != len(d.b) {
+		d.fail(fmt.Sprintf("%d trailing bytes", len(d.b)-d.off))
+	}
+	return d.err
+}

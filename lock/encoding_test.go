@@ -1,0 +1,127 @@
+package lock
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+)
+
+// allOps has one command of every op with every field the op encodes set,
+// including extreme values.
+var allOps = []*Command{
+	{Op: OpTick, Now: 1},
+	{Op: OpTick},
+	{Op: OpOpenSession, Now: 1_700_000_000_000_000_000, TTL: 10e9, Owner: "worker-1"},
+	{Op: OpOpenSession, Now: -5, TTL: math.MaxInt64, Owner: ""},
+	{Op: OpKeepAlive, Now: 7, Sessions: []uint64{1, math.MaxUint64, 300}},
+	{Op: OpKeepAlive, Now: 7},
+	{Op: OpCloseSession, Now: 8, Session: 42},
+	{Op: OpExpire, Now: math.MaxInt64},
+	{Op: OpAcquire, Now: 9, Session: 3, Name: "jobs/ä", Wait: true},
+	{Op: OpAcquire, Now: 9, Name: "x", TTL: 5e9, Owner: "eph"},
+	{Op: OpRelease, Now: math.MinInt64, Session: 3, Name: "x", Token: math.MaxUint64},
+	{Op: OpCancel, Now: 10, Session: 3, Name: "x"},
+	{Op: OpPublish, Member: Member{ID: 2, PeerURL: "http://10.0.0.2:2380", ClientURL: "http://10.0.0.2:2379"}},
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	for _, c := range allOps {
+		b := Encode(c)
+		if b[0] != commandVersion {
+			t.Fatalf("%+v: version byte %d", c, b[0])
+		}
+		got, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		if !reflect.DeepEqual(got, c) {
+			t.Fatalf("round trip: got %+v, want %+v", got, c)
+		}
+		if !bytes.Equal(Encode(got), b) {
+			t.Fatalf("%+v: encoding not deterministic", c)
+		}
+	}
+}
+
+func TestEncodeDropsUnusedFields(t *testing.T) {
+	c := &Command{Op: OpTick, Now: 3, Session: 9, Name: "x", TTL: 5, Owner: "o", Wait: true, Token: 4,
+		Sessions: []uint64{1}, Member: Member{ID: 1}}
+	got, err := Decode(Encode(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (&Command{Op: OpTick, Now: 3}); !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestDecodeTruncated(t *testing.T) {
+	for _, c := range allOps {
+		b := Encode(c)
+		for n := 0; n < len(b); n++ {
+			if _, err := Decode(b[:n]); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%+v truncated to %d of %d: err %v, want ErrCorrupt", c, n, len(b), err)
+			}
+		}
+		if _, err := Decode(append(b[:len(b):len(b)], 0)); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%+v with a trailing byte: err %v, want ErrCorrupt", c, err)
+		}
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"nil", nil, ErrCorrupt},
+		{"version 0", []byte{0, byte(OpTick), 0}, ErrUnknownVersion},
+		{"version 2", append([]byte{2}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
+		{"op 0", []byte{1, 0, 0}, ErrCorrupt},
+		{"unknown op", []byte{1, 200, 0}, ErrCorrupt},
+		{"wait byte 2", func() []byte {
+			b := Encode(&Command{Op: OpAcquire, Session: 1, Name: "x"})
+			b[len(b)-1] = 2
+			return b
+		}(), ErrCorrupt},
+		{"huge string length", []byte{1, byte(OpCancel), 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}, ErrCorrupt},
+		{"huge count", []byte{1, byte(OpKeepAlive), 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrCorrupt},
+		{"overlong varint", []byte{1, byte(OpTick), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrCorrupt},
+	} {
+		c, err := Decode(tc.b)
+		if !errors.Is(err, tc.want) || c != nil {
+			t.Errorf("%s: got %+v, %v; want %v", tc.name, c, err, tc.want)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, c := range allOps {
+		f.Add(Encode(c))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{2})
+	f.Add([]byte{1, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Decode(b)
+		if err != nil {
+			if c != nil {
+				t.Fatal("command with error")
+			}
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownVersion) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		// Whatever decodes re-encodes to something that decodes the same.
+		again, err := Decode(Encode(c))
+		if err != nil || !reflect.DeepEqual(again, c) {
+			t.Fatalf("re-decode: %+v, %v; want %+v", again, err, c)
+		}
+		// And applying it never panics.
+		New().Apply(1, 1, c)
+	})
+}
