@@ -511,3 +511,36 @@ func TestNewLeaderExtendsSessions(t *testing.T) {
 	c.start(old.n.ID())
 	c.converged()
 }
+
+func TestCommitsThroughLossyDelayedNetwork(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	s, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute)})
+	c.nw.SetDropRate(0.2)
+	c.nw.SetDelay(time.Millisecond)
+	var last uint64
+	for i := 0; i < 10; i++ {
+		// Leadership may move while messages are lost: find the leader
+		// again and retry. A retry is safe and answers the original grant
+		// if the first attempt happened.
+		var r lock.Result
+		var idx uint64
+		var err error
+		for attempt := 0; attempt < 10; attempt++ {
+			lead = c.leader()
+			r, idx, err = c.propose(lead, &lock.Command{Op: lock.OpAcquire, Session: s.Session, Name: fmt.Sprintf("k%d", i)})
+			if err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("acquire k%d: %v after 10 attempts", i, err)
+		}
+		if r.Code != lock.CodeOK || r.Token <= last || r.Token > idx {
+			t.Fatalf("acquire k%d: %+v at %d after token %d", i, r, idx, last)
+		}
+		last = r.Token
+	}
+	c.nw.Heal()
+	c.converged()
+}
