@@ -60,8 +60,8 @@ type Status struct {
 	// SnapshotIndex is the index of the newest snapshot this node saved or
 	// received.
 	SnapshotIndex uint64
-	// Ready is true while the node knows a leader and has applied every
-	// entry it knows to be committed.
+	// Ready is true while the node knows a leader and the leader's client
+	// URL, and has applied every entry it knows to be committed.
 	Ready   bool
 	Members []MemberStatus // sorted by ID
 }

@@ -733,6 +733,8 @@ func (n *Node) publishStatus() {
 			st.LeaderClientURL = m.ClientURL
 		}
 	}
-	st.Ready = n.lead != 0 && n.applied >= st.Commit
+	// Ready also wants the leader's client URL: without it a follower can
+	// not forward writes.
+	st.Ready = n.lead != 0 && n.applied >= st.Commit && st.LeaderClientURL != ""
 	n.status.Store(st)
 }
