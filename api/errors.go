@@ -1,0 +1,140 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Stable error codes of the "code" field of an Error. Clients switch on
+// these, never on messages; new codes may be added, existing ones never
+// change meaning.
+const (
+	// CodeInvalidArgument: the request is malformed or out of bounds (HTTP 400).
+	CodeInvalidArgument = "invalid_argument"
+	// CodeSessionNotFound: the session never existed, was closed or expired (HTTP 404).
+	CodeSessionNotFound = "session_not_found"
+	// CodeLockHeld: another session holds the lock; Error.Holder names it (HTTP 409).
+	CodeLockHeld = "lock_held"
+	// CodeNotHolder: release by a session that does not hold the lock, or with a
+	// stale token; nothing changed (HTTP 409).
+	CodeNotHolder = "not_holder"
+	// CodeNotFound: no such path (HTTP 404).
+	CodeNotFound = "not_found"
+	// CodeUnavailable: no leader, no quorum, the node is stopping or not ready,
+	// or the deadline passed before the request was proposed. Nothing was
+	// changed; retry, possibly on another node (HTTP 503).
+	CodeUnavailable = "unavailable"
+	// CodeTimeout: the write was proposed but its outcome is unknown (the
+	// deadline passed or the leader changed). It may or may not have been
+	// applied; retrying the same request is safe (HTTP 503).
+	CodeTimeout = "timeout"
+	// CodeTooLarge: the request body exceeds MaxBodyBytes (HTTP 413).
+	CodeTooLarge = "too_large"
+	// CodeMethodNotAllowed: the path exists but not with this method (HTTP 405).
+	CodeMethodNotAllowed = "method_not_allowed"
+	// CodeInternal: a server bug (HTTP 500).
+	CodeInternal = "internal"
+)
+
+// Sentinel errors, one per error code. An *Error matches the sentinel of its
+// code with errors.Is. Their texts are not part of the wire format.
+var (
+	// ErrInvalidArgument matches CodeInvalidArgument.
+	ErrInvalidArgument = errors.New("api: invalid argument")
+	// ErrSessionNotFound matches CodeSessionNotFound.
+	ErrSessionNotFound = errors.New("api: session not found")
+	// ErrLockHeld matches CodeLockHeld.
+	ErrLockHeld = errors.New("api: lock held")
+	// ErrNotHolder matches CodeNotHolder.
+	ErrNotHolder = errors.New("api: not holder")
+	// ErrNotFound matches CodeNotFound.
+	ErrNotFound = errors.New("api: not found")
+	// ErrUnavailable matches CodeUnavailable.
+	ErrUnavailable = errors.New("api: unavailable")
+	// ErrOutcomeUnknown matches CodeTimeout: the request may or may not have
+	// taken effect; retrying the same request is safe.
+	ErrOutcomeUnknown = errors.New("api: outcome unknown")
+	// ErrTooLarge matches CodeTooLarge.
+	ErrTooLarge = errors.New("api: request too large")
+	// ErrMethodNotAllowed matches CodeMethodNotAllowed.
+	ErrMethodNotAllowed = errors.New("api: method not allowed")
+	// ErrInternal matches CodeInternal.
+	ErrInternal = errors.New("api: internal error")
+)
+
+// Aliases of the sentinels above, for callers that think of them by another
+// name. They are the same values.
+var (
+	// ErrLocked is ErrLockHeld.
+	ErrLocked = ErrLockHeld
+	// ErrNotHeld is ErrNotHolder.
+	ErrNotHeld = ErrNotHolder
+	// ErrSessionExpired is ErrSessionNotFound: an expired session is gone.
+	ErrSessionExpired = ErrSessionNotFound
+	// ErrTimeout is ErrOutcomeUnknown (the code "timeout").
+	ErrTimeout = ErrOutcomeUnknown
+)
+
+// Sentinel returns the sentinel error of code, and nil for a code this
+// version does not know (compare Error.Code then).
+func Sentinel(code string) error {
+	switch code {
+	case CodeInvalidArgument:
+		return ErrInvalidArgument
+	case CodeSessionNotFound:
+		return ErrSessionNotFound
+	case CodeLockHeld:
+		return ErrLockHeld
+	case CodeNotHolder:
+		return ErrNotHolder
+	case CodeNotFound:
+		return ErrNotFound
+	case CodeUnavailable:
+		return ErrUnavailable
+	case CodeTimeout:
+		return ErrOutcomeUnknown
+	case CodeTooLarge:
+		return ErrTooLarge
+	case CodeMethodNotAllowed:
+		return ErrMethodNotAllowed
+	case CodeInternal:
+		return ErrInternal
+	}
+	return nil
+}
+
+// Error is the error object of every error answer. It implements error, and
+// errors.Is(e, Sentinel(e.Code)) is true.
+type Error struct {
+	// Code is one of the Code* constants.
+	Code string `json:"code"`
+	// Message says what went wrong, for humans; it is not stable.
+	Message string `json:"message"`
+	// Holder is the current holder of the lock when Code is CodeLockHeld
+	// (absent when the server could not tell).
+	Holder *Holder `json:"holder,omitempty"`
+}
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Error returns "raftlock: <code>: <message>".
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "raftlock: " + e.Code
+	}
+	return "raftlock: " + e.Code + ": " + e.Message
+}
+
+// Is reports whether target is the sentinel of e's code.
+func (e *Error) Is(target error) bool {
+	s := Sentinel(e.Code)
+	return s != nil && s == target
+}
+
+// ErrorResponse is the body of every error answer: {"error": {...}}.
+type ErrorResponse struct {
+	Error Error `json:"error"`
+}

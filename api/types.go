@@ -1,0 +1,302 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Header names and query parameters of the API.
+const (
+	// HeaderLeader is set on every answer to the client URL of the leader,
+	// when the answering node knows it. Clients send their next write there.
+	HeaderLeader = "Raftlock-Leader"
+	// HeaderForwarded marks a request that a follower forwarded to the
+	// leader. A node that receives it and is not the leader answers 503
+	// unavailable instead of forwarding again. Clients never set it.
+	HeaderForwarded = "Raftlock-Forwarded"
+	// QueryConsistency selects the consistency of a GET: absent means
+	// linearizable, ConsistencyStale a possibly stale read of the answering
+	// node's local state. Any other value is invalid.
+	QueryConsistency = "consistency"
+	// ConsistencyStale is the value of QueryConsistency for a stale read.
+	ConsistencyStale = "stale"
+	// QueryPrefix filters GET /v1/locks by name prefix.
+	QueryPrefix = "prefix"
+)
+
+// Limits enforced by the server.
+const (
+	// MaxBodyBytes is the largest request body accepted (1 MiB).
+	MaxBodyBytes = 1 << 20
+	// MaxLockNameLen is the longest lock name, in bytes.
+	MaxLockNameLen = 256
+	// MaxOwnerLen is the longest owner label, in bytes.
+	MaxOwnerLen = 256
+)
+
+// SessionID is a session's ID. On the wire it is a decimal string ("42");
+// zero means "no session" and is omitted by omitempty. Decoding accepts only
+// a JSON string holding a decimal integer > 0.
+type SessionID uint64
+
+// String returns the decimal form.
+func (id SessionID) String() string { return strconv.FormatUint(uint64(id), 10) }
+
+// MarshalJSON encodes the ID as a decimal string.
+func (id SessionID) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + id.String() + `"`), nil
+}
+
+// UnmarshalJSON decodes a decimal string > 0; null leaves id unchanged.
+func (id *SessionID) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // encoding/json's convention: null leaves the value alone
+	}
+	var s string
+	if len(b) == 0 || b[0] != '"' || json.Unmarshal(b, &s) != nil {
+		return fmt.Errorf("session id must be a JSON string holding a decimal integer, not %s", clip(b))
+	}
+	v, err := ParseSessionID(s)
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
+// ParseSessionID parses a decimal session ID > 0, as in a URL path.
+func ParseSessionID(s string) (SessionID, error) {
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("session id %q is not a decimal integer between 1 and 18446744073709551615", clipString(s))
+	}
+	return SessionID(v), nil
+}
+
+// Duration is a time.Duration that is a Go duration string on the wire
+// ("10s", "1m30s"). Zero is omitted by omitempty.
+type Duration time.Duration
+
+// String returns the Go duration string.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON encodes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + d.String() + `"`), nil
+}
+
+// UnmarshalJSON decodes a Go duration string (negative values decode; the
+// server rejects them); null leaves d unchanged.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil // encoding/json's convention: null leaves the value alone
+	}
+	var s string
+	if len(b) == 0 || b[0] != '"' || json.Unmarshal(b, &s) != nil {
+		return fmt.Errorf("duration must be a JSON string such as \"10s\", not %s", clip(b))
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use a Go duration such as \"500ms\", \"10s\" or \"1m30s\"", clipString(s))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func clip(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > 40 {
+		return string(b[:40]) + "..."
+	}
+	return string(b)
+}
+
+func clipString(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// ValidateLockName reports whether name is a valid lock name: 1 to
+// MaxLockNameLen bytes of ASCII letters, digits and '.', '_', '-', ':', '/'.
+// The error says which rule is broken.
+func ValidateLockName(name string) error {
+	if name == "" {
+		return fmt.Errorf("lock name is empty: use 1 to %d bytes of ASCII letters, digits and . _ - : /", MaxLockNameLen)
+	}
+	if len(name) > MaxLockNameLen {
+		return fmt.Errorf("lock name is %d bytes long: at most %d are allowed", len(name), MaxLockNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if !nameByte(name[i]) {
+			return fmt.Errorf("lock name %q has the character %q at byte %d: only ASCII letters, digits and . _ - : / are allowed", clipString(name), name[i], i)
+		}
+	}
+	return nil
+}
+
+// ValidateLockPrefix reports whether prefix may be a prefix of a lock name:
+// empty, or up to MaxLockNameLen bytes of the lock name characters.
+func ValidateLockPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if err := ValidateLockName(prefix); err != nil {
+		return fmt.Errorf("prefix: %w", err)
+	}
+	return nil
+}
+
+func nameByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	case c == '.', c == '_', c == '-', c == ':', c == '/':
+		return true
+	}
+	return false
+}
+
+// LockPath returns the URL path of lock name, "/v1/locks/" followed by the
+// name with every '/' percent-encoded, so that it is safe for any name
+// whatever action follows (LockPath(n)+"/acquire").
+func LockPath(name string) string { return "/v1/locks/" + url.PathEscape(name) }
+
+// SessionPath returns the URL path of session id, "/v1/sessions/<id>".
+func SessionPath(id SessionID) string { return "/v1/sessions/" + id.String() }
+
+// CreateSessionRequest is the body of POST /v1/sessions.
+type CreateSessionRequest struct {
+	// TTL is the session's time to live, renewed by each keep-alive.
+	// Required, within the server's bounds (by default 2s to 1h).
+	TTL Duration `json:"ttl"`
+	// Owner is a free-form label (at most MaxOwnerLen bytes) shown to
+	// others, e.g. "host-a/pid-42".
+	Owner string `json:"owner,omitempty"`
+}
+
+// SessionResponse answers POST /v1/sessions (201) and
+// POST /v1/sessions/{id}/keepalive (200; Owner is empty there).
+type SessionResponse struct {
+	ID    SessionID `json:"id"`
+	TTL   Duration  `json:"ttl"`
+	Owner string    `json:"owner,omitempty"`
+}
+
+// CloseSessionResponse answers DELETE /v1/sessions/{id}.
+type CloseSessionResponse struct {
+	ID SessionID `json:"id"`
+}
+
+// Session answers GET /v1/sessions/{id}.
+type Session struct {
+	ID    SessionID `json:"id"`
+	Owner string    `json:"owner"`
+	TTL   Duration  `json:"ttl"`
+	// Deadline is when the session expires unless renewed, on the cluster's
+	// clock (the leaders' wall clocks, never running backwards).
+	Deadline time.Time `json:"deadline"`
+	// Locks are the locks the session holds, sorted. Never null.
+	Locks []string `json:"locks"`
+	// Waiting are the locks the session is queued for, sorted. Never null.
+	Waiting []string `json:"waiting"`
+	// Bound is, for an ephemeral session, the lock it was opened for.
+	Bound string `json:"bound,omitempty"`
+}
+
+// AcquireRequest is the body of POST /v1/locks/{name}/acquire. Exactly one
+// of Session and TTL is set: Session acquires for an existing session; TTL
+// opens an ephemeral session bound to this lock, which is closed when the
+// lock is released (or the session expires).
+type AcquireRequest struct {
+	// Session acquires for this session.
+	Session SessionID `json:"session,omitempty"`
+	// Wait is how long to wait in the lock's FIFO queue when it is held.
+	// Zero tries once. At most the server's MaxWait (default 5m).
+	Wait Duration `json:"wait,omitempty"`
+	// TTL opens an ephemeral session with this TTL (no Session).
+	TTL Duration `json:"ttl,omitempty"`
+	// Owner labels the ephemeral session (only with TTL).
+	Owner string `json:"owner,omitempty"`
+}
+
+// LockGrant answers a successful acquire and release: the lock, the session
+// and the fencing token of the grant (for a release: the released token).
+type LockGrant struct {
+	Name    string    `json:"name"`
+	Session SessionID `json:"session"`
+	Token   uint64    `json:"token"`
+}
+
+// ReleaseRequest is the body of POST /v1/locks/{name}/release.
+type ReleaseRequest struct {
+	Session SessionID `json:"session"`
+	// Token is the fencing token of the grant being released (> 0).
+	Token uint64 `json:"token"`
+}
+
+// Holder is the session holding a lock.
+type Holder struct {
+	Session SessionID `json:"session"`
+	Owner   string    `json:"owner"`
+	Token   uint64    `json:"token"`
+	// Since is when the lock was granted, on the cluster's clock.
+	Since time.Time `json:"since"`
+}
+
+// Waiter is a session queued for a lock.
+type Waiter struct {
+	Session SessionID `json:"session"`
+	Owner   string    `json:"owner"`
+	// Since is when it joined the queue, on the cluster's clock.
+	Since time.Time `json:"since"`
+}
+
+// Lock answers GET /v1/locks/{name}. A free lock has a null Holder and no
+// waiters.
+type Lock struct {
+	Name   string  `json:"name"`
+	Holder *Holder `json:"holder"`
+	// Waiters are in queue order (the head is granted next). Never null.
+	Waiters []Waiter `json:"waiters"`
+}
+
+// LockList answers GET /v1/locks?prefix=p: the locks that are held or have
+// waiters, sorted by name. Never null.
+type LockList struct {
+	Locks []Lock `json:"locks"`
+}
+
+// Member is one member of the cluster.
+type Member struct {
+	ID        uint64 `json:"id"`
+	PeerURL   string `json:"peer_url"`
+	ClientURL string `json:"client_url"`
+}
+
+// Status answers GET /v1/status: the answering node's view.
+type Status struct {
+	// ID is the answering node's member ID.
+	ID uint64 `json:"id"`
+	// Leader is the leader's member ID, 0 when unknown.
+	Leader uint64 `json:"leader"`
+	// LeaderURL is the leader's client URL, "" when unknown.
+	LeaderURL string `json:"leader_url,omitempty"`
+	Term      uint64 `json:"term"`
+	Commit    uint64 `json:"commit"`
+	Applied   uint64 `json:"applied"`
+	// Ready is true while the node knows a leader and has applied all it
+	// knows to be committed (as /readyz).
+	Ready   bool     `json:"ready"`
+	Members []Member `json:"members"`
+}
+
+// Health answers GET /healthz and GET /readyz: {"status":"ok"}.
+type Health struct {
+	Status string `json:"status"`
+}

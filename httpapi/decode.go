@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/raftlock/raftlock/api"
+)
+
+// bodyKey is the echo.Context key of the buffered request body, kept for
+// forwarding to the leader.
+const bodyKey = "raftlock.body"
+
+// readBody reads the whole request body (at most api.MaxBodyBytes) and keeps
+// it in the context for forward.
+func readBody(c echo.Context) ([]byte, error) {
+	r := c.Request()
+	if r.ContentLength > api.MaxBodyBytes {
+		return nil, api.Errorf(api.CodeTooLarge, "the request body is %d bytes: it exceeds the limit of %d bytes", r.ContentLength, api.MaxBodyBytes)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, api.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, api.Errorf(api.CodeTooLarge, "the request body exceeds the limit of %d bytes", api.MaxBodyBytes)
+		}
+		return nil, api.Errorf(api.CodeInvalidArgument, "reading the request body: %v", err)
+	}
+	c.Set(bodyKey, b)
+	return b, nil
+}
+
+// decodeBody reads the body and decodes it strictly into v: unknown fields,
+// wrong types and trailing data are errors. An empty body is an error when
+// required, and leaves v as it is otherwise.
+func decodeBody(c echo.Context, v any, required bool, example string) error {
+	b, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		if required {
+			return api.Errorf(api.CodeInvalidArgument, "a JSON body is required, e.g. %s", example)
+		}
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return api.Errorf(api.CodeInvalidArgument, "invalid JSON body: %s (expected e.g. %s)", strings.TrimPrefix(err.Error(), "json: "), example)
+	}
+	if err := dec.Decode(&json.RawMessage{}); err != io.EOF {
+		return api.Errorf(api.CodeInvalidArgument, "invalid JSON body: trailing data after the JSON object")
+	}
+	return nil
+}
+
+// sessionParam parses the :id path parameter.
+func sessionParam(c echo.Context) (api.SessionID, error) {
+	raw := c.Param("id")
+	s, err := url.PathUnescape(raw)
+	if err != nil {
+		s = raw
+	}
+	id, err := api.ParseSessionID(s)
+	if err != nil {
+		return 0, api.Errorf(api.CodeInvalidArgument, "%v", err)
+	}
+	return id, nil
+}
+
+// consistency reports whether the GET asks for a stale read.
+func consistency(c echo.Context) (stale bool, err error) {
+	vs, ok := c.QueryParams()[api.QueryConsistency]
+	if !ok {
+		return false, nil
+	}
+	if len(vs) == 1 && vs[0] == api.ConsistencyStale {
+		return true, nil
+	}
+	return false, api.Errorf(api.CodeInvalidArgument, "consistency=%q: the only accepted value is %q (leave it out for a linearizable read)", strings.Join(vs, ","), api.ConsistencyStale)
+}
+
+func (s *Server) checkTTL(field string, d api.Duration) error {
+	t := time.Duration(d)
+	if t < s.cfg.MinTTL || t > s.cfg.MaxTTL {
+		return api.Errorf(api.CodeInvalidArgument, "%s %v is out of bounds: it must be between %v and %v", field, t, s.cfg.MinTTL, s.cfg.MaxTTL)
+	}
+	return nil
+}
+
+func (s *Server) checkWait(d api.Duration) error {
+	t := time.Duration(d)
+	if t < 0 || t > s.cfg.MaxWait {
+		return api.Errorf(api.CodeInvalidArgument, "wait %v is out of bounds: it must be between 0s (try once) and %v", t, s.cfg.MaxWait)
+	}
+	return nil
+}
+
+func checkOwner(owner string) error {
+	if len(owner) > api.MaxOwnerLen {
+		return api.Errorf(api.CodeInvalidArgument, "owner is %d bytes long: at most %d are allowed", len(owner), api.MaxOwnerLen)
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+// Package httpapi serves raftlock's REST API v1 (JSON over HTTP) with echo.
+// It depends only on the raftnode.Proposer interface (Propose, Read,
+// Subscribe, Status), never on the concrete node, and on the wire types of
+// package api.
+//
+// # Endpoints
+//
+//	POST   /v1/sessions                 {"ttl":"10s","owner":"o"}  → 201 {"id","ttl","owner"}
+//	POST   /v1/sessions/{id}/keepalive                             → 200 {"id","ttl"}
+//	DELETE /v1/sessions/{id}                                       → 200 {"id"}
+//	GET    /v1/sessions/{id}                                       → 200 {"id","owner","ttl","deadline","locks","waiting"}
+//	POST   /v1/locks/{name}/acquire     {"session":"42","wait":"5s"} or {"ttl":"30s","owner":"o"}
+//	                                                               → 200 {"name","session","token"}
+//	POST   /v1/locks/{name}/release     {"session":"42","token":17} → 200 {"name","session","token"}
+//	GET    /v1/locks/{name}                                        → 200 {"name","holder","waiters"}
+//	GET    /v1/locks?prefix=p                                      → 200 {"locks":[...]}
+//	GET    /v1/status                                              → 200 {"id","leader","term","commit","applied","members"}
+//	GET    /healthz                                                → 200 {"status":"ok"}
+//	GET    /readyz                                                 → 200 {"status":"ok"} while ready, else 503
+//
+// Ready means Status().Ready (a leader is known and the known log is applied)
+// and, on a follower, that the leader's client URL is known, so that writes
+// can be forwarded.
+//
+// # Lock names with '/'
+//
+// Lock routes are wildcards: everything after /v1/locks/ is the name, except
+// that for POST the last segment is the action. A name may therefore be
+// written as is or with each '/' percent-encoded as %2F:
+//
+//	POST /v1/locks/jobs/nightly/acquire     acquires "jobs/nightly"
+//	POST /v1/locks/jobs%2Fnightly/acquire   acquires "jobs/nightly"
+//	GET  /v1/locks/jobs/nightly             reads "jobs/nightly"
+//
+// The split into name and action happens before percent-decoding, so a name
+// whose last segment is "acquire" or "release" must be encoded in a POST:
+// POST /v1/locks/x%2Frelease/acquire acquires "x/release". Encoding every '/'
+// (url.PathEscape, api.LockPath) is always safe; clients and proxies that
+// normalise paths may also merge "//", so avoid names with empty segments.
+//
+// # Consistency and leaders
+//
+// Writes are proposed through the log and answer once applied. A follower
+// forwards a write to the leader (same method, path, query and body, plus the
+// header Raftlock-Forwarded: 1) and relays the answer; a forwarded request
+// that reaches a non-leader answers 503 unavailable, so requests never loop.
+// GETs are linearizable (a ReadIndex round, 503 without a quorum) unless they
+// carry ?consistency=stale. GET /v1/status is always the node's local view.
+// Every answer carries Raftlock-Leader with the leader's client URL when
+// known.
+//
+// # Errors
+//
+// Every error is {"error":{"code":"...","message":"..."}} with, for
+// lock_held, the holder. Codes and statuses:
+//
+//	invalid_argument     400  malformed JSON, unknown field, bad name, TTL or wait out of bounds, ...
+//	session_not_found    404  the session never existed, was closed or expired
+//	not_found            404  no such path
+//	method_not_allowed   405  the path exists, the method does not
+//	lock_held            409  held by another session (no wait, or the wait ran out)
+//	not_holder           409  release by a non-holder or with a stale token; nothing changed
+//	too_large            413  body over 1 MiB
+//	unavailable          503  no leader or quorum, node stopping, deadline before proposing; nothing changed
+//	timeout              503  proposed but the outcome is unknown; retrying the same request is safe
+//	internal             500  a bug
+//
+// Requests that fail validation propose nothing.
+package httpapi

@@ -1,0 +1,201 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/raftnode"
+)
+
+// Server serves the REST API v1 over a raftnode.Proposer. It is safe for
+// concurrent use; its handler may serve any number of requests at once.
+type Server struct {
+	cfg    Config
+	node   raftnode.Proposer
+	log    *slog.Logger
+	fwd    *http.Client
+	ownFwd bool
+	e      *echo.Echo
+}
+
+// New returns a Server for cfg. Zero durations take their defaults; it
+// returns Validate's error for an invalid cfg. New starts no goroutines.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, fwd: cfg.ForwardClient}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.fwd == nil {
+		s.fwd = newForwardClient()
+		s.ownFwd = true
+	}
+	s.e = s.routes()
+	return s, nil
+}
+
+// Handler returns the http.Handler that serves the API (an echo instance).
+func (s *Server) Handler() http.Handler { return s.e }
+
+// Close releases the idle connections of the Server's own forwarding client
+// (none when Config.ForwardClient was set). Call it after the http.Server
+// that uses Handler has shut down. It always returns nil.
+func (s *Server) Close() error {
+	if s.ownFwd {
+		s.fwd.CloseIdleConnections()
+	}
+	return nil
+}
+
+func newForwardClient() *http.Client {
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 0, // bounded by the request's context (waits can be long)
+		ExpectContinueTimeout: time.Second,
+	}
+	return &http.Client{
+		Transport: t,
+		// Relay a redirect as it is rather than following it.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard)
+	e.HTTPErrorHandler = s.handleError
+
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod:   true,
+		LogURI:      true,
+		LogStatus:   true,
+		LogLatency:  true,
+		LogRemoteIP: true,
+		LogError:    true,
+		HandleError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			attrs := []slog.Attr{
+				slog.String("method", v.Method),
+				slog.String("uri", v.URI),
+				slog.Int("status", v.Status),
+				slog.Duration("latency", v.Latency),
+				slog.String("remote_ip", v.RemoteIP),
+			}
+			if v.Error != nil {
+				attrs = append(attrs, slog.String("error", v.Error.Error()))
+			}
+			s.log.LogAttrs(c.Request().Context(), slog.LevelDebug, "http request", attrs...)
+			return nil
+		},
+	}))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableErrorHandler: true, // the error goes up to the request logger, which calls handleError
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic in handler", "method", c.Request().Method, "uri", c.Request().RequestURI, "error", err, "stack", string(stack))
+			return fmt.Errorf("%w: panic: %v", api.ErrInternal, err)
+		},
+	}))
+	e.Use(s.leaderHeader)
+
+	e.POST("/v1/sessions", s.createSession)
+	e.GET("/v1/sessions/:id", s.getSession)
+	e.DELETE("/v1/sessions/:id", s.closeSession)
+	e.POST("/v1/sessions/:id/keepalive", s.keepAlive)
+	e.GET("/v1/locks", s.listLocks)
+	e.GET("/v1/locks/*", s.getLock)
+	e.POST("/v1/locks/*", s.lockAction)
+	e.GET("/v1/status", s.status)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	return e
+}
+
+// leaderHeader sets Raftlock-Leader on every answer, errors included
+// (a forwarded answer carries the leader's own value).
+func (s *Server) leaderHeader(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if u := s.node.Status().LeaderClientURL; u != "" {
+			c.Response().Header().Set(api.HeaderLeader, u)
+		}
+		return next(c)
+	}
+}
+
+// writeJSON answers status with v as compact JSON.
+func writeJSON(c echo.Context, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%w: encode answer: %v", api.ErrInternal, err)
+	}
+	return c.JSONBlob(status, b)
+}
+
+// writeCtx returns a context for one proposal or linearizable read of the
+// request: the request's context bounded by RequestTimeout.
+func (s *Server) writeCtx(c echo.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return writeJSON(c, http.StatusOK, api.Health{Status: "ok"})
+}
+
+// readyz answers 200 while the node can serve every request: Status().Ready
+// (a leader is known and the log is applied) and, on a follower, the
+// leader's client URL is known, so that writes can be forwarded. Otherwise
+// 503 unavailable.
+func (s *Server) readyz(c echo.Context) error {
+	st := s.node.Status()
+	switch {
+	case st.Leader == 0:
+		return api.Errorf(api.CodeUnavailable, "not ready: no leader known")
+	case !st.Ready:
+		return api.Errorf(api.CodeUnavailable, "not ready: catching up with the log (applied %d)", st.Applied)
+	case !st.IsLeader && st.LeaderClientURL == "":
+		return api.Errorf(api.CodeUnavailable, "not ready: the leader (member %d) has not published its client URL yet, so writes cannot be forwarded", st.Leader)
+	}
+	return writeJSON(c, http.StatusOK, api.Health{Status: "ok"})
+}
+
+// status answers the node's own view from Status(); it needs no quorum, so
+// it works on a node cut off from the cluster (consistency is validated but
+// the answer is always local).
+func (s *Server) status(c echo.Context) error {
+	if _, err := consistency(c); err != nil {
+		return err
+	}
+	st := s.node.Status()
+	out := api.Status{
+		ID:        st.ID,
+		Leader:    st.Leader,
+		LeaderURL: st.LeaderClientURL,
+		Term:      st.Term,
+		Commit:    st.Commit,
+		Applied:   st.Applied,
+		Ready:     st.Ready,
+		Members:   make([]api.Member, 0, len(st.Members)),
+	}
+	for _, m := range st.Members {
+		out.Members = append(out.Members, api.Member{ID: m.ID, PeerURL: m.PeerURL, ClientURL: m.ClientURL})
+	}
+	return writeJSON(c, http.StatusOK, out)
+}

@@ -1,0 +1,205 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/lock"
+)
+
+const (
+	exampleSession = `{"ttl":"10s","owner":"host-a"}`
+	exampleNone    = `no body, or {}`
+)
+
+// createSession: POST /v1/sessions {"ttl","owner"} → 201 api.SessionResponse.
+func (s *Server) createSession(c echo.Context) error {
+	var req api.CreateSessionRequest
+	if err := decodeBody(c, &req, true, exampleSession); err != nil {
+		return err
+	}
+	if req.TTL == 0 {
+		return api.Errorf(api.CodeInvalidArgument, "ttl is required: a Go duration between %v and %v, e.g. %s", s.cfg.MinTTL, s.cfg.MaxTTL, exampleSession)
+	}
+	if err := s.checkTTL("ttl", req.TTL); err != nil {
+		return err
+	}
+	if err := checkOwner(req.Owner); err != nil {
+		return err
+	}
+	ctx, cancel := s.writeCtx(c)
+	defer cancel()
+	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpOpenSession, TTL: int64(req.TTL), Owner: req.Owner})
+	if err != nil {
+		return s.proposeFailed(c, err, 0)
+	}
+	if res.Code != lock.CodeOK {
+		return resultError(res, "", 0)
+	}
+	ttl := res.TTL
+	if ttl == 0 {
+		ttl = int64(req.TTL)
+	}
+	return writeJSON(c, http.StatusCreated, api.SessionResponse{ID: api.SessionID(res.Session), TTL: api.Duration(ttl), Owner: req.Owner})
+}
+
+// keepAlive: POST /v1/sessions/{id}/keepalive → 200 {"id","ttl"}, or 404
+// session_not_found once the session expired or was closed.
+func (s *Server) keepAlive(c echo.Context) error {
+	id, err := sessionParam(c)
+	if err != nil {
+		return err
+	}
+	if err := decodeBody(c, &struct{}{}, false, exampleNone); err != nil {
+		return err
+	}
+	ctx, cancel := s.writeCtx(c)
+	defer cancel()
+	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpKeepAlive, Sessions: []uint64{uint64(id)}})
+	if err != nil {
+		return s.proposeFailed(c, err, 0)
+	}
+	for _, m := range res.Missing {
+		if m == uint64(id) {
+			return sessionNotFound(id)
+		}
+	}
+	if res.Code != lock.CodeOK {
+		return resultError(res, "", uint64(id))
+	}
+	// The TTL is not in the keep-alive's result: read it from the local
+	// state, which includes the keep-alive just applied on this node.
+	var ttl int64
+	if err := s.node.Read(ctx, true, func(m *lock.Machine) {
+		if si, ok := m.Session(uint64(id)); ok {
+			ttl = si.TTL
+		}
+	}); err != nil {
+		s.log.Warn("read the ttl after a keep-alive", "session", uint64(id), "error", err)
+	}
+	return writeJSON(c, http.StatusOK, api.SessionResponse{ID: id, TTL: api.Duration(ttl)})
+}
+
+// closeSession: DELETE /v1/sessions/{id} → 200 {"id"}: releases the
+// session's locks (granting their next waiters) and withdraws it from every
+// queue; 404 when unknown.
+func (s *Server) closeSession(c echo.Context) error {
+	id, err := sessionParam(c)
+	if err != nil {
+		return err
+	}
+	if err := decodeBody(c, &struct{}{}, false, exampleNone); err != nil {
+		return err
+	}
+	ctx, cancel := s.writeCtx(c)
+	defer cancel()
+	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpCloseSession, Session: uint64(id)})
+	if err != nil {
+		return s.proposeFailed(c, err, 0)
+	}
+	if res.Code != lock.CodeOK {
+		return resultError(res, "", uint64(id))
+	}
+	return writeJSON(c, http.StatusOK, api.CloseSessionResponse{ID: id})
+}
+
+// getSession: GET /v1/sessions/{id} → 200 api.Session, 404 when unknown.
+func (s *Server) getSession(c echo.Context) error {
+	id, err := sessionParam(c)
+	if err != nil {
+		return err
+	}
+	var (
+		out   api.Session
+		found bool
+	)
+	if err := s.read(c, func(m *lock.Machine) {
+		si, ok := m.Session(uint64(id))
+		if !ok {
+			return
+		}
+		found = true
+		out = api.Session{
+			ID:       id,
+			Owner:    si.Owner,
+			TTL:      api.Duration(si.TTL),
+			Deadline: unixTime(si.Deadline),
+			Locks:    append([]string{}, si.Locks...),
+			Waiting:  append([]string{}, si.Waiting...),
+			Bound:    si.Bound,
+		}
+	}); err != nil {
+		return err
+	}
+	if !found {
+		return sessionNotFound(id)
+	}
+	return writeJSON(c, http.StatusOK, out)
+}
+
+// read runs fn through Node.Read: linearizable (bounded by RequestTimeout)
+// unless the request asks for ?consistency=stale. fn must copy what it keeps.
+func (s *Server) read(c echo.Context, fn func(m *lock.Machine)) error {
+	stale, err := consistency(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.writeCtx(c)
+	defer cancel()
+	if err := s.node.Read(ctx, stale, fn); err != nil {
+		if c.Request().Context().Err() == nil && ctx.Err() != nil {
+			return api.Errorf(api.CodeUnavailable, "a linearizable read needs a quorum, and none answered within %v; add ?consistency=stale for a possibly stale answer from this node", s.cfg.RequestTimeout)
+		}
+		return err
+	}
+	return nil
+}
+
+func sessionNotFound(id api.SessionID) error {
+	return api.Errorf(api.CodeSessionNotFound, "session %s not found: it never existed, was closed or expired", id)
+}
+
+// resultError turns a refusal of the state machine into its API error.
+func resultError(res lock.Result, name string, session uint64) error {
+	if res.Session != 0 {
+		session = res.Session
+	}
+	switch res.Code {
+	case lock.CodeSessionNotFound:
+		return sessionNotFound(api.SessionID(session))
+	case lock.CodeLockHeld, lock.CodeQueued:
+		return lockHeld(name, res.Holder, "")
+	case lock.CodeNotHolder:
+		return api.Errorf(api.CodeNotHolder, "session %d does not hold lock %q with this token (released already, another session holds it, or the token is stale); nothing changed", session, name)
+	case lock.CodeInvalid:
+		if name != "" {
+			return api.Errorf(api.CodeInvalidArgument, "session %d cannot act on lock %q: an ephemeral session exists for the one lock it was opened for", session, name)
+		}
+		return api.Errorf(api.CodeInvalidArgument, "the state machine refused the command as invalid")
+	}
+	return api.Errorf(api.CodeInternal, "unexpected result %v", res.Code)
+}
+
+func lockHeld(name string, h *lock.Holder, suffix string) error {
+	e := &api.Error{Code: api.CodeLockHeld}
+	if h != nil {
+		e.Holder = apiHolder(h)
+		e.Message = "lock \"" + name + "\" is held by session " + e.Holder.Session.String()
+		if h.Owner != "" {
+			e.Message += " (owner \"" + h.Owner + "\")"
+		}
+	} else {
+		e.Message = "lock \"" + name + "\" is held by another session"
+	}
+	e.Message += suffix
+	return e
+}
+
+func apiHolder(h *lock.Holder) *api.Holder {
+	return &api.Holder{Session: api.SessionID(h.Session), Owner: h.Owner, Token: h.Token, Since: unixTime(h.Since)}
+}
+
+func unixTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
