@@ -18,9 +18,8 @@
 //	GET    /healthz                                                → 200 {"status":"ok"}
 //	GET    /readyz                                                 → 200 {"status":"ok"} while ready, else 503
 //
-// Ready means Status().Ready (a leader is known and the known log is applied)
-// and, on a follower, that the leader's client URL is known, so that writes
-// can be forwarded.
+// Ready means Status().Ready: a leader is known, its client URL is known (so
+// that writes can be forwarded) and the known log is applied.
 //
 // # Lock names with '/'
 //

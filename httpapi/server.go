@@ -159,19 +159,18 @@ func (s *Server) healthz(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, api.Health{Status: "ok"})
 }
 
-// readyz answers 200 while the node can serve every request: Status().Ready
-// (a leader is known and the log is applied) and, on a follower, the
-// leader's client URL is known, so that writes can be forwarded. Otherwise
-// 503 unavailable.
+// readyz answers 200 while Status().Ready: a leader is known, its client URL
+// is known (so writes can be forwarded) and the log is applied. Otherwise
+// 503 unavailable, saying which condition is missing.
 func (s *Server) readyz(c echo.Context) error {
 	st := s.node.Status()
 	switch {
 	case st.Leader == 0:
 		return api.Errorf(api.CodeUnavailable, "not ready: no leader known")
+	case st.LeaderClientURL == "":
+		return api.Errorf(api.CodeUnavailable, "not ready: the leader (member %d) has not published its client URL yet, so writes cannot be forwarded", st.Leader)
 	case !st.Ready:
 		return api.Errorf(api.CodeUnavailable, "not ready: catching up with the log (applied %d)", st.Applied)
-	case !st.IsLeader && st.LeaderClientURL == "":
-		return api.Errorf(api.CodeUnavailable, "not ready: the leader (member %d) has not published its client URL yet, so writes cannot be forwarded", st.Leader)
 	}
 	return writeJSON(c, http.StatusOK, api.Health{Status: "ok"})
 }
