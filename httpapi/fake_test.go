@@ -24,6 +24,8 @@ type fakeNode struct {
 	cmds    []lock.Command
 	results []lock.Result
 	subs    map[chan lock.Event]struct{}
+	history []lock.Event  // every event, for Watch
+	oldest  uint64        // Watch refuses to resume before this revision
 	changed chan struct{} // closed and replaced on every apply
 
 	status raftnode.Status
@@ -95,6 +97,7 @@ func (f *fakeNode) applyLocked(cmd *lock.Command) lock.Result {
 	res := f.m.Apply(f.index, 1, &c)
 	f.cmds = append(f.cmds, c)
 	f.results = append(f.results, res)
+	f.history = append(f.history, res.Events...)
 	for ch := range f.subs {
 		if f.mute {
 			break
@@ -140,6 +143,55 @@ func (f *fakeNode) Subscribe(buf int) (<-chan lock.Event, func()) {
 	ch := make(chan lock.Event, buf)
 	f.subs[ch] = struct{}{}
 	return ch, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.subs[ch]; ok {
+			delete(f.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+func (f *fakeNode) Watch(after uint64, buf int) (<-chan lock.Event, func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if after < f.oldest {
+		return nil, nil, &raftnode.CompactedError{Oldest: f.oldest}
+	}
+	var backlog []lock.Event
+	for _, ev := range f.history {
+		if ev.Revision > after {
+			backlog = append(backlog, ev)
+		}
+	}
+	ch := make(chan lock.Event, buf+len(backlog))
+	for _, ev := range backlog {
+		ch <- ev
+	}
+	return ch, f.register(ch), nil
+}
+
+func (f *fakeNode) ReadWatch(ctx context.Context, stale bool, fn func(m *lock.Machine), buf int) (<-chan lock.Event, func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if f.stopped {
+		return nil, nil, raftnode.ErrStopped
+	}
+	if !stale && (f.readNoLeader || f.noLeader) {
+		return nil, nil, raftnode.ErrNoLeader
+	}
+	fn(f.m)
+	ch := make(chan lock.Event, buf)
+	return ch, f.register(ch), nil
+}
+
+// register adds ch as a subscriber; f.mu must be held.
+func (f *fakeNode) register(ch chan lock.Event) func() {
+	f.subs[ch] = struct{}{}
+	return func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if _, ok := f.subs[ch]; ok {

@@ -87,6 +87,16 @@ type Proposer interface {
 	// cancel is called. A subscriber that falls more than buf events
 	// behind is dropped: its channel is closed.
 	Subscribe(buf int) (events <-chan lock.Event, cancel func())
+	// Watch delivers, in order and without gaps, every event with a
+	// revision greater than after (the ones this node applied already,
+	// then new ones), until cancel is called or the subscriber falls more
+	// than buf events behind (its channel is closed). It returns a
+	// *CompactedError (ErrCompacted) when this node no longer holds all
+	// those events.
+	Watch(after uint64, buf int) (events <-chan lock.Event, cancel func(), err error)
+	// ReadWatch runs fn like Read and, at exactly the state fn saw, starts
+	// delivering every later event, as Subscribe does. Errors as Read.
+	ReadWatch(ctx context.Context, stale bool, fn func(m *lock.Machine), buf int) (events <-chan lock.Event, cancel func(), err error)
 	// Status returns the node's current status.
 	Status() Status
 }

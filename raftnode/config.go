@@ -44,6 +44,9 @@ type Config struct {
 	// MaxUncommittedEntriesSize bounds the bytes of proposed but uncommitted
 	// entries at the leader; beyond it proposals fail fast. Default 64 MiB.
 	MaxUncommittedEntriesSize uint64
+	// EventHistory is the number of recent events kept for watchers that
+	// resume from a revision (Watch). Default 10000.
+	EventHistory int
 	// Tick, when non-nil, replaces the internal ticker: every value received
 	// is one tick. Tests use it to step time by hand.
 	Tick <-chan struct{}
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 		MaxSizePerMsg:             1 << 20,
 		MaxInflightMsgs:           256,
 		MaxUncommittedEntriesSize: 64 << 20,
+		EventHistory:              10000,
 	}
 }
 

@@ -48,6 +48,7 @@ type Node struct {
 
 	subsMu sync.Mutex
 	subs   map[*subscriber]struct{}
+	hist   history
 
 	// Owned by the loop goroutine (and by New before Run starts).
 	wal          *wal.Log
@@ -168,6 +169,7 @@ func newNode(cfg Config, w *wal.Log, st *wal.State) (*Node, error) {
 	// flight; starting from the clock keeps a restarted node from matching
 	// an entry proposed by its previous life.
 	n.reqSeq = uint64(cfg.Now().UnixNano())
+	n.hist.max = cfg.EventHistory
 
 	if snap := st.Snapshot; snap != nil && !raft.IsEmptySnap(snap) {
 		if err := n.storage.ApplySnapshot(snap); err != nil {
@@ -179,6 +181,9 @@ func newNode(cfg Config, w *wal.Log, st *wal.State) (*Node, error) {
 		n.applied = snap.GetMetadata().GetIndex()
 		n.snapIndex = n.applied
 		n.confState = proto.Clone(snap.GetMetadata().GetConfState()).(*raftpb.ConfState)
+		// Entries after the snapshot are applied again, and their events
+		// published again; those before it are gone.
+		n.hist.complete = n.applied
 	}
 	if hs := st.HardState; hs != nil && !raft.IsEmptyHardState(hs) {
 		if err := n.storage.SetHardState(hs); err != nil {
@@ -404,6 +409,16 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	n.snapIndex = md.GetIndex()
 	n.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
 	n.membersDirty = true
+	// The events between the old state and the snapshot were never seen
+	// here: watchers must re-read the state.
+	n.subsMu.Lock()
+	n.hist.events = n.hist.events[:0]
+	n.hist.complete = n.applied
+	for s := range n.subs {
+		delete(n.subs, s)
+		close(s.c)
+	}
+	n.subsMu.Unlock()
 	n.log.Info("restored snapshot from leader", "index", md.GetIndex(), "term", md.GetTerm())
 	return nil
 }
