@@ -58,6 +58,9 @@ var (
 	ErrTooLarge = errors.New("api: request too large")
 	// ErrMethodNotAllowed matches CodeMethodNotAllowed.
 	ErrMethodNotAllowed = errors.New("api: method not allowed")
+	// ErrCompacted matches CodeCompacted: a stream cannot resume after the
+	// asked revision; re-read the state.
+	ErrCompacted = errors.New("api: revision compacted")
 	// ErrInternal matches CodeInternal.
 	ErrInternal = errors.New("api: internal error")
 )
@@ -99,6 +102,8 @@ func Sentinel(code string) error {
 		return ErrMethodNotAllowed
 	case CodeInternal:
 		return ErrInternal
+	case CodeCompacted:
+		return ErrCompacted
 	}
 	return nil
 }

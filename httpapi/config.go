@@ -31,6 +31,9 @@ type Config struct {
 	// unknown). An acquire with a wait is bounded by wait + RequestTimeout.
 	// Default (and when zero) 5s.
 	RequestTimeout time.Duration
+	// StreamKeepAlive is the interval of the keep-alive comment on event
+	// streams. Default (and when zero) 10s.
+	StreamKeepAlive time.Duration
 	// ForwardClient sends writes that reached a follower to the leader.
 	// nil means a client of its own with keep-alive connections, which
 	// Server.Close releases. Its Timeout should be zero: requests are
@@ -42,10 +45,11 @@ type Config struct {
 // set.
 func DefaultConfig() Config {
 	return Config{
-		MinTTL:         2 * time.Second,
-		MaxTTL:         time.Hour,
-		MaxWait:        5 * time.Minute,
-		RequestTimeout: 5 * time.Second,
+		MinTTL:          2 * time.Second,
+		MaxTTL:          time.Hour,
+		MaxWait:         5 * time.Minute,
+		RequestTimeout:  5 * time.Second,
+		StreamKeepAlive: 10 * time.Second,
 	}
 }
 
@@ -63,6 +67,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.StreamKeepAlive <= 0 {
+		c.StreamKeepAlive = d.StreamKeepAlive
 	}
 	return c
 }

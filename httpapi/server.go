@@ -123,6 +123,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/v1/locks", s.listLocks)
 	e.GET("/v1/locks/*", s.getLock)
 	e.POST("/v1/locks/*", s.lockAction)
+	e.GET("/v1/watch", s.watch)
 	e.GET("/v1/status", s.status)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)

@@ -232,8 +232,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		peerLn.Close()
 		return fmt.Errorf("listen client: %w", err)
 	}
+	// Requests derive from reqCtx, cancelled when shutdown starts, so that
+	// event streams and waiting acquires end instead of holding it up.
+	reqCtx, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
 	peerSrv := &http.Server{Handler: transport.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	clientSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	clientSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	srvErr := make(chan error, 2)
 	go func() { srvErr <- peerSrv.Serve(peerLn) }()
 	go func() { srvErr <- clientSrv.Serve(clientLn) }()
@@ -256,6 +261,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
+	go func() {
+		// Let in-flight writes finish briefly, then end what still waits.
+		select {
+		case <-time.After(time.Second):
+		case <-shutCtx.Done():
+		}
+		endRequests()
+	}()
 	_ = clientSrv.Shutdown(shutCtx)
 	cancel()
 	if err := <-nodeErr; err != nil && runErr == nil {
