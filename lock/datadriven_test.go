@@ -27,12 +27,17 @@ import (
 //	cancel id=1 name=x
 //	tick
 //	publish id=1 [peer=…] [client=…]
+//	campaign id=1 name=e [value=v | valuelen=N] [wait]
+//	proclaim id=1 name=e term=3 [value=v | valuelen=N]
+//	resign id=1 name=e term=3          (term=0 or none: withdraw a candidacy)
 //	op op=42 [id=…] [name=…] [ttl=…]  (a raw command, for invalid ones)
 //	noop                               (an entry without a command)
 //	dump | snapshot | restore
 //
 // Every applying command takes now=<duration since the epoch> (default 0),
-// term=N (sticky, default 1) and index=N (default: previous index + 1). The
+// raft-term=N (sticky, default 1) and index=N (default: previous index + 1);
+// term=N is the raft term too, except for proclaim and resign where it is
+// the leadership term (Command.Token). The
 // harness also checks after each command that the machine's invariants hold,
 // that the command survives Encode/Decode, and that a CodeInvalid result
 // changed nothing but the applied index.
@@ -44,7 +49,7 @@ func TestData(t *testing.T) {
 	}
 	for _, path := range paths {
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
-			h := &harness{m: New(), term: 1, lastG: map[string]uint64{}}
+			h := &harness{m: New(), term: 1, lastG: map[string]uint64{}, lastT: map[string]uint64{}}
 			datadriven.RunTest(t, path, h.run)
 		})
 	}
@@ -55,6 +60,7 @@ type harness struct {
 	term  uint64
 	snap  []byte
 	lastG map[string]uint64 // last token granted per lock
+	lastT map[string]uint64 // last term elected per election
 }
 
 func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
@@ -76,6 +82,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.m = m
 		for name, tok := range h.lastG {
 			h.lastG[name] = min(tok, m.AppliedIndex())
+		}
+		for name, term := range h.lastT {
+			h.lastT[name] = min(term, m.AppliedIndex())
 		}
 		return h.dump()
 	case "noop":
@@ -103,6 +112,15 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "publish":
 		cmd = &Command{Op: OpPublish, Member: Member{ID: uintArg(t, d, "id"),
 			PeerURL: strArg(d, "peer"), ClientURL: strArg(d, "client")}}
+	case "campaign":
+		cmd = &Command{Op: OpCampaign, Session: uintArg(t, d, "id"), Name: strArg(d, "name"),
+			Value: valueArg(t, d), Wait: d.HasArg("wait")}
+	case "proclaim":
+		cmd = &Command{Op: OpProclaim, Session: uintArg(t, d, "id"), Name: strArg(d, "name"),
+			Token: uintArg(t, d, "term"), Value: valueArg(t, d)}
+	case "resign":
+		cmd = &Command{Op: OpResign, Session: uintArg(t, d, "id"), Name: strArg(d, "name"),
+			Token: uintArg(t, d, "term")}
 	case "op":
 		cmd = &Command{Op: Op(uintArg(t, d, "op")), Session: uintArg(t, d, "id"),
 			Name: strArg(d, "name"), TTL: durArg(t, d, "ttl")}
@@ -114,7 +132,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	if d.HasArg("index") {
 		index = uintArg(t, d, "index")
 	}
-	if d.HasArg("term") {
+	if d.HasArg("raft-term") {
+		h.term = uintArg(t, d, "raft-term")
+	} else if d.HasArg("term") && d.Cmd != "proclaim" && d.Cmd != "resign" {
 		h.term = uintArg(t, d, "term")
 	}
 	if cmd != nil {
@@ -144,7 +164,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			d.Fatalf(t, "%s changed the state", res.Code)
 		}
 	}
-	if err := checkResult(entry{index: index, term: h.term, cmd: cmd}, res, h.lastG); err != nil {
+	if err := checkResult(entry{index: index, term: h.term, cmd: cmd}, res, h.lastG, h.lastT); err != nil {
 		d.Fatalf(t, "%v", err)
 	}
 	if cmd == nil {
@@ -168,6 +188,9 @@ func formatResult(r Result) string {
 	if h := r.Holder; h != nil {
 		fmt.Fprintf(&b, " holder=(session=%d owner=%s token=%d since=%s)", h.Session, h.Owner, h.Token, time.Duration(h.Since))
 	}
+	if l := r.Leader; l != nil {
+		fmt.Fprintf(&b, " leader=(session=%d owner=%s term=%d value=%s since=%s)", l.Session, l.Owner, l.Term, showValue(l.Value), time.Duration(l.Since))
+	}
 	if r.Missing != nil {
 		fmt.Fprintf(&b, " missing=%v", r.Missing)
 	}
@@ -179,6 +202,9 @@ func formatResult(r Result) string {
 		}
 		if e.Token != 0 {
 			fmt.Fprintf(&b, " token=%d", e.Token)
+		}
+		if e.Value != "" {
+			fmt.Fprintf(&b, " value=%s", showValue(e.Value))
 		}
 		fmt.Fprintf(&b, " time=%s\n", time.Duration(e.Time))
 	}
@@ -205,6 +231,9 @@ func (h *harness) dump() string {
 		if s.Bound != "" {
 			fmt.Fprintf(&b, " bound=%s", s.Bound)
 		}
+		if s.Campaigns != nil {
+			fmt.Fprintf(&b, " campaigns=%v", s.Campaigns)
+		}
 		b.WriteByte('\n')
 	}
 	for _, l := range m.Locks("") {
@@ -214,6 +243,17 @@ func (h *harness) dump() string {
 				b.WriteByte(' ')
 			}
 			fmt.Fprintf(&b, "%d@%s", w.Session, time.Duration(w.Since))
+		}
+		b.WriteString("]\n")
+	}
+	for _, e := range m.Elections("") {
+		l := e.Leader
+		fmt.Fprintf(&b, "election %s leader=%d term=%d value=%s since=%s candidates=[", e.Name, l.Session, l.Term, showValue(l.Value), time.Duration(l.Since))
+		for i, c := range e.Candidates {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%d:%s@%s", c.Session, showValue(c.Value), time.Duration(c.Since))
 		}
 		b.WriteString("]\n")
 	}
@@ -230,6 +270,22 @@ func strArg(d *datadriven.TestData, key string) string {
 		}
 	}
 	return ""
+}
+
+// valueArg is value=… or, for long values, valuelen=N (N times 'v').
+func valueArg(t *testing.T, d *datadriven.TestData) string {
+	if d.HasArg("valuelen") {
+		return strings.Repeat("v", int(uintArg(t, d, "valuelen")))
+	}
+	return strArg(d, "value")
+}
+
+// showValue prints a value, abbreviating long ones.
+func showValue(v string) string {
+	if len(v) > 32 {
+		return fmt.Sprintf("%s…(%d bytes)", v[:8], len(v))
+	}
+	return strconv.Quote(v)
 }
 
 func uintArg(t *testing.T, d *datadriven.TestData, key string) uint64 {

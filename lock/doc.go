@@ -1,6 +1,6 @@
 // Package lock is raftlock's replicated state machine: sessions (leases),
-// named locks with FIFO wait queues and fencing tokens, and the published
-// cluster members.
+// named locks with FIFO wait queues and fencing tokens, leader elections,
+// and the published cluster members.
 //
 // # Contract
 //
@@ -34,6 +34,30 @@
 // Retries are safe: an acquire by the holder returns its token, an acquire by
 // a waiter keeps its place, and a release that does not match the holder and
 // token answers CodeNotHolder and changes nothing.
+//
+// # Elections
+//
+// An election is a FIFO queue of sessions with a value each, in a namespace
+// of its own (election "x" and lock "x" are unrelated). OpCampaign joins:
+// with nobody leading, the session leads at once; otherwise it waits in the
+// queue (or fails with CodeNotLeader without Wait). The head leads; its term
+// is the index of the entry that elected it, so terms strictly increase per
+// election (and across elections) over the cluster's history and serve as
+// the leadership's fencing token. OpProclaim changes the leader's value;
+// OpResign leaves, and the head candidate leads in the same entry with that
+// entry's index as term. An election nobody leads does not exist: when the
+// leader leaves with nobody queued, the election ends (no_leader event).
+//
+// Retries are safe as for locks: a campaign by the leader returns its term
+// (the value stays: proclaim changes values), a campaign by a candidate
+// keeps its place, and a proclaim or resign with a stale term answers
+// CodeNotLeader and changes nothing. OpResign with term 0 withdraws a
+// candidacy (a campaign whose wait ran out); if the session won the race it
+// answers its term, so that the caller resigns. Closing or expiring a
+// session withdraws its candidacies and ends its leaderships in the same
+// entry; sessions expiring together first leave every queue, so nothing is
+// handed to a session that dies in the same entry. Ephemeral sessions
+// cannot campaign.
 //
 // # Encoding
 //

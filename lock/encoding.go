@@ -15,7 +15,7 @@ const commandVersion byte = 1
 // zeroed. An unknown Op encodes as version, op and Now only, and Decode
 // rejects it with ErrCorrupt. Encode does not retain c.
 func Encode(c *Command) []byte {
-	e := encoder{b: make([]byte, 0, 16+len(c.Name)+len(c.Owner)+len(c.Sessions)*3)}
+	e := encoder{b: make([]byte, 0, 16+len(c.Name)+len(c.Owner)+len(c.Value)+len(c.Sessions)*3)}
 	e.byte(commandVersion)
 	e.byte(byte(c.Op))
 	e.varint(c.Now)
@@ -48,6 +48,20 @@ func Encode(c *Command) []byte {
 		e.uvarint(c.Member.ID)
 		e.str(c.Member.PeerURL)
 		e.str(c.Member.ClientURL)
+	case OpCampaign:
+		e.uvarint(c.Session)
+		e.str(c.Name)
+		e.str(c.Value)
+		e.bool(c.Wait)
+	case OpProclaim:
+		e.uvarint(c.Session)
+		e.str(c.Name)
+		e.uvarint(c.Token)
+		e.str(c.Value)
+	case OpResign:
+		e.uvarint(c.Session)
+		e.str(c.Name)
+		e.uvarint(c.Token)
 	}
 	return e.b
 }
@@ -99,6 +113,20 @@ func Decode(b []byte) (*Command, error) {
 		c.Member.ID = d.uvarint("member id")
 		c.Member.PeerURL = d.str("peer url")
 		c.Member.ClientURL = d.str("client url")
+	case OpCampaign:
+		c.Session = d.uvarint("session")
+		c.Name = d.str("name")
+		c.Value = d.str("value")
+		c.Wait = d.bool("wait")
+	case OpProclaim:
+		c.Session = d.uvarint("session")
+		c.Name = d.str("name")
+		c.Token = d.uvarint("token")
+		c.Value = d.str("value")
+	case OpResign:
+		c.Session = d.uvarint("session")
+		c.Name = d.str("name")
+		c.Token = d.uvarint("token")
 	default:
 		d.fail(fmt.Sprintf("unknown op %d", c.Op))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -24,6 +25,12 @@ var allOps = []*Command{
 	{Op: OpRelease, Now: math.MinInt64, Session: 3, Name: "x", Token: math.MaxUint64},
 	{Op: OpCancel, Now: 10, Session: 3, Name: "x"},
 	{Op: OpPublish, Member: Member{ID: 2, PeerURL: "http://10.0.0.2:2380", ClientURL: "http://10.0.0.2:2379"}},
+	{Op: OpCampaign, Now: 11, Session: 3, Name: "leader/ä", Value: "http://10.0.0.1:8080", Wait: true},
+	{Op: OpCampaign, Now: 11, Session: 3, Name: "e"},
+	{Op: OpProclaim, Now: 12, Session: math.MaxUint64, Name: "e", Token: math.MaxUint64, Value: strings.Repeat("x", MaxValueSize)},
+	{Op: OpProclaim, Now: 12, Session: 3, Name: "e", Token: 9},
+	{Op: OpResign, Now: 13, Session: 3, Name: "e", Token: 7},
+	{Op: OpResign, Now: 13, Session: 3, Name: "e"},
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
@@ -46,14 +53,25 @@ func TestEncodeRoundTrip(t *testing.T) {
 }
 
 func TestEncodeDropsUnusedFields(t *testing.T) {
-	c := &Command{Op: OpTick, Now: 3, Session: 9, Name: "x", TTL: 5, Owner: "o", Wait: true, Token: 4,
-		Sessions: []uint64{1}, Member: Member{ID: 1}}
-	got, err := Decode(Encode(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (&Command{Op: OpTick, Now: 3}); !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v, want %+v", got, want)
+	full := Command{Now: 3, Session: 9, Name: "x", TTL: 5, Owner: "o", Wait: true, Token: 4,
+		Sessions: []uint64{1}, Member: Member{ID: 1}, Value: "v"}
+	for _, want := range []*Command{
+		{Op: OpTick, Now: 3},
+		{Op: OpAcquire, Now: 3, Session: 9, Name: "x", TTL: 5, Owner: "o", Wait: true},
+		{Op: OpRelease, Now: 3, Session: 9, Name: "x", Token: 4},
+		{Op: OpCampaign, Now: 3, Session: 9, Name: "x", Value: "v", Wait: true},
+		{Op: OpProclaim, Now: 3, Session: 9, Name: "x", Token: 4, Value: "v"},
+		{Op: OpResign, Now: 3, Session: 9, Name: "x", Token: 4},
+	} {
+		c := full
+		c.Op = want.Op
+		got, err := Decode(Encode(&c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%v: got %+v, want %+v", want.Op, got, want)
+		}
 	}
 }
 
@@ -87,6 +105,12 @@ func TestDecodeErrors(t *testing.T) {
 			b[len(b)-1] = 2
 			return b
 		}(), ErrCorrupt},
+		{"campaign wait byte 2", func() []byte {
+			b := Encode(&Command{Op: OpCampaign, Session: 1, Name: "x", Value: "v"})
+			b[len(b)-1] = 2
+			return b
+		}(), ErrCorrupt},
+		{"huge value length", []byte{1, byte(OpCampaign), 0, 1, 1, 'x', 0xff, 0xff, 0xff, 0xff, 0x0f, 0}, ErrCorrupt},
 		{"huge string length", []byte{1, byte(OpCancel), 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}, ErrCorrupt},
 		{"huge count", []byte{1, byte(OpKeepAlive), 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrCorrupt},
 		{"overlong varint", []byte{1, byte(OpTick), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrCorrupt},

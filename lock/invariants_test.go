@@ -7,9 +7,51 @@ import (
 
 // checkInvariants verifies the machine's internal consistency: every lock
 // has exactly one holder that exists and knows it, waiters exist, are queued
-// once and never hold the lock they wait for, the deadline heap indexes
-// every session, and ephemeral sessions touch only their bound lock.
+// once and never hold the lock they wait for, every election has exactly
+// one leader that exists and knows it, candidates exist, are queued once and
+// never lead the election they wait in, the deadline heap indexes every
+// session, and ephemeral sessions touch only their bound lock.
 func checkInvariants(m *Machine) error {
+	for name, e := range m.elections {
+		if e.name != name {
+			return fmt.Errorf("election %q stored under %q", e.name, name)
+		}
+		if e.leader == nil {
+			// A queue without a leader: the head was not promoted.
+			return fmt.Errorf("election %q exists without leader (candidates %d)", name, len(e.queue))
+		}
+		if m.sessions[e.leader.id] != e.leader {
+			return fmt.Errorf("election %q led by missing session %d", name, e.leader.id)
+		}
+		if !has(e.leader.leads, name) {
+			return fmt.Errorf("election %q leader %d does not know it", name, e.leader.id)
+		}
+		if e.term == 0 || e.term > m.applied {
+			return fmt.Errorf("election %q term %d (applied %d)", name, e.term, m.applied)
+		}
+		if len(e.value) > MaxValueSize {
+			return fmt.Errorf("election %q value of %d bytes", name, len(e.value))
+		}
+		seen := map[uint64]bool{}
+		for _, c := range e.queue {
+			if m.sessions[c.s.id] != c.s {
+				return fmt.Errorf("election %q candidate %d missing", name, c.s.id)
+			}
+			if c.s == e.leader {
+				return fmt.Errorf("election %q: leader %d also a candidate", name, c.s.id)
+			}
+			if seen[c.s.id] {
+				return fmt.Errorf("election %q: candidate %d queued twice", name, c.s.id)
+			}
+			seen[c.s.id] = true
+			if !has(c.s.runs, name) {
+				return fmt.Errorf("election %q candidate %d does not know it", name, c.s.id)
+			}
+			if len(c.value) > MaxValueSize {
+				return fmt.Errorf("election %q candidate %d value of %d bytes", name, c.s.id, len(c.value))
+			}
+		}
+	}
 	for name, l := range m.locks {
 		if l.name != name {
 			return fmt.Errorf("lock %q stored under %q", l.name, name)
@@ -71,6 +113,20 @@ func checkInvariants(m *Machine) error {
 			if l == nil || !slices.ContainsFunc(l.queue, func(w waiter) bool { return w.s == s }) {
 				return fmt.Errorf("session %d thinks it waits for %q", id, name)
 			}
+		}
+		for name := range s.leads {
+			if e := m.elections[name]; e == nil || e.leader != s {
+				return fmt.Errorf("session %d thinks it leads %q", id, name)
+			}
+		}
+		for name := range s.runs {
+			e := m.elections[name]
+			if e == nil || !slices.ContainsFunc(e.queue, func(c candidate) bool { return c.s == s }) {
+				return fmt.Errorf("session %d thinks it is a candidate in %q", id, name)
+			}
+		}
+		if s.bound != "" && len(s.leads)+len(s.runs) != 0 {
+			return fmt.Errorf("ephemeral session %d in elections: leads %v runs %v", id, s.leads, s.runs)
 		}
 		if s.bound != "" {
 			if len(s.held)+len(s.waiting) != 1 || !(has(s.held, s.bound) || has(s.waiting, s.bound)) {

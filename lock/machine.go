@@ -14,8 +14,14 @@ import (
 // CodeInvalid. Tighter bounds are the HTTP layer's business.
 const MaxTTL int64 = 24 * 60 * 60 * 1_000_000_000
 
+// MaxValueSize is the largest election value (Command.Value) the machine
+// accepts, in bytes. OpCampaign and OpProclaim with a longer value answer
+// CodeInvalid.
+const MaxValueSize = 4096
+
 // session is one open session. held and waiting are the names of the locks
-// it holds and is queued for; pos is its position in Machine.deadlines.
+// it holds and is queued for, leads and runs the names of the elections it
+// leads and is a candidate in; pos is its position in Machine.deadlines.
 type session struct {
 	id       uint64
 	owner    string
@@ -24,7 +30,23 @@ type session struct {
 	bound    string
 	held     map[string]struct{}
 	waiting  map[string]struct{}
+	leads    map[string]struct{}
+	runs     map[string]struct{}
 	pos      int
+}
+
+func newSession(id uint64, owner string, ttl, deadline int64, bound string) *session {
+	return &session{
+		id:       id,
+		owner:    owner,
+		ttl:      ttl,
+		deadline: deadline,
+		bound:    bound,
+		held:     make(map[string]struct{}),
+		waiting:  make(map[string]struct{}),
+		leads:    make(map[string]struct{}),
+		runs:     make(map[string]struct{}),
+	}
 }
 
 // waiter is one place in a lock's queue.
@@ -44,6 +66,25 @@ type lockState struct {
 	queue  []waiter
 }
 
+// candidate is one place in an election's queue.
+type candidate struct {
+	s     *session
+	value string
+	since int64
+}
+
+// election is an election with a leader (leader != nil). Its queue is
+// non-empty only while it has a leader: when the leader leaves, the head
+// candidate leads at once, and an election with neither is deleted.
+type election struct {
+	name   string
+	leader *session
+	value  string
+	term   uint64 // index of the entry that elected the leader
+	since  int64
+	queue  []candidate
+}
+
 // Machine is the deterministic lock state machine (see the package doc for
 // the full contract). The zero value is an empty machine ready to use, as is
 // New(). It is not safe for concurrent use: raftnode's single loop goroutine
@@ -55,6 +96,7 @@ type Machine struct {
 	sessions  map[uint64]*session
 	deadlines deadlineHeap // every session, min-heap on (deadline, id)
 	locks     map[string]*lockState
+	elections map[string]*election
 	members   map[uint64]Member
 }
 
@@ -72,6 +114,9 @@ func (m *Machine) init() {
 	}
 	if m.locks == nil {
 		m.locks = make(map[string]*lockState)
+	}
+	if m.elections == nil {
+		m.elections = make(map[string]*election)
 	}
 	if m.members == nil {
 		m.members = make(map[uint64]Member)
@@ -91,8 +136,12 @@ func (m *Machine) init() {
 // and changes nothing but the applied index; it answers CodeInvalid with no
 // other field set. Malformed means: an unknown Op; OpOpenSession, or
 // OpAcquire with Session 0, without 0 < TTL <= MaxTTL; an empty Name for
-// OpAcquire, OpRelease or OpCancel; Session 0 for OpCloseSession, OpRelease
-// or OpCancel; Member.ID 0 for OpPublish. The
+// OpAcquire, OpRelease, OpCancel, OpCampaign, OpProclaim or OpResign;
+// Session 0 for OpCloseSession, OpRelease, OpCancel, OpCampaign, OpProclaim
+// or OpResign; a Value longer than MaxValueSize for OpCampaign or
+// OpProclaim; Member.ID 0 for OpPublish. An ephemeral session that acquires
+// another lock than its own, or that campaigns, is refused the same way
+// (CodeInvalid with Result.Session set, nothing changed). The
 // rules of each Op are documented on the Op constants and in the package's
 // testdata scripts; Result.Events lists every change, stamped with Revision =
 // index and Seq = 0, 1, ...
@@ -112,6 +161,9 @@ func (m *Machine) Apply(index, term uint64, cmd *Command) Result {
 	}
 	if !valid(cmd) {
 		return Result{Code: CodeInvalid}
+	}
+	if id, bad := m.refused(cmd); bad {
+		return Result{Code: CodeInvalid, Session: id}
 	}
 	if cmd.Now > m.clock {
 		m.clock = cmd.Now
@@ -145,6 +197,12 @@ func (m *Machine) Apply(index, term uint64, cmd *Command) Result {
 	case OpPublish:
 		m.members[cmd.Member.ID] = cmd.Member
 		a.res.Code = CodeOK
+	case OpCampaign:
+		a.campaign(cmd)
+	case OpProclaim:
+		a.proclaim(cmd.Session, cmd.Name, cmd.Token, cmd.Value)
+	case OpResign:
+		a.resign(cmd.Session, cmd.Name, cmd.Token)
 	default:
 		panic(fmt.Sprintf("lock: op %d passed validation", cmd.Op))
 	}
@@ -164,12 +222,30 @@ func valid(c *Command) bool {
 		return c.Session != 0
 	case OpAcquire:
 		return c.Name != "" && (c.Session != 0 || ttlOK)
-	case OpRelease, OpCancel:
+	case OpRelease, OpCancel, OpResign:
 		return c.Name != "" && c.Session != 0
+	case OpCampaign, OpProclaim:
+		return c.Name != "" && c.Session != 0 && len(c.Value) <= MaxValueSize
 	case OpPublish:
 		return c.Member.ID != 0
 	}
 	return false
+}
+
+// refused reports the commands that are well formed but that an existing
+// session may never make: an ephemeral session exists for its bound lock
+// only, so it may not acquire another lock nor campaign. It runs before the
+// clock and term rules so that, like a malformed command, the refusal
+// changes nothing but the applied index.
+func (m *Machine) refused(c *Command) (uint64, bool) {
+	if c.Op != OpAcquire && c.Op != OpCampaign {
+		return 0, false
+	}
+	s, ok := m.sessions[c.Session]
+	if !ok || s.bound == "" || (c.Op == OpAcquire && s.bound == c.Name) {
+		return 0, false
+	}
+	return s.id, true
 }
 
 // addSat returns a+b (b >= 0), saturating at math.MaxInt64.
@@ -196,6 +272,10 @@ type applier struct {
 }
 
 func (a *applier) emit(t EventType, session uint64, name string, token uint64) {
+	a.emitValue(t, session, name, token, "")
+}
+
+func (a *applier) emitValue(t EventType, session uint64, name string, token uint64, value string) {
 	a.res.Events = append(a.res.Events, Event{
 		Revision: a.index,
 		Seq:      uint32(len(a.res.Events)),
@@ -204,6 +284,7 @@ func (a *applier) emit(t EventType, session uint64, name string, token uint64) {
 		Name:     name,
 		Token:    token,
 		Time:     a.m.clock,
+		Value:    value,
 	})
 }
 
@@ -213,15 +294,7 @@ func (a *applier) open(owner string, ttl int64, bound string) *session {
 	if _, dup := m.sessions[a.index]; dup {
 		panic(fmt.Sprintf("lock: session %d already exists", a.index))
 	}
-	s := &session{
-		id:       a.index,
-		owner:    owner,
-		ttl:      ttl,
-		deadline: addSat(m.clock, ttl),
-		bound:    bound,
-		held:     make(map[string]struct{}),
-		waiting:  make(map[string]struct{}),
-	}
+	s := newSession(a.index, owner, ttl, addSat(m.clock, ttl), bound)
 	m.sessions[s.id] = s
 	heap.Push(&m.deadlines, s)
 	a.emit(EventSessionOpened, s.id, "", 0)
@@ -258,9 +331,11 @@ func (a *applier) closeSession(id uint64) {
 
 // expire ends every session whose deadline is at or before the clock, in
 // ascending ID order. All of them first leave every queue (ascending ID,
-// then name), so that no lock released by one is granted to another that
-// expires in the same entry: each lock is granted at most once per entry
-// and a dying session never sees a grant.
+// then lock queues by name, then candidate queues by name), so that no lock
+// released by one is granted to another that expires in the same entry, and
+// no leadership passes to a dying candidate: each lock is granted and each
+// election won at most once per entry, and a dying session never sees a
+// grant or an election.
 func (a *applier) expire() {
 	m := a.m
 	var due []*session
@@ -272,6 +347,9 @@ func (a *applier) expire() {
 		for _, name := range sortedKeys(s.waiting) {
 			a.dequeue(m.locks[name], s)
 		}
+		for _, name := range sortedKeys(s.runs) {
+			a.withdraw(m.elections[name], s)
+		}
 	}
 	for _, s := range due {
 		a.end(s, EventSessionExpired)
@@ -280,7 +358,10 @@ func (a *applier) expire() {
 }
 
 // end releases every lock s holds (granting each to its head waiter), removes
-// s from every queue and deletes it; the last event is final.
+// s from every lock queue, ends every leadership of s (electing each
+// election's head candidate) with a resigned event, or leader_expired when
+// final is EventSessionExpired, withdraws s from every candidate queue, and
+// deletes it; the last event is final. Each group goes in name order.
 func (a *applier) end(s *session, final EventType) {
 	m := a.m
 	for _, name := range sortedKeys(s.held) {
@@ -288,6 +369,16 @@ func (a *applier) end(s *session, final EventType) {
 	}
 	for _, name := range sortedKeys(s.waiting) {
 		a.dequeue(m.locks[name], s)
+	}
+	left := EventResigned
+	if final == EventSessionExpired {
+		left = EventLeaderExpired
+	}
+	for _, name := range sortedKeys(s.leads) {
+		a.stepDown(m.elections[name], left)
+	}
+	for _, name := range sortedKeys(s.runs) {
+		a.withdraw(m.elections[name], s)
 	}
 	if s.pos >= 0 {
 		heap.Remove(&m.deadlines, s.pos)
@@ -355,14 +446,10 @@ func (a *applier) acquire(c *Command) {
 		}
 		s = a.open(c.Owner, c.TTL, c.Name)
 	} else {
+		// An ephemeral session acquiring another lock was refused before.
 		var ok bool
 		if s, ok = m.sessions[c.Session]; !ok {
 			a.res = Result{Code: CodeSessionNotFound, Session: c.Session}
-			return
-		}
-		if s.bound != "" && s.bound != c.Name {
-			// An ephemeral session exists for its one lock only.
-			a.res = Result{Code: CodeInvalid, Session: s.id}
 			return
 		}
 	}
@@ -425,6 +512,143 @@ func (a *applier) cancel(id uint64, name string) {
 	case l != nil && l.holder == s:
 		a.res.Token = l.token
 	}
+}
+
+// elect makes s the leader of e with value and this entry's index as term.
+func (a *applier) elect(e *election, s *session, value string) {
+	e.leader, e.value, e.term, e.since = s, value, a.index, a.m.clock
+	s.leads[e.name] = struct{}{}
+	a.emitValue(EventElected, s.id, e.name, e.term, value)
+}
+
+// stepDown ends the leadership of e's leader with the event left (resigned
+// or leader_expired) and elects the head candidate, or deletes e with a
+// no_leader event when nobody waits.
+func (a *applier) stepDown(e *election, left EventType) {
+	l := e.leader
+	if l == nil {
+		panic(fmt.Sprintf("lock: step down in election %q without leader", e.name))
+	}
+	a.emit(left, l.id, e.name, e.term)
+	delete(l.leads, e.name)
+	e.leader, e.value, e.term, e.since = nil, "", 0, 0
+	if len(e.queue) == 0 {
+		delete(a.m.elections, e.name)
+		a.emit(EventNoLeader, 0, e.name, 0)
+		return
+	}
+	c := e.queue[0]
+	e.queue[0] = candidate{}
+	e.queue = e.queue[1:]
+	if len(e.queue) == 0 {
+		e.queue = nil
+	}
+	delete(c.s.runs, e.name)
+	a.elect(e, c.s, c.value)
+}
+
+// withdraw removes candidate s from e's queue.
+func (a *applier) withdraw(e *election, s *session) {
+	i := slices.IndexFunc(e.queue, func(c candidate) bool { return c.s == s })
+	if i < 0 {
+		panic(fmt.Sprintf("lock: session %d not a candidate in %q", s.id, e.name))
+	}
+	e.queue = slices.Delete(e.queue, i, i+1)
+	if len(e.queue) == 0 {
+		e.queue = nil
+	}
+	delete(s.runs, e.name)
+	a.emit(EventCandidateLeft, s.id, e.name, 0)
+}
+
+func (a *applier) campaign(c *Command) {
+	m := a.m
+	a.res.Session = c.Session
+	s, ok := m.sessions[c.Session]
+	if !ok {
+		a.res.Code = CodeSessionNotFound
+		return
+	}
+	e := m.elections[c.Name]
+	switch {
+	case e == nil:
+		e = &election{name: c.Name}
+		m.elections[c.Name] = e
+		a.elect(e, s, c.Value)
+		a.res.Code, a.res.Token = CodeOK, e.term
+	case e.leader == s:
+		// A retry: the value stays as it is (OpProclaim changes it).
+		a.res.Code, a.res.Token = CodeOK, e.term
+	case has(s.runs, c.Name):
+		a.res.Code = CodeQueued
+	case !c.Wait:
+		a.res.Code = CodeNotLeader
+	default:
+		e.queue = append(e.queue, candidate{s: s, value: c.Value, since: m.clock})
+		s.runs[c.Name] = struct{}{}
+		a.emitValue(EventCandidateJoined, s.id, c.Name, 0, c.Value)
+		a.res.Code = CodeQueued
+	}
+	a.res.Leader = e.leaderCopy()
+}
+
+// leads returns election name if session id leads it with term, else nil.
+func (m *Machine) leads(id uint64, name string, term uint64) *election {
+	e := m.elections[name]
+	if e == nil || e.leader.id != id || e.term != term {
+		return nil
+	}
+	return e
+}
+
+func (a *applier) proclaim(id uint64, name string, term uint64, value string) {
+	a.res.Session = id
+	e := a.m.leads(id, name, term)
+	if e == nil {
+		a.res.Code, a.res.Leader = CodeNotLeader, a.m.elections[name].leaderCopy()
+		return
+	}
+	if e.value != value {
+		e.value = value
+		a.emitValue(EventProclaimed, id, name, e.term, value)
+	}
+	a.res.Code, a.res.Token, a.res.Leader = CodeOK, e.term, e.leaderCopy()
+}
+
+func (a *applier) resign(id uint64, name string, term uint64) {
+	m := a.m
+	a.res.Session = id
+	if term != 0 {
+		e := m.leads(id, name, term)
+		if e == nil {
+			a.res.Code, a.res.Leader = CodeNotLeader, m.elections[name].leaderCopy()
+			return
+		}
+		a.stepDown(e, EventResigned)
+		a.res.Code = CodeOK
+		return
+	}
+	s, ok := m.sessions[id]
+	if !ok {
+		a.res.Code = CodeSessionNotFound
+		return
+	}
+	a.res.Code = CodeOK
+	e := m.elections[name]
+	switch {
+	case has(s.runs, name):
+		a.withdraw(e, s)
+	case e != nil && e.leader == s:
+		a.res.Token = e.term
+	}
+}
+
+// leaderCopy returns a copy of e's leader, nil for a nil e.
+func (e *election) leaderCopy() *Leader {
+	if e == nil || e.leader == nil {
+		return nil
+	}
+	return &Leader{Session: e.leader.id, Owner: e.leader.owner, Value: e.value, Term: e.term, Since: e.since}
 }
 
 func (l *lockState) holderCopy() *Holder {
@@ -507,7 +731,7 @@ func (m *Machine) Session(id uint64) (SessionInfo, bool) {
 }
 
 func (s *session) info() SessionInfo {
-	return SessionInfo{
+	si := SessionInfo{
 		ID:       s.id,
 		Owner:    s.owner,
 		TTL:      s.ttl,
@@ -516,6 +740,11 @@ func (s *session) info() SessionInfo {
 		Waiting:  sortedKeys(s.waiting),
 		Bound:    s.bound,
 	}
+	if len(s.leads)+len(s.runs) > 0 {
+		si.Campaigns = append(sortedKeys(s.leads), sortedKeys(s.runs)...)
+		slices.Sort(si.Campaigns)
+	}
+	return si
 }
 
 // Lock returns a copy of lock name, and false when it is free with no
@@ -552,6 +781,45 @@ func (m *Machine) Locks(prefix string) []LockInfo {
 	out := make([]LockInfo, len(names))
 	for i, name := range names {
 		out[i] = m.locks[name].info()
+	}
+	return out
+}
+
+// Election returns a copy of election name, and false when nobody leads it
+// (such an election does not exist; nobody can wait in it either).
+func (m *Machine) Election(name string) (ElectionInfo, bool) {
+	e, ok := m.elections[name]
+	if !ok {
+		return ElectionInfo{}, false
+	}
+	return e.info(), true
+}
+
+func (e *election) info() ElectionInfo {
+	ei := ElectionInfo{Name: e.name, Leader: e.leaderCopy()}
+	if len(e.queue) > 0 {
+		ei.Candidates = make([]Candidate, len(e.queue))
+		for i, c := range e.queue {
+			ei.Candidates[i] = Candidate{Session: c.s.id, Owner: c.s.owner, Value: c.value, Since: c.since}
+		}
+	}
+	return ei
+}
+
+// Elections returns copies of the existing elections whose name starts with
+// prefix (all of them for ""), sorted by name. It scans every election:
+// O(n + k log k).
+func (m *Machine) Elections(prefix string) []ElectionInfo {
+	var names []string
+	for name := range m.elections {
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	out := make([]ElectionInfo, len(names))
+	for i, name := range names {
+		out[i] = m.elections[name].info()
 	}
 	return out
 }

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
 // scenario builds a machine with sessions, held locks, queues, an ephemeral
-// session and members.
+// session, members, and elections with a leader and a candidate.
 func scenario(t testing.TB) *Machine {
 	m := New()
 	for i, c := range []*Command{
@@ -21,6 +22,10 @@ func scenario(t testing.TB) *Machine {
 		{Op: OpAcquire, Now: 3e9, Session: 2, Name: "other"},
 		{Op: OpAcquire, Now: 3e9, Name: "jobs/2", TTL: 5e9, Owner: "eph", Wait: true},
 		{Op: OpPublish, Member: Member{ID: 1, PeerURL: "p", ClientURL: "c"}},
+		{Op: OpCampaign, Now: 3e9, Session: 1, Name: "leader/x", Value: "v1"},
+		{Op: OpCampaign, Now: 4e9, Session: 2, Name: "leader/x", Value: "v2", Wait: true},
+		{Op: OpCampaign, Now: 4e9, Session: 2, Name: "leader/y", Value: "y2"},
+		{Op: OpCampaign, Now: 4e9, Session: 1, Name: "x", Value: "named like a lock"},
 	} {
 		if r := m.Apply(uint64(i+1), 1, c); r.Code != CodeOK && r.Code != CodeQueued {
 			t.Fatalf("command %d: %s", i+1, r.Code)
@@ -75,6 +80,14 @@ func TestReadsAreCopies(t *testing.T) {
 	ls[0].Holder.Owner = "x"
 	ms := m.Members()
 	ms[0].PeerURL = "x"
+	s2, _ := m.Session(2)
+	s2.Campaigns[0] = "changed"
+	e, _ := m.Election("leader/x")
+	e.Leader.Value = "changed"
+	e.Candidates[0].Value = "changed"
+	es := m.Elections("")
+	es[0].Leader.Term = 1
+	es[0].Candidates[0].Session = 99
 	if !bytes.Equal(before, m.Snapshot()) {
 		t.Fatal("mutating read results changed the machine")
 	}
@@ -108,6 +121,47 @@ func TestLocksPrefix(t *testing.T) {
 	}
 	if d, ok := m.NextDeadline(); !ok || d != 8e9 {
 		t.Fatalf("NextDeadline = %d %v", d, ok)
+	}
+}
+
+func TestElectionReads(t *testing.T) {
+	m := scenario(t)
+	var names []string
+	for _, e := range m.Elections("leader/") {
+		names = append(names, e.Name)
+	}
+	if want := []string{"leader/x", "leader/y"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("Elections(leader/) = %v, want %v", names, want)
+	}
+	if got := m.Elections(""); len(got) != 3 || got[2].Name != "x" {
+		t.Fatalf("Elections() = %+v", got)
+	}
+	if _, ok := m.Election("nope"); ok {
+		t.Fatal("Election(nope) exists")
+	}
+	e, ok := m.Election("leader/x")
+	want := ElectionInfo{Name: "leader/x", Leader: &Leader{Session: 1, Owner: "a", Value: "v1", Term: 9, Since: 3e9},
+		Candidates: []Candidate{{Session: 2, Owner: "b", Value: "v2", Since: 4e9}}}
+	if !ok || !reflect.DeepEqual(e, want) {
+		t.Fatalf("Election(leader/x) = %+v, want %+v", e, want)
+	}
+	// Elections and locks are separate namespaces.
+	if l, _ := m.Lock("x"); l.Holder != nil {
+		t.Fatalf("election x made lock x: %+v", l)
+	}
+	for id, want := range map[uint64][]string{1: {"leader/x", "x"}, 2: {"leader/x", "leader/y"}, 7: nil} {
+		if s, _ := m.Session(id); !reflect.DeepEqual(s.Campaigns, want) {
+			t.Fatalf("Session(%d).Campaigns = %v, want %v", id, s.Campaigns, want)
+		}
+	}
+	// Resigning hands over to the candidate with this index as term.
+	i := m.AppliedIndex() + 1
+	r := m.Apply(i, 1, &Command{Op: OpResign, Session: 1, Name: "leader/x", Token: 9})
+	if r.Code != CodeOK || len(r.Events) != 2 || r.Events[1].Type != EventElected || r.Events[1].Token != i {
+		t.Fatalf("resign: %+v", r)
+	}
+	if e, _ := m.Election("leader/x"); e.Leader.Session != 2 || e.Leader.Value != "v2" || e.Candidates != nil {
+		t.Fatalf("after resign: %+v", e)
 	}
 }
 
@@ -166,7 +220,7 @@ func TestRestoreErrorsKeepState(t *testing.T) {
 	bad.Apply(3, 1, &Command{Op: OpAcquire, Session: 1, Name: "x"})
 	bad.Apply(4, 1, &Command{Op: OpAcquire, Session: 2, Name: "x", Wait: true})
 	inconsistent := bad.Snapshot()
-	inconsistent[len(inconsistent)-3] = 1 // the waiter's id (then since=0, members=0)
+	inconsistent[len(inconsistent)-4] = 1 // the waiter's id (then since=0, elections=0, members=0)
 	for _, tc := range []struct {
 		name string
 		b    []byte
@@ -193,6 +247,63 @@ func TestRestoreErrorsKeepState(t *testing.T) {
 	}
 	if !bytes.Equal(m.Snapshot(), good) {
 		t.Fatal("failed restores changed the machine")
+	}
+}
+
+// TestRestoreRejectsBadElections snapshots broken internal states: Restore
+// must refuse each of them.
+func TestRestoreRejectsBadElections(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		corrupt func(m *Machine) []byte
+	}{
+		{"leader missing", func(m *Machine) []byte {
+			m.elections["leader/y"].leader = &session{id: 5}
+			return m.Snapshot()
+		}},
+		{"leader also candidate", func(m *Machine) []byte {
+			e := m.elections["leader/x"]
+			e.queue = append(e.queue, candidate{s: e.leader})
+			return m.Snapshot()
+		}},
+		{"candidate twice", func(m *Machine) []byte {
+			e := m.elections["leader/x"]
+			e.queue = append(e.queue, e.queue[0])
+			return m.Snapshot()
+		}},
+		{"candidate missing", func(m *Machine) []byte {
+			e := m.elections["leader/x"]
+			e.queue = append(e.queue, candidate{s: &session{id: 4}})
+			return m.Snapshot()
+		}},
+		{"term zero", func(m *Machine) []byte {
+			m.elections["leader/x"].term = 0
+			return m.Snapshot()
+		}},
+		{"term after applied", func(m *Machine) []byte {
+			m.elections["leader/x"].term = m.applied + 1
+			return m.Snapshot()
+		}},
+		{"value too long", func(m *Machine) []byte {
+			m.elections["leader/x"].value = strings.Repeat("v", MaxValueSize+1)
+			return m.Snapshot()
+		}},
+		{"ephemeral leader", func(m *Machine) []byte {
+			m.elections["leader/y"].leader = m.sessions[7]
+			return m.Snapshot()
+		}},
+		{"unsorted", func(m *Machine) []byte {
+			// leader/x comes before leader/y; renamed to leader/z it does not.
+			return bytes.Replace(m.Snapshot(), []byte("leader/x"), []byte("leader/z"), 1)
+		}},
+	} {
+		m := scenario(t)
+		b := tc.corrupt(m)
+		err := New().Restore(b)
+		t.Logf("%s: %v", tc.name, err)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: err %v, want ErrCorrupt", tc.name, err)
+		}
 	}
 }
 
@@ -225,6 +336,7 @@ func FuzzRestore(f *testing.F) {
 		if i := m.AppliedIndex(); i < math.MaxUint64-3 {
 			m.Apply(i+1, math.MaxUint64, &Command{Op: OpExpire, Now: math.MaxInt64})
 			m.Apply(i+2, math.MaxUint64, &Command{Op: OpOpenSession, TTL: 1})
+			m.Apply(i+3, math.MaxUint64, &Command{Op: OpCampaign, Session: i + 2, Name: "leader/x", Wait: true})
 			if err := checkInvariants(m); err != nil {
 				t.Fatal(err)
 			}

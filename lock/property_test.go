@@ -17,13 +17,14 @@ type entry struct {
 // gen generates a random log against a live machine, so that it can pick
 // real holders and tokens as well as stale and unknown ones.
 type gen struct {
-	r     *rand.Rand
-	m     *Machine
-	index uint64
-	term  uint64
-	now   int64
-	ids   []uint64 // every session ID ever opened (some closed or expired)
-	names []string
+	r      *rand.Rand
+	m      *Machine
+	index  uint64
+	term   uint64
+	now    int64
+	ids    []uint64 // every session ID ever opened (some closed or expired)
+	names  []string
+	enames []string // election names
 }
 
 func (g *gen) session() uint64 {
@@ -34,6 +35,36 @@ func (g *gen) session() uint64 {
 }
 
 func (g *gen) name() string { return g.names[g.r.IntN(len(g.names))] }
+
+// live is usually an open session (elections need sessions that live
+// long enough to campaign), sometimes any.
+func (g *gen) live() uint64 {
+	var open []uint64
+	for _, id := range g.ids {
+		if s, ok := g.m.sessions[id]; ok && s.bound == "" {
+			open = append(open, id)
+		}
+	}
+	if len(open) == 0 || g.r.IntN(8) == 0 {
+		return g.session()
+	}
+	return open[g.r.IntN(len(open))]
+}
+
+func (g *gen) ename() string { return g.enames[g.r.IntN(len(g.enames))] }
+
+// value is a short value, sometimes empty, rarely too long.
+func (g *gen) value() string {
+	switch g.r.IntN(40) {
+	case 0:
+		return ""
+	case 1:
+		return string(make([]byte, MaxValueSize+1))
+	case 2:
+		return string(make([]byte, MaxValueSize))
+	}
+	return fmt.Sprint("v", g.index)
+}
 
 func (g *gen) next() entry {
 	r := g.r
@@ -54,14 +85,21 @@ func (g *gen) next() entry {
 		now = 0
 	}
 	ttl := 1e9 + r.Int64N(10e9)
+	if r.IntN(5) == 0 {
+		ttl = 20e9 + r.Int64N(40e9) // some sessions live long enough to queue
+	}
 	c := &Command{Now: now}
-	switch k := r.IntN(100); {
+	switch k := r.IntN(130); {
 	case k < 10:
 		c.Op, c.TTL, c.Owner = OpOpenSession, ttl, fmt.Sprint("o", g.index)
 	case k < 20:
 		c.Op = OpKeepAlive
 		for range r.IntN(4) {
-			c.Sessions = append(c.Sessions, g.session())
+			if r.IntN(2) == 0 {
+				c.Sessions = append(c.Sessions, g.live()) // keep some sessions going
+			} else {
+				c.Sessions = append(c.Sessions, g.session())
+			}
 		}
 	case k < 24:
 		c.Op, c.Session = OpCloseSession, g.session()
@@ -90,16 +128,48 @@ func (g *gen) next() entry {
 		c.Op = OpTick
 	case k < 97:
 		c.Op, c.Member = OpPublish, Member{ID: r.Uint64N(4), PeerURL: fmt.Sprint("p", g.index)}
-	default: // malformed
-		c.Op, c.Session, c.TTL = Op(r.IntN(12)), g.session(), r.Int64N(3)-1
+	case k < 100: // malformed
+		c.Op, c.Session, c.TTL = Op(r.IntN(15)), g.session(), r.Int64N(3)-1
+	case k < 113:
+		c.Op, c.Session, c.Name, c.Value, c.Wait = OpCampaign, g.live(), g.ename(), g.value(), r.IntN(10) < 7
+	case k < 120:
+		c.Op, c.Name, c.Value = OpProclaim, g.ename(), g.value()
+		if e, ok := g.m.Election(c.Name); ok && r.IntN(10) < 8 {
+			c.Session, c.Token = e.Leader.Session, e.Leader.Term
+			if r.IntN(6) == 0 {
+				c.Token-- // stale
+			}
+			if r.IntN(6) == 0 {
+				c.Value = e.Leader.Value // unchanged
+			}
+		} else {
+			c.Session, c.Token = g.live(), r.Uint64N(g.index+1)
+		}
+	default:
+		c.Op, c.Name = OpResign, g.ename()
+		e, ok := g.m.Election(c.Name)
+		switch j := r.IntN(10); {
+		case ok && j < 5:
+			c.Session, c.Token = e.Leader.Session, e.Leader.Term
+			if r.IntN(8) == 0 {
+				c.Token-- // stale
+			}
+		case ok && j < 8 && len(e.Candidates) > 0:
+			c.Session = e.Candidates[r.IntN(len(e.Candidates))].Session // withdraw
+		case ok && j < 9:
+			c.Session = e.Leader.Session // withdraw that lost the race
+		default:
+			c.Session, c.Token = g.live(), r.Uint64N(g.index+1)*uint64(r.IntN(2))
+		}
 	}
 	e.cmd = c
 	return e
 }
 
 // checkResult verifies what one Apply returned against the rules that hold
-// for every command. lastGrant maps each lock name to its last token.
-func checkResult(e entry, res Result, lastGrant map[string]uint64) error {
+// for every command. lastGrant maps each lock name to its last token and
+// lastTerm each election name to its last leader's term.
+func checkResult(e entry, res Result, lastGrant, lastTerm map[string]uint64) error {
 	for i, ev := range res.Events {
 		if ev.Revision != e.index || ev.Seq != uint32(i) {
 			return fmt.Errorf("event %d stamped %d.%d", i, ev.Revision, ev.Seq)
@@ -110,6 +180,18 @@ func checkResult(e entry, res Result, lastGrant map[string]uint64) error {
 			}
 			lastGrant[ev.Name] = ev.Token
 		}
+		if ev.Type == EventElected {
+			if ev.Token != e.index || ev.Token <= lastTerm[ev.Name] {
+				return fmt.Errorf("election of %q term %d at index %d after %d", ev.Name, ev.Token, e.index, lastTerm[ev.Name])
+			}
+			lastTerm[ev.Name] = ev.Token
+		}
+		if ev.Type == EventNoLeader && ev.Session != 0 {
+			return fmt.Errorf("no_leader event with session %d", ev.Session)
+		}
+	}
+	if res.Leader != nil && res.Leader.Term == 0 {
+		return fmt.Errorf("leader %d with term 0", res.Leader.Session)
 	}
 	if res.Code == CodeInvalid && len(res.Events) > 0 {
 		return fmt.Errorf("invalid command with events")
@@ -130,10 +212,12 @@ func TestReplayDeterminism(t *testing.T) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			a, b := New(), New()
 			g := &gen{r: rand.New(rand.NewPCG(seed, 0x5eed)), m: a, term: 1, now: 1e9,
-				names: []string{"a", "b", "c", "d/1"}}
+				names: []string{"a", "b", "c", "d/1"}, enames: []string{"a", "e", "f/1"}}
 			var c *Machine
-			lastGrant := map[string]uint64{}
+			lastGrant, lastTerm := map[string]uint64{}, map[string]uint64{}
 			grants, expiries := 0, 0
+			evs := map[EventType]int{}
+			prev := a.Snapshot()
 			for step := range steps {
 				e := g.next()
 				ra := a.Apply(e.index, e.term, e.cmd)
@@ -141,7 +225,7 @@ func TestReplayDeterminism(t *testing.T) {
 				if e.cmd != nil {
 					var err error
 					if cmdB, err = Decode(Encode(e.cmd)); err != nil {
-						if e.cmd.Op >= OpTick && e.cmd.Op <= OpPublish {
+						if e.cmd.Op >= OpTick && e.cmd.Op <= OpResign {
 							t.Fatalf("step %d: decode: %v", step, err)
 						}
 						cmdB = e.cmd // an unknown op does not encode
@@ -151,13 +235,21 @@ func TestReplayDeterminism(t *testing.T) {
 				if !reflect.DeepEqual(ra, rb) {
 					t.Fatalf("step %d: results differ:\n%+v\n%+v", step, ra, rb)
 				}
-				if err := checkResult(e, ra, lastGrant); err != nil {
+				if err := checkResult(e, ra, lastGrant, lastTerm); err != nil {
 					t.Fatalf("step %d (%+v): %v", step, e.cmd, err)
 				}
 				if err := checkInvariants(a); err != nil {
 					t.Fatalf("step %d (%+v): %v", step, e.cmd, err)
 				}
+				// Every leader is the last one elected: no leadership
+				// changes without an elected event.
+				for _, el := range a.Elections("") {
+					if el.Leader.Term != lastTerm[el.Name] {
+						t.Fatalf("step %d: election %q term %d, last elected %d", step, el.Name, el.Leader.Term, lastTerm[el.Name])
+					}
+				}
 				for _, ev := range ra.Events {
+					evs[ev.Type]++
 					switch ev.Type {
 					case EventSessionOpened:
 						g.ids = append(g.ids, ev.Session)
@@ -171,6 +263,18 @@ func TestReplayDeterminism(t *testing.T) {
 				if !bytes.Equal(sa, b.Snapshot()) {
 					t.Fatalf("step %d: snapshots differ", step)
 				}
+				if e.cmd == nil || ra.Code == CodeInvalid {
+					// Nothing but the applied index moved.
+					want := New()
+					if err := want.Restore(prev); err != nil {
+						t.Fatal(err)
+					}
+					want.applied = e.index
+					if !bytes.Equal(want.Snapshot(), sa) {
+						t.Fatalf("step %d (%+v): %s changed the state", step, e.cmd, ra.Code)
+					}
+				}
+				prev = sa
 				if step == steps/2 {
 					c = New()
 					if err := c.Restore(sa); err != nil {
@@ -191,6 +295,15 @@ func TestReplayDeterminism(t *testing.T) {
 			// The generator must exercise what it claims to.
 			if grants < 50 || expiries < 10 {
 				t.Fatalf("weak log: %d grants, %d expiries", grants, expiries)
+			}
+			for _, ty := range []EventType{EventElected, EventProclaimed, EventResigned, EventLeaderExpired,
+				EventNoLeader, EventCandidateJoined, EventCandidateLeft} {
+				if evs[ty] < 5 {
+					t.Fatalf("weak log: %d %s events (%v)", evs[ty], ty, evs)
+				}
+			}
+			if testing.Verbose() && seed == 0 {
+				t.Logf("events: %v", evs)
 			}
 		})
 	}

@@ -11,8 +11,9 @@ const snapshotVersion byte = 1
 
 // Snapshot serialises the whole state: a version byte, then the applied
 // index, clock and last command term, the sessions sorted by ID, the locks
-// sorted by name (holder, token, grant time and queue in order) and the
-// members sorted by ID. Machines with equal state give byte-identical
+// sorted by name (holder, token, grant time and queue in order), the
+// elections sorted by name (leader, term, election time, value and
+// candidates in queue order with their values) and the members sorted by ID. Machines with equal state give byte-identical
 // snapshots. The result is a fresh slice owned by the caller.
 func (m *Machine) Snapshot() []byte {
 	e := encoder{b: make([]byte, 0, 64+len(m.sessions)*24+len(m.locks)*32)}
@@ -55,6 +56,27 @@ func (m *Machine) Snapshot() []byte {
 		}
 	}
 
+	names = names[:0]
+	for name := range m.elections {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	e.uvarint(uint64(len(names)))
+	for _, name := range names {
+		el := m.elections[name]
+		e.str(el.name)
+		e.uvarint(el.leader.id)
+		e.uvarint(el.term)
+		e.varint(el.since)
+		e.str(el.value)
+		e.uvarint(uint64(len(el.queue)))
+		for _, c := range el.queue {
+			e.uvarint(c.s.id)
+			e.varint(c.since)
+			e.str(c.value)
+		}
+	}
+
 	members := m.Members()
 	e.uvarint(uint64(len(members)))
 	for _, mb := range members {
@@ -69,7 +91,8 @@ func (m *Machine) Snapshot() []byte {
 // returns an error wrapping ErrUnknownVersion for a version this build does
 // not know, and one wrapping ErrCorrupt for bytes that do not decode or that
 // describe an inconsistent state (a lock held by a missing session, a session
-// queued twice, unsorted entries, ...). On error the machine is unchanged.
+// queued twice, a leader that is also a candidate, an ephemeral session in an
+// election, unsorted entries, ...). On error the machine is unchanged.
 // It never panics, and it does not retain b.
 func (m *Machine) Restore(b []byte) error {
 	n, err := restore(b)
@@ -95,15 +118,11 @@ func restore(b []byte) (*Machine, error) {
 
 	var prevID uint64
 	for i, n := 0, d.count("sessions"); i < n && d.err == nil; i++ {
-		s := &session{
-			id:       d.uvarint("session id"),
-			owner:    d.str("owner"),
-			ttl:      d.varint("ttl"),
-			deadline: d.varint("deadline"),
-			bound:    d.str("bound"),
-			held:     make(map[string]struct{}),
-			waiting:  make(map[string]struct{}),
-		}
+		id := d.uvarint("session id")
+		owner := d.str("owner")
+		ttl := d.varint("ttl")
+		deadline := d.varint("deadline")
+		s := newSession(id, owner, ttl, deadline, d.str("bound"))
 		switch {
 		case d.err != nil:
 		case s.id <= prevID || s.id > m.applied:
@@ -157,6 +176,51 @@ func restore(b []byte) (*Machine, error) {
 		m.locks[l.name] = l
 	}
 
+	prevName = ""
+	for i, n := 0, d.count("elections"); i < n && d.err == nil; i++ {
+		e := &election{name: d.str("election name")}
+		leader := d.uvarint("leader")
+		e.term = d.uvarint("term")
+		e.since = d.varint("since")
+		e.value = d.str("value")
+		if d.err != nil {
+			break
+		}
+		if e.name == "" || (i > 0 && e.name <= prevName) {
+			d.fail(fmt.Sprintf("election %q out of order", e.name))
+			break
+		}
+		prevName = e.name
+		if e.leader = m.sessions[leader]; e.leader == nil {
+			d.fail(fmt.Sprintf("election %q led by missing session %d", e.name, leader))
+			break
+		}
+		if e.term == 0 || e.term > m.applied || len(e.value) > MaxValueSize {
+			d.fail(fmt.Sprintf("election %q term %d value length %d", e.name, e.term, len(e.value)))
+			break
+		}
+		e.leader.leads[e.name] = struct{}{}
+		for j, nc := 0, d.count("candidates"); j < nc && d.err == nil; j++ {
+			id := d.uvarint("candidate")
+			since := d.varint("candidate since")
+			value := d.str("candidate value")
+			s := m.sessions[id]
+			switch {
+			case d.err != nil:
+			case s == nil:
+				d.fail(fmt.Sprintf("election %q candidate %d missing", e.name, id))
+			case s == e.leader || has(s.runs, e.name):
+				d.fail(fmt.Sprintf("election %q candidate %d twice", e.name, id))
+			case len(value) > MaxValueSize:
+				d.fail(fmt.Sprintf("election %q candidate %d value length %d", e.name, id, len(value)))
+			default:
+				s.runs[e.name] = struct{}{}
+				e.queue = append(e.queue, candidate{s: s, value: value, since: since})
+			}
+		}
+		m.elections[e.name] = e
+	}
+
 	var prevMember uint64
 	for i, n := 0, d.count("members"); i < n && d.err == nil; i++ {
 		mb := Member{ID: d.uvarint("member id"), PeerURL: d.str("peer url"), ClientURL: d.str("client url")}
@@ -171,12 +235,13 @@ func restore(b []byte) (*Machine, error) {
 	}
 
 	// An ephemeral session exists for its bound lock only: it holds or
-	// waits for that lock and nothing else.
+	// waits for that lock and nothing else, and takes no part in elections.
 	for _, s := range m.deadlines {
 		if s.bound == "" {
 			continue
 		}
-		if len(s.held)+len(s.waiting) != 1 || !(has(s.held, s.bound) || has(s.waiting, s.bound)) {
+		if len(s.held)+len(s.waiting) != 1 || !(has(s.held, s.bound) || has(s.waiting, s.bound)) ||
+			len(s.leads)+len(s.runs) != 0 {
 			return nil, fmt.Errorf("%w: ephemeral session %d not on its lock %q", ErrCorrupt, s.id, s.bound)
 		}
 	}

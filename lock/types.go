@@ -53,6 +53,35 @@ const (
 	// OpPublish records (upserts by ID) the URLs of a cluster member
 	// (Member). CodeInvalid for ID 0.
 	OpPublish
+	// OpCampaign enters Session into election Name with Value. No leader:
+	// the session leads with term = this index (CodeOK, Token = term,
+	// Leader). Session already leads: CodeOK with its term and Leader (a
+	// retry); the value is NOT changed, OpProclaim changes values. Session
+	// already a candidate: CodeQueued with Leader, keeping its place. Another
+	// session leads: with Wait, queued FIFO (CodeQueued, Leader); without,
+	// CodeNotLeader with Leader and no change. An ephemeral (bound) session
+	// cannot campaign (CodeInvalid, Session set, nothing changes, not even
+	// the clock). CodeSessionNotFound if the session does not exist.
+	OpCampaign
+	// OpProclaim sets the value of election Name to Value when Session leads
+	// it with term Token: CodeOK with Token and Leader (the new value). A
+	// value equal to the current one changes nothing and emits no event, so
+	// a retry is silent. Any mismatch (no leader, other leader, stale or zero
+	// term, unknown session) is CodeNotLeader with the current Leader (nil
+	// when nobody leads) and no change.
+	OpProclaim
+	// OpResign with Token != 0 ends the leadership of Session in election
+	// Name if it leads with term Token: the head candidate leads with term =
+	// this index, or the election ends (no_leader event). CodeOK. Any
+	// mismatch (including a retry of a resign that happened, or an unknown
+	// session) is CodeNotLeader with the current Leader and no change.
+	//
+	// Token == 0 withdraws the candidacy of Session (a campaign whose wait
+	// ran out): a candidate leaves the queue (CodeOK); a session that leads
+	// (it won the race) gets CodeOK with Token = its term and nothing
+	// changes, so the caller resigns with that term; neither: CodeOK with
+	// Token 0. CodeSessionNotFound if the session does not exist.
+	OpResign
 )
 
 // Command is one entry of the replicated log, decoded. Only the fields that
@@ -64,12 +93,15 @@ type Command struct {
 	// Zero means "no clock" (OpPublish, which a follower may propose).
 	Now int64
 	// Session is the session the command acts for (OpCloseSession,
-	// OpAcquire, OpRelease, OpCancel). For OpAcquire, zero with TTL > 0
-	// asks for an ephemeral session bound to the lock.
+	// OpAcquire, OpRelease, OpCancel, OpCampaign, OpProclaim, OpResign). For
+	// OpAcquire, zero with TTL > 0 asks for an ephemeral session bound to
+	// the lock.
 	Session uint64
 	// Sessions are the sessions renewed by OpKeepAlive.
 	Sessions []uint64
-	// Name is the lock name (OpAcquire, OpRelease, OpCancel).
+	// Name is the lock name (OpAcquire, OpRelease, OpCancel) or the
+	// election name (OpCampaign, OpProclaim, OpResign). Elections and locks
+	// are separate namespaces: lock "x" and election "x" are unrelated.
 	Name string
 	// TTL is the session's time to live in nanoseconds (OpOpenSession, and
 	// OpAcquire of an ephemeral session).
@@ -77,11 +109,17 @@ type Command struct {
 	// Owner is a free-form label of the session's owner (OpOpenSession,
 	// ephemeral OpAcquire).
 	Owner string
-	// Wait queues the session when the lock is held (OpAcquire); without it
-	// the acquire fails at once with CodeLockHeld.
+	// Wait queues the session when the lock is held (OpAcquire) or the
+	// election has a leader (OpCampaign); without it the command fails at
+	// once with CodeLockHeld or CodeNotLeader.
 	Wait bool
-	// Token is the fencing token presented by OpRelease.
+	// Token is the fencing token presented by OpRelease, or the leadership
+	// term presented by OpProclaim and OpResign (0 for OpResign: withdraw a
+	// candidacy).
 	Token uint64
+	// Value is the candidate's value (OpCampaign) or the leader's new value
+	// (OpProclaim), at most MaxValueSize bytes (else CodeInvalid).
+	Value string
 	// Member is the member published by OpPublish.
 	Member Member
 }
@@ -93,11 +131,12 @@ type Code uint8
 // Result codes.
 const (
 	CodeOK              Code = iota // applied as asked
-	CodeQueued                      // acquire: the session waits in the queue
+	CodeQueued                      // acquire, campaign: the session waits in the queue
 	CodeLockHeld                    // acquire without wait: held by another session (Holder set)
 	CodeNotHolder                   // release: not held by this session, or a stale token
 	CodeSessionNotFound             // the session does not exist (never opened, closed or expired)
 	CodeInvalid                     // the command is malformed (zero TTL, empty name, unknown op); nothing changed
+	CodeNotLeader                   // proclaim, resign: the session does not lead with that term; campaign without wait: another session leads (Leader set)
 )
 
 // String returns the code's stable name (used in logs and tests).
@@ -115,6 +154,8 @@ func (c Code) String() string {
 		return "session_not_found"
 	case CodeInvalid:
 		return "invalid"
+	case CodeNotLeader:
+		return "not_leader"
 	}
 	return "unknown"
 }
@@ -131,10 +172,17 @@ type Result struct {
 	// Token is the fencing token of the lock the session holds after the
 	// command: OpAcquire granted (now or by an earlier entry: a retry), and
 	// OpCancel that lost the race to a grant (the session holds the lock).
-	// Zero otherwise.
+	// For elections it is the leadership term: OpCampaign that leads (now
+	// or by an earlier entry), OpProclaim that succeeded, and OpResign with
+	// Token 0 that lost the race to an election. Zero otherwise.
 	Token uint64
-	// Holder is the current holder when Code is CodeLockHeld or CodeQueued.
+	// Holder is the current holder when Code is CodeLockHeld or CodeQueued
+	// (of OpAcquire).
 	Holder *Holder
+	// Leader is the election's current leader after the command: for
+	// CodeNotLeader (nil when nobody leads), CodeQueued of OpCampaign, and
+	// CodeOK of OpCampaign and OpProclaim. Nil otherwise.
+	Leader *Leader
 	// Missing lists the sessions of an OpKeepAlive batch that do not exist
 	// (sorted ascending). The others were renewed.
 	Missing []uint64
@@ -154,6 +202,26 @@ const (
 	EventLockReleased
 	EventLockQueued
 	EventLockCancelled
+	// EventElected: Session became the leader of election Name with term
+	// Token (the entry's index) and Value.
+	EventElected
+	// EventProclaimed: the leader Session of Name (term Token) set Value.
+	EventProclaimed
+	// EventResigned: the leader Session of Name (term Token) left by
+	// OpResign or by closing its session.
+	EventResigned
+	// EventLeaderExpired: the leader Session of Name (term Token) left
+	// because its session expired.
+	EventLeaderExpired
+	// EventNoLeader: the leader of Name left and no candidate remains (the
+	// election no longer exists). Session is 0.
+	EventNoLeader
+	// EventCandidateJoined: Session queued in election Name with Value,
+	// behind a leader.
+	EventCandidateJoined
+	// EventCandidateLeft: Session left the queue of Name without leading
+	// (withdrawn by OpResign with Token 0, closed or expired).
+	EventCandidateLeft
 )
 
 // String returns the event type's stable wire name.
@@ -173,6 +241,20 @@ func (t EventType) String() string {
 		return "lock_queued"
 	case EventLockCancelled:
 		return "lock_cancelled"
+	case EventElected:
+		return "elected"
+	case EventProclaimed:
+		return "proclaimed"
+	case EventResigned:
+		return "resigned"
+	case EventLeaderExpired:
+		return "leader_expired"
+	case EventNoLeader:
+		return "no_leader"
+	case EventCandidateJoined:
+		return "candidate_joined"
+	case EventCandidateLeft:
+		return "candidate_left"
 	}
 	return "unknown"
 }
@@ -185,9 +267,10 @@ type Event struct {
 	Seq      uint32
 	Type     EventType
 	Session  uint64
-	Name     string // lock name for lock events; empty for session events
-	Token    uint64 // lock_granted: the new token; lock_released: the released token
+	Name     string // lock or election name; empty for session events
+	Token    uint64 // lock_granted: the new token; lock_released: the released token; election events: the leader's term
 	Time     int64  // the machine's clock when it happened (Unix ns)
+	Value    string // elected, proclaimed: the leader's value; candidate_joined: the candidate's value
 }
 
 // Holder describes the session holding a lock.
@@ -203,6 +286,32 @@ type Waiter struct {
 	Session uint64
 	Owner   string
 	Since   int64 // clock at enqueue, Unix ns
+}
+
+// Leader describes the session leading an election.
+type Leader struct {
+	Session uint64
+	Owner   string
+	Value   string
+	Term    uint64 // index of the entry that elected it: the leadership's fencing token
+	Since   int64  // clock at election, Unix ns
+}
+
+// Candidate describes a session queued in an election behind its leader.
+type Candidate struct {
+	Session uint64
+	Owner   string
+	Value   string // the value it will lead with
+	Since   int64  // clock at enqueue, Unix ns
+}
+
+// ElectionInfo is a copy of one election's state. An election without a
+// leader does not exist (its candidates are promoted as soon as the leader
+// leaves), so Leader is never nil in a returned ElectionInfo.
+type ElectionInfo struct {
+	Name       string
+	Leader     *Leader
+	Candidates []Candidate // queue order, leader excluded
 }
 
 // LockInfo is a copy of one lock's state. A lock that is free and has no
@@ -222,6 +331,8 @@ type SessionInfo struct {
 	Locks    []string // held, sorted
 	Waiting  []string // queued for, sorted
 	Bound    string   // for an ephemeral session: the lock it is bound to
+	// Campaigns are the elections it leads or is a candidate in, sorted.
+	Campaigns []string
 }
 
 // Member is a cluster member's published address.
