@@ -298,6 +298,15 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 	if err := n.processReady(); err != nil {
 		return err
 	}
+	// The only voter need not wait an election timeout to lead.
+	if v := n.confState.GetVoters(); len(v) == 1 && v[0] == n.id {
+		if err := n.rn.Campaign(); err != nil {
+			n.log.Warn("campaign as the only voter", "err", err)
+		}
+		if err := n.processReady(); err != nil {
+			return err
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
