@@ -1,0 +1,215 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/raftlock/raftlock/api"
+)
+
+// DefaultEndpoint is the endpoint of FromEnv when RAFTLOCK_ENDPOINTS is not
+// set: a single raftlockd with its default flags.
+const DefaultEndpoint = "http://127.0.0.1:7070"
+
+// EnvEndpoints is the environment variable FromEnv reads: comma-separated
+// client URLs.
+const EnvEndpoints = "RAFTLOCK_ENDPOINTS"
+
+// DefaultRequestTimeout is Config.RequestTimeout when it is zero.
+const DefaultRequestTimeout = 10 * time.Second
+
+// Config configures a Client. Only Endpoints is required.
+type Config struct {
+	// Endpoints are the client URLs of some or all cluster members, e.g.
+	// "http://127.0.0.1:7070". At least one. Requests go to the leader once
+	// a response has named it (header Raftlock-Leader), even if the leader
+	// is not listed, and fall back to these on failure.
+	Endpoints []string
+	// RequestTimeout bounds one HTTP attempt. Default 10s. A waiting
+	// acquire adds its wait to it.
+	RequestTimeout time.Duration
+	// HTTPClient sends the requests. nil means a client of its own with
+	// keep-alive connection reuse. Its Timeout, if any, must exceed the
+	// longest wait of a Mutex.Lock chunk (5m), or waits will fail.
+	HTTPClient *http.Client
+	// Logger receives debug logs of retries and Info logs of session
+	// losses. nil discards them.
+	Logger *slog.Logger
+}
+
+// FromEnv returns a Config whose Endpoints come from RAFTLOCK_ENDPOINTS
+// (comma-separated; blanks ignored), or DefaultEndpoint when it is unset or
+// empty. The other fields are zero (defaults).
+func FromEnv() Config {
+	var eps []string
+	for _, e := range strings.Split(os.Getenv(EnvEndpoints), ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	if len(eps) == 0 {
+		eps = []string{DefaultEndpoint}
+	}
+	return Config{Endpoints: eps}
+}
+
+// Client talks to a raftlock cluster over its REST API. It is safe for
+// concurrent use by multiple goroutines. Requests go to the current
+// endpoint (the leader once known); on a connection error or a 503 they are
+// retried on the next endpoint, at most two passes over the endpoints and
+// never past the caller's context. Writes are retried after an unknown
+// outcome too, as they are idempotent, except opening a session.
+type Client struct {
+	eps     []string
+	timeout time.Duration
+	hc      *http.Client
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	cur    int    // index into eps of the endpoint in use
+	leader string // leader URL from the last Raftlock-Leader header, "" when unknown
+}
+
+// New returns a Client for cfg. It fails with an error matching
+// ErrInvalidArgument when cfg has no endpoint or an endpoint is not an
+// http(s) URL. It does not contact the cluster.
+func New(cfg Config) (*Client, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, fmt.Errorf("client: %w: no endpoint: give at least one client URL such as %s", ErrInvalidArgument, DefaultEndpoint)
+	}
+	c := &Client{timeout: cfg.RequestTimeout, hc: cfg.HTTPClient, log: cfg.Logger}
+	for _, e := range cfg.Endpoints {
+		n, err := normalizeURL(e)
+		if err != nil {
+			return nil, fmt.Errorf("client: %w: endpoint %q: %v", ErrInvalidArgument, e, err)
+		}
+		c.eps = append(c.eps, n)
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultRequestTimeout
+	}
+	if c.hc == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 32
+		c.hc = &http.Client{Transport: t}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// normalizeURL checks an endpoint and strips trailing slashes.
+func normalizeURL(s string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return "", err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", errors.New("not an http:// or https:// URL")
+	}
+	if u.Host == "" {
+		return "", errors.New("no host")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// Close closes the idle connections of the HTTP client. Sessions are not
+// closed: close them first (Session.Close), or their keep-alives go on.
+// Close is safe to call more than once; the Client stays usable.
+func (c *Client) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
+
+// Status returns the answering node's view of the cluster (GET /v1/status):
+// no quorum is needed, and the node may be any endpoint or the leader.
+func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+	var st api.Status
+	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/status"}, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Lock returns lock name's holder and waiters (GET /v1/locks/{name},
+// linearizable). A free lock has a nil Holder. It is safe for concurrent use.
+func (c *Client) Lock(ctx context.Context, name string) (*api.Lock, error) {
+	if err := api.ValidateLockName(name); err != nil {
+		return nil, fmt.Errorf("client: %w: %v", ErrInvalidArgument, err)
+	}
+	var l api.Lock
+	if _, err := c.do(ctx, call{method: http.MethodGet, path: api.LockPath(name)}, &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// Locks returns the locks whose name starts with prefix that are held or
+// have waiters, sorted by name (GET /v1/locks?prefix=, linearizable).
+func (c *Client) Locks(ctx context.Context, prefix string) ([]api.Lock, error) {
+	if err := api.ValidateLockPrefix(prefix); err != nil {
+		return nil, fmt.Errorf("client: %w: %v", ErrInvalidArgument, err)
+	}
+	q := url.Values{}
+	if prefix != "" {
+		q.Set(api.QueryPrefix, prefix)
+	}
+	var l api.LockList
+	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/locks", query: q}, &l); err != nil {
+		return nil, err
+	}
+	if l.Locks == nil {
+		l.Locks = []api.Lock{}
+	}
+	return l.Locks, nil
+}
+
+// SessionInfo returns session id's TTL, deadline and locks (GET
+// /v1/sessions/{id}, linearizable). An unknown session is an error
+// matching ErrSessionExpired.
+func (c *Client) SessionInfo(ctx context.Context, id api.SessionID) (*api.Session, error) {
+	return c.sessionInfo(ctx, id, false)
+}
+
+func (c *Client) sessionInfo(ctx context.Context, id api.SessionID, stale bool) (*api.Session, error) {
+	var q url.Values
+	if stale {
+		q = url.Values{api.QueryConsistency: {api.ConsistencyStale}}
+	}
+	var s api.Session
+	if _, err := c.do(ctx, call{method: http.MethodGet, path: api.SessionPath(id), query: q}, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// CloseSession closes session id on the server (DELETE /v1/sessions/{id}):
+// its locks are released and granted to their next waiters. It is an
+// operator's forced release; the session's owner sees Session.Done close
+// and its Mutexes' Lost close at its next keep-alive. An unknown session is
+// an error matching ErrSessionExpired, except when an earlier attempt of
+// this call had an unknown outcome (then it was this call that closed it,
+// and CloseSession returns nil).
+func (c *Client) CloseSession(ctx context.Context, id api.SessionID) error {
+	info, err := c.do(ctx, call{method: http.MethodDelete, path: api.SessionPath(id), write: true, retryUnknown: true}, nil)
+	if err != nil && info.unknownBefore && errors.Is(err, ErrSessionExpired) {
+		return nil
+	}
+	return err
+}
+
+// isDial reports whether err is a failure to connect (nothing was sent).
+func isDial(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}

@@ -1,0 +1,323 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/raftlock/raftlock/api"
+)
+
+// maxWaitChunk is the longest wait of one acquire request: the server's
+// default MaxWait.
+const maxWaitChunk = 5 * time.Minute
+
+// cleanupTimeout bounds the clean-up after a Lock gave up.
+const cleanupTimeout = 5 * time.Second
+
+// Mutex is a distributed lock named Name, acquired on behalf of a Session.
+// It is safe for concurrent use: its methods are serialised, so a Lock
+// that waits delays an Unlock or another Lock of the same Mutex.
+//
+// The lock belongs to the session, not to a goroutine: every goroutine
+// sharing a Mutex shares its hold, and Lock on a Mutex that holds the lock
+// returns nil at once. To make goroutines of one process exclude each
+// other, give each its own session. Use one Mutex per session and name:
+// two Mutexes of the same session and name would share one grant.
+//
+// Each successful Lock or TryLock starts a hold with a fencing token
+// (Token) and a lost channel (Lost).
+type Mutex struct {
+	s    *Session
+	name string
+	sem  chan struct{} // serialises Lock, TryLock and Unlock
+
+	mu   sync.Mutex
+	hold *hold // current hold, nil when not locked
+}
+
+// NewMutex returns a Mutex for lock name in session s. It does not contact
+// the server; an invalid name makes Lock and TryLock fail with an error
+// matching ErrInvalidArgument.
+func (s *Session) NewMutex(name string) *Mutex {
+	return &Mutex{s: s, name: name, sem: make(chan struct{}, 1)}
+}
+
+// Name returns the lock's name.
+func (m *Mutex) Name() string { return m.name }
+
+// Token returns the fencing token of the current hold: the index of the
+// log entry that granted the lock, larger than every earlier grant of this
+// name. It returns 0 when the Mutex is not held or the hold was lost.
+func (m *Mutex) Token() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.hold == nil || m.hold.isLost() {
+		return 0
+	}
+	return m.hold.token
+}
+
+// closedC is returned by Lost when nothing is held.
+var closedC = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Lost returns a channel of the current hold, closed when the hold ends
+// for any reason other than Unlock: the session ended (lost or closed), or
+// the keep-alive goroutine found that the server no longer grants the lock
+// to this session with this token (e.g. an operator closed the session,
+// or someone released the lock with its token). A loss is noticed within
+// about one keep-alive interval (TTL/3).
+//
+// Each hold has its own channel: Unlock does not close it (a goroutine
+// still waiting on it keeps waiting), and the next Lock starts a new one.
+// When the Mutex holds nothing, Lost returns an already closed channel:
+// there is nothing to act on.
+func (m *Mutex) Lost() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.hold == nil {
+		return closedC
+	}
+	return m.hold.lost
+}
+
+// enter takes the Mutex's turn, or fails when ctx ends first.
+func (m *Mutex) enter(ctx context.Context) error {
+	select {
+	case m.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("client: mutex %q: %w", m.name, ctx.Err())
+	}
+}
+
+func (m *Mutex) leave() { <-m.sem }
+
+// held reports whether the Mutex has a hold that is not lost.
+func (m *Mutex) held() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hold != nil && !m.hold.isLost()
+}
+
+// Lock acquires the lock, waiting in its FIFO queue until it is granted or
+// ctx ends. It returns nil at once if the Mutex already holds the lock.
+//
+// Each request waits on the server for the time left in ctx, at most 5
+// minutes (the server's limit). Without a deadline, or with one further
+// away, the wait goes in 5-minute chunks; between two chunks the session
+// leaves the queue and re-joins it at the tail. Connection errors and 503
+// answers are retried (an acquire by a session is idempotent: it keeps its
+// queue place and never makes a second grant) for as long as ctx and the
+// session last.
+//
+// If ctx ends first, Lock returns an error matching ctx.Err(). The server
+// withdraws the session from the queue when the request is cancelled; Lock
+// then makes sure (with a fresh context of at most 5s) that nothing was
+// granted to it meanwhile, releasing a grant that won the race and leaving
+// a queue place that survived. If the session ends first, the error
+// matches Session.Err (ErrSessionLost or ErrSessionClosed).
+func (m *Mutex) Lock(ctx context.Context) error {
+	return m.lock(ctx, true)
+}
+
+// TryLock acquires the lock if it is free, once, without queueing. If
+// another session holds it the error is a *LockedError naming the holder,
+// matching ErrLocked. It returns nil at once if the Mutex already holds
+// the lock. Transport failures are retried like any request; if ctx ends
+// or the outcome stays unknown, TryLock releases a grant it may have got.
+func (m *Mutex) TryLock(ctx context.Context) error {
+	return m.lock(ctx, false)
+}
+
+func (m *Mutex) lock(ctx context.Context, wait bool) error {
+	if err := api.ValidateLockName(m.name); err != nil {
+		return fmt.Errorf("client: lock: %w: %v", ErrInvalidArgument, err)
+	}
+	if err := m.enter(ctx); err != nil {
+		return err
+	}
+	defer m.leave()
+	if m.held() {
+		return nil
+	}
+	if err := m.s.Err(); err != nil {
+		return fmt.Errorf("client: lock %q: %w", m.name, err)
+	}
+	// The requests end with ctx or with the session.
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(m.s.ctx, cancel)
+	defer stop()
+
+	path := api.LockPath(m.name) + "/acquire"
+	for try := 1; ; try++ {
+		var w time.Duration
+		if wait {
+			w = maxWaitChunk
+			if dl, ok := actx.Deadline(); ok {
+				w = min(w, time.Until(dl))
+			}
+			if w <= 0 {
+				<-actx.Done()
+				return m.giveUp(ctx, actx.Err())
+			}
+		}
+		var g api.LockGrant
+		_, err := m.s.c.do(actx, call{
+			method: http.MethodPost, path: path, write: true, retryUnknown: true, extra: w,
+			body: api.AcquireRequest{Session: m.s.id, Wait: api.Duration(w)},
+		}, &g)
+		if err == nil {
+			return m.granted(g.Token)
+		}
+		var ae *api.Error
+		switch {
+		case errors.As(err, &ae) && ae.Code == api.CodeLockHeld:
+			if !wait {
+				le := &LockedError{Name: m.name}
+				if ae.Holder != nil {
+					le.Holder = *ae.Holder
+				}
+				return le
+			}
+			// The wait chunk ran out and the server took the session out
+			// of the queue: join again (at the tail).
+			continue
+		case errors.Is(err, ErrSessionExpired):
+			m.s.lost(err)
+			return fmt.Errorf("client: lock %q: %w", m.name, m.s.Err())
+		case actx.Err() != nil:
+			return m.giveUp(ctx, err)
+		case !wait && errors.Is(err, ErrOutcomeUnknown):
+			return m.giveUp(ctx, err)
+		case errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown):
+			m.s.log.Debug("acquire failed, retrying", "lock", m.name, "try", try, "error", err)
+			if sleep(actx, backoff(min(try, 6))) != nil {
+				return m.giveUp(ctx, err)
+			}
+		default:
+			return fmt.Errorf("client: lock %q: %w", m.name, err)
+		}
+	}
+}
+
+// granted records a new hold with token, unless the session ended
+// meanwhile (then the grant is released and the session's error returned).
+func (m *Mutex) granted(token uint64) error {
+	h := &hold{name: m.name, token: token, lost: make(chan struct{})}
+	if err := m.s.addHold(h); err != nil {
+		m.cleanup(context.Background(), token)
+		return fmt.Errorf("client: lock %q: %w", m.name, err)
+	}
+	m.mu.Lock()
+	m.hold = h
+	m.mu.Unlock()
+	return nil
+}
+
+// giveUp ends a Lock or TryLock that did not get a definite answer: it
+// cleans up, then returns an error matching ctx's error, else the
+// session's, else cause.
+func (m *Mutex) giveUp(ctx context.Context, cause error) error {
+	m.cleanup(ctx, 0)
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("client: lock %q: %w", m.name, ctx.Err())
+	case m.s.Err() != nil:
+		return fmt.Errorf("client: lock %q: %w", m.name, m.s.Err())
+	}
+	return fmt.Errorf("client: lock %q: %w", m.name, cause)
+}
+
+// cleanup makes sure the session neither holds nor waits for the lock on
+// behalf of a caller that has gone: it reads the lock; a grant to this
+// session is released (token, if not 0, is a grant known to be ours); a
+// queue place still there is left by an acquire with a 1ms wait (the
+// server cancels the place when it runs out; if the grant wins that race,
+// it is released). Best effort, bounded by cleanupTimeout.
+func (m *Mutex) cleanup(parent context.Context, token uint64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), cleanupTimeout)
+	defer cancel()
+	c := m.s.c
+	l, err := c.Lock(ctx, m.name)
+	if err != nil {
+		m.s.log.Warn("clean up after a lock attempt: read the lock", "lock", m.name, "error", err)
+		if token != 0 {
+			m.release(ctx, token)
+		}
+		return
+	}
+	if slices.ContainsFunc(l.Waiters, func(w api.Waiter) bool { return w.Session == m.s.id }) {
+		var g api.LockGrant
+		_, err := c.do(ctx, call{
+			method: http.MethodPost, path: api.LockPath(m.name) + "/acquire", write: true, retryUnknown: true, extra: time.Millisecond,
+			body: api.AcquireRequest{Session: m.s.id, Wait: api.Duration(time.Millisecond)},
+		}, &g)
+		if err == nil {
+			m.release(ctx, g.Token)
+			return
+		}
+	}
+	if l.Holder != nil && l.Holder.Session == m.s.id {
+		m.release(ctx, l.Holder.Token)
+	}
+}
+
+// release releases token, ignoring the answer (clean-up).
+func (m *Mutex) release(ctx context.Context, token uint64) {
+	_, err := m.s.c.do(ctx, call{
+		method: http.MethodPost, path: api.LockPath(m.name) + "/release", write: true, retryUnknown: true,
+		body: api.ReleaseRequest{Session: m.s.id, Token: token},
+	}, nil)
+	if err != nil && !errors.Is(err, ErrNotHolder) && !errors.Is(err, ErrSessionExpired) {
+		m.s.log.Warn("clean up after a lock attempt: release", "lock", m.name, "token", token, "error", err)
+	}
+}
+
+// Unlock releases the lock (POST release with the hold's token); Token
+// becomes 0. It returns ErrNotLocked if the Mutex holds nothing. If the
+// hold was lost before (the server answers that this session does not hold
+// the lock with this token), the hold is dropped, Lost is closed and the
+// error matches ErrNotHolder (or ErrSessionExpired). A not_holder answer to
+// a retry of this very release, whose first attempt had an unknown outcome,
+// counts as success. On other failures (unavailable, ctx ended) the hold
+// is kept and Unlock may be called again.
+func (m *Mutex) Unlock(ctx context.Context) error {
+	if err := m.enter(ctx); err != nil {
+		return err
+	}
+	defer m.leave()
+	m.mu.Lock()
+	h := m.hold
+	m.mu.Unlock()
+	if h == nil {
+		return fmt.Errorf("client: unlock %q: %w", m.name, ErrNotLocked)
+	}
+	info, err := m.s.c.do(ctx, call{
+		method: http.MethodPost, path: api.LockPath(m.name) + "/release", write: true, retryUnknown: true,
+		body: api.ReleaseRequest{Session: m.s.id, Token: h.token},
+	}, nil)
+	var ret error
+	switch {
+	case err == nil, info.unknownBefore && errors.Is(err, ErrNotHolder):
+		m.s.removeHold(h)
+	case errors.Is(err, ErrNotHolder), errors.Is(err, ErrSessionExpired):
+		if errors.Is(err, ErrSessionExpired) {
+			m.s.lost(err)
+		}
+		m.s.loseHold(h)
+		h.lose()
+		ret = fmt.Errorf("client: unlock %q: %w", m.name, err)
+	default:
+		return fmt.Errorf("client: unlock %q: %w", m.name, err)
+	}
+	m.mu.Lock()
+	m.hold = nil
+	m.mu.Unlock()
+	return ret
+}

@@ -1,0 +1,382 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftlock/raftlock/api"
+)
+
+// DefaultTTL is the TTL of a session opened without WithTTL.
+const DefaultTTL = 10 * time.Second
+
+// SessionOption sets an optional knob of NewSession.
+type SessionOption func(*sessionOptions)
+
+type sessionOptions struct {
+	ttl   time.Duration
+	owner string
+}
+
+// WithTTL sets the session's time to live (default 10s). The server bounds
+// it (by default 2s to 1h); a TTL out of bounds makes NewSession fail with
+// an error matching ErrInvalidArgument.
+func WithTTL(d time.Duration) SessionOption { return func(o *sessionOptions) { o.ttl = d } }
+
+// WithOwner labels the session (at most 256 bytes), e.g. "host-a/pid-42";
+// others see it as the holder's or waiter's owner.
+func WithOwner(s string) SessionOption { return func(o *sessionOptions) { o.owner = s } }
+
+// Session is a lease on the server that the SDK keeps alive, and to which
+// the locks of its Mutexes belong. It is safe for concurrent use.
+//
+// A goroutine renews the session every TTL/3 (after a failure, every
+// TTL/10, across endpoints). The session ends:
+//
+//   - when Close is called: Err is ErrSessionClosed;
+//   - when the server answers that the session does not exist (it expired,
+//     or an operator closed it with Client.CloseSession): Err matches
+//     ErrSessionLost and ErrSessionExpired;
+//   - when no renewal is acknowledged before SafeUntil: Err matches
+//     ErrSessionLost. The server may still hold the session for a little
+//     while, but the SDK can no longer promise it does, so it gives up: the
+//     holder must stop acting at once. Keep-alives stop, and the server
+//     expires the session (releasing its locks) when its TTL runs out.
+//
+// At the end Done is closed, Ctx is cancelled and every Mutex's Lost is
+// closed. A session that ended never comes back: open a new one.
+type Session struct {
+	c      *Client
+	id     api.SessionID
+	ttl    time.Duration
+	margin time.Duration
+	log    *slog.Logger
+
+	ctx    context.Context // cancelled by end
+	cancel context.CancelFunc
+	done   chan struct{} // closed by end
+
+	loopCtx    context.Context // ends the keep-alive goroutine
+	loopCancel context.CancelFunc
+	loopDone   chan struct{}
+
+	mu        sync.Mutex
+	err       error
+	safeUntil time.Time
+	holds     map[*hold]struct{} // current holds of this session's Mutexes
+
+	closeMu sync.Mutex // serialises Close
+	deleted bool       // Close's DELETE succeeded
+
+	// skipRenewals is a test hook: while true, no keep-alive is sent.
+	skipRenewals atomic.Bool
+}
+
+// safetyMargin is how much earlier than the server's own deadline the SDK
+// considers a session unsafe: TTL/10, at least 100ms, at most TTL/2. It
+// covers the leader's clock running faster than ours and the delay of the
+// keep-alive on its way to the leader (the server's deadline starts when it
+// applies the renewal, after we sent it; we count from the send time).
+func safetyMargin(ttl time.Duration) time.Duration {
+	return min(max(ttl/10, 100*time.Millisecond), ttl/2)
+}
+
+// NewSession opens a session (POST /v1/sessions) and starts keeping it
+// alive. It is safe for concurrent use.
+//
+// Opening a session is not idempotent: if the request's outcome is unknown
+// (a 503 timeout, or the connection broke after the request was sent), it
+// is not retried and the error matches ErrOutcomeUnknown; a session may
+// have been opened, and it will expire after its TTL. Other failures
+// (unavailable, connection refused) are retried like any request.
+func (c *Client) NewSession(ctx context.Context, opts ...SessionOption) (*Session, error) {
+	o := sessionOptions{ttl: DefaultTTL}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.ttl <= 0 {
+		return nil, fmt.Errorf("client: new session: %w: TTL %v is not positive", ErrInvalidArgument, o.ttl)
+	}
+	sent := time.Now()
+	var resp api.SessionResponse
+	_, err := c.do(ctx, call{
+		method: http.MethodPost, path: "/v1/sessions", write: true,
+		body: api.CreateSessionRequest{TTL: api.Duration(o.ttl), Owner: o.owner},
+	}, &resp)
+	if err != nil {
+		return nil, fmt.Errorf("client: new session: %w", err)
+	}
+	ttl := o.ttl
+	if resp.TTL > 0 {
+		ttl = time.Duration(resp.TTL)
+	}
+	s := &Session{
+		c:         c,
+		id:        resp.ID,
+		ttl:       ttl,
+		margin:    safetyMargin(ttl),
+		log:       c.log.With("session", resp.ID.String()),
+		done:      make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		holds:     map[*hold]struct{}{},
+		safeUntil: sent.Add(ttl - safetyMargin(ttl)),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.loopCtx, s.loopCancel = context.WithCancel(context.Background())
+	go s.run()
+	s.log.Debug("session opened", "ttl", ttl)
+	return s, nil
+}
+
+// ID returns the session's ID.
+func (s *Session) ID() api.SessionID { return s.id }
+
+// TTL returns the session's time to live as the server granted it.
+func (s *Session) TTL() time.Duration { return s.ttl }
+
+// Done returns a channel closed when the session ends (see Session): lost
+// or closed.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Ctx returns a context cancelled when the session ends, which includes the
+// moment SafeUntil passes without a renewal. Pass it to work done under a
+// lock of this session.
+func (s *Session) Ctx() context.Context { return s.ctx }
+
+// SafeUntil returns the time until which the session is certainly alive on
+// the server: the send time of the last acknowledged renewal (or of the
+// request that opened it) + TTL − margin, where margin is TTL/10, at least
+// 100ms and at most TTL/2, to cover clock drift between this process and
+// the leader. It only moves forward.
+func (s *Session) SafeUntil() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.safeUntil
+}
+
+// Err returns nil while the session is alive, and then why it ended: an
+// error matching ErrSessionLost (wrapping the cause, e.g. ErrSessionExpired)
+// or ErrSessionClosed.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close ends the session: it stops the keep-alives, closes Done and
+// cancels Ctx (so that work under its locks stops first), then deletes the
+// session on the server (DELETE /v1/sessions/{id}), which releases its
+// locks. A session the server no longer knows counts as deleted. Close is
+// idempotent and safe for concurrent use; if the DELETE fails (ctx ended,
+// cluster unavailable) it returns the error, a later Close tries again,
+// and otherwise the server expires the session after its TTL.
+func (s *Session) Close(ctx context.Context) error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.deleted {
+		return nil
+	}
+	s.end(ErrSessionClosed)
+	<-s.loopDone
+	_, err := s.c.do(ctx, call{method: http.MethodDelete, path: api.SessionPath(s.id), write: true, retryUnknown: true}, nil)
+	if err != nil && !errors.Is(err, ErrSessionExpired) {
+		return fmt.Errorf("client: close session %s: %w", s.id, err)
+	}
+	s.deleted = true
+	s.log.Debug("session closed")
+	return nil
+}
+
+// end ends the session with err (the first reason wins): Done closes, Ctx
+// is cancelled, the keep-alive goroutine stops, every hold is lost.
+func (s *Session) end(err error) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	holds := s.holds
+	s.holds = nil
+	s.mu.Unlock()
+	close(s.done)
+	s.cancel()
+	s.loopCancel()
+	for h := range holds {
+		h.lose()
+	}
+	if !errors.Is(err, ErrSessionClosed) {
+		s.log.Info("session lost", "error", err)
+	}
+}
+
+// lost ends the session because the server said it does not exist.
+func (s *Session) lost(cause error) { s.end(&lostError{cause: cause}) }
+
+// run is the keep-alive goroutine: renew every TTL/3 (TTL/10 after a
+// failure), watch the holds after each renewal, and end the session when
+// SafeUntil passes.
+func (s *Session) run() {
+	defer close(s.loopDone)
+	interval, retry := s.ttl/3, max(s.ttl/10, 10*time.Millisecond)
+	next := time.Now().Add(interval)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		su := s.SafeUntil()
+		wake := next
+		if su.Before(wake) {
+			wake = su
+		}
+		timer.Reset(time.Until(wake))
+		select {
+		case <-s.loopCtx.Done():
+			return
+		case <-timer.C:
+		}
+		now := time.Now()
+		if !now.Before(s.SafeUntil()) {
+			s.end(&lostError{cause: fmt.Errorf("no keep-alive acknowledged before the safe-until time %s", su.Format(time.RFC3339Nano))})
+			return
+		}
+		if now.Before(next) {
+			continue
+		}
+		if s.skipRenewals.Load() {
+			next = now.Add(retry)
+			continue
+		}
+		sent, ok := s.renew()
+		if s.loopCtx.Err() != nil {
+			return
+		}
+		if !ok {
+			next = time.Now().Add(retry)
+			continue
+		}
+		next = sent.Add(interval)
+		s.watch()
+	}
+}
+
+// renew sends one keep-alive (with the transport's retries), bounded by
+// SafeUntil. It reports the send time and whether it was acknowledged.
+func (s *Session) renew() (time.Time, bool) {
+	ctx, cancel := context.WithDeadline(s.loopCtx, s.SafeUntil())
+	defer cancel()
+	sent := time.Now()
+	_, err := s.c.do(ctx, call{method: http.MethodPost, path: api.SessionPath(s.id) + "/keepalive", write: true, retryUnknown: true}, nil)
+	if err != nil {
+		if errors.Is(err, ErrSessionExpired) {
+			s.lost(err)
+		} else if s.loopCtx.Err() == nil {
+			s.log.Debug("keep-alive failed", "error", err)
+		}
+		return sent, false
+	}
+	s.mu.Lock()
+	if su := sent.Add(s.ttl - s.margin); su.After(s.safeUntil) {
+		s.safeUntil = su
+	}
+	s.mu.Unlock()
+	return sent, true
+}
+
+// watch checks that the session still holds what its Mutexes think they
+// hold: a stale read of the session (cheap, answered by the leader when
+// known); a lock missing from it is confirmed with a linearizable read of
+// the lock before its hold is declared lost, so a lagging node never causes
+// a false loss.
+func (s *Session) watch() {
+	holds := s.currentHolds()
+	if len(holds) == 0 {
+		return
+	}
+	ctx, cancel := context.WithDeadline(s.loopCtx, s.SafeUntil())
+	defer cancel()
+	info, err := s.c.sessionInfo(ctx, s.id, true)
+	if err != nil {
+		// A stale "not found" is not proof; the next keep-alive decides.
+		return
+	}
+	for _, h := range holds {
+		if slices.Contains(info.Locks, h.name) {
+			continue
+		}
+		l, err := s.c.Lock(ctx, h.name)
+		if err != nil {
+			continue
+		}
+		if l.Holder == nil || l.Holder.Session != s.id || l.Holder.Token != h.token {
+			s.log.Info("lock lost", "lock", h.name, "token", h.token)
+			s.loseHold(h)
+		}
+	}
+}
+
+// hold is one grant held by a Mutex: its lost channel closes when the hold
+// ends other than by Unlock.
+type hold struct {
+	name  string
+	token uint64
+	lost  chan struct{}
+	once  sync.Once
+}
+
+func (h *hold) lose() { h.once.Do(func() { close(h.lost) }) }
+
+func (h *hold) isLost() bool {
+	select {
+	case <-h.lost:
+		return true
+	default:
+		return false
+	}
+}
+
+// addHold registers h, or returns the session's error if it has ended.
+func (s *Session) addHold(h *hold) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.holds[h] = struct{}{}
+	return nil
+}
+
+// removeHold unregisters h without losing it (Unlock).
+func (s *Session) removeHold(h *hold) {
+	s.mu.Lock()
+	delete(s.holds, h)
+	s.mu.Unlock()
+}
+
+// loseHold closes h's lost channel if h is still registered (a hold that
+// Unlock ended meanwhile is left alone).
+func (s *Session) loseHold(h *hold) {
+	s.mu.Lock()
+	_, ok := s.holds[h]
+	delete(s.holds, h)
+	s.mu.Unlock()
+	if ok {
+		h.lose()
+	}
+}
+
+func (s *Session) currentHolds() []*hold {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hs := make([]*hold, 0, len(s.holds))
+	for h := range s.holds {
+		hs = append(hs, h)
+	}
+	return hs
+}

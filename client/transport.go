@@ -1,0 +1,257 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/raftlock/raftlock/api"
+)
+
+// maxResponseBytes bounds how much of an answer is read.
+const maxResponseBytes = 8 << 20
+
+// Backoff between attempts: doubling from backoffBase, at most backoffMax,
+// jittered to [d/2, d].
+const (
+	backoffBase = 25 * time.Millisecond
+	backoffMax  = 500 * time.Millisecond
+)
+
+// call describes one API request.
+type call struct {
+	method string
+	path   string
+	query  url.Values
+	body   any
+	// write marks a request that changes state: a lost answer to it has
+	// an unknown outcome.
+	write bool
+	// retryUnknown allows a retry after an unknown outcome (the write is
+	// idempotent). Without it such an answer ends the call with an error
+	// matching ErrOutcomeUnknown.
+	retryUnknown bool
+	// extra is added to the per-attempt timeout (the wait of an acquire).
+	extra time.Duration
+}
+
+// callInfo tells the caller about the attempts of a call.
+type callInfo struct {
+	// unknownBefore: an earlier attempt's outcome was unknown, so the
+	// final answer is the answer to a retry.
+	unknownBefore bool
+}
+
+// do sends cl, retrying as described on Client, and decodes a 2xx answer
+// into out (unless nil). Server errors are returned as *api.Error.
+func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
+	var body []byte
+	if cl.body != nil {
+		b, err := json.Marshal(cl.body)
+		if err != nil {
+			return callInfo{}, fmt.Errorf("client: encode %s %s: %w", cl.method, cl.path, err)
+		}
+		body = b
+	}
+	var (
+		info    callInfo
+		lastErr error
+		hint    bool // the last failure named another leader: go there at once
+	)
+	attempts := 2*len(c.eps) + 1
+	for i := 0; i < attempts; i++ {
+		if i > 0 && !hint {
+			if err := sleep(ctx, backoff(i)); err != nil {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		base := c.target()
+		leader, err := c.attempt(ctx, base, cl, body, out)
+		hint = false
+		if leader != "" {
+			c.setLeader(leader)
+			hint = leader != base
+		}
+		if err == nil {
+			return info, nil
+		}
+		var ae *api.Error
+		switch {
+		case errors.As(err, &ae) && ae.Code == api.CodeUnavailable:
+		case errors.As(err, &ae) && ae.Code == api.CodeTimeout:
+			info.unknownBefore = true
+			if !cl.retryUnknown {
+				return info, fmt.Errorf("client: %s %s: %w", cl.method, cl.path, err)
+			}
+		case ae != nil:
+			// A definite answer (perhaps to a retry: see unknownBefore).
+			return info, err
+		default:
+			// Transport error.
+			if cl.write && !isDial(err) {
+				info.unknownBefore = true
+				if !cl.retryUnknown {
+					return info, fmt.Errorf("client: %s %s: %w: %v", cl.method, cl.path, ErrOutcomeUnknown, err)
+				}
+			}
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break // the caller gave up; base is not to blame
+		}
+		c.failed(base)
+		c.log.Debug("request failed, retrying", "method", cl.method, "path", cl.path, "endpoint", base, "attempt", i+1, "error", err)
+	}
+	if err := ctx.Err(); err != nil {
+		if cl.write && info.unknownBefore {
+			return info, fmt.Errorf("client: %s %s: %w: %w (last error: %v)", cl.method, cl.path, err, ErrOutcomeUnknown, lastErr)
+		}
+		if lastErr != nil {
+			return info, fmt.Errorf("client: %s %s: %w (last error: %v)", cl.method, cl.path, err, lastErr)
+		}
+		return info, fmt.Errorf("client: %s %s: %w", cl.method, cl.path, err)
+	}
+	if info.unknownBefore {
+		return info, fmt.Errorf("client: %s %s: retries exhausted: %w (last error: %v)", cl.method, cl.path, ErrOutcomeUnknown, lastErr)
+	}
+	var ae *api.Error
+	if errors.As(lastErr, &ae) {
+		return info, fmt.Errorf("client: %s %s: retries exhausted: %w", cl.method, cl.path, lastErr)
+	}
+	return info, fmt.Errorf("client: %s %s: %w: no endpoint answered: %v", cl.method, cl.path, ErrUnavailable, lastErr)
+}
+
+// attempt sends one HTTP request to base. It returns the leader named by
+// the answer's Raftlock-Leader header ("" if none) and an *api.Error for an
+// error answer, or the transport error.
+func (c *Client) attempt(ctx context.Context, base string, cl call, body []byte, out any) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout+cl.extra)
+	defer cancel()
+	u := base + cl.path
+	if len(cl.query) > 0 {
+		u += "?" + cl.query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, u, rd)
+	if err != nil {
+		return "", err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	_, _ = io.Copy(io.Discard, resp.Body) // drain, so the connection is reused
+	leader := ""
+	if h := resp.Header.Get(api.HeaderLeader); h != "" {
+		if n, nerr := normalizeURL(h); nerr == nil {
+			leader = n
+		}
+	}
+	if err != nil {
+		return leader, err
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if out != nil {
+			if err := json.Unmarshal(b, out); err != nil {
+				return leader, &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("%s %s answered %d with a body that does not decode: %v", cl.method, u, resp.StatusCode, err)}
+			}
+		}
+		return leader, nil
+	}
+	return leader, errorFromResponse(resp.StatusCode, b)
+}
+
+// errorFromResponse decodes an error answer into an *api.Error. A body that
+// is not the API's error JSON (a proxy's page) gets a code from the status.
+func errorFromResponse(status int, b []byte) *api.Error {
+	var er api.ErrorResponse
+	if err := json.Unmarshal(b, &er); err == nil && er.Error.Code != "" {
+		return &er.Error
+	}
+	code := api.CodeInternal
+	switch status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		code = api.CodeUnavailable
+	case http.StatusGatewayTimeout:
+		code = api.CodeTimeout
+	case http.StatusNotFound:
+		code = api.CodeNotFound
+	case http.StatusBadRequest:
+		code = api.CodeInvalidArgument
+	}
+	msg := strings.TrimSpace(string(b))
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	return &api.Error{Code: code, Message: fmt.Sprintf("HTTP %d without an API error body: %q", status, msg)}
+}
+
+// target returns the URL to send the next request to: the leader if
+// known, else the current endpoint.
+func (c *Client) target() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader != "" {
+		return c.leader
+	}
+	return c.eps[c.cur]
+}
+
+// setLeader remembers the leader named by an answer.
+func (c *Client) setLeader(u string) {
+	c.mu.Lock()
+	c.leader = u
+	c.mu.Unlock()
+}
+
+// failed notes that base did not serve a request: forget it as the leader
+// and move past it in the endpoint list.
+func (c *Client) failed(base string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leader == base {
+		c.leader = ""
+	}
+	if c.eps[c.cur] == base {
+		c.cur = (c.cur + 1) % len(c.eps)
+	}
+}
+
+// backoff returns the jittered pause before attempt i (i ≥ 1).
+func backoff(i int) time.Duration {
+	d := backoffBase << min(i-1, 10)
+	d = min(d, backoffMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits for d or until ctx ends (then it returns ctx.Err()).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/client"
+)
+
+const lockAbout = `Opens a session, waits for lock NAME (for ever by default), and runs CMD
+while holding it, with stdin, stdout and stderr passed through and these
+variables added to its environment:
+
+  RAFTLOCK_NAME     the lock's name
+  RAFTLOCK_TOKEN    the fencing token of the grant: give it to the resource
+                    you protect, and let it refuse a token lower than one it
+                    has seen
+  RAFTLOCK_SESSION  the session's ID
+
+When CMD exits, the lock is released, the session closed, and raftlock
+exits with CMD's exit code (128+N when a signal N killed CMD).
+
+CMD runs in its own process group. If the lock is lost while CMD runs (the
+session expired, or an operator closed it), the group gets SIGTERM at once
+and SIGKILL after --kill-grace, and raftlock exits 4 whatever CMD's code.
+SIGINT, SIGTERM and SIGHUP to raftlock are passed to CMD's group; raftlock
+releases the lock once CMD has exited. While waiting for the lock, they
+abandon the wait (exit 128+N) and CMD never runs.
+
+Exit codes: CMD's own code; 1 error before CMD ran; 2 usage; 3 the lock is
+held (--try, or --wait ran out) and CMD did not run; 4 lock lost while CMD
+ran; 126 CMD could not be started; 127 CMD not found.
+
+Because CMD has its own process group, it cannot read from the terminal
+(pipe its input instead). If raftlock itself is killed with SIGKILL, CMD
+gets SIGTERM (Linux; only CMD, not the rest of its group) and the lock is
+freed when the session's TTL runs out.`
+
+const lockExample = `  raftlock lock nightly-backup -- ./backup.sh --full
+  raftlock lock --try --ttl 30s jobs/reindex -- sh -c 'reindex --fence "$RAFTLOCK_TOKEN"'
+  raftlock lock --wait 1m deploy -- make deploy || echo "exit $?"`
+
+// lockOptions are the flags and arguments of "raftlock lock".
+type lockOptions struct {
+	name  string
+	argv  []string // CMD and its arguments
+	ttl   time.Duration
+	owner string
+	try   bool
+	wait  time.Duration // 0: for ever
+	grace time.Duration // --kill-grace
+}
+
+// parseLock parses the arguments of "raftlock lock": flags, NAME, more
+// flags, then CMD after "--" (or from the first argument that is not a flag).
+func parseLock(e *env, args []string) (*subcommand, *lockOptions, error) {
+	s := e.newSubcommand("lock", "lock [flags] NAME -- CMD [ARGS...]", lockAbout, lockExample)
+	o := &lockOptions{}
+	s.fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "session TTL: the lock is lost this long after raftlock stops renewing it")
+	s.fs.StringVar(&o.owner, "owner", "", "owner label shown to others (default hostname:pid)")
+	s.fs.BoolVar(&o.try, "try", false, "try once; if the lock is held, exit 3 without running CMD")
+	s.fs.DurationVar(&o.wait, "wait", 0, "wait at most this long for the lock, then exit 3 (default: wait for ever)")
+	s.fs.DurationVar(&o.grace, "kill-grace", 5*time.Second, "after the lock is lost, time between SIGTERM and SIGKILL to CMD")
+	if err := s.fs.Parse(args); err != nil {
+		return s, nil, err
+	}
+	if s.fs.NArg() == 0 {
+		return s, nil, errors.New("missing lock NAME")
+	}
+	o.name = s.fs.Arg(0)
+	if err := s.fs.Parse(s.fs.Args()[1:]); err != nil {
+		return s, nil, err
+	}
+	o.argv = s.fs.Args()
+	switch {
+	case len(o.argv) == 0:
+		return s, nil, errors.New("missing CMD: write it after --, as in raftlock lock NAME -- CMD [ARGS...]")
+	case o.try && o.wait != 0:
+		return s, nil, errors.New("--try and --wait exclude each other")
+	case o.wait < 0:
+		return s, nil, fmt.Errorf("--wait %v is negative", o.wait)
+	case o.ttl <= 0:
+		return s, nil, fmt.Errorf("--ttl %v must be positive", o.ttl)
+	case o.grace < 0:
+		return s, nil, fmt.Errorf("--kill-grace %v is negative", o.grace)
+	}
+	if err := api.ValidateLockName(o.name); err != nil {
+		return s, nil, err
+	}
+	if o.owner == "" {
+		host, _ := os.Hostname()
+		o.owner = fmt.Sprintf("%s:%d", orDash(host), os.Getpid())
+	}
+	return s, o, nil
+}
+
+func runLock(ctx context.Context, e *env, args []string) int {
+	s, o, err := parseLock(e, args)
+	if err != nil {
+		return s.parseError(err)
+	}
+	c, code := s.newClient()
+	if c == nil {
+		return code
+	}
+	defer c.Close()
+
+	// Signals are ours from now on: they abandon the wait for the lock, or
+	// go to CMD once it runs.
+	sigC := make(chan os.Signal, 4)
+	signal.Notify(sigC, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigC)
+
+	sess, err := c.NewSession(ctx, client.WithTTL(o.ttl), client.WithOwner(o.owner))
+	if err != nil {
+		return e.fail("open session: %v", err)
+	}
+	l := &locker{e: e, c: c, sess: sess, o: o, sigC: sigC}
+	code = l.run(ctx)
+	if err := l.closeSession(ctx); err != nil && code != exitLost {
+		fmt.Fprintf(e.stderr, "raftlock: close session %s: %v (its locks are freed when its TTL runs out)\n", sess.ID(), err)
+	}
+	return code
+}
+
+// locker runs one "raftlock lock".
+type locker struct {
+	e    *env
+	c    *client.Client
+	sess *client.Session
+	o    *lockOptions
+	sigC chan os.Signal
+}
+
+// cleanupCtx returns a context for releasing and closing: not cancelled with
+// ctx (the caller may be stopping us), bounded by the request timeout.
+func (l *locker) cleanupCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), l.e.timeout)
+}
+
+func (l *locker) closeSession(ctx context.Context) error {
+	cctx, cancel := l.cleanupCtx(ctx)
+	defer cancel()
+	return l.sess.Close(cctx)
+}
+
+// run acquires the lock, runs CMD and releases the lock, and returns the exit code.
+func (l *locker) run(ctx context.Context) int {
+	mu := l.sess.NewMutex(l.o.name)
+	if code, ok := l.acquire(ctx, mu); !ok {
+		return code
+	}
+	lostC := mu.Lost() // of this hold
+	code, lost := l.runCmd(ctx, mu, lostC)
+	if lost {
+		return exitLost
+	}
+	cctx, cancel := l.cleanupCtx(ctx)
+	defer cancel()
+	if err := mu.Unlock(cctx); err != nil {
+		fmt.Fprintf(l.e.stderr, "raftlock: release lock %s: %v (closing the session releases it)\n", l.o.name, err)
+	}
+	return code
+}
+
+// acquire takes the lock, and reports whether it did; if not, with the exit code.
+func (l *locker) acquire(ctx context.Context, mu *client.Mutex) (int, bool) {
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var waitCtx context.Context = actx
+	if l.o.wait > 0 {
+		var wcancel context.CancelFunc
+		waitCtx, wcancel = context.WithTimeout(actx, l.o.wait)
+		defer wcancel()
+	}
+	errC := make(chan error, 1)
+	go func() {
+		if l.o.try {
+			errC <- mu.TryLock(waitCtx)
+		} else {
+			errC <- mu.Lock(waitCtx)
+		}
+	}()
+	var err error
+	select {
+	case err = <-errC:
+	case sig := <-l.sigC:
+		cancel()
+		<-errC // a grant that won the race is freed with the session
+		fmt.Fprintf(l.e.stderr, "raftlock: %v while waiting for lock %s; CMD not run\n", sig, l.o.name)
+		return 128 + signum(sig), false
+	}
+	switch {
+	case err == nil:
+		return exitOK, true
+	case errors.Is(err, client.ErrLocked):
+		var le *client.LockedError
+		if errors.As(err, &le) && le.Holder.Session != 0 {
+			h := le.Holder
+			l.held("", &h)
+		} else {
+			l.held("", l.holder(ctx))
+		}
+		return exitHeld, false
+	case l.o.wait > 0 && waitCtx.Err() != nil && actx.Err() == nil:
+		l.held(fmt.Sprintf("waited %v: ", l.o.wait), l.holder(ctx))
+		return exitHeld, false
+	}
+	return l.e.fail("acquire lock %s: %v", l.o.name, err), false
+}
+
+// holder asks who holds the lock now, nil if that is unknown.
+func (l *locker) holder(ctx context.Context) *api.Holder {
+	cctx, cancel := l.cleanupCtx(ctx)
+	defer cancel()
+	info, err := l.c.Lock(cctx, l.o.name)
+	if err != nil {
+		return nil
+	}
+	return info.Holder
+}
+
+// held says on stderr, after prefix, that the lock is held, and by whom
+// when known.
+func (l *locker) held(prefix string, h *api.Holder) {
+	if h == nil {
+		fmt.Fprintf(l.e.stderr, "raftlock: %slock %s is held by another session; CMD not run\n", prefix, l.o.name)
+		return
+	}
+	fmt.Fprintf(l.e.stderr, "raftlock: %slock %s is held by session %s (owner %q, token %d, since %s); CMD not run\n",
+		prefix, l.o.name, h.Session, h.Owner, h.Token, h.Since.UTC().Format(time.RFC3339))
+}
+
+// runCmd runs CMD under the lock and returns its exit code, and whether the
+// lock was lost while it ran.
+func (l *locker) runCmd(ctx context.Context, mu *client.Mutex, lostC <-chan struct{}) (code int, lost bool) {
+	cmd := exec.Command(l.o.argv[0], l.o.argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = l.e.stdin, l.e.stdout, l.e.stderr
+	cmd.Env = append(environWithout(os.Environ(), "RAFTLOCK_NAME", "RAFTLOCK_TOKEN", "RAFTLOCK_SESSION"),
+		"RAFTLOCK_NAME="+l.o.name,
+		"RAFTLOCK_TOKEN="+strconv.FormatUint(mu.Token(), 10),
+		"RAFTLOCK_SESSION="+l.sess.ID().String())
+	cmd.SysProcAttr = procAttr()
+	// Stop waiting for CMD's output pipes (only used when the streams are
+	// not files) this long after CMD exits, should a child of CMD keep them.
+	cmd.WaitDelay = time.Second
+	if err := startCmd(cmd); err != nil {
+		fmt.Fprintf(l.e.stderr, "raftlock: run %s: %v\n", l.o.argv[0], err)
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return exitNotFound, false
+		}
+		return exitCannotRun, false
+	}
+	pgid := cmd.Process.Pid // Setpgid: the group's ID is CMD's PID
+	waitC := make(chan error, 1)
+	go func() { waitC <- cmd.Wait() }()
+
+	sessDone := l.sess.Done()
+	ctxDone := ctx.Done()
+	var killC <-chan time.Time
+	var killTimer *time.Timer
+	defer func() {
+		if killTimer != nil {
+			killTimer.Stop()
+		}
+	}()
+	// onLost ends CMD when the lock is lost: SIGTERM now, SIGKILL after the grace.
+	onLost := func() {
+		lostC, sessDone = nil, nil
+		lost = true
+		l.signal(pgid, syscall.SIGTERM)
+		fmt.Fprintf(l.e.stderr, "raftlock: lock %s lost (%s); sent SIGTERM to %s (process group %d), SIGKILL follows in %v\n",
+			l.o.name, l.lostReason(), l.o.argv[0], pgid, l.o.grace)
+		killTimer = time.NewTimer(l.o.grace)
+		killC = killTimer.C
+	}
+	for {
+		select {
+		case err := <-waitC:
+			if !lost && (closed(lostC) || closed(sessDone)) {
+				lost = true
+				fmt.Fprintf(l.e.stderr, "raftlock: lock %s lost (%s) by the time %s exited\n", l.o.name, l.lostReason(), l.o.argv[0])
+			}
+			return exitCode(cmd, err), lost
+		case <-lostC:
+			onLost()
+		case <-sessDone:
+			onLost()
+		case <-killC:
+			killC = nil
+			l.signal(pgid, syscall.SIGKILL)
+			fmt.Fprintf(l.e.stderr, "raftlock: %s still running %v after SIGTERM; sent SIGKILL to process group %d\n", l.o.argv[0], l.o.grace, pgid)
+		case sig := <-l.sigC:
+			l.signal(pgid, sig.(syscall.Signal))
+		case <-ctxDone:
+			ctxDone = nil
+			l.signal(pgid, syscall.SIGTERM)
+		}
+	}
+}
+
+// lostReason says why the lock was lost, as far as the session knows.
+func (l *locker) lostReason() string {
+	if err := l.sess.Err(); err != nil {
+		return fmt.Sprintf("session %s ended: %v", l.sess.ID(), err)
+	}
+	return fmt.Sprintf("session %s no longer holds it", l.sess.ID())
+}
+
+// signal sends sig to process group pgid; a group that is gone is fine.
+func (l *locker) signal(pgid int, sig syscall.Signal) {
+	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		fmt.Fprintf(l.e.stderr, "raftlock: send %v to process group %d: %v\n", sig, pgid, err)
+	}
+}
+
+// exitCode returns the exit code for CMD's end: its own code, or 128+N when
+// signal N killed it.
+func exitCode(cmd *exec.Cmd, err error) int {
+	ps := cmd.ProcessState
+	if ps == nil {
+		return exitError
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+func signum(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return int(s)
+	}
+	return 0
+}
+
+func closed(c <-chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// environWithout returns env without the variables named.
+func environWithout(env []string, names ...string) []string {
+	out := make([]string, 0, len(env)+len(names))
+next:
+	for _, kv := range env {
+		for _, n := range names {
+			if strings.HasPrefix(kv, n+"=") {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
+}
