@@ -18,6 +18,11 @@ const (
 	// CodeNotHolder: release by a session that does not hold the lock, or with a
 	// stale token; nothing changed (HTTP 409).
 	CodeNotHolder = "not_holder"
+	// CodeNotLeader: proclaim or resign by a session that does not lead the
+	// election with that term, or a campaign whose wait ran out (or that did
+	// not wait) while another session leads; Error.Leader names the leader
+	// (HTTP 409).
+	CodeNotLeader = "not_leader"
 	// CodeNotFound: no such path (HTTP 404).
 	CodeNotFound = "not_found"
 	// CodeUnavailable: no leader, no quorum, the node is stopping or not ready,
@@ -47,6 +52,8 @@ var (
 	ErrLockHeld = errors.New("api: lock held")
 	// ErrNotHolder matches CodeNotHolder.
 	ErrNotHolder = errors.New("api: not holder")
+	// ErrNotLeader matches CodeNotLeader.
+	ErrNotLeader = errors.New("api: not leader")
 	// ErrNotFound matches CodeNotFound.
 	ErrNotFound = errors.New("api: not found")
 	// ErrUnavailable matches CodeUnavailable.
@@ -90,6 +97,8 @@ func Sentinel(code string) error {
 		return ErrLockHeld
 	case CodeNotHolder:
 		return ErrNotHolder
+	case CodeNotLeader:
+		return ErrNotLeader
 	case CodeNotFound:
 		return ErrNotFound
 	case CodeUnavailable:
@@ -118,6 +127,9 @@ type Error struct {
 	// Holder is the current holder of the lock when Code is CodeLockHeld
 	// (absent when the server could not tell).
 	Holder *Holder `json:"holder,omitempty"`
+	// Leader is the election's current leader when Code is CodeNotLeader
+	// (absent when nobody leads).
+	Leader *Leader `json:"leader,omitempty"`
 }
 
 // Errorf returns an *Error with code and a formatted message.

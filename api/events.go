@@ -14,6 +14,8 @@ type Event struct {
 	// candidate_joined, candidate_left. New types may be added.
 	Type    string    `json:"type"`
 	Session SessionID `json:"session,omitempty"`
+	// Owner is the session's owner label, when known.
+	Owner string `json:"owner,omitempty"`
 	// Name is the lock or election name; empty for session events.
 	Name string `json:"name,omitempty"`
 	// Token is the fencing token (lock events) or leadership term

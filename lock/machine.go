@@ -276,7 +276,7 @@ func (a *applier) emit(t EventType, session uint64, name string, token uint64) {
 }
 
 func (a *applier) emitValue(t EventType, session uint64, name string, token uint64, value string) {
-	a.res.Events = append(a.res.Events, Event{
+	ev := Event{
 		Revision: a.index,
 		Seq:      uint32(len(a.res.Events)),
 		Type:     t,
@@ -285,7 +285,11 @@ func (a *applier) emitValue(t EventType, session uint64, name string, token uint
 		Token:    token,
 		Time:     a.m.clock,
 		Value:    value,
-	})
+	}
+	if s, ok := a.m.sessions[session]; ok {
+		ev.Owner = s.owner
+	}
+	a.res.Events = append(a.res.Events, ev)
 }
 
 // open creates a session whose ID is the entry's index.

@@ -271,6 +271,9 @@ type Event struct {
 	Token    uint64 // lock_granted: the new token; lock_released: the released token; election events: the leader's term
 	Time     int64  // the machine's clock when it happened (Unix ns)
 	Value    string // elected, proclaimed: the leader's value; candidate_joined: the candidate's value
+	// Owner is the owner label of Session when the session still exists at
+	// the event (empty for the final events of a closed or expired one).
+	Owner string
 }
 
 // Holder describes the session holding a lock.
