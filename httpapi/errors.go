@@ -28,6 +28,7 @@ var errorTable = []struct {
 	{api.ErrSessionNotFound, http.StatusNotFound, api.CodeSessionNotFound, "session not found: it never existed, was closed or expired"},
 	{api.ErrLockHeld, http.StatusConflict, api.CodeLockHeld, "the lock is held by another session"},
 	{api.ErrNotHolder, http.StatusConflict, api.CodeNotHolder, "the session does not hold the lock with this token"},
+	{api.ErrNotLeader, http.StatusConflict, api.CodeNotLeader, "the session does not lead the election with this term"},
 	{api.ErrNotFound, http.StatusNotFound, api.CodeNotFound, "not found"},
 	{api.ErrMethodNotAllowed, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "method not allowed"},
 	{api.ErrTooLarge, http.StatusRequestEntityTooLarge, api.CodeTooLarge, "the request body exceeds 1 MiB"},
@@ -91,7 +92,7 @@ func (s *Server) classify(err error, c echo.Context) (int, api.Error) {
 		out := api.Error{Code: row.code, Message: row.message}
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code == row.code {
-			out.Holder = ae.Holder
+			out.Holder, out.Leader = ae.Holder, ae.Leader
 			if ae.Message != "" {
 				out.Message = ae.Message
 			}

@@ -210,13 +210,17 @@ func streamError(out sse, err error) error {
 	return err
 }
 
+func isCompacted(err error) bool { return errors.Is(err, raftnode.ErrCompacted) }
+
 func apiEvent(ev lock.Event) api.Event {
 	return api.Event{
 		Revision: ev.Revision,
 		Seq:      ev.Seq,
 		Type:     ev.Type.String(),
 		Session:  api.SessionID(ev.Session),
+		Owner:    ev.Owner,
 		Name:     ev.Name,
+		Value:    ev.Value,
 		Token:    ev.Token,
 		Time:     unixTime(ev.Time),
 	}
@@ -247,7 +251,7 @@ func (s *Server) watch(c echo.Context) error {
 			state.Locks = append(state.Locks, apiLock(li))
 		}
 	})
-	if err != nil && !errors.Is(err, raftnode.ErrCompacted) {
+	if err != nil && !isCompacted(err) {
 		return err
 	}
 	out := startSSE(c)
