@@ -69,7 +69,9 @@ func TestCampaignWaitsThenLeadsOrLeavesTheQueue(t *testing.T) {
 	term := must(t, ts, "POST", "/v1/elections/e/campaign", `{"session":"`+a+`","value":"A"}`, 200).num("term")
 
 	got := make(chan reply, 1)
-	go func() { got <- do(t, ts, "POST", "/v1/elections/e/campaign", `{"session":"`+b+`","value":"B","wait":"30s"}`) }()
+	go func() {
+		got <- do(t, ts, "POST", "/v1/elections/e/campaign", `{"session":"`+b+`","value":"B","wait":"30s"}`)
+	}()
 	f.await(t, "b is a candidate", func(m *lock.Machine) bool {
 		ei, ok := m.Election("e")
 		return ok && len(ei.Candidates) == 1
