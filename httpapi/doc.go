@@ -14,6 +14,14 @@
 //	POST   /v1/locks/{name}/release     {"session":"42","token":17} → 200 {"name","session","token"}
 //	GET    /v1/locks/{name}                                        → 200 {"name","holder","waiters"}
 //	GET    /v1/locks?prefix=p                                      → 200 {"locks":[...]}
+//	POST   /v1/elections/{name}/campaign {"session":"42","value":"v","wait":"30s"}
+//	                                                               → 200 {"name","session","value","term"}
+//	POST   /v1/elections/{name}/proclaim {"session":"42","term":17,"value":"v2"} → 200
+//	POST   /v1/elections/{name}/resign   {"session":"42","term":17} → 200
+//	GET    /v1/elections/{name}                                    → 200 {"name","leader","candidates"}
+//	GET    /v1/elections?prefix=p                                  → 200 {"elections":[...]}
+//	GET    /v1/elections/{name}/observe                            → Server-Sent Events of the leader
+//	GET    /v1/watch?prefix=p                                      → Server-Sent Events of lock changes
 //	GET    /v1/status                                              → 200 {"id","leader","term","commit","applied","members"}
 //	GET    /healthz                                                → 200 {"status":"ok"}
 //	GET    /readyz                                                 → 200 {"status":"ok"} while ready, else 503
@@ -59,6 +67,7 @@
 //	method_not_allowed   405  the path exists, the method does not
 //	lock_held            409  held by another session (no wait, or the wait ran out)
 //	not_holder           409  release by a non-holder or with a stale token; nothing changed
+//	not_leader           409  proclaim/resign without leading with that term; a campaign that did not get to lead
 //	too_large            413  body over 1 MiB
 //	unavailable          503  no leader or quorum, node stopping, deadline before proposing; nothing changed
 //	timeout              503  proposed but the outcome is unknown; retrying the same request is safe
