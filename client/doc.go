@@ -21,6 +21,20 @@
 //	err = runBackup(work, m.Token())     // give the fencing token to the storage
 //	if err := m.Unlock(ctx); err != nil { ... }
 //
+// # Elections
+//
+// An Election (Session.NewElection) is a FIFO queue of candidates whose head
+// leads, with a value and a term (the leadership's fencing token); Campaign
+// waits to lead, Proclaim changes the value, Resign steps down, and Lost
+// closes if the leadership ends otherwise. Client.Observe streams an
+// election's leader changes, resuming across reconnections without gaps.
+// Elector wraps it all for an application that just wants to run while it
+// leads:
+//
+//	e := &client.Elector{Client: c, Name: "scheduler", Identity: "10.0.0.7:8080",
+//		Callbacks: client.Callbacks{OnStartedLeading: runScheduler}, ReleaseOnCancel: true}
+//	err := e.Run(ctx) // until ctx ends; e.IsLeader() and e.Term() meanwhile
+//
 // # Transport and retries
 //
 // Requests go to the leader once an answer has named it (header
@@ -37,7 +51,7 @@
 //
 // Errors answered by the server are *api.Error values that match the api
 // sentinels, re-exported here (ErrLocked, ErrNotHolder, ErrSessionExpired,
-// ErrUnavailable, ErrOutcomeUnknown, ErrInvalidArgument); test them with
+// ErrUnavailable, ErrOutcomeUnknown, ErrInvalidArgument, ErrNotLeader); test them with
 // errors.Is. The SDK adds ErrSessionLost, ErrSessionClosed and ErrNotLocked.
 //
 // # Safety

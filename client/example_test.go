@@ -110,3 +110,25 @@ func ExampleMutex_TryLock() {
 }
 
 func writeBackup(ctx context.Context, token uint64) error { return ctx.Err() }
+
+func ExampleElector_Run() {
+	c, err := client.New(client.FromEnv())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	e := &client.Elector{
+		Client:   c,
+		Name:     "scheduler",
+		Identity: "10.0.0.7:8080",
+		Callbacks: client.Callbacks{
+			// ctx ends when the leadership does: stop at once.
+			OnStartedLeading: func(ctx context.Context) { <-ctx.Done() },
+			OnNewLeader:      func(id string) { fmt.Println("leader:", id) },
+		},
+		ReleaseOnCancel: true,
+	}
+	if err := e.Run(context.Background()); err != nil {
+		log.Fatal(err) // a configuration error
+	}
+}

@@ -194,6 +194,16 @@ func (s *Session) Close(ctx context.Context) error {
 	return nil
 }
 
+// abandon stops the keep-alives without deleting the session: the server
+// expires it (and whatever it holds) when its TTL runs out. Done closes,
+// Ctx is cancelled, every hold is lost, and Err is ErrSessionClosed. A
+// later Close still deletes it. It is the Elector's way to let a lease run
+// out (ReleaseOnCancel false).
+func (s *Session) abandon() {
+	s.end(ErrSessionClosed)
+	<-s.loopDone
+}
+
 // end ends the session with err (the first reason wins): Done closes, Ctx
 // is cancelled, the keep-alive goroutine stops, every hold is lost.
 func (s *Session) end(err error) {
@@ -289,18 +299,27 @@ func (s *Session) renew() (time.Time, bool) {
 	return sent, true
 }
 
-// watch checks that the session still holds what its Mutexes think they
-// hold: a stale read of the session (cheap, answered by the leader when
-// known); a lock missing from it is confirmed with a linearizable read of
-// the lock before its hold is declared lost, so a lagging node never causes
-// a false loss.
+// watch checks that the session still holds what its Mutexes and
+// Elections think they hold. For locks: a stale read of the session (cheap,
+// answered by the leader when known); a lock missing from it is confirmed
+// with a linearizable read of the lock before its hold is declared lost, so
+// a lagging node never causes a false loss. For leaderships: a
+// linearizable read of the election (the session's answer does not list
+// them).
 func (s *Session) watch() {
-	holds := s.currentHolds()
+	var holds []*hold
+	ctx, cancel := context.WithDeadline(s.loopCtx, s.SafeUntil())
+	defer cancel()
+	for _, h := range s.currentHolds() {
+		if h.election {
+			s.watchElection(ctx, h)
+		} else {
+			holds = append(holds, h)
+		}
+	}
 	if len(holds) == 0 {
 		return
 	}
-	ctx, cancel := context.WithDeadline(s.loopCtx, s.SafeUntil())
-	defer cancel()
 	info, err := s.c.sessionInfo(ctx, s.id, true)
 	if err != nil {
 		// A stale "not found" is not proof; the next keep-alive decides.
@@ -321,13 +340,32 @@ func (s *Session) watch() {
 	}
 }
 
-// hold is one grant held by a Mutex: its lost channel closes when the hold
-// ends other than by Unlock.
+// watchElection declares leadership h lost when a linearizable read of the
+// election shows another leader, another term or nobody, unless h is being
+// resigned (then the answer is the resign's doing).
+func (s *Session) watchElection(ctx context.Context, h *hold) {
+	el, err := s.c.Election(ctx, h.name)
+	if err != nil || h.releasing.Load() {
+		return
+	}
+	if l := el.Leader; l == nil || l.Session != s.id || l.Term != h.token {
+		s.log.Info("leadership lost", "election", h.name, "term", h.token)
+		s.loseHold(h)
+	}
+}
+
+// hold is one grant held by a Mutex, or one leadership of an Election
+// (election set, token the term): its lost channel closes when the hold
+// ends other than by Unlock or Resign.
 type hold struct {
-	name  string
-	token uint64
-	lost  chan struct{}
-	once  sync.Once
+	name     string
+	token    uint64
+	election bool
+	lost     chan struct{}
+	once     sync.Once
+	// releasing is set while a Resign of this leadership is under way:
+	// the watchers do not take its effect for a loss.
+	releasing atomic.Bool
 }
 
 func (h *hold) lose() { h.once.Do(func() { close(h.lost) }) }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -244,129 +241,20 @@ func (l *locker) held(prefix string, h *api.Holder) {
 // runCmd runs CMD under the lock and returns its exit code, and whether the
 // lock was lost while it ran.
 func (l *locker) runCmd(ctx context.Context, mu *client.Mutex, lostC <-chan struct{}) (code int, lost bool) {
-	cmd := exec.Command(l.o.argv[0], l.o.argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = l.e.stdin, l.e.stdout, l.e.stderr
-	cmd.Env = append(environWithout(os.Environ(), "RAFTLOCK_NAME", "RAFTLOCK_TOKEN", "RAFTLOCK_SESSION"),
-		"RAFTLOCK_NAME="+l.o.name,
-		"RAFTLOCK_TOKEN="+strconv.FormatUint(mu.Token(), 10),
-		"RAFTLOCK_SESSION="+l.sess.ID().String())
-	cmd.SysProcAttr = procAttr()
-	// Stop waiting for CMD's output pipes (only used when the streams are
-	// not files) this long after CMD exits, should a child of CMD keep them.
-	cmd.WaitDelay = time.Second
-	if err := startCmd(cmd); err != nil {
-		fmt.Fprintf(l.e.stderr, "raftlock: run %s: %v\n", l.o.argv[0], err)
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-			return exitNotFound, false
-		}
-		return exitCannotRun, false
+	ch := &child{
+		e:    l.e,
+		argv: l.o.argv,
+		vars: []string{
+			"RAFTLOCK_NAME=" + l.o.name,
+			"RAFTLOCK_TOKEN=" + strconv.FormatUint(mu.Token(), 10),
+			"RAFTLOCK_SESSION=" + l.sess.ID().String(),
+		},
+		grace:  l.o.grace,
+		sigC:   l.sigC,
+		what:   "lock " + l.o.name,
+		lostC:  lostC,
+		doneC:  l.sess.Done(),
+		reason: func() string { return sessionLostReason(l.sess) },
 	}
-	pgid := cmd.Process.Pid // Setpgid: the group's ID is CMD's PID
-	waitC := make(chan error, 1)
-	go func() { waitC <- cmd.Wait() }()
-
-	sessDone := l.sess.Done()
-	ctxDone := ctx.Done()
-	var killC <-chan time.Time
-	var killTimer *time.Timer
-	defer func() {
-		if killTimer != nil {
-			killTimer.Stop()
-		}
-	}()
-	// onLost ends CMD when the lock is lost: SIGTERM now, SIGKILL after the grace.
-	onLost := func() {
-		lostC, sessDone = nil, nil
-		lost = true
-		l.signal(pgid, syscall.SIGTERM)
-		fmt.Fprintf(l.e.stderr, "raftlock: lock %s lost (%s); sent SIGTERM to %s (process group %d), SIGKILL follows in %v\n",
-			l.o.name, l.lostReason(), l.o.argv[0], pgid, l.o.grace)
-		killTimer = time.NewTimer(l.o.grace)
-		killC = killTimer.C
-	}
-	for {
-		select {
-		case err := <-waitC:
-			if !lost && (closed(lostC) || closed(sessDone)) {
-				lost = true
-				fmt.Fprintf(l.e.stderr, "raftlock: lock %s lost (%s) by the time %s exited\n", l.o.name, l.lostReason(), l.o.argv[0])
-			}
-			return exitCode(cmd, err), lost
-		case <-lostC:
-			onLost()
-		case <-sessDone:
-			onLost()
-		case <-killC:
-			killC = nil
-			l.signal(pgid, syscall.SIGKILL)
-			fmt.Fprintf(l.e.stderr, "raftlock: %s still running %v after SIGTERM; sent SIGKILL to process group %d\n", l.o.argv[0], l.o.grace, pgid)
-		case sig := <-l.sigC:
-			l.signal(pgid, sig.(syscall.Signal))
-		case <-ctxDone:
-			ctxDone = nil
-			l.signal(pgid, syscall.SIGTERM)
-		}
-	}
-}
-
-// lostReason says why the lock was lost, as far as the session knows.
-func (l *locker) lostReason() string {
-	if err := l.sess.Err(); err != nil {
-		return fmt.Sprintf("session %s ended: %v", l.sess.ID(), err)
-	}
-	return fmt.Sprintf("session %s no longer holds it", l.sess.ID())
-}
-
-// signal sends sig to process group pgid; a group that is gone is fine.
-func (l *locker) signal(pgid int, sig syscall.Signal) {
-	if err := syscall.Kill(-pgid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		fmt.Fprintf(l.e.stderr, "raftlock: send %v to process group %d: %v\n", sig, pgid, err)
-	}
-}
-
-// exitCode returns the exit code for CMD's end: its own code, or 128+N when
-// signal N killed it.
-func exitCode(cmd *exec.Cmd, err error) int {
-	ps := cmd.ProcessState
-	if ps == nil {
-		return exitError
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
-}
-
-func signum(sig os.Signal) int {
-	if s, ok := sig.(syscall.Signal); ok {
-		return int(s)
-	}
-	return 0
-}
-
-func closed(c <-chan struct{}) bool {
-	if c == nil {
-		return false
-	}
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-// environWithout returns env without the variables named.
-func environWithout(env []string, names ...string) []string {
-	out := make([]string, 0, len(env)+len(names))
-next:
-	for _, kv := range env {
-		for _, n := range names {
-			if strings.HasPrefix(kv, n+"=") {
-				continue next
-			}
-		}
-		out = append(out, kv)
-	}
-	return out
+	return ch.run(ctx)
 }

@@ -4,10 +4,15 @@
 //
 // Commands:
 //
-//	lock NAME -- CMD [ARGS...]  run CMD while holding lock NAME
-//	locks [--prefix P]          list the locks that are held or waited for
-//	lock-info NAME              show one lock: holder, token, since, waiters
-//	status                      show the answering node's view of the cluster
+//	lock NAME -- CMD [ARGS...]          run CMD while holding lock NAME
+//	locks [--prefix P]                  list the locks that are held or waited for
+//	lock-info NAME                      show one lock: holder, token, since, waiters
+//	elect NAME VALUE [-- CMD [ARGS...]] lead election NAME as VALUE (running CMD while leading)
+//	observe NAME                        print each leader change of election NAME
+//	elections [--prefix P]              list the elections that have a leader or candidates
+//	election-info NAME                  show one election: leader, term, since, candidates
+//	sidecar --election NAME --id ID     lead as ID and serve the leader over HTTP (/ready, ...)
+//	status                              show the answering node's view of the cluster
 //
 // Global flags, accepted before or after the command: --endpoints (comma-
 // separated client URLs; default $RAFTLOCK_ENDPOINTS, else
@@ -15,20 +20,26 @@
 //
 // # Exit codes
 //
-//	0       success; for lock: CMD exited 0
+//	0       success; for lock and elect: CMD exited 0; elect without CMD,
+//	        observe, sidecar: stopped by SIGINT or SIGTERM (elect and sidecar resign)
 //	1       an error: the cluster is unreachable, a request failed, ...
 //	2       usage: unknown command, bad flag or argument
 //	3       lock: the lock is held by another session (--try, or --wait ran out); CMD did not run
+//	        elect: --wait ran out before it led; CMD did not run
 //	4       lock: the lock was lost while CMD ran (its session expired or was
 //	        closed by someone else); CMD got SIGTERM, then SIGKILL after --kill-grace
-//	126     lock: CMD was found but could not be started
-//	127     lock: CMD was not found
-//	128+N   lock: raftlock got signal N while waiting for the lock; or CMD was killed by signal N
-//	other   lock: CMD's own exit code, passed through
+//	        elect: the leadership was lost (with CMD: CMD got SIGTERM, then SIGKILL)
+//	126     lock, elect, sidecar: CMD was found but could not be started
+//	127     lock, elect, sidecar: CMD was not found
+//	128+N   lock, elect: raftlock got signal N while waiting for the lock or
+//	        campaigning; or CMD was killed by signal N
+//	other   lock, elect, sidecar: CMD's own exit code, passed through (sidecar:
+//	        when CMD exits by itself while leading; sidecar then resigns)
 //
 // A CMD that itself exits with 1 to 4 cannot be told apart from raftlock's
 // codes by the code alone; raftlock says on stderr whenever it, and not CMD,
-// chose the code.
+// chose the code. A sidecar's CMD that ends because the leadership was lost
+// does not end the sidecar: it campaigns again.
 package main
 
 import (
@@ -86,6 +97,11 @@ func commands() []command {
 		{"lock", "run a command while holding a lock", runLock},
 		{"locks", "list the locks that are held or waited for", runLocks},
 		{"lock-info", "show one lock: holder, fencing token, since, waiters", runLockInfo},
+		{"elect", "lead an election, running a command while leading", runElect},
+		{"observe", "print each leader change of an election", runObserve},
+		{"elections", "list the elections that have a leader or candidates", runElections},
+		{"election-info", "show one election: leader, term, since, candidates", runElectionInfo},
+		{"sidecar", "lead an election and serve the leader over HTTP (/ready for probes)", runSidecar},
 		{"status", "show the answering node's view of the cluster", runStatus},
 	}
 }
@@ -146,18 +162,22 @@ raftlock is the command-line client of a raftlock cluster.
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, "\nGlobal flags (also accepted after the command):\n")
 	printDefaults(w, fs)
 	fmt.Fprint(w, `
-Exit codes: 0 ok; 1 error; 2 usage; 3 lock held (lock --try or --wait);
-4 lock lost while CMD ran; 126/127 CMD not runnable/not found; 128+N signal N;
-otherwise lock passes CMD's exit code through.
+Exit codes: 0 ok; 1 error; 2 usage; 3 lock held (lock --try or --wait), or
+elect --wait ran out; 4 lock or leadership lost; 126/127 CMD not
+runnable/not found; 128+N signal N; otherwise lock, elect and sidecar pass
+CMD's exit code through.
 
 Examples:
   raftlock lock nightly-backup -- ./backup.sh --full
   raftlock --endpoints http://10.0.0.1:7070,http://10.0.0.2:7070 locks --prefix jobs/
+  raftlock elect scheduler 10.0.0.7:8080 -- ./scheduler
+  raftlock observe scheduler
+  raftlock sidecar --election web --id "$POD_NAME" --listen :4040
   raftlock status --output json
 
 Run 'raftlock COMMAND --help' for a command's flags and an example.

@@ -1,0 +1,370 @@
+// Command raftlock-bench measures raftlock against etcd with the same
+// workloads: raftlock through the SDK in client/, etcd through
+// clientv3/concurrency (Mutex, Election).
+//
+// With --spawn it starts a local 3-node cluster of each on free 127.0.0.1
+// ports in a temporary directory (raftlockd processes, built with go
+// build unless --raftlockd is given; etcd members as child processes of
+// this binary, each running one embed.Etcd with default settings), runs
+// every cell against both, alternating, and prints a side-by-side table
+// with the ratios raftlock/etcd. Without --spawn it runs against one
+// cluster: --target raftlock|etcd --endpoints URL,...
+//
+// Workloads:
+//
+//	lock-uncontended  each worker its own lock name: acquire+release cycles
+//	lock-contended    all workers one lock name: the hand-off
+//	election          each worker its own election: campaign+resign cycles
+//	keepalive         N sessions kept alive: leader CPU, disk writes, RSS
+//	scale             N held locks: RSS, snapshot size, restart-to-ready
+//
+// Every cell is bounded in time, and every spawned process is killed at
+// the end, also on Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "etcd-member" {
+		err = runEtcdMember(ctx, os.Args[2:], os.Stderr)
+	} else {
+		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	}
+	stop()
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "raftlock-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	spawn             bool
+	target            string
+	endpoints         []string
+	workloads         []string
+	workers           []int
+	duration          time.Duration
+	ttl               time.Duration
+	sessions          int
+	keepaliveDuration time.Duration
+	locks             int
+	openers           int
+	idlePerHost       int
+	jsonOut           bool
+	markdown          bool
+	raftlockd         string
+	cpuprofile        string
+	keep              bool
+}
+
+func parseFlags(args []string, out io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("raftlock-bench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var endpoints, workloads, workers string
+	fs.BoolVar(&o.spawn, "spawn", false, "start a local 3-node raftlock cluster and a 3-member etcd cluster, run every cell against both, print a side-by-side table")
+	fs.StringVar(&o.target, "target", "", "without --spawn: raftlock or etcd")
+	fs.StringVar(&endpoints, "endpoints", "", "without --spawn: comma-separated client URLs of the target cluster")
+	fs.StringVar(&workloads, "workloads", strings.Join([]string{wlUncontended, wlContended, wlKeepalive}, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ", ")+", or all")
+	fs.StringVar(&workers, "workers", "1,8,64", "comma-separated worker counts of the cycle workloads")
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each cycle cell")
+	fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "TTL of every session (etcd rounds it up to whole seconds)")
+	fs.IntVar(&o.sessions, "sessions", 10000, "keepalive: sessions kept alive")
+	fs.DurationVar(&o.keepaliveDuration, "keepalive-duration", 20*time.Second, "keepalive: measurement window, after the sessions are open")
+	fs.IntVar(&o.locks, "locks", 100000, "scale: held locks")
+	fs.IntVar(&o.openers, "openers", 64, "keepalive and scale: concurrent requests that open sessions and locks")
+	fs.IntVar(&o.idlePerHost, "http-idle-per-host", 32, "raftlock: idle HTTP connections kept per host (32 is the SDK's default)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON line per cell instead of the table")
+	fs.BoolVar(&o.markdown, "markdown", false, "print the table as markdown")
+	fs.StringVar(&o.raftlockd, "raftlockd", "", "with --spawn: the raftlockd binary (default: go build it from the module in the working directory)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
+	fs.BoolVar(&o.keep, "keep", false, "with --spawn: keep the temporary directory (data dirs and logs)")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: raftlock-bench --spawn [flags]\n       raftlock-bench --target raftlock|etcd --endpoints URL,... [flags]\n\nBenchmarks raftlock against etcd, on loopback (127.0.0.1) only.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if o.workers, err = parseInts(workers); err != nil {
+		return nil, fmt.Errorf("--workers: %w", err)
+	}
+	if o.workloads, err = parseWorkloads(workloads); err != nil {
+		return nil, fmt.Errorf("--workloads: %w", err)
+	}
+	for _, e := range strings.Split(endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			if err := checkLoopback(e); err != nil {
+				return nil, fmt.Errorf("--endpoints: %w", err)
+			}
+			o.endpoints = append(o.endpoints, e)
+		}
+	}
+	switch {
+	case o.spawn && (o.target != "" || len(o.endpoints) > 0):
+		return nil, errors.New("--spawn starts its own clusters: it takes neither --target nor --endpoints")
+	case !o.spawn && o.target != "raftlock" && o.target != "etcd":
+		return nil, fmt.Errorf("--target %q: want raftlock or etcd (or use --spawn)", o.target)
+	case !o.spawn && len(o.endpoints) == 0:
+		return nil, errors.New("--endpoints: give the client URLs of the target cluster (or use --spawn)")
+	case !o.spawn && o.raftlockd != "":
+		return nil, errors.New("--raftlockd is only used with --spawn")
+	case o.duration <= 0:
+		return nil, fmt.Errorf("--duration %v: must be positive", o.duration)
+	case o.keepaliveDuration <= 0:
+		return nil, fmt.Errorf("--keepalive-duration %v: must be positive", o.keepaliveDuration)
+	case o.ttl < time.Second:
+		return nil, fmt.Errorf("--ttl %v: must be at least 1s", o.ttl)
+	case o.sessions <= 0:
+		return nil, fmt.Errorf("--sessions %d: must be positive", o.sessions)
+	case o.locks <= 0:
+		return nil, fmt.Errorf("--locks %d: must be positive", o.locks)
+	case o.openers <= 0:
+		return nil, fmt.Errorf("--openers %d: must be positive", o.openers)
+	case o.idlePerHost <= 0:
+		return nil, fmt.Errorf("--http-idle-per-host %d: must be positive", o.idlePerHost)
+	case o.jsonOut && o.markdown:
+		return nil, errors.New("--json and --markdown exclude each other")
+	}
+	return o, nil
+}
+
+// checkLoopback accepts only http(s) URLs on a loopback host: the
+// benchmark loads what it targets hard, and is meant for local clusters.
+func checkLoopback(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return fmt.Errorf("%q is not an http:// URL with a host", endpoint)
+	}
+	h := u.Hostname()
+	if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q is not on a loopback address (127.0.0.1, ::1, localhost): raftlock-bench only targets local clusters", endpoint)
+	}
+	return nil
+}
+
+// parseInts parses "1,8,64": positive integers, no duplicates.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("%d appears twice", n)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// parseWorkloads parses a comma-separated list of workloads ("all" for
+// every one) and returns them in their running order.
+func parseWorkloads(s string) ([]string, error) {
+	want := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		switch {
+		case f == "all":
+			for _, w := range allWorkloads {
+				want[w] = true
+			}
+		case slices.Contains(allWorkloads, f):
+			want[f] = true
+		default:
+			return nil, fmt.Errorf("unknown workload %q: want %s or all", f, strings.Join(allWorkloads, ", "))
+		}
+	}
+	var out []string
+	for _, w := range allWorkloads {
+		if want[w] {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+// env is a target with its spawned cluster (nil when not spawned).
+type env struct {
+	t  Target
+	cl *cluster
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	var envs []env
+	defer func() {
+		for _, e := range envs {
+			e.t.Close()
+		}
+	}()
+	if o.spawn {
+		dir, err := os.MkdirTemp("", "raftlock-bench-")
+		if err != nil {
+			return err
+		}
+		if o.keep {
+			fmt.Fprintf(stderr, "data dirs and logs in %s\n", dir)
+		} else {
+			defer os.RemoveAll(dir)
+		}
+		rl, et, err := spawnBoth(ctx, o, dir, stderr)
+		// At the end the members get SIGTERM (SIGKILL after 5s); after
+		// Ctrl-C, SIGKILL at once.
+		stop := func(c *cluster) {
+			if ctx.Err() != nil {
+				c.kill()
+			} else {
+				c.stopAll()
+			}
+		}
+		if rl != nil {
+			defer stop(rl)
+		}
+		if et != nil {
+			defer stop(et)
+		}
+		if err != nil {
+			return err
+		}
+		rt, err := newRaftlockTarget(rl.endpoints(), o.idlePerHost)
+		if err != nil {
+			return err
+		}
+		envs = append(envs, env{rt, rl})
+		etd, err := newEtcdTarget(et.endpoints())
+		if err != nil {
+			return err
+		}
+		envs = append(envs, env{etd, et})
+	} else {
+		var t Target
+		if o.target == "raftlock" {
+			t, err = newRaftlockTarget(o.endpoints, o.idlePerHost)
+		} else {
+			t, err = newEtcdTarget(o.endpoints)
+		}
+		if err != nil {
+			return err
+		}
+		envs = append(envs, env{t, nil})
+	}
+
+	cfg := benchConfig{
+		duration:          o.duration,
+		ttl:               o.ttl,
+		sessions:          o.sessions,
+		keepaliveDuration: o.keepaliveDuration,
+		locks:             o.locks,
+		openers:           o.openers,
+		progress:          stderr,
+	}
+	var targets []string
+	for _, e := range envs {
+		targets = append(targets, e.t.Name())
+	}
+	var results []result
+	for _, wl := range o.workloads {
+		counts := []int{0}
+		if hasWorkers(wl) {
+			counts = o.workers
+		}
+		for _, n := range counts {
+			for _, e := range envs {
+				res, err := runCell(ctx, e.t, e.cl, wl, n, cfg)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", e.t.Name(), wl, err)
+				}
+				results = append(results, res)
+				if o.jsonOut {
+					b, err := res.jsonLine()
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "%s\n", b)
+				}
+			}
+		}
+	}
+	if o.jsonOut {
+		return nil
+	}
+	if len(targets) > 1 {
+		fmt.Fprintln(stdout, "ratio = raftlock/etcd: above 1 is better for rates (cycles_per_s, create_per_s), below 1 is better for latencies, CPU, bytes and times.")
+	}
+	return writeTable(stdout, targets, results, o.markdown)
+}
+
+// spawnBoth starts a raftlock and an etcd cluster under dir and waits
+// until every member is ready. The clusters it returns must be stopped by
+// the caller, also with an error.
+func spawnBoth(ctx context.Context, o *options, dir string, stderr io.Writer) (rl, et *cluster, err error) {
+	bin := o.raftlockd
+	if bin == "" {
+		fmt.Fprintln(stderr, "building raftlockd ...")
+		if bin, err = buildRaftlockd(ctx, dir); err != nil {
+			return nil, nil, err
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	if rl, err = startRaftlock(bin, dir); err != nil {
+		return nil, nil, err
+	}
+	if et, err = startEtcd(self, dir); err != nil {
+		return rl, nil, err
+	}
+	if err := rl.waitReady(ctx, time.Minute); err != nil {
+		return rl, et, err
+	}
+	if err := et.waitReady(ctx, time.Minute); err != nil {
+		return rl, et, err
+	}
+	fmt.Fprintf(stderr, "raftlock cluster: %s\netcd cluster:     %s\n", strings.Join(rl.endpoints(), ","), strings.Join(et.endpoints(), ","))
+	return rl, et, nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestParseFlagsDefaults(t *testing.T) {
+	o, err := parseFlags([]string{"--spawn"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.spawn || o.duration != 5*time.Second || o.ttl != 10*time.Second || o.sessions != 10000 || o.locks != 100000 {
+		t.Fatalf("defaults: %+v", o)
+	}
+	if want := []int{1, 8, 64}; !reflect.DeepEqual(o.workers, want) {
+		t.Fatalf("workers %v, want %v", o.workers, want)
+	}
+	if want := []string{wlUncontended, wlContended, wlKeepalive}; !reflect.DeepEqual(o.workloads, want) {
+		t.Fatalf("workloads %v, want %v", o.workloads, want)
+	}
+}
+
+func TestParseFlagsTarget(t *testing.T) {
+	o, err := parseFlags([]string{"--target", "etcd", "--endpoints", "http://127.0.0.1:2379, http://127.0.0.1:2479",
+		"--workers", "2,4", "--duration", "300ms", "--workloads", "scale,lock-contended", "--json"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.target != "etcd" || !reflect.DeepEqual(o.endpoints, []string{"http://127.0.0.1:2379", "http://127.0.0.1:2479"}) {
+		t.Fatalf("target %q endpoints %q", o.target, o.endpoints)
+	}
+	if !reflect.DeepEqual(o.workers, []int{2, 4}) || o.duration != 300*time.Millisecond || !o.jsonOut {
+		t.Fatalf("options: %+v", o)
+	}
+	// Workloads run in their fixed order, whatever the order given.
+	if want := []string{wlContended, wlScale}; !reflect.DeepEqual(o.workloads, want) {
+		t.Fatalf("workloads %v, want %v", o.workloads, want)
+	}
+	o, err = parseFlags([]string{"--spawn", "--workloads", "all"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.workloads, allWorkloads) {
+		t.Fatalf("all: %v", o.workloads)
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{}, "--target"},
+		{[]string{"--target", "zookeeper", "--endpoints", "http://127.0.0.1:1"}, "--target"},
+		{[]string{"--target", "raftlock"}, "--endpoints"},
+		{[]string{"--target", "raftlock", "--endpoints", "http://10.1.2.3:7070"}, "loopback"},
+		{[]string{"--target", "raftlock", "--endpoints", "127.0.0.1:7070"}, "http://"},
+		{[]string{"--spawn", "--target", "etcd"}, "--spawn"},
+		{[]string{"--spawn", "--workers", "1,x"}, "--workers"},
+		{[]string{"--spawn", "--workers", "0"}, "--workers"},
+		{[]string{"--spawn", "--workers", "8,8"}, "appears twice"},
+		{[]string{"--spawn", "--workloads", "lock"}, "unknown workload"},
+		{[]string{"--spawn", "--duration", "0s"}, "--duration"},
+		{[]string{"--spawn", "--ttl", "500ms"}, "--ttl"},
+		{[]string{"--spawn", "--json", "--markdown"}, "exclude"},
+		{[]string{"--spawn", "extra"}, "unexpected"},
+		{[]string{"--target", "etcd", "--endpoints", "http://127.0.0.1:1", "--raftlockd", "/bin/true"}, "--raftlockd"},
+	} {
+		_, err := parseFlags(tc.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseFlags(%q) = %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+}

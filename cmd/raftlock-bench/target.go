@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+
+	"github.com/raftlock/raftlock/client"
+)
+
+// Target is a lock service under test: a raftlock cluster through the SDK
+// in client/, or an etcd cluster through clientv3/concurrency. Its methods
+// are safe for concurrent use.
+type Target interface {
+	// Name is "raftlock" or "etcd".
+	Name() string
+	// NewWorker opens a session with ttl (kept alive by the client
+	// library) on behalf of one worker.
+	NewWorker(ctx context.Context, ttl time.Duration) (Worker, error)
+	// OpenSession opens a session with ttl that the client library keeps
+	// alive until it is closed.
+	OpenSession(ctx context.Context, ttl time.Duration) (Session, error)
+	// Leader returns the client URL of the current leader.
+	Leader(ctx context.Context) (string, error)
+	// RaftIndex returns the commit index of the Raft log (as a node knows
+	// it: the leader's when it answers).
+	RaftIndex(ctx context.Context) (uint64, error)
+	// KeepAlivesSent returns how many keep-alive requests the target's
+	// client has sent so far, or -1 when it cannot tell (etcd streams
+	// them over gRPC).
+	KeepAlivesSent() int64
+	// Close releases the client. Sessions should be closed first.
+	Close() error
+}
+
+// Session is a session (lease) kept alive by the client library.
+type Session interface {
+	// Done is closed when the session ends (closed or lost).
+	Done() <-chan struct{}
+	// Close ends the session on the server.
+	Close(ctx context.Context) error
+}
+
+// Worker is one session with its locks and elections. Its methods are
+// safe for concurrent use as long as two calls do not use the same name
+// at the same time.
+type Worker interface {
+	// Lock acquires lock name, waiting for it.
+	Lock(ctx context.Context, name string) error
+	// TryLock acquires lock name if it is free, without waiting.
+	TryLock(ctx context.Context, name string) error
+	// Unlock releases lock name.
+	Unlock(ctx context.Context, name string) error
+	// Campaign waits until the session leads election name.
+	Campaign(ctx context.Context, name, value string) error
+	// Resign gives up the leadership of election name.
+	Resign(ctx context.Context, name string) error
+	// Close closes the session, releasing what it holds.
+	Close(ctx context.Context) error
+}
+
+// countingTransport counts the keep-alive requests that pass through it.
+type countingTransport struct {
+	base       http.RoundTripper
+	keepAlives atomic.Int64
+}
+
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/keepalive") {
+		t.keepAlives.Add(1)
+	}
+	return t.base.RoundTrip(r)
+}
+
+// raftlockTarget is a raftlock cluster, reached through client/.
+type raftlockTarget struct {
+	c  *client.Client
+	ct *countingTransport
+}
+
+// newRaftlockTarget returns a target for the cluster at endpoints. Its
+// HTTP client keeps idlePerHost idle connections per host (the SDK's own
+// default is 32) and counts keep-alives.
+func newRaftlockTarget(endpoints []string, idlePerHost int) (*raftlockTarget, error) {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = idlePerHost
+	ct := &countingTransport{base: base}
+	c, err := client.New(client.Config{Endpoints: endpoints, HTTPClient: &http.Client{Transport: ct}})
+	if err != nil {
+		return nil, err
+	}
+	return &raftlockTarget{c: c, ct: ct}, nil
+}
+
+func (t *raftlockTarget) Name() string { return "raftlock" }
+
+func (t *raftlockTarget) NewWorker(ctx context.Context, ttl time.Duration) (Worker, error) {
+	s, err := t.c.NewSession(ctx, client.WithTTL(ttl), client.WithOwner("raftlock-bench"))
+	if err != nil {
+		return nil, err
+	}
+	return &raftlockWorker{s: s, mutexes: map[string]*client.Mutex{}, elections: map[string]*client.Election{}}, nil
+}
+
+func (t *raftlockTarget) OpenSession(ctx context.Context, ttl time.Duration) (Session, error) {
+	s, err := t.c.NewSession(ctx, client.WithTTL(ttl), client.WithOwner("raftlock-bench"))
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (t *raftlockTarget) Leader(ctx context.Context) (string, error) {
+	st, err := t.c.Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	if st.LeaderURL == "" {
+		return "", errors.New("raftlock: no leader known")
+	}
+	return st.LeaderURL, nil
+}
+
+func (t *raftlockTarget) RaftIndex(ctx context.Context) (uint64, error) {
+	st, err := t.c.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return st.Commit, nil
+}
+
+func (t *raftlockTarget) KeepAlivesSent() int64 { return t.ct.keepAlives.Load() }
+
+func (t *raftlockTarget) Close() error { return t.c.Close() }
+
+type raftlockWorker struct {
+	s *client.Session
+
+	mu        sync.Mutex
+	mutexes   map[string]*client.Mutex
+	elections map[string]*client.Election
+}
+
+func (w *raftlockWorker) mutex(name string) *client.Mutex {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.mutexes[name]
+	if m == nil {
+		m = w.s.NewMutex(name)
+		w.mutexes[name] = m
+	}
+	return m
+}
+
+func (w *raftlockWorker) election(name string) *client.Election {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.elections[name]
+	if e == nil {
+		e = w.s.NewElection(name)
+		w.elections[name] = e
+	}
+	return e
+}
+
+func (w *raftlockWorker) Lock(ctx context.Context, name string) error {
+	return w.mutex(name).Lock(ctx)
+}
+
+func (w *raftlockWorker) TryLock(ctx context.Context, name string) error {
+	return w.mutex(name).TryLock(ctx)
+}
+
+func (w *raftlockWorker) Unlock(ctx context.Context, name string) error {
+	return w.mutex(name).Unlock(ctx)
+}
+
+func (w *raftlockWorker) Campaign(ctx context.Context, name, value string) error {
+	return w.election(name).Campaign(ctx, value)
+}
+
+func (w *raftlockWorker) Resign(ctx context.Context, name string) error {
+	return w.election(name).Resign(ctx)
+}
+
+func (w *raftlockWorker) Close(ctx context.Context) error { return w.s.Close(ctx) }
+
+// etcdPrefix is the key prefix of everything the bench writes to etcd.
+const etcdPrefix = "/raftlock-bench/"
+
+// etcdTarget is an etcd cluster, reached through clientv3/concurrency.
+type etcdTarget struct {
+	c         *clientv3.Client
+	endpoints []string
+}
+
+func newEtcdTarget(endpoints []string) (*etcdTarget, error) {
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client: %w", err)
+	}
+	return &etcdTarget{c: c, endpoints: endpoints}, nil
+}
+
+func (t *etcdTarget) Name() string { return "etcd" }
+
+// ttlSeconds rounds ttl up to whole seconds, at least 1 (etcd leases
+// have a TTL in seconds).
+func ttlSeconds(ttl time.Duration) int {
+	return max(1, int((ttl+time.Second-1)/time.Second))
+}
+
+func (t *etcdTarget) newSession(ctx context.Context, ttl time.Duration) (*concurrency.Session, error) {
+	// concurrency.WithContext would bound the keep-alives too, not only
+	// the lease grant, so ctx is only checked before: the session lives
+	// until Close, and the grant is bounded by the client's own timeouts.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return concurrency.NewSession(t.c, concurrency.WithTTL(ttlSeconds(ttl)))
+}
+
+func (t *etcdTarget) NewWorker(ctx context.Context, ttl time.Duration) (Worker, error) {
+	s, err := t.newSession(ctx, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return &etcdWorker{s: s, mutexes: map[string]*concurrency.Mutex{}, elections: map[string]*concurrency.Election{}}, nil
+}
+
+func (t *etcdTarget) OpenSession(ctx context.Context, ttl time.Duration) (Session, error) {
+	s, err := t.newSession(ctx, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return etcdSession{s}, nil
+}
+
+func (t *etcdTarget) Leader(ctx context.Context) (string, error) {
+	var lastErr error
+	for _, ep := range t.endpoints {
+		st, err := t.c.Status(ctx, ep)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if st.Header != nil && st.Header.MemberId == st.Leader {
+			return ep, nil
+		}
+	}
+	if lastErr != nil {
+		return "", lastErr
+	}
+	return "", errors.New("etcd: no endpoint is the leader")
+}
+
+func (t *etcdTarget) RaftIndex(ctx context.Context) (uint64, error) {
+	var lastErr error
+	for _, ep := range t.endpoints {
+		st, err := t.c.Status(ctx, ep)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return st.RaftIndex, nil
+	}
+	return 0, lastErr
+}
+
+func (t *etcdTarget) KeepAlivesSent() int64 { return -1 }
+
+func (t *etcdTarget) Close() error { return t.c.Close() }
+
+type etcdSession struct{ s *concurrency.Session }
+
+func (s etcdSession) Done() <-chan struct{}       { return s.s.Done() }
+func (s etcdSession) Close(context.Context) error { return s.s.Close() }
+
+type etcdWorker struct {
+	s *concurrency.Session
+
+	mu        sync.Mutex
+	mutexes   map[string]*concurrency.Mutex
+	elections map[string]*concurrency.Election
+}
+
+func (w *etcdWorker) mutex(name string) *concurrency.Mutex {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.mutexes[name]
+	if m == nil {
+		m = concurrency.NewMutex(w.s, etcdPrefix+"lock/"+name)
+		w.mutexes[name] = m
+	}
+	return m
+}
+
+func (w *etcdWorker) election(name string) *concurrency.Election {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.elections[name]
+	if e == nil {
+		e = concurrency.NewElection(w.s, etcdPrefix+"election/"+name)
+		w.elections[name] = e
+	}
+	return e
+}
+
+func (w *etcdWorker) Lock(ctx context.Context, name string) error {
+	return w.mutex(name).Lock(ctx)
+}
+
+func (w *etcdWorker) TryLock(ctx context.Context, name string) error {
+	return w.mutex(name).TryLock(ctx)
+}
+
+func (w *etcdWorker) Unlock(ctx context.Context, name string) error {
+	return w.mutex(name).Unlock(ctx)
+}
+
+func (w *etcdWorker) Campaign(ctx context.Context, name, value string) error {
+	return w.election(name).Campaign(ctx, value)
+}
+
+func (w *etcdWorker) Resign(ctx context.Context, name string) error {
+	return w.election(name).Resign(ctx)
+}
+
+func (w *etcdWorker) Close(context.Context) error { return w.s.Close() }

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/raftlock/raftlock/internal/testserver"
+)
+
+func TestLockUncontendedAgainstTestserver(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	tgt, err := newRaftlockTarget([]string{srv.URL}, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	cfg := benchConfig{duration: 300 * time.Millisecond, ttl: 2 * time.Second, openers: 4}
+	res, err := runCell(context.Background(), tgt, nil, wlUncontended, 2, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Target != "raftlock" || res.Workload != wlUncontended || res.Workers != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	cycles, _ := res.get("cycles")
+	errs, ok := res.get("errors")
+	if cycles <= 0 || !ok || errs != 0 {
+		t.Fatalf("cycles %v errors %v: %+v", cycles, errs, res.Metrics)
+	}
+	if p50, _ := res.get("acquire_p50_ms"); p50 <= 0 {
+		t.Fatalf("acquire p50 %v", p50)
+	}
+}
+
+func TestReadProc(t *testing.T) {
+	ps, err := readProcStat(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	if ps.cpu < 0 || ps.writeBytes < 0 {
+		t.Fatalf("proc stat %+v", ps)
+	}
+	rss, err := readRSS(os.Getpid())
+	if err != nil || rss <= 0 {
+		t.Fatalf("rss %d, %v", rss, err)
+	}
+}

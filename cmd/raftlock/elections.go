@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/client"
+)
+
+func runElections(ctx context.Context, e *env, args []string) int {
+	s := e.newSubcommand("elections", "elections [flags]",
+		`Lists the elections that have a leader or candidates, sorted by name: the
+leader's value, term (fencing token), session and owner, since when it
+leads, and the number of candidates queued behind it.`,
+		`  raftlock elections --prefix jobs/
+  raftlock elections --output json | jq -r '.elections[] | "\(.name) \(.leader.value)"'`)
+	prefix := s.fs.String("prefix", "", "only elections whose name starts with this prefix")
+	output := outputFlag(s.fs)
+	pos, err := s.parse(args)
+	if err == nil && len(pos) > 0 {
+		err = fmt.Errorf("unexpected arguments %q", pos)
+	}
+	if err == nil {
+		err = checkOutput(*output)
+	}
+	if err == nil {
+		err = api.ValidateLockPrefix(*prefix)
+	}
+	if err != nil {
+		return s.parseError(err)
+	}
+	c, code := s.newClient()
+	if c == nil {
+		return code
+	}
+	defer c.Close()
+	els, err := c.Elections(ctx, *prefix)
+	if err != nil {
+		return e.fail("list elections: %v", err)
+	}
+	if els == nil {
+		els = []api.Election{}
+	}
+	for i := range els {
+		if els[i].Candidates == nil {
+			els[i].Candidates = []api.Candidate{}
+		}
+	}
+	if *output == "json" {
+		return e.writeJSON(api.ElectionList{Elections: els})
+	}
+	if len(els) == 0 {
+		fmt.Fprintln(e.stdout, "no elections have a leader or candidates")
+		return exitOK
+	}
+	now := time.Now()
+	tw := newTable(e.stdout)
+	fmt.Fprintln(tw, "NAME\tLEADER\tTERM\tSESSION\tOWNER\tSINCE\tCANDIDATES")
+	for _, el := range els {
+		if l := el.Leader; l != nil {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\n", el.Name, cell(l.Value), l.Term, l.Session, cell(l.Owner), formatTime(l.Since, now), len(el.Candidates))
+		} else {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%d\n", el.Name, len(el.Candidates))
+		}
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func runElectionInfo(ctx context.Context, e *env, args []string) int {
+	s := e.newSubcommand("election-info", "election-info [flags] NAME",
+		`Shows one election: its leader (value, session and owner), the term of the
+leadership (its fencing token), since when it leads, and the candidates in
+queue order (the first leads next). An election nobody runs in has no
+leader.`,
+		`  raftlock election-info scheduler
+  raftlock election-info jobs/compactor --output json`)
+	output := outputFlag(s.fs)
+	pos, err := s.parse(args)
+	if err == nil && len(pos) != 1 {
+		err = fmt.Errorf("want exactly one election NAME, got %d arguments", len(pos))
+	}
+	if err == nil {
+		err = checkOutput(*output)
+	}
+	if err == nil {
+		if verr := api.ValidateLockName(pos[0]); verr != nil {
+			err = fmt.Errorf("election %w", verr)
+		}
+	}
+	if err != nil {
+		return s.parseError(err)
+	}
+	c, code := s.newClient()
+	if c == nil {
+		return code
+	}
+	defer c.Close()
+	el, err := c.Election(ctx, pos[0])
+	if err != nil {
+		return e.fail("election %s: %v", pos[0], err)
+	}
+	if el.Candidates == nil {
+		el.Candidates = []api.Candidate{}
+	}
+	if *output == "json" {
+		return e.writeJSON(el)
+	}
+	writeElection(e.stdout, el, time.Now())
+	return exitOK
+}
+
+// writeElection writes el as a key/value block and a table of its candidates.
+func writeElection(w io.Writer, el *api.Election, now time.Time) {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "NAME\t%s\n", el.Name)
+	if l := el.Leader; l != nil {
+		fmt.Fprintf(tw, "LEADER\t%s\n", strconv.Quote(l.Value))
+		fmt.Fprintf(tw, "SESSION\t%s (owner %q)\n", l.Session, l.Owner)
+		fmt.Fprintf(tw, "TERM\t%d\n", l.Term)
+		fmt.Fprintf(tw, "SINCE\t%s\n", formatTime(l.Since, now))
+	} else {
+		fmt.Fprintf(tw, "LEADER\tnone\n")
+	}
+	fmt.Fprintf(tw, "CANDIDATES\t%d\n", len(el.Candidates))
+	tw.Flush()
+	if len(el.Candidates) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = newTable(w)
+	fmt.Fprintln(tw, "#\tSESSION\tOWNER\tVALUE\tSINCE")
+	for i, cd := range el.Candidates {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, cd.Session, cell(cd.Owner), cell(cd.Value), formatTime(cd.Since, now))
+	}
+	tw.Flush()
+}
+
+// cell returns s for a table cell or a line of fields: "-" when empty,
+// quoted when it has spaces or characters that are not printable.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || !strconv.IsPrint(r) }) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+const observeAbout = `Follows the leader of election NAME and prints one line per change until
+SIGINT or SIGTERM (exit 0). The first line is the leader when observe
+starts (type "state"), then every change in order, "nobody leads"
+included. Text lines are
+
+  REVISION TYPE VALUE TERM SESSION
+
+with TYPE state, elected, proclaimed, resigned, expired or no_leader, and
+VALUE, TERM and SESSION those of the leader after the change ("-" when
+nobody leads; a VALUE with spaces is quoted). REVISION is the log index of
+the change. --output json prints one object per line instead:
+{"revision":N,"type":"...","leader":{...} or null}.
+
+The stream resumes across reconnections and node failures without losing
+a change; should a node no longer hold the changes since the last one
+seen, a new "state" line gives the current leader. The cluster must answer
+when observe starts (else exit 1).`
+
+func runObserve(ctx context.Context, e *env, args []string) int {
+	s := e.newSubcommand("observe", "observe [flags] NAME", observeAbout,
+		`  raftlock observe scheduler
+  raftlock observe --output json scheduler | jq -r '.leader.value // "none"'`)
+	output := outputFlag(s.fs)
+	pos, err := s.parse(args)
+	if err == nil && len(pos) != 1 {
+		err = fmt.Errorf("want exactly one election NAME, got %d arguments", len(pos))
+	}
+	if err == nil {
+		err = checkOutput(*output)
+	}
+	if err == nil {
+		if verr := api.ValidateLockName(pos[0]); verr != nil {
+			err = fmt.Errorf("election %w", verr)
+		}
+	}
+	if err != nil {
+		return s.parseError(err)
+	}
+	name := pos[0]
+	c, code := s.newClient()
+	if c == nil {
+		return code
+	}
+	defer c.Close()
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// The stream retries for ever; fail fast when the cluster does not
+	// answer at all.
+	if _, err := c.Election(ctx, name); err != nil {
+		if ctx.Err() != nil {
+			return exitOK
+		}
+		return e.fail("election %s: %v", name, err)
+	}
+	for ev := range c.Observe(ctx, name) {
+		var err error
+		if *output == "json" {
+			var b []byte
+			b, err = json.Marshal(api.LeaderEvent{Revision: ev.Revision, Type: ev.Type, Leader: ev.Leader})
+			if err == nil {
+				_, err = fmt.Fprintf(e.stdout, "%s\n", b)
+			}
+		} else {
+			_, err = fmt.Fprintln(e.stdout, leaderEventLine(ev))
+		}
+		if err != nil {
+			return e.fail("write output: %v", err)
+		}
+	}
+	return exitOK
+}
+
+// leaderEventLine formats ev as "REVISION TYPE VALUE TERM SESSION".
+func leaderEventLine(ev client.LeaderEvent) string {
+	if l := ev.Leader; l != nil {
+		return fmt.Sprintf("%d %s %s %d %s", ev.Revision, ev.Type, cell(l.Value), l.Term, l.Session)
+	}
+	return fmt.Sprintf("%d %s - - -", ev.Revision, ev.Type)
+}
