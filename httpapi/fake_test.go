@@ -97,12 +97,17 @@ func (f *fakeNode) applyLocked(cmd *lock.Command) lock.Result {
 	res := f.m.Apply(f.index, 1, &c)
 	f.cmds = append(f.cmds, c)
 	f.results = append(f.results, res)
-	f.history = append(f.history, res.Events...)
+	evs := res.Events
+	if len(evs) > 0 {
+		// The end-of-entry marker raftnode publishes after an entry's events.
+		evs = append(evs[:len(evs):len(evs)], lock.Event{Revision: f.index, Seq: uint32(len(evs))})
+	}
+	f.history = append(f.history, evs...)
 	for ch := range f.subs {
 		if f.mute {
 			break
 		}
-		for _, ev := range res.Events {
+		for _, ev := range evs {
 			select {
 			case ch <- ev:
 				continue

@@ -164,27 +164,26 @@ func (s *Server) pump(out sse, sub *subscription, match func(ev lock.Event) bool
 		if first.Revision <= sub.after {
 			continue
 		}
-		// Events of one entry are published together: gather them.
+		// Gather the entry's events up to its end-of-entry marker (Type
+		// 0), which the node publishes together with them.
 		batch := []lock.Event{first}
-	gather:
-		for {
-			select {
-			case ev, ok := <-sub.events:
-				if !ok {
-					break gather
-				}
-				if ev.Revision != first.Revision {
-					pending = &ev
-					break gather
-				}
-				batch = append(batch, ev)
-			default:
-				break gather
+		for first.Type != 0 {
+			ev, ok := <-sub.events
+			if !ok {
+				break
 			}
+			if ev.Revision != first.Revision {
+				pending = &ev
+				break
+			}
+			if ev.Type == 0 {
+				break
+			}
+			batch = append(batch, ev)
 		}
 		matched := batch[:0]
 		for _, ev := range batch {
-			if match(ev) {
+			if ev.Type != 0 && match(ev) {
 				matched = append(matched, ev)
 			}
 		}

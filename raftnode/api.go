@@ -83,6 +83,11 @@ type Proposer interface {
 	// anything it returns by reference, and must not block. Errors:
 	// ErrNoLeader, ErrStopped, ctx's error.
 	Read(ctx context.Context, stale bool, fn func(m *lock.Machine)) error
+	// Events of one entry are followed by an end-of-entry marker: an
+	// Event with Type 0 and that entry's Revision. Consumers that look for
+	// particular event types skip it; streams use it to group an entry's
+	// events.
+	//
 	// Subscribe delivers every event applied from now on, in order, until
 	// cancel is called. A subscriber that falls more than buf events
 	// behind is dropped: its channel is closed.

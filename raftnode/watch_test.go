@@ -46,6 +46,9 @@ func TestWatchResumesWithoutGapsAndRefusesCompacted(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		r, idx := c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: s.Session, Name: fmt.Sprintf("w%d", i)})
 		ev := <-evs
+		if end := <-evs; end.Type != 0 || end.Revision != ev.Revision {
+			t.Fatalf("event %d: no end-of-entry marker after %+v: %+v", i, ev, end)
+		}
 		if ev.Type != lock.EventLockGranted || ev.Revision != idx || ev.Token != r.Token {
 			t.Fatalf("event %d: %+v, want the grant at %d", i, ev, idx)
 		}
@@ -57,7 +60,7 @@ func TestWatchResumesWithoutGapsAndRefusesCompacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []uint64{last.Revision - 1, last.Revision} {
+	for _, want := range []uint64{last.Revision - 1, last.Revision - 1, last.Revision, last.Revision} {
 		if ev := <-w; ev.Revision != want {
 			t.Fatalf("resumed event at %d, want %d", ev.Revision, want)
 		}
