@@ -86,4 +86,8 @@ type LeaderEvent struct {
 	Revision uint64  `json:"revision"`
 	Type     string  `json:"type"`
 	Leader   *Leader `json:"leader"`
+	// Changes lists, in order, every leader change of this revision when
+	// there were several: a leader that expired and was succeeded in one
+	// log entry gives ["expired","elected"] with Type "elected".
+	Changes []string `json:"changes,omitempty"`
 }

@@ -380,6 +380,22 @@ func (s *Server) observe(c echo.Context, name string) error {
 			}
 		}
 		le.Leader = leader
+		if len(evs) > 1 {
+			for _, ev := range evs {
+				switch ev.Type {
+				case lock.EventElected:
+					le.Changes = append(le.Changes, "elected")
+				case lock.EventProclaimed:
+					le.Changes = append(le.Changes, "proclaimed")
+				case lock.EventResigned:
+					le.Changes = append(le.Changes, "resigned")
+				case lock.EventLeaderExpired:
+					le.Changes = append(le.Changes, "expired")
+				case lock.EventNoLeader:
+					le.Changes = append(le.Changes, "no_leader")
+				}
+			}
+		}
 		return out.send(api.SSEChange, rev, le)
 	})
 }

@@ -132,6 +132,9 @@ func TestObserveEveryLeaderChangeAndResume(t *testing.T) {
 		if got != w {
 			t.Fatalf("message %d: %+v, want %+v (%s)", i, got, w, m.data)
 		}
+		if i == 2 && (len(le.Changes) != 2 || le.Changes[0] != "resigned" || le.Changes[1] != "elected") {
+			t.Fatalf("resign and succession in one entry: changes %v, want [resigned elected]", le.Changes)
+		}
 		ids = append(ids, m.id)
 	}
 	// Resume after the second message: the rest again, nothing else.
