@@ -51,7 +51,7 @@ type Node struct {
 	hist   history
 
 	// Owned by the loop goroutine (and by New before Run starts).
-	wal          *wal.Log
+	wal          Durable
 	storage      *raft.MemoryStorage
 	rn           *raft.RawNode
 	machine      *lock.Machine
@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-func newNode(cfg Config, w *wal.Log, st *wal.State) (*Node, error) {
+func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 	var md metadata
 	if err := json.Unmarshal(st.Metadata, &md); err != nil {
 		return nil, fmt.Errorf("raftnode: data dir %s: decode WAL metadata: %w", cfg.DataDir, err)
