@@ -190,6 +190,9 @@ func (l *Log) recover(ctx context.Context) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open wal: %w", err)
 	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%w: wal dir %s holds no segment; %s", ErrCorrupt, l.walDir, remedy)
+	}
 	for i := 1; i < len(names); i++ {
 		if names[i].seq != names[i-1].seq+1 {
 			return nil, fmt.Errorf("%w: wal dir %s: segment sequence jumps from %s to %s (a segment is missing); %s",
@@ -197,13 +200,22 @@ func (l *Log) recover(ctx context.Context) (*State, error) {
 		}
 	}
 
+	// Before etcd reads (and, in write mode, zeroes everything after the
+	// last record it could decode): an apparent end of the log in the last
+	// segment, clean or torn, may hide damage with fsynced records after
+	// it, for example a zeroed or flipped length word.
+	lastSeg := filepath.Join(l.walDir, names[len(names)-1].name)
+	if _, detail := checkSegment(lastSeg, false, 0, true, false); detail != nil {
+		return nil, fmt.Errorf("%w: wal segment %s: %v; %s", ErrCorrupt, lastSeg, detail, remedy)
+	}
+
 	walSnaps, err := etcdwal.ValidSnapshotEntries(l.zl, l.walDir)
 	if err != nil {
 		return nil, l.corruptWAL(names, fmt.Errorf("scan snapshot records: %w", err))
 	}
 	if len(walSnaps) == 0 {
-		return nil, fmt.Errorf("%w: wal dir %s: no usable snapshot record (first segment %s missing, or no committed hard state); %s",
-			ErrCorrupt, l.walDir, names[0].name, remedy)
+		return nil, fmt.Errorf("%w: wal dir %s: no usable snapshot record (first segment %s missing or damaged, or no committed hard state); %s",
+			ErrCorrupt, l.walDir, filepath.Join(l.walDir, names[0].name), remedy)
 	}
 	newest := walSnaps[len(walSnaps)-1]
 
@@ -222,18 +234,26 @@ func (l *Log) recover(ctx context.Context) (*State, error) {
 	md, hs, ents, err := l.openAndRead(names, start)
 	repaired := false
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		last := filepath.Join(l.walDir, names[len(names)-1].name)
-		l.lg.Warn("wal ends in a torn record, cutting it off", "segment", last, "error", err)
+		// etcd's decoder reports a torn record, but so it does for a
+		// damaged length word anywhere: repair only a true torn tail, where
+		// nothing valid follows in the last segment (checked above) and all
+		// else is sound.
+		if path, detail := locateCorruption(names, l.walDir); path != "" {
+			return nil, fmt.Errorf("%w: wal segment %s: %v (%w); %s", ErrCorrupt, path, detail, err, remedy)
+		}
+		l.lg.Warn("wal ends in a torn record, cutting it off", "segment", lastSeg, "error", err)
 		if !etcdwal.Repair(l.zl, l.walDir) {
 			return nil, l.corruptWAL(names, fmt.Errorf("repair torn tail: %w", err))
 		}
 		repaired = true
 		md, hs, ents, err = l.openAndRead(names, start)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = l.corruptWAL(names, fmt.Errorf("read after repairing the tail: %w", err))
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
-
 	l.commit = hs.GetCommit()
 	if !raft.IsEmptyHardState(hs) {
 		// Record the hard state again at the tail. etcd's WAL repeats its
