@@ -556,3 +556,28 @@ func TestFaultZeroMiddle(t *testing.T) {
 	}
 	t.Logf("zero in the middle: %d cases, all refused naming the segment", cases)
 }
+
+// TestFaultFlipLastRecordLength flips every bit of the length word of the
+// last record. Nothing follows that record, so only the record itself can
+// show that it was written whole: Open must refuse (or, where the flip is
+// harmless, return every entry), never drop it as a torn write.
+func TestFaultFlipLastRecordLength(t *testing.T) {
+	img := buildImage(t, faultEntries, faultEntrySize)
+	seg := img.segs[len(img.segs)-1]
+	efs := entryFrames(t, img.files[seg])
+	last := efs[len(efs)-1]
+	base := caseBase(t)
+	var r flipResult
+	for off := last.start; off < last.start+8; off++ {
+		for bit := range uint(8) {
+			r.flip(t, img, base, seg, off, bit)
+		}
+	}
+	t.Logf("flip (length word of the last record, bytes %d..%d): %v", last.start, last.start+8, &r)
+	if len(r.lost) > 0 {
+		t.Errorf("fsynced entries lost silently (%d of %d cases):%s", len(r.lost), r.cases, describeFlips(r.lost))
+	}
+	if len(r.unclear) > 0 {
+		t.Errorf("refused without naming the segment (%d of %d cases):%s", len(r.unclear), r.cases, describeFlips(r.unclear))
+	}
+}

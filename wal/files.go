@@ -15,6 +15,7 @@ import (
 	etcdwal "go.etcd.io/etcd/server/v3/storage/wal"
 	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -254,22 +255,15 @@ func tailHasRecords(f *os.File, off int64, crc uint32) (bool, int64) {
 	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
 		return false, 0
 	}
-	// The damaged record itself, read with each length that ends it where
-	// written data ends (zeros or the end of the file follow) or where a
-	// frame follows. Bounded: each try parses and checksums p bytes.
-	budget := int64(maxTailScan)
-	for p := int64(16); p <= n && budget > 0; p += 8 {
-		if allZero(b[p-8 : p]) {
-			continue
-		}
-		if p < n && !allZero(b[p:min(p+8, n)]) && !plausibleFrame(b, p) {
-			continue
-		}
-		for pad := int64(0); pad < 8 && 8+pad < p; pad++ {
-			budget -= p
-			if r, ok := unmarshalRecord(b[8 : p-pad]); ok && chains(crc, r) {
-				return true, off
-			}
+	// The damaged record itself, delimited by its own encoding rather than
+	// by its length word: the record's fields are written in order, and the
+	// last one, its data, carries its length.
+	// A whole record under a length word that does not describe it means a
+	// damaged length word; under a correct one, only its padding was cut.
+	if n > 8 && off%8 == 0 {
+		size := recordLen(b[8:])
+		if r, ok := unmarshalRecord(b[8 : 8+size]); ok && chains(crc, r) && binary.LittleEndian.Uint64(b) != frameWord(size) {
+			return true, off
 		}
 	}
 	// Two consecutive frames after the damage. Frames start at multiples of
@@ -285,6 +279,43 @@ func tailHasRecords(f *os.File, off int64, crc uint32) (bool, int64) {
 		}
 	}
 	return false, 0
+}
+
+// recordLen returns the length of the encoded walpb.Record at the start of
+// b, read from its fields (type, crc, data, in that order), or 0.
+func recordLen(b []byte) int {
+	pos, last := 0, protowire.Number(0)
+	for pos < len(b) {
+		num, typ, n := protowire.ConsumeTag(b[pos:])
+		if n < 0 || num <= last || num > 3 {
+			break
+		}
+		var m int
+		switch {
+		case num < 3 && typ == protowire.VarintType:
+			_, m = protowire.ConsumeVarint(b[pos+n:])
+		case num == 3 && typ == protowire.BytesType:
+			_, m = protowire.ConsumeBytes(b[pos+n:])
+		default:
+			m = -1
+		}
+		if m < 0 {
+			break
+		}
+		pos += n + m
+		last = num
+	}
+	return pos
+}
+
+// frameWord is the length word etcd's encoder writes for a record of size
+// bytes: the size, and the padding to a multiple of 8 in the top byte.
+func frameWord(size int) uint64 {
+	w := uint64(size)
+	if pad := (8 - size%8) % 8; pad != 0 {
+		w |= uint64(0x80|pad) << 56
+	}
+	return w
 }
 
 // frameAt decodes the frame starting at p: an 8-byte little-endian length
