@@ -14,6 +14,8 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v2stats"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+
+	"github.com/raftlock/raftlock/wal"
 )
 
 // HTTPTransport is the production Transport: etcd's rafthttp, which keeps a
@@ -33,9 +35,15 @@ func NewHTTPTransport(id uint64, peers map[uint64]string, r Receiver, logger *sl
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	// rafthttp logs through zap; its failures reach us through ErrorC and
-	// the Receiver, which we log through slog.
-	zl := zap.NewNop()
+	// rafthttp logs through zap. Its warnings and errors go to our log: a
+	// peer refused for a cluster ID mismatch (members started with
+	// different --initial-cluster values) shows only there.
+	for pid, u := range peers {
+		if _, err := types.NewURLs([]string{u}); err != nil {
+			return nil, fmt.Errorf("raftnode: member %d: peer url %q: %w", pid, u, err)
+		}
+	}
+	zl := wal.NewZapLogger(logger.With("component", "rafthttp")).WithOptions(zap.IncreaseLevel(zap.WarnLevel))
 	sid := strconv.FormatUint(id, 16)
 	ht := &HTTPTransport{
 		errC: make(chan error, 1),

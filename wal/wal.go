@@ -131,7 +131,7 @@ func Open(ctx context.Context, cfg Config) (*Log, *State, error) {
 	if keep <= 0 {
 		keep = DefaultKeepSnapshots
 	}
-	zl := newZapLogger(lg)
+	zl := NewZapLogger(lg)
 	l := &Log{
 		lg:      lg,
 		zl:      zl,

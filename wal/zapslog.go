@@ -8,10 +8,10 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// newZapLogger returns a zap logger whose records go to lg. etcd's wal and
-// snap packages take a *zap.Logger; this bridge keeps zap inside this package
-// while everything still ends up in the caller's slog handler.
-func newZapLogger(lg *slog.Logger) *zap.Logger {
+// NewZapLogger returns a zap logger whose records go to lg. etcd's wal, snap
+// and rafthttp packages take a *zap.Logger; this bridge keeps zap's setup in
+// this package while everything still ends up in the caller's slog handler.
+func NewZapLogger(lg *slog.Logger) *zap.Logger {
 	return zap.New(&slogCore{h: lg.Handler()})
 }
 
