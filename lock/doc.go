@@ -49,8 +49,9 @@
 // leader leaves with nobody queued, the election ends (no_leader event).
 //
 // Retries are safe as for locks: a campaign by the leader returns its term
-// (the value stays: proclaim changes values), a campaign by a candidate
-// keeps its place, and a proclaim or resign with a stale term answers
+// (and proclaims its value if it differs, as etcd's Campaign does), a
+// campaign by a candidate keeps its place (and takes its value), and a
+// proclaim or resign with a stale term answers
 // CodeNotLeader and changes nothing. OpResign with term 0 withdraws a
 // candidacy (a campaign whose wait ran out); if the session won the race it
 // answers its term, so that the caller resigns. Closing or expiring a

@@ -581,9 +581,16 @@ func (a *applier) campaign(c *Command) {
 		a.elect(e, s, c.Value)
 		a.res.Code, a.res.Token = CodeOK, e.term
 	case e.leader == s:
-		// A retry: the value stays as it is (OpProclaim changes it).
-		a.res.Code, a.res.Token = CodeOK, e.term
+		// A retry, or a campaign with a new value by the leader: like etcd's
+		// Campaign, the new value is proclaimed (no event when unchanged).
+		a.proclaim(s.id, c.Name, e.term, c.Value)
 	case has(s.runs, c.Name):
+		// Already queued: it keeps its place and takes the new value.
+		for i := range e.queue {
+			if e.queue[i].s == s {
+				e.queue[i].value = c.Value
+			}
+		}
 		a.res.Code = CodeQueued
 	case !c.Wait:
 		a.res.Code = CodeNotLeader
