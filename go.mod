@@ -3,6 +3,7 @@ module github.com/raftlock/raftlock
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/cockroachdb/datadriven v1.0.2
 	github.com/labstack/echo/v4 v4.16.0
 	go.etcd.io/etcd/client/pkg/v3 v3.7.3
