@@ -92,13 +92,32 @@ type cluster struct {
 	bin     string
 	members []*member
 	initial string
+	opts    clusterOptions
+}
+
+// clusterOptions adjust how startClusterWith starts members; the zero value
+// is what startCluster does.
+type clusterOptions struct {
+	// tick replaces the --tick of every member.
+	tick string
+	// advertisePeer, when set, is the peer URL of member m in the
+	// --initial-cluster (instead of its --listen-peer URL).
+	advertisePeer func(m *member) string
+	// env, when set, returns the environment of member m's process
+	// (instead of the test's).
+	env func(m *member) []string
 }
 
 const tick = "50ms" // election timeout 500 ms; minimum TTL 1 s
 
 func startCluster(t *testing.T, size int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, bin: raftlockd(t)}
+	return startClusterWith(t, size, clusterOptions{})
+}
+
+func startClusterWith(t *testing.T, size int, opts clusterOptions) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: raftlockd(t), opts: opts}
 	ports := freePorts(t, 2*size)
 	var parts []string
 	for i := 0; i < size; i++ {
@@ -110,7 +129,11 @@ func startCluster(t *testing.T, size int) *cluster {
 		}
 		m.logPath = filepath.Join(filepath.Dir(m.dataDir), "raftlockd.log")
 		c.members = append(c.members, m)
-		parts = append(parts, fmt.Sprintf("%d=%s", m.id, m.peerURL))
+		adv := m.peerURL
+		if opts.advertisePeer != nil {
+			adv = opts.advertisePeer(m)
+		}
+		parts = append(parts, fmt.Sprintf("%d=%s", m.id, adv))
 	}
 	c.initial = strings.Join(parts, ",")
 	for _, m := range c.members {
@@ -142,11 +165,15 @@ func lastLines(s string, n int) string {
 // restart from an existing data dir needs neither.
 func (c *cluster) start(m *member, withCluster bool) {
 	c.t.Helper()
+	tk := tick
+	if c.opts.tick != "" {
+		tk = c.opts.tick
+	}
 	args := []string{
 		"--data-dir", m.dataDir,
 		"--listen-client", m.clientURL,
 		"--listen-peer", m.peerURL,
-		"--tick", tick,
+		"--tick", tk,
 		"--request-timeout", "2s",
 	}
 	if withCluster {
@@ -158,6 +185,9 @@ func (c *cluster) start(m *member, withCluster bool) {
 	}
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if c.opts.env != nil {
+		cmd.Env = c.opts.env(m)
+	}
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}

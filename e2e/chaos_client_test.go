@@ -1,0 +1,807 @@
+//go:build unix
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/linearize"
+)
+
+// The clients of the chaos test: goroutines that talk to the cluster with
+// raw HTTP and the wire types of api/, record every operation with its
+// precise outcome in a linearize.History, and write to a fenced resource
+// while they believe they hold a lock.
+
+// chaosRun is one run of the chaos test: a cluster, its clients, their
+// history and the resource they write to.
+type chaosRun struct {
+	t     *testing.T
+	c     *cluster
+	cn    *chaosNet
+	seed  uint64
+	ttl   time.Duration // of the clients' sessions
+	start time.Time     // history times are time.Since(start)
+	hist  *linearize.History
+	store *resourceStore
+	hc    *http.Client
+
+	mu       sync.Mutex
+	ops      []recordedOp   // a copy of the history, to dump
+	counts   map[string]int // "op Acquire Granted", "fault kill", ...
+	sessions []api.SessionID
+	seen     map[api.SessionID]bool
+}
+
+func newChaosRun(t *testing.T, c *cluster, cn *chaosNet, seed uint64, ttl time.Duration, fenced bool) *chaosRun {
+	tr := &http.Transport{
+		Proxy:               nil, // the clients talk to the members directly
+		DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+		MaxIdleConnsPerHost: 32,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &chaosRun{
+		t:      t,
+		c:      c,
+		cn:     cn,
+		seed:   seed,
+		ttl:    ttl,
+		start:  time.Now(),
+		hist:   linearize.NewHistory(),
+		store:  newResourceStore(fenced),
+		hc:     &http.Client{Transport: tr},
+		counts: map[string]int{},
+		seen:   map[api.SessionID]bool{},
+	}
+}
+
+func (r *chaosRun) now() int64 { return int64(time.Since(r.start)) }
+
+func (r *chaosRun) count(key string, n int) {
+	r.mu.Lock()
+	r.counts[key] += n
+	r.mu.Unlock()
+}
+
+func (r *chaosRun) counted(prefix string) map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range r.counts {
+		if strings.HasPrefix(k, prefix) {
+			out[strings.TrimPrefix(k, prefix)] = v
+		}
+	}
+	return out
+}
+
+func (r *chaosRun) addSession(id api.SessionID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.seen[id] {
+		r.seen[id] = true
+		r.sessions = append(r.sessions, id)
+	}
+}
+
+// recordedOp is one operation of the history as dumped to JSON (Out.Kind
+// Unknown: never returned).
+type recordedOp struct {
+	Client int
+	Call   int64
+	Return int64
+	In     linearize.Input
+	Out    linearize.Output
+}
+
+// dump writes the history as JSON to a new temporary file and returns its
+// name, to study a failing or slow check offline.
+func (r *chaosRun) dump() (string, error) {
+	r.mu.Lock()
+	b, err := json.Marshal(r.ops)
+	r.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp("", "raftlock-chaos-history-*.json")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, err = f.Write(b)
+	return f.Name(), err
+}
+
+// restResult is the outcome of one HTTP request.
+type restResult struct {
+	status int
+	body   []byte
+	err    error // transport error (or the client's timeout)
+	dial   bool  // the connection failed: nothing was sent
+}
+
+func (res restResult) apiError() *api.Error {
+	var e api.ErrorResponse
+	if res.err != nil || res.status < 300 || json.Unmarshal(res.body, &e) != nil {
+		return nil
+	}
+	return &e.Error
+}
+
+func (res restResult) String() string {
+	if res.err != nil {
+		return res.err.Error()
+	}
+	return fmt.Sprintf("%d %s", res.status, bytes.TrimSpace(res.body))
+}
+
+// rest sends one request to m and reads the whole answer within timeout.
+func (r *chaosRun) rest(ctx context.Context, m *member, method, path string, body any, timeout time.Duration) restResult {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			r.t.Errorf("encode %T: %v", body, err)
+			return restResult{err: err, dial: true}
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, m.clientURL+path, rd)
+	if err != nil {
+		r.t.Errorf("request %s %s: %v", method, path, err)
+		return restResult{err: err, dial: true}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		var op *net.OpError
+		return restResult{err: err, dial: errors.As(err, &op) && op.Op == "dial"}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return restResult{err: err}
+	}
+	return restResult{status: resp.StatusCode, body: b}
+}
+
+// verdict is what the history makes of an answer.
+type verdict int
+
+const (
+	definite verdict = iota // record the Output
+	noEffect                // nothing was sent, or the server says nothing changed: leave out
+	unknown                 // record as Unknown
+)
+
+// common classifies the answers every operation may get; ok is false when
+// the operation's own decoder must look at the answer.
+func (r *chaosRun) common(res restResult) (v verdict, out linearize.Output, ok bool) {
+	switch {
+	case res.dial:
+		return noEffect, out, true
+	case res.err != nil:
+		return unknown, out, true
+	}
+	e := res.apiError()
+	switch {
+	case res.status == http.StatusServiceUnavailable && e != nil && e.Code == api.CodeUnavailable:
+		// "Nothing was changed, retry" (README): trusted, and so checked.
+		return noEffect, out, true
+	case res.status == http.StatusServiceUnavailable && e != nil && e.Code == api.CodeTimeout:
+		return unknown, out, true
+	case res.status == http.StatusNotFound && e != nil && e.Code == api.CodeSessionNotFound:
+		return definite, linearize.Output{Kind: linearize.SessionExpired}, true
+	}
+	return 0, out, false
+}
+
+// op runs one recorded operation: it sends the request, classifies the
+// answer with decode (after the common cases) and records it. It returns
+// the verdict and Output (Kind Unknown for unknown, 0 for noEffect).
+func (r *chaosRun) op(ctx context.Context, client int, in linearize.Input, m *member, method, path string, body any, timeout time.Duration,
+	decode func(res restResult, e *api.Error) (linearize.Output, bool)) (verdict, linearize.Output, restResult) {
+	call := r.now()
+	res := r.rest(ctx, m, method, path, body, timeout)
+	ret := r.now()
+	v, out, ok := r.common(res)
+	if !ok {
+		var good bool
+		out, good = decode(res, res.apiError())
+		v = definite
+		if !good {
+			if ctx.Err() == nil {
+				r.t.Errorf("%s %s on member %d: unexpected answer %v", method, path, m.id, res)
+			}
+			v, out = unknown, linearize.Output{}
+		}
+	}
+	switch v {
+	case noEffect:
+		r.count("op "+in.Kind.String()+" no-effect", 1)
+		return v, linearize.Output{}, res
+	case unknown:
+		out = linearize.Output{Kind: linearize.Unknown}
+		r.hist.Call(client, call, in) // never returned: Unknown
+	default:
+		id := r.hist.Call(client, call, in)
+		r.hist.Return(id, ret, out)
+	}
+	r.mu.Lock()
+	r.ops = append(r.ops, recordedOp{Client: client, Call: call, Return: ret, In: in, Out: out})
+	r.mu.Unlock()
+	r.count("op "+in.Kind.String()+" "+out.Kind.String(), 1)
+	return v, out, res
+}
+
+func decodeJSON[T any](b []byte) (T, bool) {
+	var v T
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	err := d.Decode(&v)
+	return v, err == nil
+}
+
+// acquire: Acquire (wait > 0) or TryAcquire.
+func (r *chaosRun) acquire(ctx context.Context, client int, m *member, sess api.SessionID, name string, wait time.Duration) (verdict, linearize.Output) {
+	kind := linearize.TryAcquire
+	if wait > 0 {
+		kind = linearize.Acquire
+	}
+	in := linearize.Input{Kind: kind, Name: name, Session: uint64(sess)}
+	// A forwarded waiting acquire may take 2 request timeouts + the wait.
+	v, out, _ := r.op(ctx, client, in, m, "POST", api.LockPath(name)+"/acquire",
+		api.AcquireRequest{Session: sess, Wait: api.Duration(wait)}, wait+6*time.Second,
+		func(res restResult, e *api.Error) (linearize.Output, bool) {
+			switch {
+			case res.status == http.StatusOK:
+				g, ok := decodeJSON[api.LockGrant](res.body)
+				if !ok || g.Session != sess || g.Name != name || g.Token == 0 {
+					return linearize.Output{}, false
+				}
+				return linearize.Output{Kind: linearize.Granted, Token: g.Token}, true
+			case res.status == http.StatusConflict && e != nil && e.Code == api.CodeLockHeld:
+				o := linearize.Output{Kind: linearize.Locked}
+				if e.Holder != nil {
+					o.Session, o.Token = uint64(e.Holder.Session), e.Holder.Token
+				}
+				return o, true
+			}
+			return linearize.Output{}, false
+		})
+	return v, out
+}
+
+func (r *chaosRun) release(ctx context.Context, client int, m *member, sess api.SessionID, name string, token uint64) (verdict, linearize.Output) {
+	in := linearize.Input{Kind: linearize.Release, Name: name, Session: uint64(sess), Token: token}
+	v, out, _ := r.op(ctx, client, in, m, "POST", api.LockPath(name)+"/release",
+		api.ReleaseRequest{Session: sess, Token: token}, 6*time.Second,
+		func(res restResult, e *api.Error) (linearize.Output, bool) {
+			switch {
+			case res.status == http.StatusOK:
+				g, ok := decodeJSON[api.LockGrant](res.body)
+				return linearize.Output{Kind: linearize.OK}, ok && g.Token == token && g.Session == sess
+			case res.status == http.StatusConflict && e != nil && e.Code == api.CodeNotHolder:
+				return linearize.Output{Kind: linearize.NotHolder}, true
+			}
+			return linearize.Output{}, false
+		})
+	return v, out
+}
+
+func (r *chaosRun) getLock(ctx context.Context, client int, m *member, name string) {
+	in := linearize.Input{Kind: linearize.GetLock, Name: name}
+	r.op(ctx, client, in, m, "GET", api.LockPath(name), nil, 5*time.Second,
+		func(res restResult, e *api.Error) (linearize.Output, bool) {
+			if res.status != http.StatusOK {
+				return linearize.Output{}, false
+			}
+			l, ok := decodeJSON[api.Lock](res.body)
+			if !ok || l.Name != name {
+				return linearize.Output{}, false
+			}
+			o := linearize.Output{Kind: linearize.OK}
+			if l.Holder != nil {
+				o.Session, o.Token = uint64(l.Holder.Session), l.Holder.Token
+			}
+			return o, true
+		})
+}
+
+func (r *chaosRun) keepAlive(ctx context.Context, client int, m *member, sess api.SessionID, timeout time.Duration) (verdict, linearize.Output) {
+	in := linearize.Input{Kind: linearize.KeepAlive, Session: uint64(sess)}
+	v, out, _ := r.op(ctx, client, in, m, "POST", api.SessionPath(sess)+"/keepalive", nil, timeout,
+		func(res restResult, e *api.Error) (linearize.Output, bool) {
+			if res.status != http.StatusOK {
+				return linearize.Output{}, false
+			}
+			s, ok := decodeJSON[api.SessionResponse](res.body)
+			return linearize.Output{Kind: linearize.OK}, ok && s.ID == sess
+		})
+	return v, out
+}
+
+func (r *chaosRun) closeSession(ctx context.Context, client int, m *member, sess api.SessionID) (verdict, linearize.Output) {
+	in := linearize.Input{Kind: linearize.CloseSession, Session: uint64(sess)}
+	v, out, _ := r.op(ctx, client, in, m, "DELETE", api.SessionPath(sess), nil, 6*time.Second,
+		func(res restResult, e *api.Error) (linearize.Output, bool) {
+			if res.status != http.StatusOK {
+				return linearize.Output{}, false
+			}
+			s, ok := decodeJSON[api.CloseSessionResponse](res.body)
+			return linearize.Output{Kind: linearize.OK}, ok && s.ID == sess
+		})
+	return v, out
+}
+
+func leaderOutput(kind linearize.OutKind, l *api.Leader) linearize.Output {
+	o := linearize.Output{Kind: kind}
+	if l != nil {
+		o.Session, o.Value, o.Token = uint64(l.Session), l.Value, l.Term
+	}
+	return o
+}
+
+func (r *chaosRun) campaign(ctx context.Context, client int, m *member, sess api.SessionID, name, value string, wait time.Duration) (verdict, linearize.Output) {
+	in := linearize.Input{Kind: linearize.Campaign, Name: name, Session: uint64(sess), Value: value}
+	v, out, _ := r.op(ctx, client, in, m, "POST", api.ElectionPath(name)+"/campaign",
+		api.CampaignRequest{Session: sess, Value: value, Wait: api.Duration(wait)}, wait+6*time.Second,
+		func(res restResult, e *api.Error) (linearize.Output, bool) {
+			switch {
+			case res.status == http.StatusOK:
+				l, ok := decodeJSON[api.Leadership](res.body)
+				return linearize.Output{Kind: linearize.OK, Token: l.Term}, ok && l.Session == sess && l.Term > 0
+			case res.status == http.StatusConflict && e != nil && e.Code == api.CodeNotLeader:
+				return leaderOutput(linearize.NotLeader, e.Leader), true
+			}
+			return linearize.Output{}, false
+		})
+	return v, out
+}
+
+// proclaimOrResign: kind is linearize.Proclaim or linearize.Resign.
+func (r *chaosRun) proclaimOrResign(ctx context.Context, client int, m *member, kind linearize.Kind, sess api.SessionID, name string, term uint64, value string) (verdict, linearize.Output) {
+	in := linearize.Input{Kind: kind, Name: name, Session: uint64(sess), Token: term, Value: value}
+	var path string
+	var body any
+	if kind == linearize.Proclaim {
+		path, body = "/proclaim", api.ProclaimRequest{Session: sess, Term: term, Value: value}
+	} else {
+		path, body = "/resign", api.ResignRequest{Session: sess, Term: term}
+	}
+	v, out, _ := r.op(ctx, client, in, m, "POST", api.ElectionPath(name)+path, body, 6*time.Second,
+		func(res restResult, e *api.Error) (linearize.Output, bool) {
+			switch {
+			case res.status == http.StatusOK:
+				l, ok := decodeJSON[api.Leadership](res.body)
+				return linearize.Output{Kind: linearize.OK}, ok && l.Session == sess && l.Term == term
+			case res.status == http.StatusConflict && e != nil && e.Code == api.CodeNotLeader:
+				return leaderOutput(linearize.NotLeader, e.Leader), true
+			}
+			return linearize.Output{}, false
+		})
+	return v, out
+}
+
+func (r *chaosRun) getLeader(ctx context.Context, client int, m *member, name string) {
+	in := linearize.Input{Kind: linearize.GetLeader, Name: name}
+	r.op(ctx, client, in, m, "GET", api.ElectionPath(name), nil, 5*time.Second,
+		func(res restResult, e *api.Error) (linearize.Output, bool) {
+			if res.status != http.StatusOK {
+				return linearize.Output{}, false
+			}
+			el, ok := decodeJSON[api.Election](res.body)
+			return leaderOutput(linearize.OK, el.Leader), ok && el.Name == name
+		})
+}
+
+// openSession opens a session (not an operation of the model: sessions are
+// assumed to exist until they are seen dead). Zero when it failed.
+func (r *chaosRun) openSession(ctx context.Context, m *member, owner string, ttl time.Duration) api.SessionID {
+	res := r.rest(ctx, m, "POST", "/v1/sessions", api.CreateSessionRequest{TTL: api.Duration(ttl), Owner: owner}, 6*time.Second)
+	if res.err != nil || res.status != http.StatusCreated {
+		r.count("session open failed", 1)
+		return 0
+	}
+	s, ok := decodeJSON[api.SessionResponse](res.body)
+	if !ok || s.ID == 0 {
+		r.t.Errorf("open session: unexpected answer %v", res)
+		return 0
+	}
+	r.addSession(s.ID)
+	r.count("session opened", 1)
+	return s.ID
+}
+
+// resourceStore is the resource the locks protect: per lock name, the
+// writes it accepted. Fenced, it refuses a write whose token is below the
+// highest it has seen for that name; unfenced, it accepts every write of a
+// client that believes it holds the lock.
+type resourceStore struct {
+	fenced bool
+
+	mu       sync.Mutex
+	highest  map[string]uint64
+	accepted []storeWrite
+	rejected []storeWrite
+	changed  chan struct{} // closed and replaced at every accepted write
+}
+
+type storeWrite struct {
+	name    string
+	token   uint64
+	session api.SessionID
+	client  int
+	paused  bool // written after a pause longer than the TTL
+	stale   bool // below the highest token the store had seen for the name
+}
+
+func newResourceStore(fenced bool) *resourceStore {
+	return &resourceStore{fenced: fenced, highest: map[string]uint64{}, changed: make(chan struct{})}
+}
+
+func (s *resourceStore) write(w storeWrite) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.stale = w.token < s.highest[w.name]
+	if w.stale && s.fenced {
+		s.rejected = append(s.rejected, w)
+		return false
+	}
+	s.accepted = append(s.accepted, w)
+	s.highest[w.name] = max(s.highest[w.name], w.token)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return true
+}
+
+// waitAbove waits until the store has seen a token above tok for name, or
+// until d has passed or ctx ended; it reports whether it has.
+func (s *resourceStore) waitAbove(ctx context.Context, name string, tok uint64, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		above, changed := s.highest[name] > tok, s.changed
+		s.mu.Unlock()
+		if above {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// check verifies the store's log on its own: per name, who wrote with each
+// token, and (fenced) that no accepted write was below a token accepted
+// before it. It returns the stale writes accepted (anomalies).
+func (s *resourceStore) check(t *testing.T) (staleAccepted []storeWrite) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	owner := map[string]api.SessionID{}
+	highest := map[string]uint64{}
+	for _, w := range s.accepted {
+		key := fmt.Sprintf("%s@%d", w.name, w.token)
+		if o, ok := owner[key]; ok && o != w.session {
+			t.Errorf("resource %q: token %d written by sessions %s and %s: two sessions were granted the same token", w.name, w.token, o, w.session)
+		}
+		owner[key] = w.session
+		if w.token < highest[w.name] {
+			staleAccepted = append(staleAccepted, w)
+		}
+		highest[w.name] = max(highest[w.name], w.token)
+	}
+	return staleAccepted
+}
+
+// worker is one client goroutine with its own session, kept alive by a
+// second goroutine through REST keep-alives.
+type worker struct {
+	r     *chaosRun
+	id    int // history client ids: 2*id (the worker), 2*id+1 (its keep-alives)
+	rng   *rand.Rand
+	owner string
+	// soft ends when the run is over: no new operation, pauses end; hard
+	// ends after the workers have returned: it stops the keep-alives and
+	// abandons requests still in flight.
+	soft, hard context.Context
+
+	mu        sync.Mutex
+	sess      api.SessionID
+	safeUntil time.Time // the session is alive at least until then (last keep-alive sent + TTL)
+	paused    bool      // a pause stops the keep-alives too, as a GC pause would
+}
+
+func (w *worker) member() *member { return w.r.c.members[w.rng.IntN(len(w.r.c.members))] }
+
+func (w *worker) session() (api.SessionID, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.sess, w.safeUntil
+}
+
+// ensureSession opens a session if the worker has none.
+func (w *worker) ensureSession() api.SessionID {
+	if s, _ := w.session(); s != 0 {
+		return s
+	}
+	sent := time.Now()
+	s := w.r.openSession(w.hard, w.member(), w.owner, w.r.ttl)
+	if s == 0 {
+		return 0
+	}
+	w.mu.Lock()
+	w.sess, w.safeUntil = s, sent.Add(w.r.ttl)
+	w.mu.Unlock()
+	return s
+}
+
+// dropSession forgets session s (expired, closed, or abandoned to expire).
+func (w *worker) dropSession(s api.SessionID) {
+	w.mu.Lock()
+	if w.sess == s {
+		w.sess = 0
+	}
+	w.mu.Unlock()
+}
+
+func (w *worker) setPaused(p bool) {
+	w.mu.Lock()
+	w.paused = p
+	w.mu.Unlock()
+}
+
+// closeAtEnd closes the worker's session when it stops.
+func (w *worker) closeAtEnd() {
+	if s, _ := w.session(); s != 0 {
+		w.r.closeSession(w.hard, 2*w.id, w.member(), s)
+		w.dropSession(s)
+	}
+}
+
+// keepAlives renews the worker's session every TTL/3 until hard ends.
+func (w *worker) keepAlives(rng *rand.Rand) {
+	tick := time.NewTicker(w.r.ttl / 3)
+	defer tick.Stop()
+	for i := 0; i < 1000000; i++ {
+		select {
+		case <-w.hard.Done():
+			return
+		case <-tick.C:
+		}
+		w.mu.Lock()
+		s, paused := w.sess, w.paused
+		w.mu.Unlock()
+		if s == 0 || paused {
+			continue
+		}
+		m := w.r.c.members[rng.IntN(len(w.r.c.members))]
+		sent := time.Now()
+		_, out := w.r.keepAlive(w.hard, 2*w.id+1, m, s, w.r.ttl/2)
+		switch out.Kind {
+		case linearize.OK:
+			w.mu.Lock()
+			if w.sess == s && !w.paused {
+				w.safeUntil = sent.Add(w.r.ttl)
+			}
+			w.mu.Unlock()
+		case linearize.SessionExpired:
+			w.dropSession(s)
+		}
+	}
+}
+
+// sleep sleeps d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// lockWorker takes the locks of names in turn and writes to the store while
+// holding. Its grants numbered in pauseAt (from 0) pause before writing;
+// every other one with probability pauseP.
+type lockWorker struct {
+	worker
+	names   []string
+	pauseAt map[int]bool
+	pauseP  float64
+	grants  int
+}
+
+func (lw *lockWorker) run() {
+	defer lw.closeAtEnd()
+	client := 2 * lw.id
+	for i := 0; i < 100000 && lw.soft.Err() == nil; i++ {
+		s := lw.ensureSession()
+		if s == 0 {
+			sleep(lw.soft, 100*time.Millisecond)
+			continue
+		}
+		name := lw.names[lw.rng.IntN(len(lw.names))]
+		switch x := lw.rng.IntN(100); {
+		case x < 8:
+			lw.r.getLock(lw.hard, client, lw.member(), name)
+			continue
+		case x < 11:
+			// Close the session and start over with a new one.
+			if _, out := lw.r.closeSession(lw.hard, client, lw.member(), s); out.Kind != linearize.Unknown {
+				lw.dropSession(s)
+			}
+			continue
+		}
+		wait := time.Duration(0)
+		if lw.rng.IntN(100) < 70 {
+			wait = time.Duration(500+lw.rng.IntN(1000)) * time.Millisecond
+		}
+		_, out := lw.r.acquire(lw.hard, client, lw.member(), s, name, wait)
+		// An unknown outcome: ask again (acquire is idempotent for a
+		// session; without a wait it also leaves the queue).
+		for retry := 0; retry < 3 && out.Kind == linearize.Unknown && lw.hard.Err() == nil; retry++ {
+			_, out = lw.r.acquire(lw.hard, client, lw.member(), s, name, 0)
+		}
+		switch out.Kind {
+		case linearize.Granted:
+			lw.hold(s, name, out.Token)
+		case linearize.SessionExpired:
+			lw.dropSession(s)
+		case linearize.Unknown:
+			// It may hold the lock without knowing: abandon the session,
+			// whose expiry releases whatever it holds.
+			lw.r.count("session abandoned", 1)
+			lw.dropSession(s)
+		default:
+			sleep(lw.soft, time.Duration(lw.rng.IntN(50))*time.Millisecond)
+		}
+	}
+}
+
+// hold writes to the resource with token (after a pause, sometimes) and
+// releases the lock.
+func (lw *lockWorker) hold(s api.SessionID, name string, token uint64) {
+	client := 2 * lw.id
+	g := lw.grants
+	lw.grants++
+	if lw.pauseAt[g] || lw.rng.Float64() < lw.pauseP {
+		// A process pause (GC, swapped out, SIGSTOP) between "I hold the
+		// lock" and the write: longer than the TTL, keep-alives included,
+		// so the session expires and the lock goes to the next waiter. To
+		// make the anomaly certain rather than likely, the pause also
+		// lasts (boundedly) until that waiter has written.
+		lw.setPaused(true)
+		lw.r.count("client pause", 1)
+		sleep(lw.soft, 2*lw.r.ttl+lw.r.ttl/2)
+		if lw.r.store.waitAbove(lw.soft, name, token, 10*time.Second) {
+			lw.r.count("client pause overtaken", 1)
+		}
+		if lw.soft.Err() == nil {
+			// It wakes up believing it still holds the lock, and writes.
+			ok := lw.r.store.write(storeWrite{name: name, token: token, session: s, client: lw.id, paused: true})
+			lw.r.count(fmt.Sprintf("write after pause accepted=%v", ok), 1)
+		}
+		lw.setPaused(false)
+		// The release (or its keep-alive) now tells it the session is gone.
+	} else {
+		writes := 1 + lw.rng.IntN(3)
+		for i := 0; i < writes; i++ {
+			if _, safe := lw.session(); time.Now().After(safe) {
+				lw.r.count("write skipped: lease may have run out", 1)
+				break
+			}
+			ok := lw.r.store.write(storeWrite{name: name, token: token, session: s, client: lw.id})
+			lw.r.count(fmt.Sprintf("write accepted=%v", ok), 1)
+			sleep(lw.soft, time.Duration(20+lw.rng.IntN(60))*time.Millisecond)
+		}
+	}
+	_, out := lw.r.release(lw.hard, client, lw.member(), s, name, token)
+	for retry := 0; retry < 3 && out.Kind == linearize.Unknown && lw.hard.Err() == nil; retry++ {
+		_, out = lw.r.release(lw.hard, client, lw.member(), s, name, token)
+	}
+	switch out.Kind {
+	case linearize.SessionExpired:
+		lw.dropSession(s)
+	case linearize.Unknown:
+		lw.r.count("session abandoned", 1)
+		lw.dropSession(s)
+	}
+}
+
+// electionWorker campaigns, proclaims, reads and resigns.
+type electionWorker struct {
+	worker
+	name string
+}
+
+func (ew *electionWorker) run() {
+	defer ew.closeAtEnd()
+	client := 2 * ew.id
+	for i := 0; i < 100000 && ew.soft.Err() == nil; i++ {
+		s := ew.ensureSession()
+		if s == 0 {
+			sleep(ew.soft, 100*time.Millisecond)
+			continue
+		}
+		if ew.rng.IntN(100) < 15 {
+			ew.r.getLeader(ew.hard, client, ew.member(), ew.name)
+			continue
+		}
+		value := fmt.Sprintf("w%d-%d", ew.id, i)
+		wait := time.Duration(ew.rng.IntN(2)) * time.Duration(500+ew.rng.IntN(1000)) * time.Millisecond
+		_, out := ew.r.campaign(ew.hard, client, ew.member(), s, ew.name, value, wait)
+		for retry := 0; retry < 3 && out.Kind == linearize.Unknown && ew.hard.Err() == nil; retry++ {
+			_, out = ew.r.campaign(ew.hard, client, ew.member(), s, ew.name, value, 0)
+		}
+		switch out.Kind {
+		case linearize.OK:
+			ew.lead(s, out.Token, value)
+		case linearize.SessionExpired:
+			ew.dropSession(s)
+		case linearize.Unknown:
+			ew.r.count("session abandoned", 1)
+			ew.dropSession(s)
+		default:
+			sleep(ew.soft, time.Duration(ew.rng.IntN(100))*time.Millisecond)
+		}
+	}
+}
+
+// lead proclaims new values a few times and resigns.
+func (ew *electionWorker) lead(s api.SessionID, term uint64, value string) {
+	client := 2 * ew.id
+	for p := ew.rng.IntN(3); p > 0 && ew.soft.Err() == nil; p-- {
+		sleep(ew.soft, time.Duration(20+ew.rng.IntN(80))*time.Millisecond)
+		_, o := ew.r.proclaimOrResign(ew.hard, client, ew.member(), linearize.Proclaim, s, ew.name, term, fmt.Sprintf("%s/%d", value, p))
+		if o.Kind != linearize.OK {
+			break
+		}
+	}
+	_, o := ew.r.proclaimOrResign(ew.hard, client, ew.member(), linearize.Resign, s, ew.name, term, "")
+	for retry := 0; retry < 3 && o.Kind == linearize.Unknown && ew.hard.Err() == nil; retry++ {
+		_, o = ew.r.proclaimOrResign(ew.hard, client, ew.member(), linearize.Resign, s, ew.name, term, "")
+	}
+	if o.Kind == linearize.Unknown || o.Kind == linearize.SessionExpired {
+		ew.dropSession(s)
+	}
+}
+
+// sortedCounts formats counts as "k=v, k=v" sorted by key.
+func sortedCounts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
