@@ -167,6 +167,9 @@ func nameByte(c byte) bool {
 // whatever action follows (LockPath(n)+"/acquire").
 func LockPath(name string) string { return "/v1/locks/" + url.PathEscape(name) }
 
+// KeepAlivePath is the URL path of the batched keep-alive.
+const KeepAlivePath = "/v1/sessions/keepalive"
+
 // SessionPath returns the URL path of session id, "/v1/sessions/<id>".
 func SessionPath(id SessionID) string { return "/v1/sessions/" + id.String() }
 
@@ -181,11 +184,34 @@ type CreateSessionRequest struct {
 }
 
 // SessionResponse answers POST /v1/sessions (201) and
-// POST /v1/sessions/{id}/keepalive (200; Owner is empty there).
+// POST /v1/sessions/{id}/keepalive (200; Owner is empty there), and is one
+// renewed session of a KeepAliveResponse.
 type SessionResponse struct {
 	ID    SessionID `json:"id"`
 	TTL   Duration  `json:"ttl"`
 	Owner string    `json:"owner,omitempty"`
+}
+
+// MaxKeepAliveIDs is the most session IDs one batched keep-alive
+// (POST /v1/sessions/keepalive) may renew.
+const MaxKeepAliveIDs = 10000
+
+// KeepAliveRequest is the body of POST /v1/sessions/keepalive: the sessions
+// to renew, 1 to MaxKeepAliveIDs distinct IDs. All of them are renewed by
+// one log entry.
+type KeepAliveRequest struct {
+	IDs []SessionID `json:"ids"`
+}
+
+// KeepAliveResponse answers POST /v1/sessions/keepalive (200). Every
+// requested ID is in exactly one of the two lists, each in request order.
+type KeepAliveResponse struct {
+	// Sessions are the renewed sessions with their TTL (Owner is empty).
+	// Never null.
+	Sessions []SessionResponse `json:"sessions"`
+	// Expired are the sessions that do not exist (expired, closed or never
+	// opened): they were not renewed and never will be. Never null.
+	Expired []SessionID `json:"expired"`
 }
 
 // CloseSessionResponse answers DELETE /v1/sessions/{id}.

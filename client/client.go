@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftlock/raftlock/api"
@@ -44,6 +45,13 @@ type Config struct {
 	// Logger receives debug logs of retries and Info logs of session
 	// losses. nil discards them.
 	Logger *slog.Logger
+	// PerSessionKeepAlives renews each session with its own request to
+	// POST /v1/sessions/{id}/keepalive, as SDKs before the batched
+	// keep-alive did. By default (false) the sessions of a Client that are
+	// due together are renewed by one POST /v1/sessions/keepalive; a
+	// server without that endpoint is detected per request (404 or 405)
+	// and then served per session anyway.
+	PerSessionKeepAlives bool
 }
 
 // FromEnv returns a Config whose Endpoints come from RAFTLOCK_ENDPOINTS
@@ -74,6 +82,9 @@ type Client struct {
 	hc      *http.Client
 	log     *slog.Logger
 
+	keeper     keeper                    // renews the sessions
+	lastLeader atomic.Pointer[leaderURL] // cache of leaderFromHeader
+
 	mu     sync.Mutex
 	cur    int    // index into eps of the endpoint in use
 	leader string // leader URL from the last Raftlock-Leader header, "" when unknown
@@ -87,6 +98,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: %w: no endpoint: give at least one client URL such as %s", ErrInvalidArgument, DefaultEndpoint)
 	}
 	c := &Client{timeout: cfg.RequestTimeout, hc: cfg.HTTPClient, log: cfg.Logger}
+	c.keeper.init(c, cfg.PerSessionKeepAlives)
 	for _, e := range cfg.Endpoints {
 		n, err := normalizeURL(e)
 		if err != nil {

@@ -37,8 +37,11 @@ func WithOwner(s string) SessionOption { return func(o *sessionOptions) { o.owne
 // Session is a lease on the server that the SDK keeps alive, and to which
 // the locks of its Mutexes belong. It is safe for concurrent use.
 //
-// A goroutine renews the session every TTL/3 (after a failure, every
-// TTL/10, across endpoints). The session ends:
+// The SDK renews the session every TTL/3 (after a failure, every TTL/10,
+// across endpoints). The sessions of one Client share one renewal
+// goroutine, which renews all the sessions that are due (and those due
+// within TTL/30) with one request to POST /v1/sessions/keepalive; each
+// session keeps its own schedule, SafeUntil and end. The session ends:
 //
 //   - when Close is called: Err is ErrSessionClosed;
 //   - when the server answers that the session does not exist (it expired,
@@ -63,9 +66,12 @@ type Session struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed by end
 
-	loopCtx    context.Context // ends the keep-alive goroutine
+	loopCtx    context.Context // ends with the session: bounds renewals and watches
 	loopCancel context.CancelFunc
-	loopDone   chan struct{}
+
+	ka       kaState        // guarded by c.keeper.mu
+	watchWG  sync.WaitGroup // watch goroutines; Add only under mu while err is nil
+	watching atomic.Bool    // a watch goroutine runs
 
 	mu        sync.Mutex
 	err       error
@@ -124,13 +130,12 @@ func (c *Client) NewSession(ctx context.Context, opts ...SessionOption) (*Sessio
 		margin:    safetyMargin(ttl),
 		log:       c.log.With("session", resp.ID.String()),
 		done:      make(chan struct{}),
-		loopDone:  make(chan struct{}),
 		holds:     map[*hold]struct{}{},
 		safeUntil: sent.Add(ttl - safetyMargin(ttl)),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.loopCtx, s.loopCancel = context.WithCancel(context.Background())
-	go s.run()
+	c.keeper.add(s)
 	s.log.Debug("session opened", "ttl", ttl)
 	return s, nil
 }
@@ -161,6 +166,13 @@ func (s *Session) SafeUntil() time.Time {
 	return s.safeUntil
 }
 
+// safeState returns SafeUntil and whether the session has ended.
+func (s *Session) safeState() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.safeUntil, s.err != nil
+}
+
 // Err returns nil while the session is alive, and then why it ended: an
 // error matching ErrSessionLost (wrapping the cause, e.g. ErrSessionExpired)
 // or ErrSessionClosed.
@@ -184,7 +196,7 @@ func (s *Session) Close(ctx context.Context) error {
 		return nil
 	}
 	s.end(ErrSessionClosed)
-	<-s.loopDone
+	s.watchWG.Wait()
 	_, err := s.c.do(ctx, call{method: http.MethodDelete, path: api.SessionPath(s.id), write: true, retryUnknown: true}, nil)
 	if err != nil && !errors.Is(err, ErrSessionExpired) {
 		return fmt.Errorf("client: close session %s: %w", s.id, err)
@@ -201,11 +213,12 @@ func (s *Session) Close(ctx context.Context) error {
 // out (ReleaseOnCancel false).
 func (s *Session) abandon() {
 	s.end(ErrSessionClosed)
-	<-s.loopDone
+	s.watchWG.Wait()
 }
 
 // end ends the session with err (the first reason wins): Done closes, Ctx
-// is cancelled, the keep-alive goroutine stops, every hold is lost.
+// is cancelled, the keeper stops renewing it, every hold is lost. It must
+// not be called with the keeper's lock held.
 func (s *Session) end(err error) {
 	s.mu.Lock()
 	if s.err != nil {
@@ -219,6 +232,7 @@ func (s *Session) end(err error) {
 	close(s.done)
 	s.cancel()
 	s.loopCancel()
+	s.c.keeper.remove(s)
 	for h := range holds {
 		h.lose()
 	}
@@ -230,73 +244,47 @@ func (s *Session) end(err error) {
 // lost ends the session because the server said it does not exist.
 func (s *Session) lost(cause error) { s.end(&lostError{cause: cause}) }
 
-// run is the keep-alive goroutine: renew every TTL/3 (TTL/10 after a
-// failure), watch the holds after each renewal, and end the session when
-// SafeUntil passes.
-func (s *Session) run() {
-	defer close(s.loopDone)
-	interval, retry := s.ttl/3, max(s.ttl/10, 10*time.Millisecond)
-	next := time.Now().Add(interval)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		su := s.SafeUntil()
-		wake := next
-		if su.Before(wake) {
-			wake = su
-		}
-		timer.Reset(time.Until(wake))
-		select {
-		case <-s.loopCtx.Done():
-			return
-		case <-timer.C:
-		}
-		now := time.Now()
-		if !now.Before(s.SafeUntil()) {
-			s.end(&lostError{cause: fmt.Errorf("no keep-alive acknowledged before the safe-until time %s", su.Format(time.RFC3339Nano))})
-			return
-		}
-		if now.Before(next) {
-			continue
-		}
-		if s.skipRenewals.Load() {
-			next = now.Add(retry)
-			continue
-		}
-		sent, ok := s.renew()
-		if s.loopCtx.Err() != nil {
-			return
-		}
-		if !ok {
-			next = time.Now().Add(retry)
-			continue
-		}
-		next = sent.Add(interval)
-		s.watch()
-	}
-}
-
-// renew sends one keep-alive (with the transport's retries), bounded by
-// SafeUntil. It reports the send time and whether it was acknowledged.
-func (s *Session) renew() (time.Time, bool) {
-	ctx, cancel := context.WithDeadline(s.loopCtx, s.SafeUntil())
-	defer cancel()
-	sent := time.Now()
+// renewOne sends one keep-alive of this session alone (POST
+// /v1/sessions/{id}/keepalive, with the transport's retries), bounded by
+// ctx. It reports whether it was acknowledged; a session the server does
+// not know is lost.
+func (s *Session) renewOne(ctx context.Context) bool {
 	_, err := s.c.do(ctx, call{method: http.MethodPost, path: api.SessionPath(s.id) + "/keepalive", write: true, retryUnknown: true}, nil)
 	if err != nil {
 		if errors.Is(err, ErrSessionExpired) {
 			s.lost(err)
-		} else if s.loopCtx.Err() == nil {
+		} else if ctx.Err() == nil {
 			s.log.Debug("keep-alive failed", "error", err)
 		}
-		return sent, false
+		return false
 	}
+	return true
+}
+
+// acknowledged moves SafeUntil after a renewal sent at sent was
+// acknowledged.
+func (s *Session) acknowledged(sent time.Time) {
 	s.mu.Lock()
-	if su := sent.Add(s.ttl - s.margin); su.After(s.safeUntil) {
+	defer s.mu.Unlock()
+	if su := sent.Add(s.ttl - s.margin); s.err == nil && su.After(s.safeUntil) {
 		s.safeUntil = su
 	}
-	s.mu.Unlock()
-	return sent, true
+}
+
+// startWatch runs watch in a goroutine after a renewal, unless the session
+// holds nothing, has ended, or a watch still runs.
+func (s *Session) startWatch() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil || len(s.holds) == 0 || !s.watching.CompareAndSwap(false, true) {
+		return
+	}
+	s.watchWG.Add(1)
+	go func() {
+		defer s.watchWG.Done()
+		defer s.watching.Store(false)
+		s.watch()
+	}()
 }
 
 // watch checks that the session still holds what its Mutexes and
@@ -326,7 +314,10 @@ func (s *Session) watch() {
 		return
 	}
 	for _, h := range holds {
-		if slices.Contains(info.Locks, h.name) {
+		// Locks is sorted (api.Session): a session holding many locks
+		// costs O(n log n) here, not O(n²). Were it not sorted, a miss is
+		// only confirmed by the read below, never taken for a loss.
+		if _, ok := slices.BinarySearch(info.Locks, h.name); ok {
 			continue
 		}
 		l, err := s.c.Lock(ctx, h.name)

@@ -7,6 +7,7 @@
 //
 //	POST   /v1/sessions                 {"ttl":"10s","owner":"o"}  → 201 {"id","ttl","owner"}
 //	POST   /v1/sessions/{id}/keepalive                             → 200 {"id","ttl"}
+//	POST   /v1/sessions/keepalive       {"ids":["12","14"]}        → 200 {"sessions":[{"id","ttl"}],"expired":[...]}
 //	DELETE /v1/sessions/{id}                                       → 200 {"id"}
 //	GET    /v1/sessions/{id}                                       → 200 {"id","owner","ttl","deadline","locks","waiting"}
 //	POST   /v1/locks/{name}/acquire     {"session":"42","wait":"5s"} or {"ttl":"30s","owner":"o"}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -21,10 +22,14 @@ func TestCampaignProclaimResign(t *testing.T) {
 	if r.str("session") != a || r.str("value") != "10.0.0.1" || r.str("name") != "svc/web" || term == 0 {
 		t.Fatalf("campaign: %s", r.raw)
 	}
-	// A retry answers the same term; the value is changed only by proclaim.
-	if r := must(t, ts, "POST", "/v1/elections/svc%2Fweb/campaign", `{"session":"`+a+`","value":"other"}`, 200); r.num("term") != term || r.str("value") != "10.0.0.1" {
+	// A retry answers the same term; a new value is proclaimed (as etcd).
+	if r := must(t, ts, "POST", "/v1/elections/svc%2Fweb/campaign", `{"session":"`+a+`","value":"10.0.0.1"}`, 200); r.num("term") != term || r.str("value") != "10.0.0.1" {
 		t.Fatalf("campaign retry: %s", r.raw)
 	}
+	if r := must(t, ts, "POST", "/v1/elections/svc%2Fweb/campaign", `{"session":"`+a+`","value":"other"}`, 200); r.num("term") != term || r.str("value") != "other" {
+		t.Fatalf("campaign again with a new value: %s", r.raw)
+	}
+	must(t, ts, "POST", "/v1/elections/svc/web/proclaim", `{"session":"`+a+`","term":`+fmt.Sprint(term)+`,"value":"10.0.0.1"}`, 200)
 	// Without a wait another session is refused with the leader named.
 	r = mustErr(t, ts, "POST", "/v1/elections/svc/web/campaign", `{"session":"`+b+`","value":"10.0.0.2"}`, 409, api.CodeNotLeader)
 	if l, _ := r.body["error"].(map[string]any)["leader"].(map[string]any); l == nil || l["session"] != a {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -135,7 +137,7 @@ func (s *Server) release(c echo.Context, name string) error {
 	if res.Code != lock.CodeOK {
 		return resultError(res, name, uint64(req.Session))
 	}
-	return writeJSON(c, http.StatusOK, api.LockGrant{Name: name, Session: req.Session, Token: req.Token})
+	return writeGrant(c, name, uint64(req.Session), req.Token)
 }
 
 // acquire serves POST /v1/locks/{name}/acquire.
@@ -148,10 +150,11 @@ func (s *Server) release(c echo.Context, name string) error {
 // Without a wait it tries once: 200 with the token, or 409 lock_held with the
 // holder (for an ephemeral acquire nothing is created then).
 //
-// With a wait the handler subscribes to the node's events before it
-// proposes, so a grant cannot slip between the two. If the session is queued
-// it waits for its lock_granted event (200), or for its session to expire or
-// be closed (404 session_not_found). Then:
+// With a wait, if the session is queued, the handler subscribes to the
+// node's events from the state right after the entry that queued it
+// (Proposer.ReadWatch), so a grant cannot slip between the two, and waits
+// for its lock_granted event (200), or for its session to expire or be
+// closed (404 session_not_found). Then:
 //
 //   - The wait runs out (or the subscription falls behind and is dropped):
 //     the handler proposes a cancel, which takes the session out of the
@@ -202,12 +205,6 @@ func (s *Server) acquire(c echo.Context, name string) error {
 		cmd.TTL = int64(req.TTL)
 		cmd.Owner = req.Owner
 	}
-	var events <-chan lock.Event
-	if wait > 0 {
-		evs, unsubscribe := s.node.Subscribe(subscribeBuf)
-		defer unsubscribe()
-		events = evs
-	}
 	ctx, cancel := s.writeCtx(c)
 	res, idx, err := s.node.Propose(ctx, cmd)
 	cancel()
@@ -226,7 +223,49 @@ func (s *Server) acquire(c echo.Context, name string) error {
 		return resultError(res, name, sid)
 	}
 
+	// Queued. Subscribe only now (most acquires are granted at once and
+	// never need the events): ReadWatch reads this node's state, which
+	// already holds the entry that queued the session, and delivers every
+	// event after exactly that state. What happened in between (a grant,
+	// the session's end) is in the state.
 	w := waiter{s: s, c: c, name: name, session: sid, ephemeral: ephemeral, holder: res.Holder, wait: wait}
+	var (
+		token          uint64
+		gone, dequeued bool
+	)
+	ctx, cancel = s.writeCtx(c)
+	events, unsubscribe, err := s.node.ReadWatch(ctx, true, func(m *lock.Machine) {
+		if _, ok := m.Session(sid); !ok {
+			gone = true
+			return
+		}
+		li, _ := m.Lock(name)
+		if li.Holder != nil && li.Holder.Session == sid {
+			token = li.Holder.Token
+			return
+		}
+		dequeued = !slices.ContainsFunc(li.Waiters, func(w lock.Waiter) bool { return w.Session == sid })
+	}, subscribeBuf)
+	cancel()
+	if err != nil {
+		if c.Request().Context().Err() != nil {
+			w.abandon()
+			return c.Request().Context().Err()
+		}
+		return w.giveUp()
+	}
+	defer unsubscribe()
+	switch {
+	case gone:
+		return api.Errorf(api.CodeSessionNotFound, "session %d expired or was closed while it waited for lock %q", sid, name)
+	case token != 0:
+		return granted(c, name, sid, token)
+	case dequeued:
+		// Taken out of the queue by another request of the same session
+		// (a cancel, or a grant and a release): settle it as a wait that
+		// ran out.
+		return w.giveUp()
+	}
 	timer := time.NewTimer(wait - time.Since(start))
 	defer timer.Stop()
 	for {
@@ -256,7 +295,26 @@ func (s *Server) acquire(c echo.Context, name string) error {
 }
 
 func granted(c echo.Context, name string, session, token uint64) error {
-	return writeJSON(c, http.StatusOK, api.LockGrant{Name: name, Session: api.SessionID(session), Token: token})
+	return writeGrant(c, name, session, token)
+}
+
+// writeGrant answers 200 with api.LockGrant{name, session, token}, the
+// answer of every successful acquire and release, without encoding/json's
+// reflection: a valid lock name needs no escaping in a JSON string, so the
+// bytes are those json.Marshal would give.
+func writeGrant(c echo.Context, name string, session, token uint64) error {
+	if api.ValidateLockName(name) != nil {
+		return writeJSON(c, http.StatusOK, api.LockGrant{Name: name, Session: api.SessionID(session), Token: token})
+	}
+	b := make([]byte, 0, 64+len(name))
+	b = append(b, `{"name":"`...)
+	b = append(b, name...)
+	b = append(b, `","session":"`...)
+	b = strconv.AppendUint(b, session, 10)
+	b = append(b, `","token":`...)
+	b = strconv.AppendUint(b, token, 10)
+	b = append(b, '}')
+	return c.JSONBlob(http.StatusOK, b)
 }
 
 // waiter is a queued acquire that ends without its grant event.

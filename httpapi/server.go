@@ -85,6 +85,12 @@ func (s *Server) routes() *echo.Echo {
 	e.HTTPErrorHandler = s.handleError
 
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		// Skip the middleware's own work (clock reads, remote IP, the
+		// attributes) when its Debug lines would be dropped anyway. An
+		// error then goes up to echo, which calls handleError as well.
+		Skipper: func(c echo.Context) bool {
+			return !s.log.Enabled(c.Request().Context(), slog.LevelDebug)
+		},
 		LogMethod:   true,
 		LogURI:      true,
 		LogStatus:   true,
@@ -119,6 +125,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/v1/sessions", s.createSession)
 	e.GET("/v1/sessions/:id", s.getSession)
 	e.DELETE("/v1/sessions/:id", s.closeSession)
+	e.POST("/v1/sessions/keepalive", s.keepAliveBatch)
 	e.POST("/v1/sessions/:id/keepalive", s.keepAlive)
 	e.GET("/v1/locks", s.listLocks)
 	e.GET("/v1/locks/*", s.getLock)

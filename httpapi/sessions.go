@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -13,6 +14,8 @@ import (
 const (
 	exampleSession = `{"ttl":"10s","owner":"host-a"}`
 	exampleNone    = `no body, or {}`
+	// exampleKeepAlive is the body of a batched keep-alive.
+	exampleKeepAlive = `{"ids":["12","14"]}`
 )
 
 // createSession: POST /v1/sessions {"ttl","owner"} → 201 api.SessionResponse.
@@ -81,6 +84,73 @@ func (s *Server) keepAlive(c echo.Context) error {
 		s.log.Warn("read the ttl after a keep-alive", "session", uint64(id), "error", err)
 	}
 	return writeJSON(c, http.StatusOK, api.SessionResponse{ID: id, TTL: api.Duration(ttl)})
+}
+
+// keepAliveBatch: POST /v1/sessions/keepalive {"ids":["12","14",...]} → 200
+// api.KeepAliveResponse: the existing sessions are renewed by one OpKeepAlive
+// entry (merged with the keep-alives of concurrent requests), the others are
+// listed as expired. The IDs must be 1 to api.MaxKeepAliveIDs distinct
+// session IDs; anything else is a 400 and proposes nothing.
+func (s *Server) keepAliveBatch(c echo.Context) error {
+	var req api.KeepAliveRequest
+	if err := decodeBody(c, &req, true, exampleKeepAlive); err != nil {
+		return err
+	}
+	if len(req.IDs) == 0 {
+		return api.Errorf(api.CodeInvalidArgument, "ids is required: 1 to %d session IDs, e.g. %s", api.MaxKeepAliveIDs, exampleKeepAlive)
+	}
+	if len(req.IDs) > api.MaxKeepAliveIDs {
+		return api.Errorf(api.CodeInvalidArgument, "ids has %d session IDs: at most %d are allowed in one keep-alive", len(req.IDs), api.MaxKeepAliveIDs)
+	}
+	ids := make([]uint64, len(req.IDs))
+	for i, id := range req.IDs {
+		if id == 0 {
+			// null in the array: SessionID leaves it zero.
+			return api.Errorf(api.CodeInvalidArgument, "ids[%d] is not a session ID: each must be a decimal string such as \"12\"", i)
+		}
+		ids[i] = uint64(id)
+	}
+	slices.Sort(ids)
+	for i := 1; i < len(ids); i++ {
+		if ids[i] == ids[i-1] {
+			return api.Errorf(api.CodeInvalidArgument, "session %d appears more than once in ids: give each ID once", ids[i])
+		}
+	}
+	ctx, cancel := s.writeCtx(c)
+	defer cancel()
+	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpKeepAlive, Sessions: ids})
+	if err != nil {
+		return s.proposeFailed(c, err, 0)
+	}
+	if res.Code != lock.CodeOK {
+		return resultError(res, "", 0)
+	}
+	out := api.KeepAliveResponse{
+		Sessions: make([]api.SessionResponse, 0, len(req.IDs)-len(res.Missing)),
+		Expired:  make([]api.SessionID, 0, len(res.Missing)),
+	}
+	// The TTLs are not in the keep-alive's result: read them from the local
+	// state, which includes the keep-alive just applied on this node. A
+	// session that is gone by then (closed meanwhile) is reported expired.
+	ttls := make([]int64, len(req.IDs))
+	if err := s.node.Read(ctx, true, func(m *lock.Machine) {
+		for i, id := range req.IDs {
+			if si, ok := m.Session(uint64(id)); ok {
+				ttls[i] = si.TTL
+			}
+		}
+	}); err != nil {
+		return api.Errorf(api.CodeTimeout, "the sessions were renewed, but reading their TTLs failed (%v); retrying the same keep-alive is safe", err)
+	}
+	for i, id := range req.IDs {
+		_, missing := slices.BinarySearch(res.Missing, uint64(id))
+		if missing || ttls[i] == 0 {
+			out.Expired = append(out.Expired, id)
+			continue
+		}
+		out.Sessions = append(out.Sessions, api.SessionResponse{ID: id, TTL: api.Duration(ttls[i])})
+	}
+	return writeJSON(c, http.StatusOK, out)
 }
 
 // closeSession: DELETE /v1/sessions/{id} → 200 {"id"}: releases the

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/raftlock/raftlock/internal/mutant"
 )
 
 // MaxTTL is the largest session TTL the machine accepts, in nanoseconds (24
@@ -258,6 +260,9 @@ func addSat(a, b int64) int64 {
 
 // extendAll applies the term rule: every deadline becomes at least clock+TTL.
 func (m *Machine) extendAll() {
+	if mutant.Enabled(mutant.NoTermExtension) {
+		return // mutant (tests only): a new leader does not push deadlines
+	}
 	for _, s := range m.deadlines {
 		s.deadline = max(s.deadline, addSat(m.clock, s.ttl))
 	}
@@ -348,6 +353,9 @@ func (a *applier) expire() {
 	}
 	sort.Slice(due, func(i, j int) bool { return due[i].id < due[j].id })
 	for _, s := range due {
+		if mutant.Enabled(mutant.NoLeaseRecheckAfterWait) {
+			break // mutant (tests only): dying sessions stay queued
+		}
 		for _, name := range sortedKeys(s.waiting) {
 			a.dequeue(m.locks[name], s)
 		}
@@ -484,6 +492,9 @@ func (a *applier) acquire(c *Command) {
 func (a *applier) release(id uint64, name string, token uint64) {
 	a.res.Session = id
 	l := a.m.locks[name]
+	if l != nil && l.holder != nil && mutant.Enabled(mutant.ReleaseWithStaleToken) {
+		token = l.token // mutant (tests only): any token of the holder releases
+	}
 	if l == nil || l.holder == nil || l.holder.id != id || l.token != token {
 		a.res.Code = CodeNotHolder
 		return

@@ -12,12 +12,19 @@
 //
 // # The Ready loop
 //
-// Each Ready is handled in the order raft's README prescribes:
+// Each Ready is handled in the order raft's README prescribes, with one
+// exception taken from etcd's server (raft thesis 10.2.1): a leader hands
+// its replication messages (MsgApp, heartbeats) to the transport first, so
+// that the followers persist while it does. Its own copy counts towards a
+// commit only after step 6, and responses (MsgAppResp, votes) still wait
+// for step 2.
 //
+//  0. a leader's replication messages to the transport;
 //  1. an incoming snapshot: snap file, then the WAL snapshot record;
 //  2. HardState and entries to the WAL, fsynced when raft.MustSync says so;
 //  3. the same into the MemoryStorage;
-//  4. outbound messages to the transport (which never blocks the loop);
+//  4. the other outbound messages to the transport (which never blocks the
+//     loop);
 //  5. committed entries applied to the state machine, waiters answered by
 //     request ID, events published;
 //  6. Advance.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/raftlock/raftlock/internal/mutant"
 	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/wal"
 )
@@ -66,6 +68,7 @@ type Node struct {
 	reqSeq       uint64
 	waiters      map[uint64]*waiter
 	kaBatch      []*proposal
+	propBatch    []pendingProp // proposals of this iteration, see flushProposals
 	readSeq      uint64
 	pendingReads map[string]*readReq
 	readyReads   []*readReq
@@ -189,6 +192,9 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		if err := n.storage.SetHardState(hs); err != nil {
 			return nil, fmt.Errorf("raftnode: set hard state: %w", err)
 		}
+	}
+	if mutant.Enabled(mutant.TokenReusedAfterRestart) {
+		st.Entries = mutantForgetUncommitted(st) // tests only
 	}
 	if err := n.storage.Append(st.Entries); err != nil {
 		return nil, fmt.Errorf("raftnode: append replayed entries: %w", err)
@@ -317,28 +323,46 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 			n.onTick()
 		case m := <-n.recvC:
 			n.step(m)
+			n.drainInputs()
 		case p := <-n.propC:
 			n.handleProposal(p)
-			// Group commit: take every proposal already waiting, so they
-			// share one Ready, one WAL write and one fsync.
-			for i := 0; i < 4096; i++ {
-				select {
-				case p := <-n.propC:
-					n.handleProposal(p)
-					continue
-				default:
-				}
-				break
-			}
+			n.drainInputs()
 		case r := <-n.readC:
 			n.handleRead(r)
 		case f := <-n.reportC:
 			f()
 		}
-		n.flushKeepAlives()
-		if err := n.processReady(); err != nil {
+		if err := n.endIteration(); err != nil {
 			n.log.Error("node stopped", "err", err)
 			return err
+		}
+	}
+}
+
+// endIteration ends one iteration of Run's loop: it proposes what the
+// iteration gathered and handles the Ready. The simulation test drives a
+// node by the same steps as Run, without its goroutine.
+func (n *Node) endIteration() error {
+	n.flushKeepAlives()
+	n.flushProposals()
+	return n.processReady()
+}
+
+// drainInputs takes every proposal and raft message already waiting (at
+// most 4096), so that they share one Ready: one WAL write and fsync, one
+// batch of messages per peer. This is group commit for proposals, and for
+// messages what raft.Node does by stepping them while its user handles the
+// previous Ready: without it a follower would fsync once per MsgApp, i.e.
+// once per proposal of the leader.
+func (n *Node) drainInputs() {
+	for range 4096 {
+		select {
+		case p := <-n.propC:
+			n.handleProposal(p)
+		case m := <-n.recvC:
+			n.step(m)
+		default:
+			return
 		}
 	}
 }
@@ -359,6 +383,23 @@ func (n *Node) processReady() error {
 			n.term, n.commit = hs.GetTerm(), hs.GetCommit()
 		}
 		haveSnap := rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)
+		// A leader sends its replication messages before it persists, so
+		// that the followers write the entries to their disks while the
+		// leader writes to its own (raft thesis 10.2.1; etcd's raftNode
+		// does the same). It is safe: the leader counts its own copy of an
+		// entry towards the commit quorum only after Advance, i.e. after
+		// the WAL save below, so an entry commits only once a majority has
+		// it on disk; and MsgApp carries its entries, so nothing is read
+		// from storage that is not saved yet. Responses (MsgAppResp,
+		// MsgVoteResp, MsgPreVoteResp: promises about this node's own
+		// durable state) still wait for the save, as do all messages of a
+		// follower or candidate.
+		msgs := rd.Messages
+		if n.state == raft.StateLeader && len(msgs) > 0 && n.transport != nil {
+			var early []*raftpb.Message
+			early, msgs = splitLeaderMessages(msgs)
+			n.transport.Send(early)
+		}
 		if haveSnap {
 			if err := n.wal.SaveSnapshot(rd.Snapshot); err != nil {
 				return fmt.Errorf("raftnode: save received snapshot: %w", err)
@@ -383,8 +424,11 @@ func (n *Node) processReady() error {
 		if err := n.storage.Append(rd.Entries); err != nil {
 			return fmt.Errorf("raftnode: append to storage: %w", err)
 		}
-		if len(rd.Messages) > 0 && n.transport != nil {
-			n.transport.Send(rd.Messages)
+		if mutant.Enabled(mutant.AnswerBeforeCommit) {
+			n.mutantAnswerAppended(rd.Entries) // tests only
+		}
+		if len(msgs) > 0 && n.transport != nil {
+			n.transport.Send(msgs)
 		}
 		for _, rs := range rd.ReadStates {
 			if r, ok := n.pendingReads[string(rs.RequestCtx)]; ok {
@@ -404,6 +448,31 @@ func (n *Node) processReady() error {
 	}
 	n.publishStatus()
 	return nil
+}
+
+// splitLeaderMessages splits a leader's Ready messages into those it may
+// send before it persists the Ready (MsgApp, heartbeats, snapshots, read
+// index answers) and the responses that must wait for the save (see
+// processReady). The common case, no response, returns msgs itself.
+func splitLeaderMessages(msgs []*raftpb.Message) (early, late []*raftpb.Message) {
+	afterSave := func(m *raftpb.Message) bool {
+		switch m.GetType() {
+		case raftpb.MsgAppResp, raftpb.MsgVoteResp, raftpb.MsgPreVoteResp:
+			return true
+		}
+		return false
+	}
+	if !slices.ContainsFunc(msgs, afterSave) {
+		return msgs, nil
+	}
+	for _, m := range msgs {
+		if afterSave(m) {
+			late = append(late, m)
+		} else {
+			early = append(early, m)
+		}
+	}
+	return early, late
 }
 
 func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
@@ -505,7 +574,9 @@ func (n *Node) maybeSnapshot() error {
 	if n.applied-n.snapIndex < n.cfg.SnapshotEvery {
 		return nil
 	}
+	start := time.Now()
 	data := n.machine.Snapshot()
+	encoded := time.Since(start)
 	snap, err := n.storage.CreateSnapshot(n.applied, n.confState, data)
 	if err != nil {
 		return fmt.Errorf("raftnode: create snapshot at %d: %w", n.applied, err)
@@ -519,7 +590,10 @@ func (n *Node) maybeSnapshot() error {
 		}
 	}
 	n.snapIndex = n.applied
-	n.log.Info("snapshot saved", "index", n.applied, "bytes", len(data))
+	// The loop was stalled for took: encode_ms of it serialising the
+	// state, the rest writing and fsyncing the snap file and WAL record.
+	n.log.Info("snapshot saved", "index", n.applied, "bytes", len(data),
+		"encode_ms", encoded.Milliseconds(), "took_ms", time.Since(start).Milliseconds())
 	return nil
 }
 
@@ -626,7 +700,57 @@ func (n *Node) handleProposal(p *proposal) {
 		n.kaBatch = append(n.kaBatch, p)
 		return
 	}
-	n.propose(p.cmd, &waiter{single: p})
+	cmd := p.cmd
+	cmd.Now = n.cfg.Now().UnixNano()
+	n.reqSeq++
+	n.propBatch = append(n.propBatch, pendingProp{req: n.reqSeq, data: encodeEnvelope(n.id, n.reqSeq, cmd), w: &waiter{single: p}})
+}
+
+// pendingProp is a client proposal waiting for flushProposals.
+type pendingProp struct {
+	req  uint64
+	data []byte
+	w    *waiter
+}
+
+// flushProposals proposes the client commands gathered in this loop
+// iteration with one MsgProp of many entries, so that raft sends one MsgApp
+// per follower for all of them (RawNode.Propose would send one per
+// command, and each follower would answer each). Every command is still its
+// own entry, with its own index. If raft drops the message, none was
+// appended, and every caller learns so.
+func (n *Node) flushProposals() {
+	if len(n.propBatch) == 0 {
+		return
+	}
+	var err error
+	if !n.stillLeader() {
+		err = ErrNoLeader
+	} else {
+		ents := make([]*raftpb.Entry, len(n.propBatch))
+		for i, pp := range n.propBatch {
+			ents[i] = &raftpb.Entry{Data: pp.data}
+		}
+		from := n.id
+		err = n.rn.Step(&raftpb.Message{Type: raftpb.MsgProp.Enum(), From: &from, Entries: ents})
+	}
+	for i, pp := range n.propBatch {
+		if err != nil {
+			pp.w.fail(fmt.Errorf("%w: proposal dropped: %v", ErrNoLeader, err))
+		} else {
+			n.waiters[pp.req] = pp.w
+		}
+		n.propBatch[i] = pendingProp{}
+	}
+	n.propBatch = n.propBatch[:0]
+}
+
+// stillLeader reports whether raft itself is the leader. n.state is what
+// the last Ready said; a message stepped since (drainInputs mixes messages
+// and proposals) may have ended this node's term, and a clocked command
+// must never be proposed by a follower (raft would forward it).
+func (n *Node) stillLeader() bool {
+	return n.rn.BasicStatus().RaftState == raft.StateLeader
 }
 
 func (n *Node) notLeader() error {
@@ -669,6 +793,12 @@ func (n *Node) flushKeepAlives() {
 	}
 	batch := n.kaBatch
 	n.kaBatch = nil
+	if !n.stillLeader() {
+		for _, p := range batch {
+			p.resC <- proposalResult{err: ErrNoLeader}
+		}
+		return
+	}
 	var ids []uint64
 	for _, p := range batch {
 		ids = append(ids, p.cmd.Sessions...)
@@ -679,6 +809,9 @@ func (n *Node) flushKeepAlives() {
 }
 
 func (n *Node) handleRead(r *readReq) {
+	if mutant.Enabled(mutant.FollowerReadWithoutReadIndex) {
+		r.stale = true // mutant (tests only): no ReadIndex round
+	}
 	if r.stale {
 		r.fn(n.machine)
 		r.done <- nil
@@ -761,4 +894,45 @@ func (n *Node) publishStatus() {
 	// not forward writes.
 	st.Ready = n.lead != 0 && n.applied >= st.Commit && st.LeaderClientURL != ""
 	n.status.Store(st)
+}
+
+// mutantForgetUncommitted is the TokenReusedAfterRestart mutant (see
+// internal/mutant; tests only): it drops the replayed entries after the
+// saved commit index, although this node acknowledged them.
+func mutantForgetUncommitted(st *wal.State) []*raftpb.Entry {
+	ents := st.Entries
+	for len(ents) > 0 && ents[len(ents)-1].GetIndex() > st.HardState.GetCommit() {
+		ents = ents[:len(ents)-1]
+	}
+	return ents
+}
+
+// mutantAnswerAppended is the AnswerBeforeCommit mutant (see
+// internal/mutant; tests only): it answers the waiters of entries as soon
+// as they are appended, with the results they would have if every appended
+// entry committed.
+func (n *Node) mutantAnswerAppended(appended []*raftpb.Entry) {
+	if len(appended) == 0 {
+		return
+	}
+	last := appended[len(appended)-1].GetIndex()
+	ents, err := n.storage.Entries(n.applied+1, last+1, math.MaxUint64)
+	spec := lock.New()
+	if err != nil || spec.Restore(n.machine.Snapshot()) != nil {
+		return
+	}
+	for _, e := range ents {
+		var from, req uint64
+		var cmd *lock.Command
+		if e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0 {
+			if from, req, cmd, err = decodeEnvelope(e.GetData()); err != nil {
+				return
+			}
+		}
+		res := spec.Apply(e.GetIndex(), e.GetTerm(), cmd)
+		if w, ok := n.waiters[req]; ok && from == n.id {
+			delete(n.waiters, req)
+			w.answer(res, e.GetIndex())
+		}
+	}
 }

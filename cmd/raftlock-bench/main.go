@@ -77,6 +77,10 @@ type options struct {
 	raftlockd         string
 	cpuprofile        string
 	keep              bool
+	keepaliveClients  int
+	baseline          string
+	baselinePerSess   bool
+	leaderProfiles    string
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -101,6 +105,10 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.raftlockd, "raftlockd", "", "with --spawn: the raftlockd binary (default: go build it from the module in the working directory)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (the client side) to this file")
 	fs.BoolVar(&o.keep, "keep", false, "with --spawn: keep the temporary directory (data dirs and logs)")
+	fs.IntVar(&o.keepaliveClients, "keepalive-clients", 4, "keepalive: raftlock SDK Clients the sessions are spread over (each renews its sessions together)")
+	fs.StringVar(&o.baseline, "baseline-raftlockd", "", "with --spawn: also start a raftlock cluster from this raftlockd binary (e.g. an older build) and run every cell against it as target raftlock-base, for a before/after comparison in the same run")
+	fs.BoolVar(&o.baselinePerSess, "baseline-per-session-keepalives", false, "with --baseline-raftlockd: the raftlock-base target's SDK renews each session with its own request (the SDK before the batched keep-alive)")
+	fs.StringVar(&o.leaderProfiles, "leader-cpuprofile-dir", "", "with --spawn: start raftlockd with --pprof-listen and write a CPU profile of the raftlock leader during each cycle cell into this directory")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: raftlock-bench --spawn [flags]\n       raftlock-bench --target raftlock|etcd --endpoints URL,... [flags]\n\nBenchmarks raftlock against etcd, on loopback (127.0.0.1) only.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -147,6 +155,12 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--locks %d: must be positive", o.locks)
 	case o.openers <= 0:
 		return nil, fmt.Errorf("--openers %d: must be positive", o.openers)
+	case o.keepaliveClients <= 0:
+		return nil, fmt.Errorf("--keepalive-clients %d: must be positive", o.keepaliveClients)
+	case !o.spawn && (o.baseline != "" || o.leaderProfiles != ""):
+		return nil, errors.New("--baseline-raftlockd and --leader-cpuprofile-dir are only used with --spawn")
+	case o.baselinePerSess && o.baseline == "":
+		return nil, errors.New("--baseline-per-session-keepalives needs --baseline-raftlockd")
 	case o.idlePerHost <= 0:
 		return nil, fmt.Errorf("--http-idle-per-host %d: must be positive", o.idlePerHost)
 	case o.jsonOut && o.markdown:
@@ -251,7 +265,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		} else {
 			defer os.RemoveAll(dir)
 		}
-		rl, et, err := spawnBoth(ctx, o, dir, stderr)
+		rl, base, et, err := spawnBoth(ctx, o, dir, stderr)
 		// At the end the members get SIGTERM (SIGKILL after 5s); after
 		// Ctrl-C, SIGKILL at once.
 		stop := func(c *cluster) {
@@ -264,17 +278,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		if rl != nil {
 			defer stop(rl)
 		}
+		if base != nil {
+			defer stop(base)
+		}
 		if et != nil {
 			defer stop(et)
 		}
 		if err != nil {
 			return err
 		}
-		rt, err := newRaftlockTarget(rl.endpoints(), o.idlePerHost)
+		rt, err := newRaftlockTargetWith(rl.endpoints(), raftlockOptions{idlePerHost: o.idlePerHost, keepaliveClients: o.keepaliveClients})
 		if err != nil {
 			return err
 		}
 		envs = append(envs, env{rt, rl})
+		if base != nil {
+			bt, err := newRaftlockTargetWith(base.endpoints(), raftlockOptions{name: baseTarget, idlePerHost: o.idlePerHost,
+				keepaliveClients: o.keepaliveClients, perSession: o.baselinePerSess})
+			if err != nil {
+				return err
+			}
+			envs = append(envs, env{bt, base})
+		}
 		etd, err := newEtcdTarget(et.endpoints())
 		if err != nil {
 			return err
@@ -283,7 +308,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	} else {
 		var t Target
 		if o.target == "raftlock" {
-			t, err = newRaftlockTarget(o.endpoints, o.idlePerHost)
+			t, err = newRaftlockTargetWith(o.endpoints, raftlockOptions{idlePerHost: o.idlePerHost, keepaliveClients: o.keepaliveClients})
 		} else {
 			t, err = newEtcdTarget(o.endpoints)
 		}
@@ -301,6 +326,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		locks:             o.locks,
 		openers:           o.openers,
 		progress:          stderr,
+		profileDir:        o.leaderProfiles,
 	}
 	var targets []string
 	for _, e := range envs {
@@ -333,38 +359,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return nil
 	}
 	if len(targets) > 1 {
-		fmt.Fprintln(stdout, "ratio = raftlock/etcd: above 1 is better for rates (cycles_per_s, create_per_s), below 1 is better for latencies, CPU, bytes and times.")
+		fmt.Fprintln(stdout, "ratio = raftlock/etcd (and raftlock/raftlock-base): above 1 is better for rates (cycles_per_s, create_per_s), below 1 is better for latencies, CPU, bytes and times.")
 	}
 	return writeTable(stdout, targets, results, o.markdown)
 }
 
-// spawnBoth starts a raftlock and an etcd cluster under dir and waits
-// until every member is ready. The clusters it returns must be stopped by
-// the caller, also with an error.
-func spawnBoth(ctx context.Context, o *options, dir string, stderr io.Writer) (rl, et *cluster, err error) {
+// spawnBoth starts a raftlock and an etcd cluster under dir, and the
+// baseline raftlock cluster when o asks for one, and waits until every
+// member is ready. The clusters it returns must be stopped by the caller,
+// also with an error.
+func spawnBoth(ctx context.Context, o *options, dir string, stderr io.Writer) (rl, base, et *cluster, err error) {
 	bin := o.raftlockd
 	if bin == "" {
 		fmt.Fprintln(stderr, "building raftlockd ...")
 		if bin, err = buildRaftlockd(ctx, dir); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	if rl, err = startRaftlock(bin, dir); err != nil {
-		return nil, nil, err
+	pprof := o.leaderProfiles != ""
+	if rl, err = startRaftlock(bin, dir, "raftlock", pprof); err != nil {
+		return nil, nil, nil, err
+	}
+	if o.baseline != "" {
+		if base, err = startRaftlock(o.baseline, dir, baseTarget, false); err != nil {
+			return rl, nil, nil, err
+		}
 	}
 	if et, err = startEtcd(self, dir); err != nil {
-		return rl, nil, err
+		return rl, base, nil, err
 	}
-	if err := rl.waitReady(ctx, time.Minute); err != nil {
-		return rl, et, err
+	for _, c := range []*cluster{rl, base, et} {
+		if c == nil {
+			continue
+		}
+		if err := c.waitReady(ctx, time.Minute); err != nil {
+			return rl, base, et, err
+		}
+		fmt.Fprintf(stderr, "%s cluster: %s\n", c.target, strings.Join(c.endpoints(), ","))
 	}
-	if err := et.waitReady(ctx, time.Minute); err != nil {
-		return rl, et, err
-	}
-	fmt.Fprintf(stderr, "raftlock cluster: %s\netcd cluster:     %s\n", strings.Join(rl.endpoints(), ","), strings.Join(et.endpoints(), ","))
-	return rl, et, nil
+	return rl, base, et, nil
 }

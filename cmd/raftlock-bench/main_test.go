@@ -82,3 +82,26 @@ func TestParseFlagsErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestParseFlagsBaseline(t *testing.T) {
+	o, err := parseFlags([]string{"--spawn", "--baseline-raftlockd", "/tmp/old", "--baseline-per-session-keepalives", "--keepalive-clients", "2", "--leader-cpuprofile-dir", "/tmp/p"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.baseline != "/tmp/old" || !o.baselinePerSess || o.keepaliveClients != 2 || o.leaderProfiles != "/tmp/p" {
+		t.Fatalf("options: %+v", o)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--target", "raftlock", "--endpoints", "http://127.0.0.1:1", "--baseline-raftlockd", "/x"}, "only used with --spawn"},
+		{[]string{"--target", "raftlock", "--endpoints", "http://127.0.0.1:1", "--leader-cpuprofile-dir", "/x"}, "only used with --spawn"},
+		{[]string{"--spawn", "--baseline-per-session-keepalives"}, "needs --baseline-raftlockd"},
+		{[]string{"--spawn", "--keepalive-clients", "0"}, "--keepalive-clients"},
+	} {
+		if _, err := parseFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseFlags(%q) = %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+}

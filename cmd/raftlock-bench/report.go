@@ -151,7 +151,8 @@ type cellKey struct {
 // writeTable writes results as a table, one row per workload, worker
 // count and metric, one column per target (in the order of targets), and,
 // when both raftlock and etcd are among the targets, a column with the
-// ratio raftlock/etcd. Rows keep the order in which the results came.
+// ratio raftlock/etcd (and one with raftlock/raftlock-base when the
+// baseline target is there too). Rows keep the order in which the results came.
 // markdown selects a GitHub markdown table instead of aligned text.
 func writeTable(w io.Writer, targets []string, results []result, markdown bool) error {
 	rows := tableRows(targets, results)
@@ -192,12 +193,16 @@ func tableRows(targets []string, results []result) [][]string {
 		byCell[k][r.Target] = r
 	}
 	ratio := slices.Contains(targets, "raftlock") && slices.Contains(targets, "etcd")
+	baseRatio := slices.Contains(targets, "raftlock") && slices.Contains(targets, baseTarget)
 
 	var rows [][]string
 	header := []string{"workload", "workers", "metric"}
 	header = append(header, targets...)
 	if ratio {
 		header = append(header, "raftlock/etcd")
+	}
+	if baseRatio {
+		header = append(header, "raftlock/"+baseTarget)
 	}
 	rows = append(rows, header)
 	for _, k := range cells {
@@ -243,6 +248,13 @@ func tableRows(targets []string, results []result) [][]string {
 					cols = append(cols, "-")
 				} else {
 					cols = append(cols, formatRatio(vals["raftlock"], vals["etcd"]))
+				}
+			}
+			if baseRatio {
+				if kinds[key] == kindCount {
+					cols = append(cols, "-")
+				} else {
+					cols = append(cols, formatRatio(vals["raftlock"], vals[baseTarget]))
 				}
 			}
 			rows = append(rows, cols)

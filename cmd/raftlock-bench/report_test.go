@@ -132,3 +132,18 @@ func TestJSONLine(t *testing.T) {
 		t.Fatalf("json line has a newline: %s", b)
 	}
 }
+
+func TestTableBaselineRatio(t *testing.T) {
+	results := []result{
+		{Target: "raftlock", Workload: "w", Metrics: []metric{{"cycles_per_s", 300, kindRate}}},
+		{Target: baseTarget, Workload: "w", Metrics: []metric{{"cycles_per_s", 100, kindRate}}},
+		{Target: "etcd", Workload: "w", Metrics: []metric{{"cycles_per_s", 150, kindRate}}},
+	}
+	rows := tableRows([]string{"raftlock", baseTarget, "etcd"}, results)
+	if got := strings.Join(rows[0], "|"); got != "workload|workers|metric|raftlock|raftlock-base|etcd|raftlock/etcd|raftlock/raftlock-base" {
+		t.Fatalf("header %q", got)
+	}
+	if got := strings.Join(rows[1][6:], "|"); got != "2.00x|3.00x" {
+		t.Fatalf("ratios %q", got)
+	}
+}

@@ -29,6 +29,7 @@ type member struct {
 	bin       string
 	args      []string
 	clientURL string
+	pprofURL  string // "" unless started with --pprof-listen
 	dataDir   string
 	logPath   string
 
@@ -95,23 +96,24 @@ func buildRaftlockd(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// startRaftlock starts a 3-node raftlockd cluster with default settings
-// (fsync on) under dir.
-func startRaftlock(bin, dir string) (*cluster, error) {
-	ports, err := freePorts(6)
+// startRaftlock starts a 3-node raftlockd cluster named name with default
+// settings (fsync on) under dir, with a pprof listener on each member when
+// pprof is set.
+func startRaftlock(bin, dir, name string, pprof bool) (*cluster, error) {
+	ports, err := freePorts(9)
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{target: "raftlock"}
+	c := &cluster{target: name}
 	var parts []string
 	for i := range 3 {
 		parts = append(parts, fmt.Sprintf("%d=http://127.0.0.1:%d", i+1, ports[2*i+1]))
 	}
 	initial := strings.Join(parts, ",")
 	for i := range 3 {
-		d := filepath.Join(dir, fmt.Sprintf("raftlock-%d", i+1))
+		d := filepath.Join(dir, fmt.Sprintf("%s-%d", name, i+1))
 		m := &member{
-			name:      fmt.Sprintf("raftlock-%d", i+1),
+			name:      fmt.Sprintf("%s-%d", name, i+1),
 			bin:       bin,
 			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
 			dataDir:   filepath.Join(d, "data"),
@@ -123,6 +125,10 @@ func startRaftlock(bin, dir string) (*cluster, error) {
 			"--listen-client", m.clientURL,
 			"--listen-peer", fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
 			"--initial-cluster", initial,
+		}
+		if pprof {
+			m.pprofURL = fmt.Sprintf("http://127.0.0.1:%d", ports[6+i])
+			m.args = append(m.args, "--pprof-listen", strings.TrimPrefix(m.pprofURL, "http://"))
 		}
 		c.members = append(c.members, m)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 
+	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/client"
 )
 
@@ -35,9 +37,10 @@ type Target interface {
 	// it: the leader's when it answers).
 	RaftIndex(ctx context.Context) (uint64, error)
 	// KeepAlivesSent returns how many keep-alive requests the target's
-	// client has sent so far, or -1 when it cannot tell (etcd streams
-	// them over gRPC).
-	KeepAlivesSent() int64
+	// client has sent so far and how many session renewals they carried
+	// (a batched request renews many), or -1, -1 when it cannot tell
+	// (etcd streams them over gRPC).
+	KeepAlivesSent() (requests, renewals int64)
 	// Close releases the client. Sessions should be closed first.
 	Close() error
 }
@@ -68,40 +71,100 @@ type Worker interface {
 	Close(ctx context.Context) error
 }
 
-// countingTransport counts the keep-alive requests that pass through it.
+// countingTransport counts the keep-alive requests that pass through it,
+// and the session renewals they carry.
 type countingTransport struct {
 	base       http.RoundTripper
 	keepAlives atomic.Int64
+	renewals   atomic.Int64
 }
 
 func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/keepalive") {
 		t.keepAlives.Add(1)
+		t.renewals.Add(renewalsOf(r))
 	}
 	return t.base.RoundTrip(r)
 }
 
+// renewalsOf returns how many sessions keep-alive request r renews: the
+// IDs of a batched one (read from a copy of its body), 1 otherwise.
+func renewalsOf(r *http.Request) int64 {
+	if r.URL.Path != api.KeepAlivePath {
+		return 1
+	}
+	if r.GetBody == nil {
+		return 0
+	}
+	body, err := r.GetBody()
+	if err != nil {
+		return 0
+	}
+	defer body.Close()
+	var req api.KeepAliveRequest
+	if json.NewDecoder(body).Decode(&req) != nil {
+		return 0
+	}
+	return int64(len(req.IDs))
+}
+
 // raftlockTarget is a raftlock cluster, reached through client/.
 type raftlockTarget struct {
-	c  *client.Client
-	ct *countingTransport
+	name string
+	c    *client.Client
+	// kc are the Clients that hold the sessions of the keepalive
+	// workload, used in turn: each Client renews its sessions together.
+	kc   []*client.Client
+	next atomic.Uint64
+	ct   *countingTransport
+}
+
+// raftlockOptions tune a raftlock target.
+type raftlockOptions struct {
+	name        string // target name; "" is "raftlock"
+	idlePerHost int    // idle HTTP connections kept per host
+	// keepaliveClients is how many Clients share the sessions of the
+	// keepalive workload (at least 1).
+	keepaliveClients int
+	// perSession makes every Client renew each session with its own
+	// request (the SDK before the batched keep-alive).
+	perSession bool
 }
 
 // newRaftlockTarget returns a target for the cluster at endpoints. Its
 // HTTP client keeps idlePerHost idle connections per host (the SDK's own
 // default is 32) and counts keep-alives.
 func newRaftlockTarget(endpoints []string, idlePerHost int) (*raftlockTarget, error) {
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.MaxIdleConnsPerHost = idlePerHost
-	ct := &countingTransport{base: base}
-	c, err := client.New(client.Config{Endpoints: endpoints, HTTPClient: &http.Client{Transport: ct}})
-	if err != nil {
-		return nil, err
-	}
-	return &raftlockTarget{c: c, ct: ct}, nil
+	return newRaftlockTargetWith(endpoints, raftlockOptions{idlePerHost: idlePerHost, keepaliveClients: 1})
 }
 
-func (t *raftlockTarget) Name() string { return "raftlock" }
+// newRaftlockTargetWith is newRaftlockTarget with every option.
+func newRaftlockTargetWith(endpoints []string, o raftlockOptions) (*raftlockTarget, error) {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = o.idlePerHost
+	ct := &countingTransport{base: base}
+	newClient := func() (*client.Client, error) {
+		return client.New(client.Config{Endpoints: endpoints, HTTPClient: &http.Client{Transport: ct}, PerSessionKeepAlives: o.perSession})
+	}
+	t := &raftlockTarget{name: o.name, ct: ct}
+	if t.name == "" {
+		t.name = "raftlock"
+	}
+	var err error
+	if t.c, err = newClient(); err != nil {
+		return nil, err
+	}
+	for range max(o.keepaliveClients, 1) {
+		c, err := newClient()
+		if err != nil {
+			return nil, err
+		}
+		t.kc = append(t.kc, c)
+	}
+	return t, nil
+}
+
+func (t *raftlockTarget) Name() string { return t.name }
 
 func (t *raftlockTarget) NewWorker(ctx context.Context, ttl time.Duration) (Worker, error) {
 	s, err := t.c.NewSession(ctx, client.WithTTL(ttl), client.WithOwner("raftlock-bench"))
@@ -112,7 +175,8 @@ func (t *raftlockTarget) NewWorker(ctx context.Context, ttl time.Duration) (Work
 }
 
 func (t *raftlockTarget) OpenSession(ctx context.Context, ttl time.Duration) (Session, error) {
-	s, err := t.c.NewSession(ctx, client.WithTTL(ttl), client.WithOwner("raftlock-bench"))
+	c := t.kc[(t.next.Add(1)-1)%uint64(len(t.kc))]
+	s, err := c.NewSession(ctx, client.WithTTL(ttl), client.WithOwner("raftlock-bench"))
 	if err != nil {
 		return nil, err
 	}
@@ -138,9 +202,16 @@ func (t *raftlockTarget) RaftIndex(ctx context.Context) (uint64, error) {
 	return st.Commit, nil
 }
 
-func (t *raftlockTarget) KeepAlivesSent() int64 { return t.ct.keepAlives.Load() }
+func (t *raftlockTarget) KeepAlivesSent() (int64, int64) {
+	return t.ct.keepAlives.Load(), t.ct.renewals.Load()
+}
 
-func (t *raftlockTarget) Close() error { return t.c.Close() }
+func (t *raftlockTarget) Close() error {
+	for _, c := range t.kc {
+		c.Close()
+	}
+	return t.c.Close()
+}
 
 type raftlockWorker struct {
 	s *client.Session
@@ -280,7 +351,7 @@ func (t *etcdTarget) RaftIndex(ctx context.Context) (uint64, error) {
 	return 0, lastErr
 }
 
-func (t *etcdTarget) KeepAlivesSent() int64 { return -1 }
+func (t *etcdTarget) KeepAlivesSent() (int64, int64) { return -1, -1 }
 
 func (t *etcdTarget) Close() error { return t.c.Close() }
 

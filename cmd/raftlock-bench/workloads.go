@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,7 +42,12 @@ type benchConfig struct {
 	locks             int           // scale: held locks
 	openers           int           // keepalive and scale: concurrent openers
 	progress          io.Writer     // progress lines; nil for none
+	profileDir        string        // "": no leader CPU profiles
 }
+
+// baseTarget is the name of the baseline raftlock target
+// (--baseline-raftlockd).
+const baseTarget = "raftlock-base"
 
 // grace bounds how long after the end of a cell a cycle still in progress
 // may take before it is cancelled.
@@ -209,6 +218,7 @@ func runCycles(ctx context.Context, t Target, cl *cluster, workload string, work
 	acq := make([]latency, workers)
 	rel := make([]latency, workers)
 	cpu0 := cpuSnapshot(ctx, t, cl)
+	profDone := leaderProfile(ctx, t, cl, cfg, fmt.Sprintf("%s-%s-%d", t.Name(), workload, workers))
 	start := time.Now()
 	end := start.Add(cfg.duration)
 	opCtx, cancel := context.WithDeadline(ctx, end.Add(grace))
@@ -249,6 +259,9 @@ func runCycles(ctx context.Context, t Target, cl *cluster, workload string, work
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu1 := cpuSnapshot(ctx, t, cl)
+	if err := <-profDone; err != nil && cfg.progress != nil {
+		fmt.Fprintf(cfg.progress, "  leader profile: %v\n", err)
+	}
 	n := cycles.Load()
 	stop(fmt.Sprintf("%s: %d cycles in %.2fs (%.0f/s), %d errors", label, n, elapsed.Seconds(), float64(n)/elapsed.Seconds(), errCount.Load()))
 	if e, ok := firstErr.Load().(error); ok && cfg.progress != nil {
@@ -423,7 +436,7 @@ func runKeepalive(ctx context.Context, t Target, cl *cluster, cfg benchConfig) (
 	statusCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	idx0, idxErr0 := t.RaftIndex(statusCtx)
 	cancel()
-	ka0 := t.KeepAlivesSent()
+	ka0, rn0 := t.KeepAlivesSent()
 	self0, selfErr0 := readProcStat(os.Getpid())
 	start := time.Now()
 	stop = progress(cfg.progress, func(el time.Duration) string {
@@ -431,7 +444,7 @@ func runKeepalive(ctx context.Context, t Target, cl *cluster, cfg benchConfig) (
 	})
 	err = sleepCtx(ctx, cfg.keepaliveDuration)
 	elapsed := time.Since(start)
-	ka1 := t.KeepAlivesSent()
+	ka1, rn1 := t.KeepAlivesSent()
 	self1, selfErr1 := readProcStat(os.Getpid())
 	statusCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	idx1, idxErr1 := t.RaftIndex(statusCtx)
@@ -482,9 +495,14 @@ func runKeepalive(ctx context.Context, t Target, cl *cluster, cfg benchConfig) (
 	}
 	if ka0 >= 0 {
 		kas := float64(ka1-ka0) / sec
-		res.add("keepalives_per_s", kas, kindRate)
+		rns := float64(rn1-rn0) / sec
+		res.add("keepalive_requests_per_s", kas, kindRate)
+		res.add("renewals_per_s", rns, kindRate)
+		if kas > 0 {
+			res.add("renewals_per_request", rns/kas, kindRatio)
+		}
 		if entries > 0 {
-			res.add("keepalives_per_entry", kas/entries, kindRatio)
+			res.add("renewals_per_entry", rns/entries, kindRatio)
 		}
 	}
 	if selfErr0 == nil && selfErr1 == nil {
@@ -517,15 +535,18 @@ func runScale(ctx context.Context, t Target, cl *cluster, cfg benchConfig, seq i
 		return fmt.Sprintf("%s: %d held (%.0fs) errors=%d", label, held.Load(), el.Seconds(), errCount.Load())
 	})
 	opCtx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	lat := make([]time.Duration, cfg.locks)
 	parallel(cfg.locks, cfg.openers, func(i int) {
 		if opCtx.Err() != nil {
 			return
 		}
+		t0 := time.Now()
 		if err := ws[i%len(ws)].TryLock(opCtx, fmt.Sprintf("bench-%d/scale/%d", seq, i)); err != nil {
 			errCount.Add(1)
 			firstErr.CompareAndSwap(nil, err)
 			return
 		}
+		lat[i] = time.Since(t0)
 		held.Add(1)
 	})
 	cancel()
@@ -540,6 +561,13 @@ func runScale(ctx context.Context, t Target, cl *cluster, cfg benchConfig, seq i
 	}
 	res.add("locks_held", float64(held.Load()), kindCount)
 	res.add("create_per_s", float64(held.Load())/createTime.Seconds(), kindRate)
+	var created latency
+	for _, d := range lat {
+		if d > 0 {
+			created.add(d)
+		}
+	}
+	res.addLatency("create", created.summarize())
 	res.add("errors", float64(errCount.Load()), kindCount)
 	if cl == nil {
 		return res, nil
@@ -563,6 +591,15 @@ func runScale(ctx context.Context, t Target, cl *cluster, cfg benchConfig, seq i
 		}
 	}
 	res.add("max_member_rss", float64(maxRSS), kindBytes)
+	if cl.target != "etcd" {
+		if st, err := snapshotStats(leader.logPath); err == nil && st.count > 0 {
+			res.add("snapshots_taken", float64(st.count), kindCount)
+			res.add("last_snapshot_bytes", float64(st.lastBytes), kindBytes)
+			res.add("last_snapshot_encode_ms", st.lastEncodeMS, kindMillis)
+			res.add("last_snapshot_stall_ms", st.lastTookMS, kindMillis)
+			res.add("max_snapshot_stall_ms", st.maxTookMS, kindMillis)
+		}
+	}
 	if n, err := dirSize(cl.snapDir(leader)); err == nil {
 		res.add("leader_snap_dir", float64(n), kindBytes)
 	}
@@ -581,4 +618,101 @@ func runScale(ctx context.Context, t Target, cl *cluster, cfg benchConfig, seq i
 	}
 	res.add("restart_to_ready_s", time.Since(t0).Seconds(), kindSeconds)
 	return res, nil
+}
+
+// leaderProfile starts fetching CPU profiles of cl's members over
+// cfg.duration from their pprof listeners, written to cfg.profileDir as
+// prefix-leader.pprof and prefix-follower-<member>.pprof. The channel gets
+// the outcome (nil at once when no profile is wanted or the members have
+// no pprof listener).
+func leaderProfile(ctx context.Context, t Target, cl *cluster, cfg benchConfig, prefix string) <-chan error {
+	done := make(chan error, 1)
+	if cfg.profileDir == "" || cl == nil {
+		done <- nil
+		return done
+	}
+	leader, err := leaderMember(ctx, t, cl)
+	if err != nil {
+		done <- err
+		return done
+	}
+	secs := max(1, int(cfg.duration.Round(time.Second)/time.Second))
+	var wg sync.WaitGroup
+	errs := make([]error, len(cl.members))
+	for i, m := range cl.members {
+		if m.pprofURL == "" {
+			continue
+		}
+		file := prefix + "-follower-" + m.name + ".pprof"
+		if m == leader {
+			file = prefix + "-leader.pprof"
+		}
+		wg.Go(func() {
+			errs[i] = fetchProfile(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", m.pprofURL, secs), filepath.Join(cfg.profileDir, file))
+		})
+	}
+	go func() {
+		wg.Wait()
+		done <- errors.Join(errs...)
+	}()
+	return done
+}
+
+// fetchProfile GETs url into the file at path.
+func fetchProfile(ctx context.Context, url, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// snapStats is what a raftlockd log says of the snapshots it saved.
+type snapStats struct {
+	count                    int
+	lastBytes                int64
+	lastEncodeMS, lastTookMS float64
+	maxTookMS                float64
+}
+
+var snapLine = regexp.MustCompile(`msg="snapshot saved".* bytes=(\d+) encode_ms=(\d+) took_ms=(\d+)`)
+
+// snapshotStats reads the "snapshot saved" lines of the raftlockd log at
+// path: how many, the last one's size, serialisation time and total loop
+// stall, and the longest stall.
+func snapshotStats(path string) (snapStats, error) {
+	var st snapStats
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return st, err
+	}
+	for _, m := range snapLine.FindAllSubmatch(b, -1) {
+		st.count++
+		st.lastBytes, _ = strconv.ParseInt(string(m[1]), 10, 64)
+		st.lastEncodeMS, _ = strconv.ParseFloat(string(m[2]), 64)
+		st.lastTookMS, _ = strconv.ParseFloat(string(m[3]), 64)
+		st.maxTookMS = max(st.maxTookMS, st.lastTookMS)
+	}
+	return st, nil
 }

@@ -47,3 +47,21 @@ func TestReadProc(t *testing.T) {
 		t.Fatalf("rss %d, %v", rss, err)
 	}
 }
+
+func TestSnapshotStats(t *testing.T) {
+	path := t.TempDir() + "/raftlockd.log"
+	log := `time=2026-11-26T21:00:00Z level=INFO msg="raftlockd started" node_id=1
+time=2026-11-26T21:00:01Z level=INFO msg="snapshot saved" node_id=1 index=10000 bytes=2048 encode_ms=3 took_ms=9
+time=2026-11-26T21:00:02Z level=INFO msg="snapshot saved" node_id=1 index=20000 bytes=4096 encode_ms=7 took_ms=12
+`
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := snapshotStats(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.count != 2 || st.lastBytes != 4096 || st.lastEncodeMS != 7 || st.lastTookMS != 12 || st.maxTookMS != 12 {
+		t.Fatalf("stats %+v", st)
+	}
+}

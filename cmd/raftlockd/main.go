@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -57,6 +58,7 @@ type options struct {
 	requestTimeout  time.Duration
 	logLevel        string
 	logFormat       string
+	pprofListen     string
 }
 
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
@@ -76,6 +78,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "deadline of a write or linearizable read before it answers 503")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.pprofListen, "pprof-listen", "", "for profiling only: serve net/http/pprof (/debug/pprof/) on this host:port, e.g. 127.0.0.1:0 (the address is logged); off when empty. Bind it to loopback: it has no authentication")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: raftlockd [flags]\n\nRuns one member of a raftlock cluster. Every flag may also be set as RAFTLOCK_<FLAG>\n(upper case, '-' as '_'), e.g. RAFTLOCK_DATA_DIR.\n\nExample, a single node:\n  raftlockd\n\nExample, member 2 of a three-node cluster:\n  raftlockd --id 2 --data-dir data/2 --listen-client http://127.0.0.1:7080 --listen-peer http://127.0.0.1:7081 \\\n    --initial-cluster 1=http://127.0.0.1:7071,2=http://127.0.0.1:7081,3=http://127.0.0.1:7091\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -140,6 +143,11 @@ func hostPort(raw string) (string, error) {
 	}
 	if u.Scheme != "http" || u.Host == "" || u.Port() == "" {
 		return "", fmt.Errorf("url %q: want http://host:port", raw)
+	}
+	// Peer URLs are hashed into the cluster ID and handed to rafthttp,
+	// which refuses anything but scheme://host:port.
+	if u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" {
+		return "", fmt.Errorf("url %q: want http://host:port with no path (not even a trailing slash), query or user", raw)
 	}
 	return u.Host, nil
 }
@@ -232,6 +240,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		peerLn.Close()
 		return fmt.Errorf("listen client: %w", err)
 	}
+	var pprofLn net.Listener
+	if o.pprofListen != "" {
+		if pprofLn, err = net.Listen("tcp", o.pprofListen); err != nil {
+			peerLn.Close()
+			clientLn.Close()
+			return fmt.Errorf("--pprof-listen: %w", err)
+		}
+	}
 	// Requests derive from reqCtx, cancelled when shutdown starts, so that
 	// event streams and waiting acquires end instead of holding it up.
 	reqCtx, endRequests := context.WithCancel(context.Background())
@@ -239,9 +255,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	peerSrv := &http.Server{Handler: transport.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	clientSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return reqCtx }}
-	srvErr := make(chan error, 2)
+	srvErr := make(chan error, 3)
 	go func() { srvErr <- peerSrv.Serve(peerLn) }()
 	go func() { srvErr <- clientSrv.Serve(clientLn) }()
+	if pprofLn != nil {
+		pprofSrv := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { srvErr <- pprofSrv.Serve(pprofLn) }()
+		defer pprofSrv.Close()
+		logger.Info("pprof listening", "addr", pprofLn.Addr().String())
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -276,4 +298,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	_ = peerSrv.Shutdown(shutCtx)
 	return runErr
+}
+
+// pprofMux serves the runtime profiles of net/http/pprof under
+// /debug/pprof/ (--pprof-listen).
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

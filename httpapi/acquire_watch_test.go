@@ -1,0 +1,103 @@
+package httpapi
+
+import (
+	"context"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/lock"
+)
+
+// watchCountingNode wraps a fakeNode: it counts subscriptions, and can run
+// a hook (under the node's lock) just before ReadWatch reads the state.
+type watchCountingNode struct {
+	*fakeNode
+	subscriptions atomic.Int64
+	beforeWatch   func(f *fakeNode)
+}
+
+func (w *watchCountingNode) Subscribe(buf int) (<-chan lock.Event, func()) {
+	w.subscriptions.Add(1)
+	return w.fakeNode.Subscribe(buf)
+}
+
+func (w *watchCountingNode) ReadWatch(ctx context.Context, stale bool, fn func(m *lock.Machine), buf int) (<-chan lock.Event, func(), error) {
+	w.subscriptions.Add(1)
+	if h := w.beforeWatch; h != nil {
+		w.fakeNode.set(h)
+	}
+	return w.fakeNode.ReadWatch(ctx, stale, fn, buf)
+}
+
+func newWatchCountingServer(t *testing.T) (*watchCountingNode, *httptest.Server) {
+	t.Helper()
+	w := &watchCountingNode{fakeNode: newFakeNode()}
+	cfg := DefaultConfig()
+	cfg.Node = w
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ts.Close()
+		s.Close()
+	})
+	return w, ts
+}
+
+// TestAcquireSubscribesOnlyWhenQueued: a waiting acquire of a free lock is
+// granted without any subscription (the hot path of Mutex.Lock).
+func TestAcquireSubscribesOnlyWhenQueued(t *testing.T) {
+	w, ts := newWatchCountingServer(t)
+	a := openSession(t, ts, "a")
+	for range 3 {
+		tok := must(t, ts, "POST", "/v1/locks/free/acquire", `{"session":"`+a+`","wait":"30s"}`, 200).num("token")
+		must(t, ts, "POST", "/v1/locks/free/release", `{"session":"`+a+`","token":`+u(tok)+`}`, 200)
+	}
+	if n := w.subscriptions.Load(); n != 0 {
+		t.Fatalf("%d subscriptions for acquires that were granted at once", n)
+	}
+}
+
+// TestAcquireGrantedBeforeWatch: the grant comes between the entry that
+// queued the session and the subscription; the state read by ReadWatch
+// shows it, so the answer is the grant at once (no wait, no cancel).
+func TestAcquireGrantedBeforeWatch(t *testing.T) {
+	w, ts := newWatchCountingServer(t)
+	a := openSession(t, ts, "a")
+	b := openSession(t, ts, "b")
+	tok := must(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+a+`"}`, 200).num("token")
+	aid, _ := api.ParseSessionID(a)
+	w.beforeWatch = func(f *fakeNode) {
+		f.applyLocked(&lock.Command{Op: lock.OpRelease, Session: uint64(aid), Name: "job", Token: tok})
+	}
+	r := must(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+b+`","wait":"2s"}`, 200)
+	if r.str("session") != b || r.num("token") <= tok {
+		t.Fatalf("acquire granted before the watch: %s", r.raw)
+	}
+	for _, c := range w.proposals() {
+		if c.Op == lock.OpCancel {
+			t.Fatalf("a cancel was proposed: %+v", c)
+		}
+	}
+	if n := w.subscribers(); n != 0 {
+		t.Fatalf("%d subscriptions left", n)
+	}
+}
+
+// TestAcquireSessionGoneBeforeWatch: the session ends between the entry
+// that queued it and the subscription: 404 at once.
+func TestAcquireSessionGoneBeforeWatch(t *testing.T) {
+	w, ts := newWatchCountingServer(t)
+	a := openSession(t, ts, "a")
+	b := openSession(t, ts, "b")
+	must(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+a+`"}`, 200)
+	bid, _ := api.ParseSessionID(b)
+	w.beforeWatch = func(f *fakeNode) {
+		f.applyLocked(&lock.Command{Op: lock.OpCloseSession, Session: uint64(bid)})
+	}
+	mustErr(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+b+`","wait":"5m"}`, 404, api.CodeSessionNotFound)
+}
