@@ -56,8 +56,9 @@ const (
 	// OpCampaign enters Session into election Name with Value. No leader:
 	// the session leads with term = this index (CodeOK, Token = term,
 	// Leader). Session already leads: CodeOK with its term and Leader (a
-	// retry); the value is NOT changed, OpProclaim changes values. Session
-	// already a candidate: CodeQueued with Leader, keeping its place. Another
+	// retry); a different Value is proclaimed as by OpProclaim (as etcd's
+	// Campaign does). Session already a candidate: CodeQueued with Leader,
+	// keeping its place and taking Value. Another
 	// session leads: with Wait, queued FIFO (CodeQueued, Leader); without,
 	// CodeNotLeader with Leader and no change. An ephemeral (bound) session
 	// cannot campaign (CodeInvalid, Session set, nothing changes, not even

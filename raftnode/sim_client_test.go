@@ -1,0 +1,922 @@
+package raftnode
+
+// The clients of the deterministic simulation (see sim_test.go): each opens
+// sessions, keeps them alive, acquires (try and wait), cancels, releases,
+// campaigns, proclaims, resigns and reads, through proposals to the node it
+// believes leads, and records every call and answer for the
+// linearizability check.
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/raftlock/raftlock/internal/linearize"
+	"github.com/raftlock/raftlock/lock"
+)
+
+var (
+	simLockNames     = [...]string{"a", "b"}
+	simElectionNames = [...]string{"x", "y"}
+)
+
+const (
+	simLocks     = len(simLockNames)
+	simElections = len(simElectionNames)
+	// simOpTimeout is how long a client waits for an answer.
+	simOpTimeout = 1500 * simMs
+)
+
+// simRequest is one proposal or linearizable read sent to one node.
+type simRequest struct {
+	c      *simClient // nil for the final probe
+	node   int
+	inc    int
+	cmd    *lock.Command
+	p      *proposal
+	read   func(m *lock.Machine)
+	r      *readReq
+	handed bool // the node took it (it may have happened)
+	done   bool
+	cb     func(r proposalResult, node int)
+}
+
+// sendRequest sends rq to node; the answer, an error or the timeout calls
+// rq.cb exactly once.
+func (s *sim) sendRequest(rq *simRequest, node int, timeout int64) {
+	rq.node = node
+	s.requests = append(s.requests, rq)
+	s.schedule(s.now+100+s.rng.Int64N(900), &simEvent{kind: evRequest, rq: rq})
+	s.schedule(s.now+timeout, &simEvent{kind: evTimeout, rq: rq})
+}
+
+func (s *sim) arrive(rq *simRequest) {
+	if rq.done {
+		return
+	}
+	sn := s.nodes[rq.node]
+	if sn.n == nil {
+		s.complete(rq, proposalResult{err: errSimRefused})
+		return
+	}
+	rq.inc = sn.inc
+	s.enqueue(sn, simInput{rq: rq})
+}
+
+// handOver gives the request to the node's loop, as Propose and Read do
+// through its channels.
+func (s *sim) handOver(sn *simNode, rq *simRequest) {
+	if rq.done {
+		return
+	}
+	rq.handed = true
+	if rq.read != nil {
+		rq.r = &readReq{fn: rq.read, done: make(chan error, 1)}
+		sn.n.handleRead(rq.r)
+		return
+	}
+	rq.p = &proposal{cmd: rq.cmd, resC: make(chan proposalResult, 1)}
+	sn.n.handleProposal(rq.p)
+}
+
+// pollRequests delivers the answers that node sn gave.
+func (s *sim) pollRequests(sn *simNode) {
+	for _, rq := range slices.Clone(s.requests) {
+		if rq.done || !rq.handed || rq.node != sn.idx || rq.inc != sn.inc {
+			continue
+		}
+		if rq.r != nil {
+			select {
+			case err := <-rq.r.done:
+				s.complete(rq, proposalResult{err: err})
+			default:
+			}
+			continue
+		}
+		select {
+		case r := <-rq.p.resC:
+			s.complete(rq, r)
+		default:
+		}
+	}
+}
+
+func (s *sim) complete(rq *simRequest, r proposalResult) {
+	rq.done = true
+	if i := slices.Index(s.requests, rq); i >= 0 {
+		s.requests = slices.Delete(s.requests, i, i+1)
+	}
+	rq.cb(r, rq.node)
+}
+
+// after runs f at now+d.
+func (s *sim) after(d int64, f func()) {
+	s.schedule(s.now+d, &simEvent{kind: evFunc, fn: f})
+}
+
+// ---- history
+
+// simOp is one recorded client operation.
+type simOp struct {
+	client   int
+	call     int64
+	ret      int64
+	in       linearize.Input
+	out      linearize.Output
+	returned bool
+	dropped  bool // certainly never happened: left out of the history
+}
+
+func (s *sim) call(client int, in linearize.Input) *simOp {
+	s.hclock++
+	op := &simOp{client: client, call: s.hclock, in: in}
+	s.ops = append(s.ops, op)
+	return op
+}
+
+func (s *sim) ret(op *simOp, out linearize.Output) {
+	s.hclock++
+	op.ret, op.out, op.returned = s.hclock, out, true
+}
+
+// countOps fills the statistics of the recorded operations.
+func (s *sim) countOps() {
+	s.stats.ops, s.stats.opsDropped, s.stats.opsUnknown = 0, 0, 0
+	for _, op := range s.ops {
+		switch {
+		case op.dropped:
+			s.stats.opsDropped++
+		case !op.returned:
+			s.stats.opsUnknown++
+			s.stats.ops++
+		default:
+			s.stats.ops++
+		}
+	}
+}
+
+func (s *sim) checkHistory() {
+	h := linearize.NewHistory()
+	for _, op := range s.ops {
+		if op.dropped {
+			continue
+		}
+		id := h.Call(op.client, op.call, op.in)
+		if op.returned {
+			h.Return(id, op.ret, op.out)
+		}
+	}
+	res := h.Check(simLinearizeTimeout)
+	s.stats.linOps, s.stats.linPartitions = res.Ops, res.Partitions
+	switch {
+	case res.TimedOut:
+		s.fail("linearizability", "no verdict within %v (a history too hard to check; make runs shorter): %s", simLinearizeTimeout, res.Failed)
+	case !res.Ok:
+		s.fail("linearizability", "%s", res.Failed)
+		if s.opt.trace != nil {
+			s.dumpHistory()
+		}
+	}
+}
+
+// dumpHistory prints the recorded operations (with -sim.trace).
+func (s *sim) dumpHistory() {
+	for i, op := range s.ops {
+		if op.dropped {
+			continue
+		}
+		out := "unknown"
+		if op.returned {
+			out = fmt.Sprintf("%v@%d %+v", op.out.Kind, op.ret, op.out)
+		}
+		s.opt.trace(fmt.Sprintf("op %d client %d call@%d %v %+v -> %s", i, op.client, op.call, op.in.Kind, op.in, out))
+	}
+}
+
+// simLinearizeTimeout bounds the check of one lock or election.
+const simLinearizeTimeout = 60 * time.Second
+
+// ---- clients
+
+type simOutcome uint8
+
+const (
+	outOK      simOutcome = iota
+	outFailed             // certainly not applied
+	outUnknown            // may have been applied, or may still be
+)
+
+type simClient struct {
+	s     *sim
+	id    int
+	host  *simHost
+	hint  int // the node it sends to
+	sess  uint64
+	ttl   int64 // µs
+	held  [simLocks]uint64
+	stale [simLocks]uint64 // a token it held before
+	lead  [simElections]uint64
+	old   [simElections]uint64 // a term it led with before
+	// retryVal is the value of a campaign whose outcome is not known
+	// (the session may lead or wait with it): a new campaign retries it.
+	retryVal [simElections]string
+	busy     bool
+	dead     bool
+	vals     int
+	// epoch counts the client's crashes: answers to an earlier life are
+	// never seen.
+	epoch int
+}
+
+func (c *simClient) next() {
+	c.busy = false
+	c.s.schedule(c.s.now+10*simMs+c.s.rng.Int64N(250*simMs), &simEvent{kind: evClient, client: c})
+}
+
+func definite(err error) bool {
+	return errors.Is(err, errSimRefused) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)
+}
+
+// propose sends cmd to the node the client believes leads; a definite
+// refusal (not leader, no leader, connection refused) is retried on the
+// node it names or another, up to three hops. done gets the outcome and the
+// node that answered.
+func (c *simClient) propose(cmd *lock.Command, timeout int64, done func(res lock.Result, idx uint64, out simOutcome, node int)) {
+	c.proposeHop(cmd, timeout, 0, c.epoch, done)
+}
+
+func (c *simClient) proposeHop(cmd *lock.Command, timeout int64, hop, epoch int, done func(lock.Result, uint64, simOutcome, int)) {
+	s := c.s
+	if c.epoch != epoch {
+		return
+	}
+	send := *cmd
+	send.Sessions = slices.Clone(cmd.Sessions)
+	rq := &simRequest{c: c, cmd: &send}
+	rq.cb = func(r proposalResult, node int) {
+		if r.err == nil {
+			s.chk.ack(r.index, rq.cmd)
+		}
+		if c.epoch != epoch {
+			return // the client crashed meanwhile
+		}
+		switch {
+		case r.err == nil:
+			done(r.res, r.index, outOK, node)
+		case definite(r.err):
+			var nle *NotLeaderError
+			if errors.As(r.err, &nle) && nle.LeaderID != 0 && nle.LeaderID != uint64(node+1) {
+				c.hint = int(nle.LeaderID - 1)
+			} else {
+				c.hint = s.rng.IntN(len(s.nodes))
+			}
+			if hop >= 3 {
+				done(lock.Result{}, 0, outFailed, node)
+				return
+			}
+			s.after(10*simMs+s.rng.Int64N(150*simMs), func() { c.proposeHop(cmd, timeout, hop+1, epoch, done) })
+		default:
+			c.hint = s.rng.IntN(len(s.nodes))
+			done(lock.Result{}, 0, outUnknown, node)
+		}
+	}
+	s.sendRequest(rq, c.hint, timeout)
+}
+
+// read runs fn on a node after a ReadIndex round.
+func (c *simClient) read(node int, fn func(m *lock.Machine), done func(ok bool)) {
+	rq := &simRequest{c: c, read: fn}
+	epoch := c.epoch
+	rq.cb = func(r proposalResult, _ int) {
+		if c.epoch == epoch {
+			done(r.err == nil)
+		}
+	}
+	c.s.sendRequest(rq, node, simOpTimeout)
+}
+
+func (c *simClient) act() {
+	s := c.s
+	if c.busy || c.dead || s.calm {
+		return
+	}
+	c.busy = true
+	s.note("client", uint64(c.id))
+	if c.sess == 0 {
+		c.openSession()
+		return
+	}
+	r := s.rng.IntN(100)
+	li, ei := s.rng.IntN(simLocks), s.rng.IntN(simElections)
+	switch {
+	case r < 24:
+		c.acquire(li, s.rng.IntN(5) < 3)
+	case r < 40:
+		for k := range simLocks {
+			if j := (li + k) % simLocks; c.held[j] != 0 || c.stale[j] != 0 {
+				c.release(j)
+				return
+			}
+		}
+		c.readLock(li)
+	case r < 52:
+		if c.lead[ei] != 0 {
+			c.proclaim(ei)
+		} else {
+			c.campaign(ei, s.rng.IntN(2) == 0)
+		}
+	case r < 58:
+		c.proclaim(ei)
+	case r < 64:
+		c.resign(ei)
+	case r < 76:
+		c.readLock(li)
+	case r < 86:
+		c.readElection(ei)
+	case r < 90:
+		c.closeSession()
+	case r < 92:
+		c.die()
+	default:
+		c.next()
+	}
+}
+
+func (c *simClient) openSession() {
+	ttl := c.host.ttl
+	c.propose(&lock.Command{Op: lock.OpOpenSession, TTL: ttl * 1000, Owner: fmt.Sprintf("client-%d", c.id)}, simOpTimeout,
+		func(res lock.Result, _ uint64, out simOutcome, _ int) {
+			if out == outOK && res.Code == lock.CodeOK && !c.dead {
+				c.sess, c.ttl = res.Session, ttl
+				c.held, c.stale, c.lead, c.old = [simLocks]uint64{}, [simLocks]uint64{}, [simElections]uint64{}, [simElections]uint64{}
+			}
+			c.next()
+		})
+}
+
+// lost forgets session sess: it expired or was closed (or the client gave
+// up on it).
+func (c *simClient) lost(sess uint64) {
+	if c.sess != sess {
+		return
+	}
+	c.sess = 0
+	c.held, c.lead = [simLocks]uint64{}, [simElections]uint64{}
+	c.retryVal = [simElections]string{}
+}
+
+// simHost is a client process: it renews the sessions of all its clients
+// with one batched keep-alive every TTL/3, as the Go SDK renews the
+// sessions of one Client, so that they share deadlines; when it crashes,
+// all its clients vanish at once.
+type simHost struct {
+	s       *sim
+	id      int
+	clients []*simClient
+	ttl     int64      // of its sessions, µs
+	ka      *simClient // sends the keep-alives
+	busy    bool
+}
+
+// keepAlive renews the sessions of the host's clients; each renewal is a
+// KeepAlive operation on the lane of its client's keep-alives.
+func (h *simHost) keepAlive() {
+	s := h.s
+	if s.calm {
+		return
+	}
+	period := h.ttl / 3
+	s.schedule(s.now+period-period/10+s.rng.Int64N(period/5+1), &simEvent{kind: evKeepAlive, host: h})
+	if h.busy {
+		return
+	}
+	var ids []uint64
+	var ops []*simOp
+	var owners []*simClient
+	var epochs []int
+	for _, c := range h.clients {
+		if !c.dead && c.sess != 0 {
+			ids = append(ids, c.sess)
+			ops = append(ops, s.call(1000+c.id, linearize.Input{Kind: linearize.KeepAlive, Session: c.sess}))
+			owners = append(owners, c)
+			epochs = append(epochs, c.epoch)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	h.busy = true
+	h.ka.propose(&lock.Command{Op: lock.OpKeepAlive, Sessions: ids}, min(simOpTimeout, period),
+		func(res lock.Result, _ uint64, out simOutcome, _ int) {
+			h.busy = false
+			for i, id := range ids {
+				c, op := owners[i], ops[i]
+				if c.epoch != epochs[i] {
+					continue // the client crashed: nobody saw the answer
+				}
+				switch out {
+				case outFailed:
+					op.dropped = true
+				case outOK:
+					if slices.Contains(res.Missing, id) {
+						s.ret(op, linearize.Output{Kind: linearize.SessionExpired})
+						c.lost(id)
+						continue
+					}
+					s.ret(op, linearize.Output{Kind: linearize.OK})
+				}
+			}
+		})
+}
+
+// crash makes every client of the host vanish at once.
+func (h *simHost) crash() {
+	h.ka.epoch++
+	h.busy = false
+	for _, c := range h.clients {
+		if !c.dead {
+			c.crash()
+		}
+	}
+}
+
+// holdsAndWaits reports whether one client of the host holds a lock that
+// another of its clients waits for.
+func (h *simHost) holdsAndWaits() bool {
+	for li := range simLocks {
+		holds, waits := false, false
+		for _, c := range h.clients {
+			holds = holds || (!c.dead && c.held[li] != 0)
+		}
+		for _, w := range h.s.waits {
+			waits = waits || (!w.election && w.i == li && slices.Contains(h.clients, w.c))
+		}
+		if holds && waits {
+			return true
+		}
+	}
+	return false
+}
+
+func holderOut(kind linearize.OutKind, h *lock.Holder) linearize.Output {
+	o := linearize.Output{Kind: kind}
+	if h != nil {
+		o.Session, o.Token = h.Session, h.Token
+	}
+	return o
+}
+
+func leaderOut(kind linearize.OutKind, l *lock.Leader) linearize.Output {
+	o := linearize.Output{Kind: kind}
+	if l != nil {
+		o.Session, o.Value, o.Token = l.Session, l.Value, l.Term
+	}
+	return o
+}
+
+func (c *simClient) acquire(li int, wait bool) {
+	s := c.s
+	name, sess := simLockNames[li], c.sess
+	kind := linearize.TryAcquire
+	if wait {
+		kind = linearize.Acquire
+	}
+	op := s.call(c.id, linearize.Input{Kind: kind, Name: name, Session: sess})
+	c.propose(&lock.Command{Op: lock.OpAcquire, Session: sess, Name: name, Wait: wait}, simOpTimeout,
+		func(res lock.Result, _ uint64, out simOutcome, node int) {
+			switch out {
+			case outFailed:
+				op.dropped = true
+				c.next()
+				return
+			case outUnknown:
+				c.next()
+				return
+			}
+			switch res.Code {
+			case lock.CodeOK:
+				s.ret(op, linearize.Output{Kind: linearize.Granted, Token: res.Token})
+				c.held[li] = res.Token
+			case lock.CodeQueued:
+				if wait {
+					c.wait(op, node, false, li, sess)
+					return
+				}
+				s.ret(op, holderOut(linearize.Locked, res.Holder))
+			case lock.CodeLockHeld:
+				s.ret(op, holderOut(linearize.Locked, res.Holder))
+			case lock.CodeSessionNotFound:
+				s.ret(op, linearize.Output{Kind: linearize.SessionExpired})
+				c.lost(sess)
+			default:
+				s.fail("client", "acquire of %q by session %d answered %v", name, sess, res.Code)
+			}
+			c.next()
+		})
+}
+
+func (c *simClient) release(li int) {
+	s := c.s
+	name, sess := simLockNames[li], c.sess
+	tok, stale := c.held[li], false
+	if tok == 0 || (c.stale[li] != 0 && s.rng.IntN(5) == 0) {
+		tok, stale = c.stale[li], true
+	}
+	op := s.call(c.id, linearize.Input{Kind: linearize.Release, Name: name, Session: sess, Token: tok})
+	c.propose(&lock.Command{Op: lock.OpRelease, Session: sess, Name: name, Token: tok}, simOpTimeout,
+		func(res lock.Result, _ uint64, out simOutcome, _ int) {
+			switch out {
+			case outFailed:
+				op.dropped = true
+			case outOK:
+				switch res.Code {
+				case lock.CodeOK:
+					s.ret(op, linearize.Output{Kind: linearize.OK})
+					if c.sess == sess {
+						c.held[li], c.stale[li] = 0, tok
+					}
+				case lock.CodeNotHolder:
+					s.ret(op, linearize.Output{Kind: linearize.NotHolder})
+					if !stale && c.sess == sess {
+						c.held[li] = 0
+					}
+				default:
+					s.fail("client", "release of %q by session %d answered %v", name, sess, res.Code)
+				}
+			}
+			c.next()
+		})
+}
+
+func (c *simClient) campaign(ei int, wait bool) {
+	s := c.s
+	name, sess := simElectionNames[ei], c.sess
+	value := c.retryVal[ei]
+	if value == "" || s.opt.newCampaignValues || s.rng.IntN(4) == 0 {
+		c.vals++
+		value = fmt.Sprintf("v%d.%d", c.id, c.vals)
+	}
+	// Until the outcome is known, a new campaign is usually a retry with
+	// the same value (the session may lead or wait with it already), and
+	// sometimes comes with a new value, which the leader proclaims and a
+	// candidate takes.
+	c.retryVal[ei] = value
+	op := s.call(c.id, linearize.Input{Kind: linearize.Campaign, Name: name, Session: sess, Value: value})
+	c.propose(&lock.Command{Op: lock.OpCampaign, Session: sess, Name: name, Value: value, Wait: wait}, simOpTimeout,
+		func(res lock.Result, _ uint64, out simOutcome, node int) {
+			switch out {
+			case outFailed:
+				op.dropped = true
+				c.next()
+				return
+			case outUnknown:
+				c.next()
+				return
+			}
+			switch res.Code {
+			case lock.CodeOK:
+				s.ret(op, linearize.Output{Kind: linearize.OK, Token: res.Token})
+				c.lead[ei] = res.Token
+			case lock.CodeQueued:
+				if wait {
+					c.wait(op, node, true, ei, sess)
+					return
+				}
+				s.ret(op, leaderOut(linearize.NotLeader, res.Leader))
+			case lock.CodeNotLeader:
+				c.retryVal[ei] = ""
+				s.ret(op, leaderOut(linearize.NotLeader, res.Leader))
+			case lock.CodeSessionNotFound:
+				s.ret(op, linearize.Output{Kind: linearize.SessionExpired})
+				c.lost(sess)
+			default:
+				s.fail("client", "campaign in %q by session %d answered %v", name, sess, res.Code)
+			}
+			c.next()
+		})
+}
+
+// termFor is the term a proclaim or resign presents: the one the client
+// leads with, sometimes an old one.
+func (c *simClient) termFor(ei int) uint64 {
+	if c.lead[ei] == 0 || (c.old[ei] != 0 && c.s.rng.IntN(5) == 0) {
+		return c.old[ei]
+	}
+	return c.lead[ei]
+}
+
+func (c *simClient) proclaim(ei int) {
+	s := c.s
+	name, sess, term := simElectionNames[ei], c.sess, c.termFor(ei)
+	if term == 0 {
+		c.readElection(ei)
+		return
+	}
+	c.vals++
+	value := fmt.Sprintf("v%d.%d", c.id, c.vals)
+	op := s.call(c.id, linearize.Input{Kind: linearize.Proclaim, Name: name, Session: sess, Token: term, Value: value})
+	c.propose(&lock.Command{Op: lock.OpProclaim, Session: sess, Name: name, Token: term, Value: value}, simOpTimeout,
+		func(res lock.Result, _ uint64, out simOutcome, _ int) {
+			switch out {
+			case outFailed:
+				op.dropped = true
+			case outOK:
+				switch res.Code {
+				case lock.CodeOK:
+					s.ret(op, linearize.Output{Kind: linearize.OK})
+				case lock.CodeNotLeader:
+					s.ret(op, leaderOut(linearize.NotLeader, res.Leader))
+					if c.sess == sess && c.lead[ei] == term {
+						c.lead[ei] = 0
+					}
+				default:
+					s.fail("client", "proclaim in %q by session %d answered %v", name, sess, res.Code)
+				}
+			}
+			c.next()
+		})
+}
+
+func (c *simClient) resign(ei int) {
+	s := c.s
+	name, sess, term := simElectionNames[ei], c.sess, c.termFor(ei)
+	if term == 0 {
+		c.readElection(ei)
+		return
+	}
+	op := s.call(c.id, linearize.Input{Kind: linearize.Resign, Name: name, Session: sess, Token: term})
+	c.propose(&lock.Command{Op: lock.OpResign, Session: sess, Name: name, Token: term}, simOpTimeout,
+		func(res lock.Result, _ uint64, out simOutcome, _ int) {
+			switch out {
+			case outFailed:
+				op.dropped = true
+			case outOK:
+				switch res.Code {
+				case lock.CodeOK:
+					s.ret(op, linearize.Output{Kind: linearize.OK})
+					if c.sess == sess && c.lead[ei] == term {
+						c.retryVal[ei] = ""
+					}
+				case lock.CodeNotLeader:
+					s.ret(op, leaderOut(linearize.NotLeader, res.Leader))
+				default:
+					s.fail("client", "resign in %q by session %d answered %v", name, sess, res.Code)
+				}
+				if c.sess == sess && c.lead[ei] == term {
+					c.lead[ei], c.old[ei] = 0, term
+				}
+			}
+			c.next()
+		})
+}
+
+func (c *simClient) readLock(li int) {
+	s := c.s
+	name := simLockNames[li]
+	op := s.call(c.id, linearize.Input{Kind: linearize.GetLock, Name: name})
+	var out linearize.Output
+	s.stats.reads++
+	c.read(s.rng.IntN(len(s.nodes)), func(m *lock.Machine) {
+		out = linearize.Output{Kind: linearize.OK}
+		if info, ok := m.Lock(name); ok {
+			out = holderOut(linearize.OK, info.Holder)
+		}
+	}, func(ok bool) {
+		if ok {
+			s.ret(op, out)
+		} else {
+			op.dropped = true // an unanswered read says nothing
+		}
+		c.next()
+	})
+}
+
+func (c *simClient) readElection(ei int) {
+	s := c.s
+	name := simElectionNames[ei]
+	op := s.call(c.id, linearize.Input{Kind: linearize.GetLeader, Name: name})
+	var out linearize.Output
+	s.stats.reads++
+	c.read(s.rng.IntN(len(s.nodes)), func(m *lock.Machine) {
+		out = linearize.Output{Kind: linearize.OK}
+		if info, ok := m.Election(name); ok {
+			out = leaderOut(linearize.OK, info.Leader)
+		}
+	}, func(ok bool) {
+		if ok {
+			s.ret(op, out)
+		} else {
+			op.dropped = true
+		}
+		c.next()
+	})
+}
+
+func (c *simClient) closeSession() {
+	s := c.s
+	sess := c.sess
+	op := s.call(c.id, linearize.Input{Kind: linearize.CloseSession, Session: sess})
+	c.propose(&lock.Command{Op: lock.OpCloseSession, Session: sess}, simOpTimeout,
+		func(res lock.Result, _ uint64, out simOutcome, _ int) {
+			switch out {
+			case outFailed:
+				op.dropped = true
+			case outOK:
+				switch res.Code {
+				case lock.CodeOK:
+					s.ret(op, linearize.Output{Kind: linearize.OK})
+				case lock.CodeSessionNotFound:
+					s.ret(op, linearize.Output{Kind: linearize.SessionExpired})
+				default:
+					s.fail("client", "close of session %d answered %v", sess, res.Code)
+				}
+			}
+			// Closed, gone, or in doubt: either way a new session.
+			c.lost(sess)
+			c.next()
+		})
+}
+
+// die makes the client vanish without a word: its session expires.
+func (c *simClient) die() {
+	s := c.s
+	s.note("client-dies", uint64(c.id))
+	c.lost(c.sess)
+	c.dead = true
+	c.busy = false
+	s.schedule(s.now+c.ttl+s.rng.Int64N(2*s.maxTTL), &simEvent{kind: evRevive, client: c})
+}
+
+// crash makes the client process die at once, whatever it is doing:
+// what it waits for stays unanswered (unknown) and its session expires.
+func (c *simClient) crash() {
+	c.epoch++
+	c.die()
+}
+
+func (c *simClient) revive() {
+	c.dead = false
+	c.next()
+}
+
+// ---- waiting acquires and campaigns
+
+// simWait is an Acquire or Campaign queued on a node: it ends when that
+// node applies the grant (or election), the session's end, or when its wait
+// runs out, the node crashes or loses it: then the client withdraws.
+type simWait struct {
+	c        *simClient
+	op       *simOp
+	node     int
+	inc      int
+	election bool
+	i        int // lock or election index
+	sess     uint64
+	epoch    int
+	done     bool
+}
+
+func (c *simClient) wait(op *simOp, node int, election bool, i int, sess uint64) {
+	s := c.s
+	w := &simWait{c: c, op: op, node: node, inc: s.nodes[node].inc, election: election, i: i, sess: sess, epoch: c.epoch}
+	s.waits = append(s.waits, w)
+	s.schedule(s.now+200*simMs+s.rng.Int64N(3*simSec), &simEvent{kind: evWaitEnd, w: w})
+	s.checkWait(w)
+}
+
+func (s *sim) checkWaits(sn *simNode) {
+	for _, w := range slices.Clone(s.waits) {
+		if !w.done && w.node == sn.idx {
+			s.checkWait(w)
+		}
+	}
+}
+
+func (s *sim) checkWait(w *simWait) {
+	if w.c.epoch != w.epoch {
+		// The client crashed while it waited: nobody is there to see
+		// the grant or to withdraw.
+		s.endWait(w, false)
+		return
+	}
+	sn := s.nodes[w.node]
+	if sn.n == nil || sn.inc != w.inc {
+		s.endWait(w, false)
+		return
+	}
+	m := sn.n.machine
+	if _, ok := m.Session(w.sess); !ok {
+		// The session ended while it waited: it may have been granted in
+		// between, and lost the grant with the session.
+		s.endWait(w, true)
+		s.ret(w.op, linearize.Output{Kind: linearize.Cancelled})
+		w.c.lost(w.sess)
+		w.c.next()
+		return
+	}
+	if w.election {
+		if info, ok := m.Election(simElectionNames[w.i]); ok && info.Leader.Session == w.sess {
+			s.endWait(w, true)
+			s.ret(w.op, linearize.Output{Kind: linearize.OK, Token: info.Leader.Term})
+			if w.c.sess == w.sess {
+				w.c.lead[w.i] = info.Leader.Term
+			}
+			w.c.next()
+		}
+		return
+	}
+	if info, ok := m.Lock(simLockNames[w.i]); ok && info.Holder != nil && info.Holder.Session == w.sess {
+		s.endWait(w, true)
+		s.ret(w.op, linearize.Output{Kind: linearize.Granted, Token: info.Holder.Token})
+		if w.c.sess == w.sess {
+			w.c.held[w.i] = info.Holder.Token
+		}
+		w.c.next()
+	}
+}
+
+// endWait stops watching; unless settled, the client withdraws from the
+// queue (OpCancel, or OpResign with term 0) and answers by its result.
+func (s *sim) endWait(w *simWait, settled bool) {
+	if w.done {
+		return
+	}
+	w.done = true
+	if i := slices.Index(s.waits, w); i >= 0 {
+		s.waits = slices.Delete(s.waits, i, i+1)
+	}
+	if !settled && w.c.epoch == w.epoch {
+		w.c.withdraw(w, 0)
+	}
+}
+
+func (c *simClient) withdraw(w *simWait, attempt int) {
+	s := c.s
+	cmd := &lock.Command{Op: lock.OpCancel, Session: w.sess, Name: simLockNames[w.i]}
+	if w.election {
+		cmd = &lock.Command{Op: lock.OpResign, Session: w.sess, Name: simElectionNames[w.i]}
+	}
+	c.propose(cmd, simOpTimeout, func(res lock.Result, _ uint64, out simOutcome, _ int) {
+		if out != outOK {
+			if attempt < 3 {
+				s.after(50*simMs+s.rng.Int64N(200*simMs), func() { c.withdraw(w, attempt+1) })
+				return
+			}
+			// In doubt: the session may still wait and be granted.
+			// Leave it to expire; the Acquire stays unanswered.
+			c.lost(w.sess)
+			c.next()
+			return
+		}
+		switch {
+		case res.Code == lock.CodeSessionNotFound:
+			// Granted and lost with the session, or never granted.
+			s.ret(w.op, linearize.Output{Kind: linearize.Cancelled})
+			c.lost(w.sess)
+		case res.Code == lock.CodeOK && res.Token != 0:
+			// The grant won the race.
+			if w.election {
+				s.ret(w.op, linearize.Output{Kind: linearize.OK, Token: res.Token})
+				if c.sess == w.sess {
+					c.lead[w.i] = res.Token
+				}
+			} else {
+				s.ret(w.op, linearize.Output{Kind: linearize.Granted, Token: res.Token})
+				if c.sess == w.sess {
+					c.held[w.i] = res.Token
+				}
+			}
+		case res.Code == lock.CodeOK:
+			s.ret(w.op, linearize.Output{Kind: linearize.Cancelled})
+			if w.election && c.sess == w.sess {
+				c.retryVal[w.i] = ""
+			}
+		default:
+			s.fail("client", "withdraw of session %d from %q answered %v", w.sess, cmd.Name, res.Code)
+		}
+		c.next()
+	})
+}
+
+// ---- the final liveness probe
+
+func (s *sim) probeStep() {
+	if s.probe.done {
+		return
+	}
+	node := s.rng.IntN(len(s.nodes))
+	if l := s.leader(); l != nil {
+		node = l.idx
+	}
+	rq := &simRequest{cmd: &lock.Command{Op: lock.OpTick}}
+	rq.cb = func(r proposalResult, _ int) {
+		if r.err == nil {
+			s.chk.ack(r.index, rq.cmd)
+			s.probe.done, s.probe.committedAt, s.probe.index = true, s.now, r.index
+			return
+		}
+		s.after(50*simMs, s.probeStep)
+	}
+	s.sendRequest(rq, node, simOpTimeout)
+}

@@ -1,0 +1,1143 @@
+package raftnode
+
+// The cluster side of the deterministic simulation (see sim_test.go): the
+// scheduler, the simulated nodes with their in-memory disks, the network
+// and the fault injector.
+
+import (
+	"container/heap"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+	"unsafe"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/raftlock/raftlock/wal"
+)
+
+// Simulated time is in microseconds since the start of a run.
+const (
+	simMs           int64 = 1000
+	simSec                = 1000 * simMs
+	simTick               = 100 * simMs // the nodes' tick, on a clock of rate 1
+	simElectionTick       = 10
+	simElection           = simTick * simElectionTick
+	// simEpoch is the wall clock of time 0 (Unix ns).
+	simEpoch int64 = 1_800_000_000 * 1_000_000_000
+)
+
+type simOptions struct {
+	seed  uint64
+	nodes int
+	steps int // scheduler events of the faulty phase
+	// trace, when set, receives one line per scheduler decision.
+	trace func(string)
+	// newCampaignValues makes a client that campaigns again while the
+	// outcome of its last campaign is unknown always use a new value (by
+	// default it does so one time in four; see simRegressions).
+	newCampaignValues bool
+}
+
+// simFailure is a violated check.
+type simFailure struct {
+	check string // which check
+	msg   string
+	at    int64 // simulated time
+	step  int   // scheduler step
+}
+
+func (f *simFailure) String() string {
+	return fmt.Sprintf("%s at step %d (t=%.3fs): %s", f.check, f.step, float64(f.at)/float64(simSec), f.msg)
+}
+
+type simStats struct {
+	steps, msgsSent, msgsDelivered, msgsDropped, msgsDuplicated int
+	snapshotsSent                                               int // MsgSnap delivered
+	ops, opsUnknown, opsDropped, reads                          int
+	committed                                                   uint64
+	grants, expiries, elected, leaderTerms                      int
+	faults                                                      map[string]int
+	linOps, linPartitions                                       int
+	healToCommit                                                int64 // µs from heal to the probe's commit
+	simTime                                                     int64 // µs simulated
+}
+
+func (st *simStats) faultSummary() string {
+	keys := make([]string, 0, len(st.faults))
+	for k := range st.faults {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s=%d", k, st.faults[k])
+	}
+	return b.String()
+}
+
+type simResult struct {
+	hash    uint64
+	failure *simFailure
+	stats   simStats
+}
+
+type simEventKind uint8
+
+const (
+	evTick simEventKind = iota + 1
+	evRun
+	evDeliver
+	evRequest
+	evTimeout
+	evClient
+	evKeepAlive
+	evWaitEnd
+	evNemesis
+	evHeal
+	evRestart
+	evResume
+	evRevive
+	evProbe
+	evFunc
+	evCrash
+)
+
+type simEvent struct {
+	at     int64
+	seq    uint64
+	kind   simEventKind
+	node   int
+	gen    int
+	msg    *raftpb.Message
+	from   int
+	rq     *simRequest
+	client *simClient
+	host   *simHost
+	w      *simWait
+	fn     func()
+}
+
+type eventHeap []*simEvent
+
+func (h eventHeap) Len() int { return len(h) }
+func (h eventHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)   { *h = append(*h, x.(*simEvent)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}
+
+type sim struct {
+	opt     simOptions
+	rng     *rand.Rand
+	now     int64
+	seq     uint64
+	events  eventHeap
+	trace   uint64 // hash of every decision so far
+	stats   simStats
+	failure *simFailure
+
+	nodes []*simNode
+	peers map[uint64]string
+	meta  []byte
+	net   simNet
+	// Per run: how often nodes snapshot, and how much log they keep.
+	snapEvery, catchUp uint64
+	maxTTL             int64   // µs
+	ttls               []int64 // the TTLs clients choose from, µs
+
+	clients  []*simClient
+	hosts    []*simHost
+	requests []*simRequest // in flight, in the order sent
+	waits    []*simWait    // acquires and campaigns waiting for their grant
+	ops      []*simOp
+	hclock   int64 // the history's clock: one tick per call and return
+
+	chk  *simChecker
+	calm bool // faults have stopped (the final phase)
+	// probe is the final liveness proposal.
+	probe struct {
+		started, committedAt int64
+		index                uint64
+		done                 bool
+	}
+}
+
+type simNode struct {
+	idx  int
+	id   uint64
+	n    *Node // nil while crashed
+	inc  int   // incarnation: bumped by every crash
+	disk *memDisk
+	peek raftPeek
+	// Clock: local = epoch + offset + (now × ratePPM / 1e6).
+	offset  int64 // ns
+	ratePPM int64
+	period  int64 // µs between ticks: simTick at the node's rate
+
+	inbox       []simInput
+	runPending  bool
+	pausedUntil int64 // > 0 while paused
+
+	crashAfterAck bool // crash after the next MsgAppResp it sends
+	// acked is the highest index this node acknowledged to a leader
+	// (MsgAppResp) and has not since replaced: its log must keep it.
+	acked uint64
+
+	chkCommit  uint64 // committed prefix compared up to here
+	chkApplied uint64 // state compared at this applied index
+}
+
+// simInput is one item of a node's input: a raft message, a client request
+// or a transport report, as Run's channels carry them.
+type simInput struct {
+	msg    *raftpb.Message
+	rq     *simRequest
+	report func()
+}
+
+func (s *sim) clockOf(sn *simNode) func() time.Time {
+	return func() time.Time {
+		ns := s.now * 1000
+		scaled := (ns/1_000_000)*sn.ratePPM + (ns%1_000_000)*sn.ratePPM/1_000_000
+		return time.Unix(0, simEpoch+sn.offset+scaled)
+	}
+}
+
+func newSim(opt simOptions) *sim {
+	s := &sim{
+		opt:   opt,
+		rng:   rand.New(rand.NewPCG(opt.seed, opt.seed^0x5eed_5eed_5eed_5eed)),
+		trace: 0xcbf29ce484222325,
+		peers: map[uint64]string{},
+	}
+	s.stats.faults = map[string]int{}
+	s.snapEvery = uint64(10 + s.rng.IntN(120))
+	s.catchUp = uint64(1 + s.rng.IntN(int(s.snapEvery)/3+1))
+	s.maxTTL = 5 * simSec
+	// In half the runs every session has the same TTL: sessions that stop
+	// renewing then expire together after a leader change.
+	s.ttls = []int64{3 * simSec}
+	if s.rng.IntN(2) == 0 {
+		s.ttls = []int64{2 * simSec, 3 * simSec, s.maxTTL}
+	}
+	for i := range opt.nodes {
+		id := uint64(i + 1)
+		s.peers[id] = fmt.Sprintf("sim://peer-%d", id)
+	}
+	for i := range opt.nodes {
+		id := uint64(i + 1)
+		meta, err := json.Marshal(metadata{ID: id, Peers: s.peers})
+		if err != nil {
+			panic(err)
+		}
+		sn := &simNode{
+			idx: i, id: id,
+			offset:  int64(s.rng.IntN(600)-300) * 1_000_000,
+			ratePPM: int64(900_000 + s.rng.IntN(200_001)),
+		}
+		sn.period = simTick * 1_000_000 / sn.ratePPM
+		sn.disk = &memDisk{s: s, sn: sn, meta: meta}
+		s.nodes = append(s.nodes, sn)
+	}
+	s.chk = newSimChecker(s)
+	s.net.init(s, opt.nodes)
+	return s
+}
+
+// schedule queues an event at time at (never before now).
+func (s *sim) schedule(at int64, ev *simEvent) {
+	if at < s.now {
+		at = s.now
+	}
+	s.seq++
+	ev.at, ev.seq = at, s.seq
+	heap.Push(&s.events, ev)
+}
+
+// note hashes a decision into the trace (and prints it with -sim.trace).
+func (s *sim) note(kind string, vals ...uint64) {
+	h := s.trace
+	for i := 0; i < len(kind); i++ {
+		h = (h ^ uint64(kind[i])) * 0x100000001b3
+	}
+	h = mix64(h ^ uint64(s.now))
+	for _, v := range vals {
+		h = mix64(h ^ v)
+	}
+	s.trace = h
+	if s.opt.trace != nil {
+		s.opt.trace(fmt.Sprintf("%10.6f %s %v", float64(s.now)/float64(simSec), kind, vals))
+	}
+}
+
+func (s *sim) fail(check, format string, args ...any) {
+	if s.failure != nil {
+		return
+	}
+	s.failure = &simFailure{check: check, msg: fmt.Sprintf(format, args...), at: s.now, step: s.stats.steps}
+}
+
+func (s *sim) fault(kind string, vals ...uint64) {
+	s.stats.faults[kind]++
+	s.note("fault:"+kind, vals...)
+}
+
+// run runs the simulation to its end and returns its result. A panic of
+// the code under test (raft's own invariant checks panic) is a failure.
+func runSim(opt simOptions) (res simResult) {
+	s := newSim(opt)
+	defer func() {
+		if r := recover(); r != nil {
+			s.fail("panic", "%v\n%s", r, debug.Stack())
+		}
+		s.stats.simTime = s.now
+		s.countOps()
+		res = simResult{hash: s.trace, failure: s.failure, stats: s.stats}
+		res.stats.committed = uint64(len(s.chk.clog))
+	}()
+	s.start()
+	for s.stats.steps < opt.steps && s.failure == nil && len(s.events) > 0 {
+		s.step()
+	}
+	if s.failure == nil {
+		s.finish()
+	}
+	if s.failure == nil {
+		s.checkHistory()
+	}
+	return res
+}
+
+func (s *sim) start() {
+	for _, sn := range s.nodes {
+		s.boot(sn)
+		s.schedule(int64(s.rng.IntN(int(sn.period))), &simEvent{kind: evTick, node: sn.idx})
+	}
+	nc := 4 + s.rng.IntN(4)
+	nh := 1 + s.rng.IntN(nc)
+	for i := range nh {
+		h := &simHost{s: s, id: i, ka: &simClient{s: s, id: -1 - i, hint: s.rng.IntN(len(s.nodes))}}
+		h.ttl = s.ttls[s.rng.IntN(len(s.ttls))]
+		s.hosts = append(s.hosts, h)
+		s.schedule(int64(s.rng.IntN(int(simSec))), &simEvent{kind: evKeepAlive, host: h})
+	}
+	for i := range nc {
+		h := s.hosts[i%nh]
+		c := &simClient{s: s, id: i, host: h, hint: s.rng.IntN(len(s.nodes))}
+		s.clients = append(s.clients, c)
+		h.clients = append(h.clients, c)
+		s.schedule(int64(s.rng.IntN(int(2*simSec))), &simEvent{kind: evClient, client: c})
+	}
+	s.schedule(simSec+int64(s.rng.IntN(int(2*simSec))), &simEvent{kind: evNemesis})
+}
+
+func (s *sim) step() {
+	ev := heap.Pop(&s.events).(*simEvent)
+	s.now = ev.at
+	s.stats.steps++
+	s.note("event", uint64(ev.kind), uint64(ev.node), ev.seq)
+	switch ev.kind {
+	case evTick:
+		sn := s.nodes[ev.node]
+		s.schedule(s.now+sn.period, &simEvent{kind: evTick, node: sn.idx})
+		if sn.n != nil && sn.pausedUntil == 0 {
+			s.note("tick", sn.id)
+			s.tick(sn)
+		}
+	case evRun:
+		s.runNode(s.nodes[ev.node])
+	case evDeliver:
+		s.deliver(ev)
+	case evRequest:
+		s.arrive(ev.rq)
+	case evTimeout:
+		if !ev.rq.done {
+			s.note("timeout", uint64(ev.rq.c.id))
+			s.complete(ev.rq, proposalResult{err: errSimTimeout})
+		}
+	case evClient:
+		ev.client.act()
+	case evKeepAlive:
+		ev.host.keepAlive()
+	case evWaitEnd:
+		if !ev.w.done {
+			s.note("wait-end", uint64(ev.w.c.id))
+			s.endWait(ev.w, false)
+		}
+	case evNemesis:
+		if !s.calm {
+			s.nemesis()
+			s.schedule(s.now+300*simMs+int64(s.rng.IntN(int(3*simSec))), &simEvent{kind: evNemesis})
+		}
+	case evHeal:
+		if ev.gen == s.net.gen {
+			s.fault("heal")
+			s.net.heal()
+		}
+	case evRestart:
+		sn := s.nodes[ev.node]
+		if sn.n == nil && ev.gen == sn.inc {
+			s.fault("restart", sn.id)
+			s.boot(sn)
+		}
+	case evResume:
+		sn := s.nodes[ev.node]
+		if sn.pausedUntil == ev.at && sn.n != nil && ev.gen == sn.inc {
+			s.resume(sn)
+		}
+	case evRevive:
+		ev.client.revive()
+	case evProbe:
+		s.probeStep()
+	case evFunc:
+		ev.fn()
+	case evCrash:
+		if sn := s.nodes[ev.node]; sn.n != nil && sn.inc == ev.gen && !s.calm {
+			s.crash(sn)
+		}
+	}
+}
+
+// ---- nodes
+
+func (s *sim) nodeConfig(sn *simNode) Config {
+	cfg := DefaultConfig()
+	cfg.ID = sn.id
+	cfg.DataDir = fmt.Sprintf("sim-node-%d", sn.id)
+	cfg.Peers = s.peers
+	cfg.ClientURL = fmt.Sprintf("sim://client-%d", sn.id)
+	cfg.ElectionTicks = simElectionTick
+	cfg.SnapshotEvery = s.snapEvery
+	cfg.SnapshotCatchUp = s.catchUp
+	cfg.EventHistory = 64
+	cfg.Now = s.clockOf(sn)
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	return cfg
+}
+
+// boot starts (or restarts) a node from its disk, as New and the start of
+// Run do.
+func (s *sim) boot(sn *simNode) {
+	sn.disk.crashNext = false
+	n, err := newNode(s.nodeConfig(sn), sn.disk, sn.disk.state())
+	if err != nil {
+		s.fail("restart", "node %d cannot start from its disk: %v", sn.id, err)
+		return
+	}
+	n.transport = &simTransport{s: s, sn: sn, inc: sn.inc}
+	sn.n = n
+	sn.inbox = nil
+	sn.peek = peekRaft(n.rn)
+	sn.pausedUntil = 0
+	sn.chkCommit = 0
+	sn.chkApplied = 0
+	// What the node acknowledged before it crashed is still in its log.
+	if last, _ := n.storage.LastIndex(); last < sn.acked {
+		s.fail("acked-entries-kept", "node %d restarted with its log ending at %d, but it acknowledged entries up to %d to a leader", sn.id, last, sn.acked)
+		return
+	}
+	if err := n.processReady(); err != nil {
+		s.nodeError(sn, err)
+		return
+	}
+	s.afterActivation(sn)
+}
+
+// tick is one iteration of Run's loop for a tick.
+func (s *sim) tick(sn *simNode) {
+	s.setElectionTimeout(sn)
+	sn.n.rn.Tick()
+	sn.n.onTick()
+	s.endIteration(sn)
+}
+
+// endIteration ends one iteration of Run's loop and runs every check.
+func (s *sim) endIteration(sn *simNode) {
+	if err := sn.n.endIteration(); err != nil {
+		s.nodeError(sn, err)
+		return
+	}
+	s.afterActivation(sn)
+}
+
+func (s *sim) nodeError(sn *simNode, err error) {
+	if errors.Is(err, errSimCrash) {
+		s.crash(sn)
+		return
+	}
+	s.fail("node-error", "node %d stopped: %v", sn.id, err)
+}
+
+// runNode handles the node's queued input as Run's loop does: a read or a
+// report is one iteration; messages and proposals are drained together
+// into one (drainInputs).
+func (s *sim) runNode(sn *simNode) {
+	sn.runPending = false
+	for len(sn.inbox) > 0 && sn.n != nil && sn.pausedUntil == 0 && s.failure == nil {
+		in := sn.inbox[0]
+		switch {
+		case in.report != nil:
+			sn.inbox = sn.inbox[1:]
+			in.report()
+		case in.rq != nil && in.rq.read != nil:
+			sn.inbox = sn.inbox[1:]
+			s.handOver(sn, in.rq)
+		default:
+			k := 0
+			for k < len(sn.inbox) && k < 4096 {
+				in := sn.inbox[k]
+				if in.report != nil || (in.rq != nil && in.rq.read != nil) {
+					break
+				}
+				if in.msg != nil {
+					s.hashMessage("step", in.msg)
+					sn.n.step(in.msg)
+				} else {
+					s.handOver(sn, in.rq)
+				}
+				k++
+			}
+			sn.inbox = sn.inbox[k:]
+		}
+		s.endIteration(sn)
+	}
+	if len(sn.inbox) == 0 {
+		sn.inbox = nil
+	}
+}
+
+func (s *sim) enqueue(sn *simNode, in simInput) {
+	sn.inbox = append(sn.inbox, in)
+	if !sn.runPending && sn.pausedUntil == 0 {
+		sn.runPending = true
+		s.schedule(s.now+int64(s.rng.IntN(300)), &simEvent{kind: evRun, node: sn.idx})
+	}
+}
+
+func (s *sim) crash(sn *simNode) {
+	s.note("crash", sn.id)
+	sn.n = nil
+	sn.inc++
+	sn.inbox = nil
+	sn.pausedUntil = 0
+	sn.crashAfterAck = false
+	if !s.calm {
+		s.schedule(s.now+200*simMs+s.rng.Int64N(5*simSec), &simEvent{kind: evRestart, node: sn.idx, gen: sn.inc})
+	}
+	// Requests in flight at the node: those it took may or may not have
+	// happened; the others were never seen (the connection is refused).
+	for _, rq := range slices.Clone(s.requests) {
+		if rq.node == sn.idx && !rq.done {
+			if rq.handed {
+				s.complete(rq, proposalResult{err: errSimCrashed})
+			} else {
+				s.complete(rq, proposalResult{err: errSimRefused})
+			}
+		}
+	}
+	for _, w := range slices.Clone(s.waits) {
+		if w.node == sn.idx && !w.done {
+			s.endWait(w, false)
+		}
+	}
+}
+
+func (s *sim) pause(sn *simNode, d int64) {
+	sn.pausedUntil = s.now + d
+	s.schedule(sn.pausedUntil, &simEvent{kind: evResume, node: sn.idx, gen: sn.inc})
+}
+
+func (s *sim) resume(sn *simNode) {
+	s.note("resume", sn.id)
+	sn.pausedUntil = 0
+	// The ticker's channel holds one tick across the pause.
+	s.tick(sn)
+	if sn.n != nil && len(sn.inbox) > 0 && !sn.runPending {
+		sn.runPending = true
+		s.schedule(s.now, &simEvent{kind: evRun, node: sn.idx})
+	}
+}
+
+func (s *sim) down() int {
+	d := 0
+	for _, sn := range s.nodes {
+		if sn.n == nil || sn.pausedUntil != 0 {
+			d++
+		}
+	}
+	return d
+}
+
+// leader returns the node that believes it leads with the highest term, or
+// nil.
+func (s *sim) leader() *simNode {
+	var best *simNode
+	for _, sn := range s.nodes {
+		if sn.n == nil || *sn.peek.state != raft.StateLeader {
+			continue
+		}
+		if best == nil || *sn.peek.term > *best.peek.term {
+			best = sn
+		}
+	}
+	return best
+}
+
+// ---- raft internals
+
+// raftPeek points into a RawNode's raft state. etcd raft draws election
+// timeouts from crypto/rand; the simulation replaces each draw, before
+// every tick, with a value derived from the seed and the node's state so
+// that a seed replays exactly.
+type raftPeek struct {
+	term    *uint64
+	lead    *uint64
+	state   *raft.StateType
+	timeout *int
+}
+
+func peekRaft(rn *raft.RawNode) raftPeek {
+	rv := reflect.ValueOf(rn).Elem().FieldByName("raft")
+	if !rv.IsValid() || rv.Kind() != reflect.Pointer {
+		panic("simulation: raft.RawNode has no field raft: update peekRaft for this raft version")
+	}
+	r := rv.Elem()
+	field := func(name string, k reflect.Kind) unsafe.Pointer {
+		f := r.FieldByName(name)
+		if !f.IsValid() || f.Kind() != k {
+			panic(fmt.Sprintf("simulation: raft has no %v field %s: update peekRaft for this raft version", k, name))
+		}
+		return unsafe.Pointer(f.UnsafeAddr())
+	}
+	return raftPeek{
+		term:    (*uint64)(field("Term", reflect.Uint64)),
+		lead:    (*uint64)(field("lead", reflect.Uint64)),
+		state:   (*raft.StateType)(field("state", reflect.Uint64)),
+		timeout: (*int)(field("randomizedElectionTimeout", reflect.Int)),
+	}
+}
+
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+func (s *sim) setElectionTimeout(sn *simNode) {
+	p := sn.peek
+	h := mix64(s.opt.seed ^ mix64(sn.id<<32|uint64(sn.inc)) ^ mix64(*p.term<<8|uint64(*p.state)) ^ mix64(*p.lead+7))
+	*p.timeout = simElectionTick + int(h%simElectionTick)
+}
+
+// ---- disk
+
+var (
+	errSimCrash   = errors.New("simulation: crashed during a save")
+	errSimCrashed = errors.New("simulation: the node crashed")
+	errSimRefused = errors.New("simulation: connection refused")
+	errSimTimeout = errors.New("simulation: request timed out")
+)
+
+// memDisk is a Durable in memory with the recovery rules of wal.Log: what
+// Save and SaveSnapshot returned nil for survives a crash; a restart uses
+// the newest snapshot whose index the saved hard state commits, and the
+// saved entries after it (a later save overwrites a suffix). With
+// crashNext, the next save that has something to write is torn: a prefix
+// of its entries reaches the disk, its hard state does not, and the node
+// crashes.
+type memDisk struct {
+	s         *sim
+	sn        *simNode
+	meta      []byte
+	hs        *raftpb.HardState
+	snaps     []*raftpb.Snapshot
+	first     uint64 // index of ents[0]
+	ents      []*raftpb.Entry
+	stale     uint64 // saved entries up to here may be stale
+	crashNext bool
+}
+
+func (d *memDisk) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	empty := hs == nil || raft.IsEmptyHardState(hs)
+	if d.crashNext && (!empty || len(ents) > 0) {
+		d.crashNext = false
+		k := d.s.rng.IntN(len(ents) + 1)
+		d.s.note("torn-save", uint64(k), uint64(len(ents)))
+		d.append(ents[:k])
+		return errSimCrash
+	}
+	d.append(ents)
+	if !empty {
+		d.hs = proto.Clone(hs).(*raftpb.HardState)
+	}
+	return nil
+}
+
+func (d *memDisk) append(ents []*raftpb.Entry) {
+	if len(ents) == 0 {
+		return
+	}
+	i0 := ents[0].GetIndex()
+	last := d.first + uint64(len(d.ents)) - 1
+	if d.sn != nil && len(d.ents) > 0 && i0 <= last {
+		// Raft replaced a suffix (a new leader's log differs): what was
+		// acknowledged beyond the new end is void.
+		d.sn.acked = min(d.sn.acked, ents[len(ents)-1].GetIndex())
+	}
+	if len(d.ents) == 0 || i0 < d.first || i0 > last+1 {
+		// A snapshot covers what is before i0.
+		d.first = i0
+		d.ents = append([]*raftpb.Entry(nil), ents...)
+		return
+	}
+	d.ents = append(d.ents[:i0-d.first], ents...)
+}
+
+func (d *memDisk) SaveSnapshot(sn *raftpb.Snapshot) error {
+	if d.crashNext {
+		d.crashNext = false
+		d.s.note("torn-snapshot")
+		return errSimCrash
+	}
+	d.snaps = append(d.snaps, sn)
+	md := sn.GetMetadata()
+	if e := d.entry(md.GetIndex()); e == nil || e.GetTerm() != md.GetTerm() {
+		// A snapshot from the leader that replaced this node's log: the
+		// saved entries up to it may be stale.
+		d.stale = max(d.stale, md.GetIndex())
+	}
+	if len(d.snaps) > 4 {
+		d.snaps = slices.Delete(d.snaps, 0, 1)
+	}
+	return nil
+}
+
+func (d *memDisk) Close() error { return nil }
+
+// entry returns the saved entry at index i, or nil.
+func (d *memDisk) entry(i uint64) *raftpb.Entry {
+	if len(d.ents) == 0 || i < d.first || i >= d.first+uint64(len(d.ents)) {
+		return nil
+	}
+	return d.ents[i-d.first]
+}
+
+// state is what wal.Open would return after a crash.
+func (d *memDisk) state() *wal.State {
+	st := &wal.State{Metadata: d.meta, Created: d.hs == nil && len(d.ents) == 0}
+	if d.hs != nil {
+		st.HardState = proto.Clone(d.hs).(*raftpb.HardState)
+	}
+	commit := d.hs.GetCommit()
+	var si uint64
+	for i := len(d.snaps) - 1; i >= 0; i-- {
+		if idx := d.snaps[i].GetMetadata().GetIndex(); idx <= commit {
+			st.Snapshot = d.snaps[i]
+			si = idx
+			break
+		}
+	}
+	for _, e := range d.ents {
+		if e.GetIndex() > si {
+			st.Entries = append(st.Entries, e)
+		}
+	}
+	return st
+}
+
+// ---- network
+
+type simNet struct {
+	s   *sim
+	cut [][]bool // cut[from][to]: messages are lost
+	gen int      // bumped by every partition and heal
+	// Per-message fates, in parts per million.
+	dropPPM, dupPPM, spikePPM int
+	delayMin, delayMax        int64 // µs
+}
+
+func (nw *simNet) init(s *sim, n int) {
+	nw.s = s
+	nw.cut = make([][]bool, n)
+	for i := range nw.cut {
+		nw.cut[i] = make([]bool, n)
+	}
+	nw.delayMin, nw.delayMax = 100, 2*simMs
+}
+
+func (nw *simNet) heal() {
+	nw.gen++
+	for i := range nw.cut {
+		clear(nw.cut[i])
+	}
+}
+
+// simTransport is a node's sending side: Send hands every message to the
+// scheduler, which decides its fate.
+type simTransport struct {
+	s   *sim
+	sn  *simNode
+	inc int
+}
+
+func (t *simTransport) Send(msgs []*raftpb.Message) {
+	for _, m := range msgs {
+		t.s.send(t.sn, m)
+	}
+}
+func (t *simTransport) AddPeer(uint64, string) {}
+func (t *simTransport) Stop()                  {}
+
+func (s *sim) send(from *simNode, m *raftpb.Message) {
+	s.stats.msgsSent++
+	to := int(m.GetTo()) - 1
+	if to < 0 || to >= len(s.nodes) || to == from.idx {
+		s.fail("transport", "node %d sends %v to unknown member %d", from.id, m.GetType(), m.GetTo())
+		return
+	}
+	nw := &s.net
+	lost := nw.cut[from.idx][to]
+	if !lost && nw.dropPPM > 0 && s.rng.IntN(1_000_000) < nw.dropPPM {
+		lost = true
+	}
+	if lost {
+		s.stats.msgsDropped++
+		s.note("drop", from.id, uint64(to+1), uint64(m.GetType()))
+		if m.GetType() == raftpb.MsgSnap {
+			s.report(from, func(n *Node) { n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure) })
+		}
+		if nw.cut[from.idx][to] {
+			s.report(from, func(n *Node) { n.rn.ReportUnreachable(m.GetTo()) })
+		}
+		return
+	}
+	if m.GetType() == raftpb.MsgAppResp && !m.GetReject() {
+		from.acked = max(from.acked, m.GetIndex())
+	}
+	if from.crashAfterAck && m.GetType() == raftpb.MsgAppResp && !m.GetReject() {
+		from.crashAfterAck = false
+		s.schedule(s.now, &simEvent{kind: evCrash, node: from.idx, gen: from.inc})
+	}
+	copies := 1
+	if nw.dupPPM > 0 && s.rng.IntN(1_000_000) < nw.dupPPM {
+		copies = 2
+		s.stats.msgsDuplicated++
+	}
+	for range copies {
+		d := nw.delayMin + s.rng.Int64N(nw.delayMax-nw.delayMin+1)
+		if nw.spikePPM > 0 && s.rng.IntN(1_000_000) < nw.spikePPM {
+			d += 50*simMs + s.rng.Int64N(400*simMs)
+		}
+		// Every delivery gets its own copy, as a real transport decodes
+		// one: raft may keep or change what it is given.
+		s.schedule(s.now+d, &simEvent{kind: evDeliver, node: to, from: from.idx, gen: from.inc,
+			msg: proto.Clone(m).(*raftpb.Message)})
+	}
+}
+
+// report queues a transport report for the node's loop, as Node.report
+// does, if that incarnation still runs.
+func (s *sim) report(sn *simNode, f func(n *Node)) {
+	inc := sn.inc
+	if sn.n == nil {
+		return
+	}
+	s.enqueue(sn, simInput{report: func() {
+		if sn.n != nil && sn.inc == inc {
+			f(sn.n)
+		}
+	}})
+}
+
+func (s *sim) deliver(ev *simEvent) {
+	sn := s.nodes[ev.node]
+	m := ev.msg
+	from := s.nodes[ev.from]
+	if sn.n == nil {
+		s.note("lost", sn.id, uint64(m.GetType()))
+		if m.GetType() == raftpb.MsgSnap && from.inc == ev.gen {
+			s.report(from, func(n *Node) { n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure) })
+		}
+		return
+	}
+	s.stats.msgsDelivered++
+	if m.GetType() == raftpb.MsgSnap {
+		s.stats.snapshotsSent++
+	}
+	s.hashMessage("deliver", m)
+	s.enqueue(sn, simInput{msg: m})
+	if m.GetType() == raftpb.MsgSnap && from.inc == ev.gen {
+		s.report(from, func(n *Node) { n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFinish) })
+	}
+}
+
+func (s *sim) hashMessage(what string, m *raftpb.Message) {
+	var last uint64
+	if k := len(m.GetEntries()); k > 0 {
+		last = m.GetEntries()[k-1].GetIndex()
+	}
+	rej := uint64(0)
+	if m.GetReject() {
+		rej = 1
+	}
+	s.note(what, m.GetFrom(), m.GetTo(), uint64(m.GetType()), m.GetTerm(), m.GetIndex(), m.GetLogTerm(),
+		m.GetCommit(), uint64(len(m.GetEntries())), last, rej)
+}
+
+// ---- faults
+
+// nemesis injects one fault, chosen at random.
+func (s *sim) nemesis() {
+	r := s.rng.IntN(100)
+	n := len(s.nodes)
+	up := func() []*simNode {
+		var out []*simNode
+		for _, sn := range s.nodes {
+			if sn.n != nil && sn.pausedUntil == 0 {
+				out = append(out, sn)
+			}
+		}
+		return out
+	}
+	// Most of the time a majority stays up, so that work gets done.
+	mayTakeDown := s.down() < (n-1)/2 || s.rng.IntN(10) == 0
+	pick := func(preferLeader bool) *simNode {
+		if preferLeader {
+			if l := s.leader(); l != nil && l.pausedUntil == 0 {
+				return l
+			}
+		}
+		u := up()
+		if len(u) == 0 {
+			return nil
+		}
+		return u[s.rng.IntN(len(u))]
+	}
+	switch {
+	case r < 10: // message loss
+		s.net.dropPPM = []int{0, 0, 10_000, 50_000, 200_000}[s.rng.IntN(5)]
+		s.fault("drop-rate", uint64(s.net.dropPPM))
+	case r < 16:
+		s.net.dupPPM = []int{0, 10_000, 50_000}[s.rng.IntN(3)]
+		s.fault("duplicate-rate", uint64(s.net.dupPPM))
+	case r < 24: // latency, and with it reordering
+		switch s.rng.IntN(3) {
+		case 0:
+			s.net.delayMin, s.net.delayMax, s.net.spikePPM = 100, 2*simMs, 0
+		case 1:
+			s.net.delayMin, s.net.delayMax, s.net.spikePPM = simMs, 30*simMs, 0
+		default:
+			s.net.delayMin, s.net.delayMax, s.net.spikePPM = 500, 10*simMs, 20_000
+		}
+		s.fault("delay", uint64(s.net.delayMin), uint64(s.net.delayMax), uint64(s.net.spikePPM))
+	case r < 46: // partitions
+		s.net.heal()
+		kind := s.rng.IntN(4)
+		switch kind {
+		case 0: // symmetric: a random split
+			side := make([]bool, n)
+			for i := range side {
+				side[i] = s.rng.IntN(2) == 0
+			}
+			for i := range n {
+				for j := range n {
+					s.net.cut[i][j] = side[i] != side[j]
+				}
+			}
+			s.fault("partition-split")
+		case 1: // one way
+			for range 1 + s.rng.IntN(2) {
+				i, j := s.rng.IntN(n), s.rng.IntN(n)
+				if i != j {
+					s.net.cut[i][j] = true
+				}
+			}
+			s.fault("partition-one-way")
+		case 2: // the leader alone
+			l := pick(true)
+			if l == nil {
+				return
+			}
+			for j := range n {
+				if j != l.idx {
+					s.net.cut[l.idx][j], s.net.cut[j][l.idx] = true, true
+				}
+			}
+			s.fault("partition-isolate-leader", l.id)
+		default: // a bridge: two halves that only one node connects
+			b := s.rng.IntN(n)
+			side := make([]bool, n)
+			for i := range side {
+				side[i] = s.rng.IntN(2) == 0
+			}
+			for i := range n {
+				for j := range n {
+					if i != b && j != b && side[i] != side[j] {
+						s.net.cut[i][j] = true
+					}
+				}
+			}
+			s.fault("partition-bridge", uint64(b+1))
+		}
+		s.schedule(s.now+500*simMs+s.rng.Int64N(6*simSec), &simEvent{kind: evHeal, gen: s.net.gen})
+	case r < 50:
+		s.net.heal()
+		s.net.dropPPM, s.net.dupPPM, s.net.spikePPM = 0, 0, 0
+		s.fault("heal")
+	case r < 64: // crash and restart
+		if !mayTakeDown {
+			return
+		}
+		sn := pick(s.rng.IntN(2) == 0)
+		if sn == nil {
+			return
+		}
+		switch s.rng.IntN(4) {
+		case 0:
+			// Torn: the node dies inside its next save.
+			sn.disk.crashNext = true
+			s.fault("crash-in-save", sn.id)
+		case 1:
+			// The node dies right after it acknowledges entries, before
+			// it learns that they are committed.
+			sn.crashAfterAck = true
+			s.fault("crash-after-ack", sn.id)
+		default:
+			s.fault("crash", sn.id)
+			s.crash(sn)
+		}
+	case r < 78: // pauses, some longer than a session TTL
+		if !mayTakeDown {
+			return
+		}
+		sn := pick(s.rng.IntN(2) == 0)
+		if sn == nil {
+			return
+		}
+		if s.rng.IntN(2) == 0 {
+			d := s.maxTTL + 500*simMs + s.rng.Int64N(s.maxTTL)
+			s.fault("pause-long", sn.id, uint64(d))
+			s.pause(sn, d)
+		} else {
+			d := 50*simMs + s.rng.Int64N(1500*simMs)
+			s.fault("pause", sn.id, uint64(d))
+			s.pause(sn, d)
+		}
+	case r < 84: // leader transfer
+		l := s.leader()
+		if l == nil || l.pausedUntil != 0 {
+			return
+		}
+		t := s.nodes[s.rng.IntN(n)]
+		if t == l {
+			return
+		}
+		s.fault("transfer-leader", l.id, t.id)
+		l.n.rn.TransferLeader(t.id)
+		s.endIteration(l)
+	case r < 94: // a client host crashes, preferably one whose clients hold and wait for the same lock
+		h := s.hosts[s.rng.IntN(len(s.hosts))]
+		if s.rng.IntN(4) != 0 {
+			for _, o := range s.hosts {
+				if o.holdsAndWaits() {
+					h = o
+					break
+				}
+			}
+		}
+		s.fault("client-host-crash", uint64(h.id))
+		h.crash()
+	default: // quiet
+		s.note("quiet")
+	}
+}
+
+// finish stops every fault, restarts and resumes every node, and checks
+// that the cluster then commits a new proposal within 10 election timeouts
+// and that every node applies it.
+func (s *sim) finish() {
+	s.calm = true
+	s.note("calm")
+	s.net.heal()
+	s.net.dropPPM, s.net.dupPPM, s.net.spikePPM = 0, 0, 0
+	s.net.delayMin, s.net.delayMax = 100, 2*simMs
+	for _, sn := range s.nodes {
+		sn.disk.crashNext = false
+		sn.crashAfterAck = false
+		if sn.n == nil {
+			s.boot(sn)
+		} else if sn.pausedUntil != 0 {
+			s.resume(sn)
+		}
+		if s.failure != nil {
+			return
+		}
+	}
+	healed := s.now
+	s.probe.started = s.now
+	s.schedule(s.now, &simEvent{kind: evProbe})
+	deadline := healed + 10*simElection
+	for s.failure == nil && !s.probe.done && len(s.events) > 0 && s.now <= deadline {
+		s.step()
+	}
+	if s.failure != nil {
+		return
+	}
+	if !s.probe.done {
+		s.fail("liveness", "no proposal committed within 10 election timeouts after every fault stopped")
+		return
+	}
+	s.stats.healToCommit = s.probe.committedAt - healed
+	deadline = s.now + 10*simElection
+	for s.failure == nil && len(s.events) > 0 && s.now <= deadline {
+		if s.allApplied(s.probe.index) {
+			break
+		}
+		s.step()
+	}
+	if s.failure == nil && !s.allApplied(s.probe.index) {
+		var b strings.Builder
+		for _, sn := range s.nodes {
+			if sn.n == nil {
+				fmt.Fprintf(&b, " node %d down;", sn.id)
+				continue
+			}
+			fmt.Fprintf(&b, " node %d applied %d;", sn.id, sn.n.applied)
+		}
+		s.fail("liveness", "not every node applied index %d within 10 election timeouts of its commit:%s", s.probe.index, b.String())
+	}
+	s.chk.finalAcks()
+}
+
+func (s *sim) allApplied(idx uint64) bool {
+	for _, sn := range s.nodes {
+		if sn.n == nil || sn.n.applied < idx {
+			return false
+		}
+	}
+	return true
+}
