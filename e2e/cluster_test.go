@@ -37,7 +37,11 @@ func raftlockd(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "raftlockd")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/raftlock/raftlock/cmd/raftlockd")
+		args := []string{"build", "-o", binPath}
+		if raceServer {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "github.com/raftlock/raftlock/cmd/raftlockd")...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -143,6 +147,11 @@ func startClusterWith(t *testing.T, size int, opts clusterOptions) *cluster {
 		for _, m := range c.members {
 			c.kill(m)
 		}
+		for _, m := range c.members {
+			if b, _ := os.ReadFile(m.logPath); strings.Contains(string(b), "WARNING: DATA RACE") {
+				t.Errorf("member %d reported a data race (raftlockd built with -race):\n%s", m.id, raceReport(string(b)))
+			}
+		}
 		if t.Failed() {
 			for _, m := range c.members {
 				b, _ := os.ReadFile(m.logPath)
@@ -151,6 +160,19 @@ func startClusterWith(t *testing.T, size int, opts clusterOptions) *cluster {
 		}
 	})
 	return c
+}
+
+// raceReport returns the first race report of a log.
+func raceReport(log string) string {
+	i := strings.Index(log, "WARNING: DATA RACE")
+	if i < 0 {
+		return ""
+	}
+	rest := log[i:]
+	if j := strings.Index(rest, "=================="); j >= 0 {
+		rest = rest[:j]
+	}
+	return rest
 }
 
 func lastLines(s string, n int) string {
