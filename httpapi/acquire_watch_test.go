@@ -101,3 +101,38 @@ func TestAcquireSessionGoneBeforeWatch(t *testing.T) {
 	}
 	mustErr(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+b+`","wait":"5m"}`, 404, api.CodeSessionNotFound)
 }
+
+// TestCampaignSubscribesOnlyWhenQueued: a waiting campaign in a free
+// election leads without any subscription.
+func TestCampaignSubscribesOnlyWhenQueued(t *testing.T) {
+	w, ts := newWatchCountingServer(t)
+	a := openSession(t, ts, "a")
+	for i := range 3 {
+		term := must(t, ts, "POST", "/v1/elections/web/campaign", `{"session":"`+a+`","value":"v","wait":"30s"}`, 200).num("term")
+		if term == 0 {
+			t.Fatalf("campaign %d: no term", i)
+		}
+		must(t, ts, "POST", "/v1/elections/web/resign", `{"session":"`+a+`","term":`+u(term)+`}`, 200)
+	}
+	if n := w.subscriptions.Load(); n != 0 {
+		t.Fatalf("%d subscriptions for campaigns that led at once", n)
+	}
+}
+
+// TestCampaignElectedBeforeWatch: the leader resigns between the entry that
+// queued the candidate and the subscription; the state read by ReadWatch
+// shows the candidate leading, so the answer is its leadership at once.
+func TestCampaignElectedBeforeWatch(t *testing.T) {
+	w, ts := newWatchCountingServer(t)
+	a := openSession(t, ts, "a")
+	b := openSession(t, ts, "b")
+	term := must(t, ts, "POST", "/v1/elections/web/campaign", `{"session":"`+a+`","value":"va"}`, 200).num("term")
+	aid, _ := api.ParseSessionID(a)
+	w.beforeWatch = func(f *fakeNode) {
+		f.applyLocked(&lock.Command{Op: lock.OpResign, Session: uint64(aid), Name: "web", Token: term})
+	}
+	r := must(t, ts, "POST", "/v1/elections/web/campaign", `{"session":"`+b+`","value":"vb","wait":"2s"}`, 200)
+	if r.str("session") != b || r.num("term") <= term || r.str("value") != "vb" {
+		t.Fatalf("campaign elected before the watch: %s", r.raw)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -127,12 +128,6 @@ func (s *Server) campaign(c echo.Context, name string) error {
 	wait := time.Duration(req.Wait)
 	start := time.Now()
 	sid := uint64(req.Session)
-	var events <-chan lock.Event
-	if wait > 0 {
-		evs, unsubscribe := s.node.Subscribe(subscribeBuf)
-		defer unsubscribe()
-		events = evs
-	}
 	ctx, cancel := s.writeCtx(c)
 	res, idx, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpCampaign, Session: sid, Name: name, Value: req.Value, Wait: wait > 0})
 	cancel()
@@ -158,39 +153,22 @@ func (s *Server) campaign(c echo.Context, name string) error {
 		return api.Errorf(api.CodeInvalidArgument, "session %d cannot campaign in %q (an ephemeral session is bound to its one lock)", sid, name)
 	}
 
-	timer := time.NewTimer(wait - time.Since(start))
-	defer timer.Stop()
 	withdraw := func(ctx context.Context) (lock.Result, error) {
 		r, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpResign, Session: sid, Name: name})
 		return r, err
 	}
-	for {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				break
-			}
-			if ev.Revision <= idx || ev.Session != sid {
-				continue
-			}
-			switch {
-			case ev.Type == lock.EventElected && ev.Name == name:
-				return leading(ev.Token, ev.Value)
-			case ev.Type == lock.EventSessionExpired, ev.Type == lock.EventSessionClosed:
-				return api.Errorf(api.CodeSessionNotFound, "session %d expired or was closed while it campaigned in %q", sid, name)
-			}
-			continue
-		case <-timer.C:
-		case <-c.Request().Context().Done():
-			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-			defer cancel()
-			if _, err := withdraw(ctx); err != nil {
-				s.log.Warn("withdraw the candidacy of a client that has gone", "election", name, "session", sid, "error", err)
-			}
-			return c.Request().Context().Err()
+	// clientGone withdraws the candidacy of a client that went away.
+	clientGone := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		defer cancel()
+		if _, err := withdraw(ctx); err != nil {
+			s.log.Warn("withdraw the candidacy of a client that has gone", "election", name, "session", sid, "error", err)
 		}
-		// The wait ran out (or the subscription fell behind): leave the
-		// queue; if leadership won the race, answer it.
+		return c.Request().Context().Err()
+	}
+	// giveUp ends a wait that ran out (or a subscription that fell
+	// behind): leave the queue; if leadership won the race, answer it.
+	giveUp := func() error {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), s.cfg.RequestTimeout)
 		defer cancel()
 		r, err := withdraw(ctx)
@@ -216,6 +194,71 @@ func (s *Server) campaign(c echo.Context, name string) error {
 			}
 		})
 		return notLeader(name, leader, "the wait of "+wait.String()+" ran out and the session left the queue")
+	}
+
+	// Queued. Subscribe only now (most campaigns lead at once or are
+	// refused): ReadWatch reads this node's state, which already holds the
+	// entry that queued the session, and delivers every event after exactly
+	// that state. What happened in between is in the state.
+	var (
+		term           uint64
+		value          string
+		gone, dequeued bool
+	)
+	ctx, cancel = s.writeCtx(c)
+	events, unsubscribe, err := s.node.ReadWatch(ctx, true, func(m *lock.Machine) {
+		if _, ok := m.Session(sid); !ok {
+			gone = true
+			return
+		}
+		ei, _ := m.Election(name)
+		if ei.Leader != nil && ei.Leader.Session == sid {
+			term, value = ei.Leader.Term, ei.Leader.Value
+			return
+		}
+		dequeued = !slices.ContainsFunc(ei.Candidates, func(c lock.Candidate) bool { return c.Session == sid })
+	}, subscribeBuf)
+	cancel()
+	if err != nil {
+		if c.Request().Context().Err() != nil {
+			return clientGone()
+		}
+		return giveUp()
+	}
+	defer unsubscribe()
+	switch {
+	case gone:
+		return api.Errorf(api.CodeSessionNotFound, "session %d expired or was closed while it campaigned in %q", sid, name)
+	case term != 0:
+		return leading(term, value)
+	case dequeued:
+		// Taken out of the queue by another request of the same session
+		// (a withdraw): settle it as a wait that ran out.
+		return giveUp()
+	}
+
+	timer := time.NewTimer(wait - time.Since(start))
+	defer timer.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return giveUp()
+			}
+			if ev.Revision <= idx || ev.Session != sid {
+				continue
+			}
+			switch {
+			case ev.Type == lock.EventElected && ev.Name == name:
+				return leading(ev.Token, ev.Value)
+			case ev.Type == lock.EventSessionExpired, ev.Type == lock.EventSessionClosed:
+				return api.Errorf(api.CodeSessionNotFound, "session %d expired or was closed while it campaigned in %q", sid, name)
+			}
+		case <-timer.C:
+			return giveUp()
+		case <-c.Request().Context().Done():
+			return clientGone()
+		}
 	}
 }
 
