@@ -50,7 +50,8 @@
 //
 // Retries are safe as for locks: a campaign by the leader returns its term
 // (and proclaims its value if it differs, as etcd's Campaign does), a
-// campaign by a candidate keeps its place (and takes its value), and a
+// campaign by a candidate keeps its place (and, if it waits, takes its
+// value), and a
 // proclaim or resign with a stale term answers
 // CodeNotLeader and changes nothing. OpResign with term 0 withdraws a
 // candidacy (a campaign whose wait ran out); if the session won the race it

@@ -596,10 +596,13 @@ func (a *applier) campaign(c *Command) {
 		// Campaign, the new value is proclaimed (no event when unchanged).
 		a.proclaim(s.id, c.Name, e.term, c.Value)
 	case has(s.runs, c.Name):
-		// Already queued: it keeps its place and takes the new value.
-		for i := range e.queue {
-			if e.queue[i].s == s {
-				e.queue[i].value = c.Value
+		// Already queued: it keeps its place; a campaign that waits (joins
+		// again) takes the new value, a try changes nothing.
+		if c.Wait {
+			for i := range e.queue {
+				if e.queue[i].s == s {
+					e.queue[i].value = c.Value
+				}
 			}
 		}
 		a.res.Code = CodeQueued

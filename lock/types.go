@@ -58,7 +58,8 @@ const (
 	// Leader). Session already leads: CodeOK with its term and Leader (a
 	// retry); a different Value is proclaimed as by OpProclaim (as etcd's
 	// Campaign does). Session already a candidate: CodeQueued with Leader,
-	// keeping its place and taking Value. Another
+	// keeping its place, and taking Value if Wait (a try changes nothing).
+	// Another
 	// session leads: with Wait, queued FIFO (CodeQueued, Leader); without,
 	// CodeNotLeader with Leader and no change. An ephemeral (bound) session
 	// cannot campaign (CodeInvalid, Session set, nothing changes, not even

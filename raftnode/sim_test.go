@@ -96,6 +96,15 @@ var simRegressions = []struct {
 		what: "a campaign by the leader with a new value changes the value (lock.Machine) " +
 			"but the linearizability model said it keeps it (fixed in internal/linearize)",
 	},
+	{
+		seed: 200260, nodes: 5, steps: simDefaultSteps,
+		what: "a try campaign by a queued candidate answered not_leader but changed its value " +
+			"(lock.Machine; now only a waiting campaign takes the new value)",
+	},
+	{
+		seed: 200535, nodes: 3, steps: simDefaultSteps,
+		what: "a try campaign by a queued candidate answered not_leader but changed its value (as seed 200260)",
+	},
 }
 
 func flagSet(name string) bool {
