@@ -24,16 +24,32 @@ func (nopReceiver) IsIDRemoved(uint64) bool                        { return fals
 func (nopReceiver) ReportUnreachable(uint64)                       {}
 func (nopReceiver) ReportSnapshot(uint64, raft.SnapshotStatus)     {}
 
-// lockedBuffer is a bytes.Buffer safe for the transport's goroutines.
+// lockedBuffer is a bytes.Buffer safe for the transport's goroutines; its
+// changed channel is closed at the next write.
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+	ch chan struct{}
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.ch != nil {
+		close(l.ch)
+		l.ch = nil
+	}
 	return l.b.Write(p)
+}
+
+// changed returns a channel closed at the next write.
+func (l *lockedBuffer) changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ch == nil {
+		l.ch = make(chan struct{})
+	}
+	return l.ch
 }
 
 func (l *lockedBuffer) String() string {
@@ -72,13 +88,19 @@ func TestHTTPTransportLogsClusterIDMismatch(t *testing.T) {
 		t.Cleanup(func() { tr.Stop(); _ = srv.Close() })
 	}
 	trs[0].AddPeer(2, a[2])
-	deadline := time.Now().Add(10 * time.Second)
+	// rafthttp dials in the background: resend until member 2 logs the
+	// refusal (or the deadline passes).
+	resend := time.NewTicker(20 * time.Millisecond)
+	defer resend.Stop()
+	deadline := time.After(10 * time.Second)
 	for !strings.Contains(logs[1].String(), "cluster ID mismatch") {
-		if time.Now().After(deadline) {
+		trs[0].Send([]*raftpb.Message{{Type: raftpb.MessageType_MsgHeartbeat.Enum(), From: proto.Uint64(1), To: proto.Uint64(2), Term: proto.Uint64(1)}})
+		select {
+		case <-logs[1].changed():
+		case <-resend.C:
+		case <-deadline:
 			t.Fatalf("no cluster ID mismatch in member 2's log:\n%s", logs[1].String())
 		}
-		trs[0].Send([]*raftpb.Message{{Type: raftpb.MessageType_MsgHeartbeat.Enum(), From: proto.Uint64(1), To: proto.Uint64(2), Term: proto.Uint64(1)}})
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
