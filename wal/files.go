@@ -217,7 +217,7 @@ const maxTailScan = 256 << 20
 // tailHasRecords looks past off, where decoding of the last segment stopped
 // with a running checksum of crc, for records that were certainly written
 // whole: a frame whose record continues the checksum chain from crc (the
-// damaged record itself, read with another length), or two consecutive
+// damaged record itself, delimited by its own fields), or two consecutive
 // frames whose checksums chain. A torn write leaves neither: it is a prefix
 // of the last write, and what follows it was never acknowledged. Damage to
 // an acknowledged record (a flipped bit in a length word, a zeroed sector)
@@ -342,12 +342,6 @@ func frameAt(b []byte, p int64) (*walpb.Record, int64, bool) {
 	return r, end, ok
 }
 
-// plausibleFrame reports whether a frame with a known record type starts at p.
-func plausibleFrame(b []byte, p int64) bool {
-	_, _, ok := frameAt(b, p)
-	return ok
-}
-
 func unmarshalRecord(b []byte) (*walpb.Record, bool) {
 	r := &walpb.Record{}
 	if proto.Unmarshal(b, r) != nil || !knownRecordType(r.GetType()) {
@@ -365,12 +359,3 @@ func chains(crc uint32, r *walpb.Record) bool {
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
