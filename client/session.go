@@ -229,13 +229,15 @@ func (s *Session) end(err error) {
 	holds := s.holds
 	s.holds = nil
 	s.mu.Unlock()
+	// Done and every Lost close before Ctx is cancelled: code woken by Ctx
+	// finds the session and its holds already ended.
 	close(s.done)
-	s.cancel()
-	s.loopCancel()
-	s.c.keeper.remove(s)
 	for h := range holds {
 		h.lose()
 	}
+	s.cancel()
+	s.loopCancel()
+	s.c.keeper.remove(s)
 	if !errors.Is(err, ErrSessionClosed) {
 		s.log.Info("session lost", "error", err)
 	}
