@@ -52,6 +52,13 @@ type Config struct {
 	// server without that endpoint is detected per request (404 or 405)
 	// and then served per session anyway.
 	PerSessionKeepAlives bool
+	// UnbatchedLocks sends every acquire and release in a request of its
+	// own, as SDKs before POST /v1/batch did. By default (false) a Client
+	// with 8 such requests in flight at once sends the others
+	// together in one POST /v1/batch; each keeps its own result, and a
+	// lone request goes alone as before. A server without that endpoint is
+	// detected (404 or 405) and then served one by one anyway.
+	UnbatchedLocks bool
 }
 
 // FromEnv returns a Config whose Endpoints come from RAFTLOCK_ENDPOINTS
@@ -83,6 +90,7 @@ type Client struct {
 	log     *slog.Logger
 
 	keeper     keeper                    // renews the sessions
+	batch      batcher                   // coalesces lock requests
 	lastLeader atomic.Pointer[leaderURL] // cache of leaderFromHeader
 
 	mu     sync.Mutex
@@ -99,6 +107,8 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{timeout: cfg.RequestTimeout, hc: cfg.HTTPClient, log: cfg.Logger}
 	c.keeper.init(c, cfg.PerSessionKeepAlives)
+	c.batch.c = c
+	c.batch.off.Store(cfg.UnbatchedLocks)
 	for _, e := range cfg.Endpoints {
 		n, err := normalizeURL(e)
 		if err != nil {

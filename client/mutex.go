@@ -107,6 +107,10 @@ func (m *Mutex) held() bool {
 // Lock acquires the lock, waiting in its FIFO queue until it is granted or
 // ctx ends. It returns nil at once if the Mutex already holds the lock.
 //
+// It first tries the lock without waiting (a request that may share a
+// POST /v1/batch with other goroutines' requests, see Config.UnbatchedLocks);
+// if the lock is held, it sends a waiting acquire and joins the queue.
+//
 // Each request waits on the server for the time left in ctx, at most 5
 // minutes (the server's limit). Without a deadline, or with one further
 // away, the wait goes in 5-minute chunks; between two chunks the session
@@ -168,10 +172,24 @@ func (m *Mutex) lock(ctx context.Context, wait bool) error {
 			}
 		}
 		var g api.LockGrant
-		_, err := m.s.c.do(actx, call{
+		cl := call{
 			method: http.MethodPost, path: path, write: true, retryUnknown: true, extra: w,
 			body: api.AcquireRequest{Session: m.s.id, Wait: api.Duration(w)},
-		}, &g)
+		}
+		var err error
+		if try == 1 {
+			// The first attempt is a try (no wait): most locks are free,
+			// and a try is short, so it may share a request with other
+			// goroutines' (see batcher). If the lock is held, a Lock
+			// sends its waiting acquire at once.
+			try := call{method: http.MethodPost, path: path, write: true, retryUnknown: true, body: api.AcquireRequest{Session: m.s.id}}
+			_, err = m.s.c.doLock(actx, try, api.BatchOp{Op: api.BatchAcquire, Name: m.name, Session: m.s.id}, &g)
+			if wait && errors.Is(err, ErrLocked) {
+				_, err = m.s.c.do(actx, cl, &g)
+			}
+		} else {
+			_, err = m.s.c.do(actx, cl, &g)
+		}
 		if err == nil {
 			return m.granted(g.Token)
 		}
@@ -298,10 +316,10 @@ func (m *Mutex) Unlock(ctx context.Context) error {
 	if h == nil {
 		return fmt.Errorf("client: unlock %q: %w", m.name, ErrNotLocked)
 	}
-	info, err := m.s.c.do(ctx, call{
+	info, err := m.s.c.doLock(ctx, call{
 		method: http.MethodPost, path: api.LockPath(m.name) + "/release", write: true, retryUnknown: true,
 		body: api.ReleaseRequest{Session: m.s.id, Token: h.token},
-	}, nil)
+	}, api.BatchOp{Op: api.BatchRelease, Name: m.name, Session: m.s.id, Token: h.token}, nil)
 	var ret error
 	switch {
 	case err == nil, info.unknownBefore && errors.Is(err, ErrNotHolder):

@@ -127,6 +127,7 @@ func (s *Server) routes() *echo.Echo {
 	e.DELETE("/v1/sessions/:id", s.closeSession)
 	e.POST("/v1/sessions/keepalive", s.keepAliveBatch)
 	e.POST("/v1/sessions/:id/keepalive", s.keepAlive)
+	e.POST(api.BatchPath, s.batch)
 	e.GET("/v1/locks", s.listLocks)
 	e.GET("/v1/locks/*", s.getLock)
 	e.POST("/v1/locks/*", s.lockAction)

@@ -80,6 +80,7 @@ type options struct {
 	keepaliveClients  int
 	baseline          string
 	baselinePerSess   bool
+	baselineUnbatched bool
 	leaderProfiles    string
 }
 
@@ -107,6 +108,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "with --spawn: keep the temporary directory (data dirs and logs)")
 	fs.IntVar(&o.keepaliveClients, "keepalive-clients", 4, "keepalive: raftlock SDK Clients the sessions are spread over (each renews its sessions together)")
 	fs.StringVar(&o.baseline, "baseline-raftlockd", "", "with --spawn: also start a raftlock cluster from this raftlockd binary (e.g. an older build) and run every cell against it as target raftlock-base, for a before/after comparison in the same run")
+	fs.BoolVar(&o.baselineUnbatched, "baseline-unbatched-locks", false, "with --baseline-raftlockd: the raftlock-base target's SDK sends every acquire and release alone (the SDK before POST /v1/batch)")
 	fs.BoolVar(&o.baselinePerSess, "baseline-per-session-keepalives", false, "with --baseline-raftlockd: the raftlock-base target's SDK renews each session with its own request (the SDK before the batched keep-alive)")
 	fs.StringVar(&o.leaderProfiles, "leader-cpuprofile-dir", "", "with --spawn: start raftlockd with --pprof-listen and write a CPU profile of the raftlock leader during each cycle cell into this directory")
 	fs.Usage = func() {
@@ -161,6 +163,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, errors.New("--baseline-raftlockd and --leader-cpuprofile-dir are only used with --spawn")
 	case o.baselinePerSess && o.baseline == "":
 		return nil, errors.New("--baseline-per-session-keepalives needs --baseline-raftlockd")
+	case o.baselineUnbatched && o.baseline == "":
+		return nil, errors.New("--baseline-unbatched-locks needs --baseline-raftlockd")
 	case o.idlePerHost <= 0:
 		return nil, fmt.Errorf("--http-idle-per-host %d: must be positive", o.idlePerHost)
 	case o.jsonOut && o.markdown:
@@ -294,7 +298,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		envs = append(envs, env{rt, rl})
 		if base != nil {
 			bt, err := newRaftlockTargetWith(base.endpoints(), raftlockOptions{name: baseTarget, idlePerHost: o.idlePerHost,
-				keepaliveClients: o.keepaliveClients, perSession: o.baselinePerSess})
+				keepaliveClients: o.keepaliveClients, perSession: o.baselinePerSess, unbatched: o.baselineUnbatched})
 			if err != nil {
 				return err
 			}

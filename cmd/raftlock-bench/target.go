@@ -129,6 +129,9 @@ type raftlockOptions struct {
 	// perSession makes every Client renew each session with its own
 	// request (the SDK before the batched keep-alive).
 	perSession bool
+	// unbatched makes every Client send each acquire and release alone
+	// (the SDK before POST /v1/batch).
+	unbatched bool
 }
 
 // newRaftlockTarget returns a target for the cluster at endpoints. Its
@@ -144,7 +147,7 @@ func newRaftlockTargetWith(endpoints []string, o raftlockOptions) (*raftlockTarg
 	base.MaxIdleConnsPerHost = o.idlePerHost
 	ct := &countingTransport{base: base}
 	newClient := func() (*client.Client, error) {
-		return client.New(client.Config{Endpoints: endpoints, HTTPClient: &http.Client{Transport: ct}, PerSessionKeepAlives: o.perSession})
+		return client.New(client.Config{Endpoints: endpoints, HTTPClient: &http.Client{Transport: ct}, PerSessionKeepAlives: o.perSession, UnbatchedLocks: o.unbatched})
 	}
 	t := &raftlockTarget{name: o.name, ct: ct}
 	if t.name == "" {

@@ -1,0 +1,57 @@
+package api
+
+// BatchPath is the path of POST /v1/batch.
+const BatchPath = "/v1/batch"
+
+// MaxBatchOps is the most operations one POST /v1/batch may carry.
+const MaxBatchOps = 1000
+
+// The operations of a batch (BatchOp.Op).
+const (
+	// BatchAcquire tries to acquire a lock for a session, like
+	// POST /v1/locks/{name}/acquire without a wait: the lock is granted if
+	// it is free (or already held by the session: the same token), else
+	// the answer is lock_held. It never queues and never waits.
+	BatchAcquire = "acquire"
+	// BatchRelease releases a lock, like POST /v1/locks/{name}/release.
+	BatchRelease = "release"
+)
+
+// BatchRequest is the body of POST /v1/batch: 1 to MaxBatchOps lock
+// operations carried by one HTTP request. Each operation takes effect, or
+// fails, on its own, exactly as the same request sent alone would: a batch
+// is not a transaction. The operations run concurrently; their order in the
+// list implies no order of effect. A batch with an invalid operation is
+// refused whole (400 naming it) and changes nothing.
+type BatchRequest struct {
+	Ops []BatchOp `json:"ops"`
+}
+
+// BatchOp is one operation of a batch.
+type BatchOp struct {
+	// Op is BatchAcquire or BatchRelease.
+	Op string `json:"op"`
+	// Name is the lock's name.
+	Name string `json:"name"`
+	// Session acquires or releases; required.
+	Session SessionID `json:"session"`
+	// Token is the fencing token to release (> 0); only for BatchRelease.
+	Token uint64 `json:"token,omitempty"`
+}
+
+// BatchResponse answers POST /v1/batch (200): one result per operation, in
+// request order.
+type BatchResponse struct {
+	Results []BatchResult `json:"results"`
+}
+
+// BatchResult is the outcome of one operation of a batch: Status is the HTTP
+// status the operation would have got as a request of its own, with Grant
+// for a 2xx status (what acquire and release answer) and Error otherwise (the
+// error object of that answer). A 503 (codes unavailable and timeout) has the
+// same meaning as for a request of its own: the operation may be retried.
+type BatchResult struct {
+	Status int        `json:"status"`
+	Grant  *LockGrant `json:"grant,omitempty"`
+	Error  *Error     `json:"error,omitempty"`
+}
