@@ -124,6 +124,7 @@ type Stats struct {
 	Reset     int64 // connections closed by CloseAll
 	BytesUp   int64 // bytes written to the target
 	BytesDown int64 // bytes written to the client
+	Held      int64 // chunks held now by a blackhole or a delay
 }
 
 // Proxy forwards TCP connections to a target. Its methods are safe for
@@ -143,7 +144,7 @@ type Proxy struct {
 	conns   map[*conn]struct{}
 	closed  bool
 
-	accepted, refused, failed, reset, bytesUp, bytesDown atomic.Int64
+	accepted, refused, failed, reset, bytesUp, bytesDown, held atomic.Int64
 }
 
 // Listen starts a proxy on 127.0.0.1:0 that forwards to target (host:port).
@@ -252,6 +253,7 @@ func (p *Proxy) Stats() Stats {
 		Reset:     p.reset.Load(),
 		BytesUp:   p.bytesUp.Load(),
 		BytesDown: p.bytesDown.Load(),
+		Held:      p.held.Load(),
 	}
 }
 
@@ -459,9 +461,19 @@ func (c *conn) write(d Direction, q <-chan chunk, dst net.Conn, count *atomic.In
 // blackholed, and its delay has run out. It re-reads the mode whenever it
 // changes. False means the connection was torn down meanwhile.
 func (c *conn) hold(d Direction, at time.Time) bool {
+	counted := false
+	defer func() {
+		if counted {
+			c.p.held.Add(-1)
+		}
+	}()
 	for {
 		l, changed := c.p.link(d)
 		if l.Blackhole {
+			if !counted {
+				counted = true
+				c.p.held.Add(1)
+			}
 			select {
 			case <-changed:
 				continue
@@ -472,6 +484,10 @@ func (c *conn) hold(d Direction, at time.Time) bool {
 		wait := time.Until(at.Add(l.Delay))
 		if wait <= 0 {
 			return true
+		}
+		if !counted {
+			counted = true
+			c.p.held.Add(1)
 		}
 		t := time.NewTimer(wait)
 		select {

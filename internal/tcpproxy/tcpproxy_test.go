@@ -325,10 +325,13 @@ func TestHealDuringDelayReleasesAtOnce(t *testing.T) {
 	if _, err := c.Write([]byte("z")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // let the chunk be read and held
+	eventually(t, "the chunk held", func() bool { return p.Stats().Held == 1 })
 	p.Pass()
 	if got := readN(t, c, 1, 2*time.Second); string(got) != "z" {
 		t.Fatalf("read %q", got)
+	}
+	if st := p.Stats(); st.Held != 0 {
+		t.Fatalf("%d chunks still counted as held after they passed", st.Held)
 	}
 }
 
