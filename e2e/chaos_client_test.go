@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,6 +41,8 @@ type chaosRun struct {
 	hist  *linearize.History
 	store *resourceStore
 	hc    *http.Client
+
+	calls atomic.Uint64 // for alternate
 
 	mu       sync.Mutex
 	ops      []recordedOp   // a copy of the history, to dump
@@ -72,6 +75,10 @@ func newChaosRun(t *testing.T, c *cluster, cn *chaosNet, seed uint64, ttl time.D
 }
 
 func (r *chaosRun) now() int64 { return int64(time.Since(r.start)) }
+
+// alternate is true for every other call: tries and releases alternate
+// between their own paths and POST /v1/batch.
+func (r *chaosRun) alternate() bool { return r.calls.Add(1)%2 == 0 }
 
 func (r *chaosRun) count(key string, n int) {
 	r.mu.Lock()
@@ -151,8 +158,35 @@ func (res restResult) String() string {
 	return fmt.Sprintf("%d %s", res.status, bytes.TrimSpace(res.body))
 }
 
+// viaBatch is a request body that rest sends as the only operation of a
+// POST /v1/batch instead of to the operation's own path.
+type viaBatch struct{ op api.BatchOp }
+
 // rest sends one request to m and reads the whole answer within timeout.
+// A viaBatch body goes as a batch of one, and its result comes back as the
+// status and body its own request would have had (a batch's own failure,
+// such as a 503 or a transport error, comes back as it is).
 func (r *chaosRun) rest(ctx context.Context, m *member, method, path string, body any, timeout time.Duration) restResult {
+	if vb, ok := body.(viaBatch); ok {
+		r.count("client via batch "+vb.op.Op, 1)
+		res := r.rest(ctx, m, http.MethodPost, api.BatchPath, api.BatchRequest{Ops: []api.BatchOp{vb.op}}, timeout)
+		if res.err != nil || res.status != http.StatusOK {
+			return res
+		}
+		br, ok := decodeJSON[api.BatchResponse](res.body)
+		if !ok || len(br.Results) != 1 || (br.Results[0].Grant == nil) == (br.Results[0].Error == nil) {
+			r.t.Errorf("batch of one on member %d: malformed answer %s", m.id, res.body)
+			return restResult{err: errors.New("malformed batch answer")}
+		}
+		one := br.Results[0]
+		var b []byte
+		if one.Grant != nil {
+			b, _ = json.Marshal(one.Grant)
+		} else {
+			b, _ = json.Marshal(api.ErrorResponse{Error: *one.Error})
+		}
+		return restResult{status: one.Status, body: b}
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
@@ -269,9 +303,12 @@ func (r *chaosRun) acquire(ctx context.Context, client int, m *member, sess api.
 		kind = linearize.Acquire
 	}
 	in := linearize.Input{Kind: kind, Name: name, Session: uint64(sess)}
+	var body any = api.AcquireRequest{Session: sess, Wait: api.Duration(wait)}
+	if wait == 0 && r.alternate() {
+		body = viaBatch{api.BatchOp{Op: api.BatchAcquire, Name: name, Session: sess}}
+	}
 	// A forwarded waiting acquire may take 2 request timeouts + the wait.
-	v, out, _ := r.op(ctx, client, in, m, "POST", api.LockPath(name)+"/acquire",
-		api.AcquireRequest{Session: sess, Wait: api.Duration(wait)}, wait+6*time.Second,
+	v, out, _ := r.op(ctx, client, in, m, "POST", api.LockPath(name)+"/acquire", body, wait+6*time.Second,
 		func(res restResult, e *api.Error) (linearize.Output, bool) {
 			switch {
 			case res.status == http.StatusOK:
@@ -294,8 +331,11 @@ func (r *chaosRun) acquire(ctx context.Context, client int, m *member, sess api.
 
 func (r *chaosRun) release(ctx context.Context, client int, m *member, sess api.SessionID, name string, token uint64) (verdict, linearize.Output) {
 	in := linearize.Input{Kind: linearize.Release, Name: name, Session: uint64(sess), Token: token}
-	v, out, _ := r.op(ctx, client, in, m, "POST", api.LockPath(name)+"/release",
-		api.ReleaseRequest{Session: sess, Token: token}, 6*time.Second,
+	var body any = api.ReleaseRequest{Session: sess, Token: token}
+	if r.alternate() {
+		body = viaBatch{api.BatchOp{Op: api.BatchRelease, Name: name, Session: sess, Token: token}}
+	}
+	v, out, _ := r.op(ctx, client, in, m, "POST", api.LockPath(name)+"/release", body, 6*time.Second,
 		func(res restResult, e *api.Error) (linearize.Output, bool) {
 			switch {
 			case res.status == http.StatusOK:

@@ -302,6 +302,9 @@ func runChaos(t *testing.T, seed uint64, plan []fault, fenced bool) {
 	t.Logf("FIGURE: seed %d, fenced %v: %d faults injected (%s); %d of them moved the term", seed, fenced, len(plan), sortedCounts(ns), r.counted("leader changes")[" (term moved)"])
 	t.Logf("FIGURE: operations recorded %d (%s)", res.Ops, sortedCounts(r.counted("op ")))
 	t.Logf("FIGURE: sessions %s; client events: %s", sortedCounts(r.counted("session ")), sortedCounts(r.countedAll("client ", "write ")))
+	if vb := r.counted("client via batch "); vb[api.BatchAcquire]+vb[api.BatchRelease] == 0 {
+		t.Errorf("no try or release went through POST /v1/batch")
+	}
 	t.Logf("FIGURE: resource writes accepted %d, rejected as stale %d, stale writes accepted (anomalies) %d", accepted, rejected, len(stale))
 	t.Logf("FIGURE: porcupine: ok %v, %d partitions, %v", res.Ok, res.Partitions, checkTook.Round(time.Millisecond))
 	t.Logf("FIGURE: slowest progress after healing (fresh session + lock): %v (bound %v); all members converged at applied index %d", maxProgress.Round(time.Millisecond), chaosProgress, applied)
