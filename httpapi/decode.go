@@ -123,9 +123,9 @@ func checkOwner(owner string) error {
 	return nil
 }
 
-// decodeFast decodes the bodies of acquire and release when they are in
-// the exact compact form the Go SDK sends ({"session":"42","wait":"5m0s"},
-// {"session":"42","token":17}) without encoding/json, and reports whether
+// decodeFast decodes the bodies of acquire, release and batch when they are
+// in the exact compact form the Go SDK sends ({"session":"42","wait":"5m0s"},
+// {"session":"42","token":17}, see fastBatch) without encoding/json, and reports whether
 // it did. Anything else (other spacing, key order or case, escapes,
 // another type) returns false and goes through the strict decoder. It
 // accepts only what the strict decoder accepts, with the same result
@@ -173,8 +173,81 @@ func decodeFast(b []byte, v any) bool {
 		}
 		*req = api.ReleaseRequest{Session: id, Token: tok}
 		return true
+	case *api.BatchRequest:
+		return fastBatch(b, req)
 	}
 	return false
+}
+
+// fastBatch decodes a batch in the compact form the Go SDK sends:
+// {"ops":[{"op":"acquire","name":"a","session":"42"},{"op":"release",
+// "name":"b","session":"42","token":17}]}: keys in that order, strings of
+// plain ASCII without escapes, at least one operation.
+func fastBatch(b []byte, req *api.BatchRequest) bool {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"ops":[`))
+	if !ok {
+		return false
+	}
+	var ops []api.BatchOp
+	for {
+		var op api.BatchOp
+		if op.Op, rest, ok = fastString(rest, `{"op":"`); !ok {
+			return false
+		}
+		if op.Name, rest, ok = fastString(rest, `,"name":"`); !ok {
+			return false
+		}
+		var id string
+		if id, rest, ok = fastString(rest, `,"session":"`); !ok || !allDigits([]byte(id)) {
+			return false
+		}
+		sid, err := api.ParseSessionID(id)
+		if err != nil {
+			return false
+		}
+		op.Session = sid
+		if r, ok := bytes.CutPrefix(rest, []byte(`,"token":`)); ok {
+			n := 0
+			for n < len(r) && r[n] >= '0' && r[n] <= '9' {
+				n++
+			}
+			if n == 0 || (n > 1 && r[0] == '0') {
+				return false // a JSON number has no leading zero
+			}
+			tok, err := strconv.ParseUint(string(r[:n]), 10, 64)
+			if err != nil {
+				return false
+			}
+			op.Token, rest = tok, r[n:]
+		}
+		if rest, ok = bytes.CutPrefix(rest, []byte("}")); !ok {
+			return false
+		}
+		ops = append(ops, op)
+		if r, ok := bytes.CutPrefix(rest, []byte(",")); ok {
+			rest = r
+			continue
+		}
+		if string(rest) != "]}" {
+			return false
+		}
+		*req = api.BatchRequest{Ops: ops}
+		return true
+	}
+}
+
+// fastString parses prefix followed by the body of a JSON string of plain
+// ASCII and its closing quote, and returns the body and the rest.
+func fastString(b []byte, prefix string) (string, []byte, bool) {
+	r, ok := bytes.CutPrefix(b, []byte(prefix))
+	if !ok {
+		return "", nil, false
+	}
+	i := bytes.IndexByte(r, '"')
+	if i < 0 || !plainASCII(r[:i]) {
+		return "", nil, false
+	}
+	return string(r[:i]), r[i+1:], true
 }
 
 // fastSession parses the prefix {"session":"<decimal ID>" of b and returns

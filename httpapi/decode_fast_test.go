@@ -33,6 +33,28 @@ func fastBodies() []string {
 		"{\"session\":\"42\"}\n", "{\"session\":\"42\",\"wait\":\"1s\"}\t", `{"session":"42","wait":"1s\"}`,
 		`{"session":"42\"}`, `{"session":"4 2"}`, `{"session":"42","wait":"1 s"}`,
 	}
+	acq, rel := `{"op":"acquire","name":"jobs/a-1","session":"42"}`, `{"op":"release","name":"b","session":"7","token":17}`
+	bodies = append(bodies,
+		`{"ops":[`+acq+`]}`, `{"ops":[`+rel+`]}`, `{"ops":[`+acq+`,`+rel+`,`+acq+`]}`,
+		`{"ops":[{"op":"acquire","name":"a","session":"42","token":0}]}`,
+		`{"ops":[{"op":"x","name":"","session":"1"}]}`,
+		`{"ops":[{"op":"release","name":"a","session":"1","token":18446744073709551615}]}`,
+		// Not in the compact form, or not valid: the strict decoder decides.
+		`{"ops":[]}`, `{"ops":[`+acq+`,]}`, `{"ops":[`+acq+`]`, `{"ops":[`+acq+`]} `, `{"ops":[`+acq+`]}}`,
+		`{"ops":[`+acq+` ]}`, `{"ops":[`+acq+`,,`+acq+`]}`, `{"ops":null}`, `{"ops":[null]}`, `{"ops":[{}]}`,
+		`{"ops":[{"op":"release","name":"a","session":"1","token":017}]}`,
+		`{"ops":[{"op":"release","name":"a","session":"1","token":-1}]}`,
+		`{"ops":[{"op":"release","name":"a","session":"1","token":1.5}]}`,
+		`{"ops":[{"op":"release","name":"a","session":"1","token":18446744073709551616}]}`,
+		`{"ops":[{"op":"release","name":"a","session":"1","token":1,"token":2}]}`,
+		`{"ops":[{"op":"acquire","name":"a","session":"0"}]}`, `{"ops":[{"op":"acquire","name":"a","session":"01"}]}`,
+		`{"ops":[{"op":"acquire","name":"a","session":""}]}`, `{"ops":[{"op":"acquire","name":"a","session":"1e3"}]}`,
+		`{"ops":[{"op":"acquire","name":"a","session":42}]}`, `{"ops":[{"op":"acquire","name":"a\u0062","session":"1"}]}`,
+		`{"ops":[{"op":"acquire","name":"a"b","session":"1"}]}`, `{"ops":[{"op":"acquire","name":"µ","session":"1"}]}`,
+		`{"ops":[{"name":"a","op":"acquire","session":"1"}]}`, `{"ops":[{"op":"acquire","name":"a","session":"1","wait":"1s"}]}`,
+		`{"ops":[{"Op":"acquire","name":"a","session":"1"}]}`, `{"ops":[`+acq+`],"ops":[`+rel+`]}`,
+		`{"ops":[`+acq+`],"x":1}`, `{"ops":[[`+acq+`]]}`,
+	)
 	return bodies
 }
 
@@ -57,6 +79,7 @@ func checkFast(t *testing.T, b []byte, newV func() any) (fast bool) {
 var fastTypes = []func() any{
 	func() any { return new(api.AcquireRequest) },
 	func() any { return new(api.ReleaseRequest) },
+	func() any { return new(api.BatchRequest) },
 }
 
 func TestDecodeFastAgreesWithStrict(t *testing.T) {
@@ -72,6 +95,7 @@ func TestDecodeFastAgreesWithStrict(t *testing.T) {
 	for _, want := range []string{
 		`*api.AcquireRequest {"session":"42","wait":"5m0s"}`, `*api.AcquireRequest {"session":"42"}`,
 		`*api.ReleaseRequest {"session":"42","token":17}`,
+		`*api.BatchRequest {"ops":[{"op":"acquire","name":"jobs/a-1","session":"42"},{"op":"release","name":"b","session":"7","token":17},{"op":"acquire","name":"jobs/a-1","session":"42"}]}`,
 	} {
 		if !accepted[want] {
 			t.Errorf("not taken by the fast path: %s", want)
