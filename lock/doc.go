@@ -68,6 +68,12 @@
 // is ErrUnknownVersion and undecodable bytes are ErrCorrupt (wrapped, test
 // with errors.Is). Decoding never panics.
 //
+// Snapshot is CaptureSnapshot followed by SnapshotCapture.Encode. The
+// capture copies the state into flat slices that share nothing mutable
+// with the machine (no sorting, no encoding), so the owner of the machine
+// can hand it to another goroutine, which sorts and encodes it to the same
+// bytes while the machine goes on applying.
+//
 // # Concurrency
 //
 // A Machine is not safe for concurrent use: raftnode's single loop goroutine

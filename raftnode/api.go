@@ -58,7 +58,9 @@ type Status struct {
 	Commit          uint64
 	Applied         uint64
 	// SnapshotIndex is the index of the newest snapshot this node saved or
-	// received.
+	// received. A snapshot of its own counts once its WAL record is
+	// written, a moment after the snap file, which is written off the
+	// loop.
 	SnapshotIndex uint64
 	// Ready is true while the node knows a leader and the leader's client
 	// URL, and has applied every entry it knows to be committed.

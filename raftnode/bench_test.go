@@ -21,7 +21,8 @@ import (
 type memDurable struct{}
 
 func (memDurable) Save(*raftpb.HardState, []*raftpb.Entry) error { return nil }
-func (memDurable) SaveSnapshot(*raftpb.Snapshot) error           { return nil }
+func (memDurable) SaveSnapshotFile(*raftpb.Snapshot) error       { return nil }
+func (memDurable) SaveSnapshotRecord(*raftpb.Snapshot) error     { return nil }
 func (memDurable) Close() error                                  { return nil }
 
 // benchTransport is the transport of a single node: there is nobody to

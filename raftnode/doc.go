@@ -10,6 +10,16 @@
 // and ReportSnapshot send a request and wait for the loop's answer. Nothing
 // else touches consensus or state-machine state.
 //
+// The one piece of work done elsewhere is writing the node's own
+// snapshots: the loop captures the state machine (a flat copy,
+// lock.Machine.CaptureSnapshot), a goroutine encodes it and writes and
+// fsyncs the snap file (Durable.SaveSnapshotFile), and the loop, once told
+// on a channel, writes the WAL snapshot record, compacts the MemoryStorage
+// and releases old WAL segments. At most one such snapshot is in flight; a
+// snapshot received from the leader first waits for it, and Run waits for
+// it before it returns (without recording it: a restart ignores a snap
+// file that no WAL record names).
+//
 // # The Ready loop
 //
 // Each Ready is handled in the order raft's README prescribes, with one
@@ -26,7 +36,8 @@
 //  4. the other outbound messages to the transport (which never blocks the
 //     loop);
 //  5. committed entries applied to the state machine, waiters answered by
-//     request ID, events published;
+//     request ID, events published; every SnapshotEvery entries, a snapshot
+//     captured and handed to its goroutine (see above);
 //  6. Advance.
 //
 // Any storage error stops the loop; Run returns it and every pending caller

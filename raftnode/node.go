@@ -77,6 +77,15 @@ type Node struct {
 	publishedAt  uint64 // tick of the last publish proposal
 	members      []MemberStatus
 	membersDirty bool
+	snapJob      *snapJob // our snapshot in flight (at most one), see snapshot.go
+
+	// snapDoneC carries a snapshot job back from its goroutine to Run's
+	// loop (buffered 1: the goroutine never blocks).
+	snapDoneC chan *snapJob
+	// snapRun, when set, replaces that goroutine: it must run the job
+	// (snapJob.run) later and hand it to finishSnapshot on the loop. The
+	// simulation sets it to do so at steps it schedules.
+	snapRun func(*snapJob)
 }
 
 type proposal struct {
@@ -159,6 +168,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		recvC:        make(chan *raftpb.Message, 1024),
 		reportC:      make(chan func(), 1024),
 		doneC:        make(chan struct{}),
+		snapDoneC:    make(chan *snapJob, 1),
 		subs:         map[*subscriber]struct{}{},
 		wal:          w,
 		storage:      raft.NewMemoryStorage(),
@@ -258,7 +268,9 @@ func (n *Node) Done() <-chan struct{} { return n.doneC }
 
 // Run drives the node until ctx ends (it returns nil) or storage fails (it
 // returns the error). t carries messages to the other members; Run adds
-// them to it. The WAL is closed when Run returns. Run may be called once.
+// them to it. Before it returns, Run waits for a snapshot being written in
+// the background (it is then not recorded, and a restart ignores its file)
+// and closes the WAL. Run may be called once.
 func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("raftnode: Run called twice")
@@ -266,6 +278,7 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 	n.transport = t
 	defer func() {
 		n.failAll(ErrStopped)
+		n.abandonSnapshot()
 		if cerr := n.wal.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("raftnode: close wal: %w", cerr)
 		}
@@ -331,6 +344,11 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 			n.handleRead(r)
 		case f := <-n.reportC:
 			f()
+		case job := <-n.snapDoneC:
+			if err := n.finishSnapshot(job); err != nil {
+				n.log.Error("node stopped", "err", err)
+				return err
+			}
 		}
 		if err := n.endIteration(); err != nil {
 			n.log.Error("node stopped", "err", err)
@@ -401,7 +419,16 @@ func (n *Node) processReady() error {
 			n.transport.Send(early)
 		}
 		if haveSnap {
-			if err := n.wal.SaveSnapshot(rd.Snapshot); err != nil {
+			// Ours first: the WAL's snapshot records must increase.
+			if n.snapJob != nil {
+				if err := n.awaitSnapshot(); err != nil {
+					return err
+				}
+			}
+			if err := n.wal.SaveSnapshotFile(rd.Snapshot); err != nil {
+				return fmt.Errorf("raftnode: save received snapshot: %w", err)
+			}
+			if err := n.wal.SaveSnapshotRecord(rd.Snapshot); err != nil {
 				return fmt.Errorf("raftnode: save received snapshot: %w", err)
 			}
 		}
@@ -568,33 +595,6 @@ func (w *waiter) answer(res lock.Result, index uint64) {
 		}
 		p.resC <- proposalResult{res: r, index: index}
 	}
-}
-
-func (n *Node) maybeSnapshot() error {
-	if n.applied-n.snapIndex < n.cfg.SnapshotEvery {
-		return nil
-	}
-	start := time.Now()
-	data := n.machine.Snapshot()
-	encoded := time.Since(start)
-	snap, err := n.storage.CreateSnapshot(n.applied, n.confState, data)
-	if err != nil {
-		return fmt.Errorf("raftnode: create snapshot at %d: %w", n.applied, err)
-	}
-	if err := n.wal.SaveSnapshot(snap); err != nil {
-		return fmt.Errorf("raftnode: save snapshot at %d: %w", n.applied, err)
-	}
-	if n.applied > n.cfg.SnapshotCatchUp {
-		if err := n.storage.Compact(n.applied - n.cfg.SnapshotCatchUp); err != nil && !errors.Is(err, raft.ErrCompacted) {
-			return fmt.Errorf("raftnode: compact log: %w", err)
-		}
-	}
-	n.snapIndex = n.applied
-	// The loop was stalled for took: encode_ms of it serialising the
-	// state, the rest writing and fsyncing the snap file and WAL record.
-	n.log.Info("snapshot saved", "index", n.applied, "bytes", len(data),
-		"encode_ms", encoded.Milliseconds(), "took_ms", time.Since(start).Milliseconds())
-	return nil
 }
 
 func (n *Node) onSoftState(ss *raft.SoftState) {

@@ -63,13 +63,18 @@ func (f *simFailure) String() string {
 type simStats struct {
 	steps, msgsSent, msgsDelivered, msgsDropped, msgsDuplicated int
 	snapshotsSent                                               int // MsgSnap delivered
-	ops, opsUnknown, opsDropped, reads                          int
-	committed                                                   uint64
-	grants, expiries, elected, leaderTerms                      int
-	faults                                                      map[string]int
-	linOps, linPartitions                                       int
-	healToCommit                                                int64 // µs from heal to the probe's commit
-	simTime                                                     int64 // µs simulated
+	// Own snapshots: started; finished by the node before the scheduler
+	// delivered them (a leader's snapshot arrived: awaitSnapshot); lost
+	// to a crash before (lostEarly) or after (orphaned) the file was
+	// written.
+	snapStarted, snapAwaited, snapLostEarly, snapOrphaned int
+	ops, opsUnknown, opsDropped, reads                    int
+	committed                                             uint64
+	grants, expiries, elected, leaderTerms                int
+	faults                                                map[string]int
+	linOps, linPartitions                                 int
+	healToCommit                                          int64 // µs from heal to the probe's commit
+	simTime                                               int64 // µs simulated
 }
 
 func (st *simStats) faultSummary() string {
@@ -202,6 +207,9 @@ type simNode struct {
 	pausedUntil int64 // > 0 while paused
 
 	crashAfterAck bool // crash after the next MsgAppResp it sends
+	// crashAfterSnapFile: crash once the file of the node's next own
+	// snapshot is written, before the loop records it in the WAL.
+	crashAfterSnapFile bool
 	// acked is the highest index this node acknowledged to a leader
 	// (MsgAppResp) and has not since replaced: its log must keep it.
 	acked uint64
@@ -210,12 +218,14 @@ type simNode struct {
 	chkApplied uint64 // state compared at this applied index
 }
 
-// simInput is one item of a node's input: a raft message, a client request
-// or a transport report, as Run's channels carry them.
+// simInput is one item of a node's input: a raft message, a client request,
+// a transport report or a finished snapshot job, as Run's channels carry
+// them.
 type simInput struct {
 	msg    *raftpb.Message
 	rq     *simRequest
 	report func()
+	snap   *snapJob // a snapshot job whose file is written, for finishSnapshot
 }
 
 func (s *sim) clockOf(sn *simNode) func() time.Time {
@@ -442,12 +452,15 @@ func (s *sim) nodeConfig(sn *simNode) Config {
 // Run do.
 func (s *sim) boot(sn *simNode) {
 	sn.disk.crashNext = false
+	sn.disk.lifeRecord = 0
 	n, err := newNode(s.nodeConfig(sn), sn.disk, sn.disk.state())
 	if err != nil {
 		s.fail("restart", "node %d cannot start from its disk: %v", sn.id, err)
 		return
 	}
 	n.transport = &simTransport{s: s, sn: sn, inc: sn.inc}
+	inc := sn.inc
+	n.snapRun = func(job *snapJob) { s.startSnapshot(sn, inc, job) }
 	sn.n = n
 	sn.inbox = nil
 	sn.peek = peekRaft(n.rn)
@@ -502,6 +515,13 @@ func (s *sim) runNode(sn *simNode) {
 		case in.report != nil:
 			sn.inbox = sn.inbox[1:]
 			in.report()
+		case in.snap != nil:
+			sn.inbox = sn.inbox[1:]
+			s.note("snap-finish", sn.id, in.snap.index)
+			if err := sn.n.finishSnapshot(in.snap); err != nil {
+				s.nodeError(sn, err)
+				continue
+			}
 		case in.rq != nil && in.rq.read != nil:
 			sn.inbox = sn.inbox[1:]
 			s.handOver(sn, in.rq)
@@ -509,7 +529,7 @@ func (s *sim) runNode(sn *simNode) {
 			k := 0
 			for k < len(sn.inbox) && k < 4096 {
 				in := sn.inbox[k]
-				if in.report != nil || (in.rq != nil && in.rq.read != nil) {
+				if in.report != nil || in.snap != nil || (in.rq != nil && in.rq.read != nil) {
 					break
 				}
 				if in.msg != nil {
@@ -544,6 +564,7 @@ func (s *sim) crash(sn *simNode) {
 	sn.inbox = nil
 	sn.pausedUntil = 0
 	sn.crashAfterAck = false
+	sn.crashAfterSnapFile = false
 	if !s.calm {
 		s.schedule(s.now+200*simMs+s.rng.Int64N(5*simSec), &simEvent{kind: evRestart, node: sn.idx, gen: sn.inc})
 	}
@@ -563,6 +584,54 @@ func (s *sim) crash(sn *simNode) {
 			s.endWait(w, false)
 		}
 	}
+}
+
+// startSnapshot stands in for the goroutine of a node's snapshot job (see
+// snapshot.go): the job's file is written at a later step, and the job
+// reaches the loop as an input after that, as on Run's snapDoneC. The node
+// keeps serving meanwhile. A crash before the file step loses the job; one
+// between the two steps leaves a snap file without a record. A crash
+// inside the file write (crashNext) takes the node down at once.
+func (s *sim) startSnapshot(sn *simNode, inc int, job *snapJob) {
+	s.note("snap-start", sn.id, job.index)
+	s.stats.snapStarted++
+	alive := func() bool { return sn.n != nil && sn.inc == inc && sn.n.snapJob == job }
+	lost := func(orphan bool) {
+		switch {
+		case sn.inc == inc:
+			s.stats.snapAwaited++
+		case orphan:
+			s.stats.snapOrphaned++
+		default:
+			s.stats.snapLostEarly++
+		}
+	}
+	s.schedule(s.now+s.rng.Int64N(200*simMs), &simEvent{kind: evFunc, fn: func() {
+		if !alive() {
+			lost(false)
+			return
+		}
+		s.note("snap-file", sn.id, job.index)
+		job.run(sn.disk)
+		if errors.Is(job.err, errSimCrash) {
+			s.crash(sn)
+			return
+		}
+		if sn.crashAfterSnapFile && job.err == nil {
+			// The file is durable, its WAL record not written.
+			sn.crashAfterSnapFile = false
+			s.stats.snapOrphaned++
+			s.crash(sn)
+			return
+		}
+		s.schedule(s.now+s.rng.Int64N(2*simMs), &simEvent{kind: evFunc, fn: func() {
+			if alive() {
+				s.enqueue(sn, simInput{snap: job})
+			} else {
+				lost(true)
+			}
+		}})
+	}})
 }
 
 func (s *sim) pause(sn *simNode, d int64) {
@@ -663,22 +732,35 @@ var (
 )
 
 // memDisk is a Durable in memory with the recovery rules of wal.Log: what
-// Save and SaveSnapshot returned nil for survives a crash; a restart uses
-// the newest snapshot whose index the saved hard state commits, and the
-// saved entries after it (a later save overwrites a suffix). With
-// crashNext, the next save that has something to write is torn: a prefix
-// of its entries reaches the disk, its hard state does not, and the node
-// crashes.
+// Save, SaveSnapshotFile and SaveSnapshotRecord returned nil for survives a
+// crash; a restart uses the newest snapshot record whose index the saved
+// hard state commits, with its file (a snap file without a record is
+// ignored; a record without its file fails the run), and the saved entries
+// after it (a later save overwrites a suffix). With crashNext, the next
+// save that has something to write is torn: a prefix of its entries
+// reaches the disk, its hard state does not, and the node crashes; a torn
+// snap file is never used.
 type memDisk struct {
 	s         *sim
 	sn        *simNode
 	meta      []byte
 	hs        *raftpb.HardState
-	snaps     []*raftpb.Snapshot
-	first     uint64 // index of ents[0]
+	snaps     []*raftpb.SnapshotMetadata      // the snapshot records, oldest first
+	files     map[simSnapKey]*raftpb.Snapshot // the snap files
+	first     uint64                          // index of ents[0]
 	ents      []*raftpb.Entry
 	stale     uint64 // saved entries up to here may be stale
 	crashNext bool
+	// lifeRecord is the index of the last snapshot record saved since the
+	// node (re)started: its records must increase.
+	lifeRecord uint64
+}
+
+// simSnapKey names a snap file, as wal.Log's term-index.snap.
+type simSnapKey struct{ term, index uint64 }
+
+func snapKey(md *raftpb.SnapshotMetadata) simSnapKey {
+	return simSnapKey{md.GetTerm(), md.GetIndex()}
 }
 
 func (d *memDisk) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
@@ -717,14 +799,36 @@ func (d *memDisk) append(ents []*raftpb.Entry) {
 	d.ents = append(d.ents[:i0-d.first], ents...)
 }
 
-func (d *memDisk) SaveSnapshot(sn *raftpb.Snapshot) error {
+func (d *memDisk) SaveSnapshotFile(sn *raftpb.Snapshot) error {
 	if d.crashNext {
 		d.crashNext = false
-		d.s.note("torn-snapshot")
+		d.s.note("torn-snapshot-file", sn.GetMetadata().GetIndex())
 		return errSimCrash
 	}
-	d.snaps = append(d.snaps, sn)
+	if d.files == nil {
+		d.files = map[simSnapKey]*raftpb.Snapshot{}
+	}
+	d.files[snapKey(sn.GetMetadata())] = sn
+	return nil
+}
+
+func (d *memDisk) SaveSnapshotRecord(sn *raftpb.Snapshot) error {
 	md := sn.GetMetadata()
+	if d.crashNext {
+		d.crashNext = false
+		d.s.note("torn-snapshot-record", md.GetIndex())
+		return errSimCrash
+	}
+	if d.files[snapKey(md)] == nil {
+		return fmt.Errorf("snapshot record at %d (term %d) before its snap file", md.GetIndex(), md.GetTerm())
+	}
+	if md.GetIndex() <= d.lifeRecord {
+		// Across a restart they may go back (a leader's snapshot
+		// recorded before a crash, its index never committed).
+		return fmt.Errorf("snapshot record at %d after one at %d by the same incarnation", md.GetIndex(), d.lifeRecord)
+	}
+	d.lifeRecord = md.GetIndex()
+	d.snaps = append(d.snaps, proto.Clone(md).(*raftpb.SnapshotMetadata))
 	if e := d.entry(md.GetIndex()); e == nil || e.GetTerm() != md.GetTerm() {
 		// A snapshot from the leader that replaced this node's log: the
 		// saved entries up to it may be stale.
@@ -732,6 +836,16 @@ func (d *memDisk) SaveSnapshot(sn *raftpb.Snapshot) error {
 	}
 	if len(d.snaps) > 4 {
 		d.snaps = slices.Delete(d.snaps, 0, 1)
+		// As wal.Log purges: files older than every kept record go.
+		oldest := d.snaps[0].GetIndex()
+		for _, r := range d.snaps {
+			oldest = min(oldest, r.GetIndex())
+		}
+		for k := range d.files {
+			if k.index < oldest {
+				delete(d.files, k)
+			}
+		}
 	}
 	return nil
 }
@@ -755,8 +869,11 @@ func (d *memDisk) state() *wal.State {
 	commit := d.hs.GetCommit()
 	var si uint64
 	for i := len(d.snaps) - 1; i >= 0; i-- {
-		if idx := d.snaps[i].GetMetadata().GetIndex(); idx <= commit {
-			st.Snapshot = d.snaps[i]
+		if idx := d.snaps[i].GetIndex(); idx <= commit {
+			st.Snapshot = d.files[snapKey(d.snaps[i])]
+			if st.Snapshot == nil {
+				d.s.fail("snapshot-file", "node %d: the snapshot record at %d has no snap file", d.sn.id, idx)
+			}
 			si = idx
 			break
 		}
@@ -1016,7 +1133,7 @@ func (s *sim) nemesis() {
 		if sn == nil {
 			return
 		}
-		switch s.rng.IntN(4) {
+		switch s.rng.IntN(5) {
 		case 0:
 			// Torn: the node dies inside its next save.
 			sn.disk.crashNext = true
@@ -1026,6 +1143,10 @@ func (s *sim) nemesis() {
 			// it learns that they are committed.
 			sn.crashAfterAck = true
 			s.fault("crash-after-ack", sn.id)
+		case 4:
+			// Between the file of its next snapshot and the WAL record.
+			sn.crashAfterSnapFile = true
+			s.fault("crash-after-snap-file", sn.id)
 		default:
 			s.fault("crash", sn.id)
 			s.crash(sn)
@@ -1088,6 +1209,7 @@ func (s *sim) finish() {
 	for _, sn := range s.nodes {
 		sn.disk.crashNext = false
 		sn.crashAfterAck = false
+		sn.crashAfterSnapFile = false
 		if sn.n == nil {
 			s.boot(sn)
 		} else if sn.pausedUntil != 0 {

@@ -266,6 +266,10 @@ func addStats(a *simStats, b simStats) {
 	a.msgsDropped += b.msgsDropped
 	a.msgsDuplicated += b.msgsDuplicated
 	a.snapshotsSent += b.snapshotsSent
+	a.snapStarted += b.snapStarted
+	a.snapAwaited += b.snapAwaited
+	a.snapLostEarly += b.snapLostEarly
+	a.snapOrphaned += b.snapOrphaned
 	a.ops += b.ops
 	a.opsUnknown += b.opsUnknown
 	a.opsDropped += b.opsDropped
@@ -291,6 +295,8 @@ func statsLine(st simStats) string {
 		st.grants, st.elected, st.expiries, st.leaderTerms)
 	fmt.Fprintf(&b, "messages %d sent, %d dropped, %d duplicated, %d snapshots sent; heal→commit ≤ %v",
 		st.msgsSent, st.msgsDropped, st.msgsDuplicated, st.snapshotsSent, time.Duration(st.healToCommit)*time.Microsecond)
+	fmt.Fprintf(&b, "; own snapshots %d started, %d awaited for a leader's, %d lost to a crash before the file, %d after it (orphan file)",
+		st.snapStarted, st.snapAwaited, st.snapLostEarly, st.snapOrphaned)
 	return b.String()
 }
 

@@ -24,8 +24,15 @@
 //  2. Save(rd.HardState, rd.Entries);
 //  3. only then apply the snapshot and entries to raft's MemoryStorage.
 //
+// A snapshot of the caller's own state is saved in two steps, so that the
+// large write happens off the loop: SaveSnapshotFile (on any goroutine,
+// concurrently with Save), then, once it returned nil, SaveSnapshotRecord
+// on the loop. A crash between the two leaves a snap file that no record
+// refers to; Open ignores it (and logs it) and recovers from the previous
+// snapshot.
+//
 // A Log is owned by one goroutine; none of its methods may be called
-// concurrently.
+// concurrently, except SaveSnapshotFile as its contract says.
 //
 // zap, which etcd's packages require, is confined to this package: their
 // log output is bridged to the slog.Logger in Config.

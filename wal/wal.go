@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/snap"
@@ -38,7 +39,8 @@ var (
 	// Open repairs). The message names the damaged file or directory.
 	ErrCorrupt = errors.New("wal: corrupt data")
 
-	// ErrClosed is returned by Save and SaveSnapshot after Close.
+	// ErrClosed is returned by Save and the SaveSnapshot methods after
+	// Close.
 	ErrClosed = errors.New("wal: closed")
 )
 
@@ -83,9 +85,12 @@ type State struct {
 
 // Log is a member's durable raft storage: the WAL plus the snapshot files.
 //
-// A Log is not safe for concurrent use: it is owned by one goroutine (the
-// raft Ready loop), which calls Save, SaveSnapshot and Close in turn. After
-// Save or SaveSnapshot has failed, the state on disk is unknown; the owner
+// A Log is owned by one goroutine (the raft Ready loop), which calls Save,
+// SaveSnapshot, SaveSnapshotRecord and Close in turn. The one exception is
+// SaveSnapshotFile, which another goroutine may run concurrently with Save
+// and SaveSnapshotRecord (see its contract), so that writing a large
+// snapshot does not stall the owner. After Save, SaveSnapshot or
+// SaveSnapshotRecord has failed, the state on disk is unknown; the owner
 // must stop and Close the Log, and may Open it again.
 type Log struct {
 	lg      *slog.Logger
@@ -104,6 +109,9 @@ type Log struct {
 	// state with commit >= it is durable; 0 means none. Until then a restart
 	// would ignore that snapshot and need the older one and its segments.
 	pendingRelease uint64
+	// closed is set by Close; SaveSnapshotFile, which may run on another
+	// goroutine, reads it instead of w.
+	closed atomic.Bool
 }
 
 // Open opens the storage in cfg.Dir, creating it when Dir/wal does not
@@ -330,8 +338,11 @@ func (l *Log) loadSnap(s *walpb.Snapshot) (*raftpb.Snapshot, error) {
 }
 
 // warnUnknownSnaps logs snap files newer than the snapshot in use. They come
-// from a SaveSnapshot interrupted before its WAL record (or its commit) was
-// durable, and are ignored.
+// from a SaveSnapshotFile whose SaveSnapshotRecord never ran (a crash or a
+// stop in between), or from a snapshot whose record's index was not yet
+// committed, and are ignored: never trusted without a committed record.
+// They are left in place: once a later snapshot is recorded they are older
+// than it, and its clean-up purges them like any old snap file.
 func (l *Log) warnUnknownSnaps(index uint64) {
 	files, err := listSnapFiles(l.snapDir)
 	if err != nil {
@@ -387,33 +398,82 @@ func (l *Log) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	return nil
 }
 
-// SaveSnapshot makes s durable: first the snap file in Dir/snap (fsynced,
-// together with the directory), then the WAL snapshot record {Index, Term,
-// ConfState} (fsynced). s must have a non-zero index and a ConfState.
+// SaveSnapshot makes s durable: SaveSnapshotFile(s), then
+// SaveSnapshotRecord(s). It is for callers that have the snapshot's data in
+// hand on the owning goroutine (a snapshot received from the leader); see
+// those two methods for the contract.
+func (l *Log) SaveSnapshot(s *raftpb.Snapshot) error {
+	if err := l.SaveSnapshotFile(s); err != nil {
+		return err
+	}
+	return l.SaveSnapshotRecord(s)
+}
+
+// SaveSnapshotFile writes s, data included, to its snap file in Dir/snap
+// (named term-index.snap, replacing a file of that name) and fsyncs the
+// file and the directory. It does not touch the WAL: until
+// SaveSnapshotRecord(s) has returned nil the file is unknown to the log,
+// and a restart ignores it (Open logs it and recovers from the previous
+// snapshot). s must have a non-zero index and a ConfState.
+//
+// Unlike the other methods, SaveSnapshotFile may be called from any
+// goroutine, concurrently with Save and SaveSnapshotRecord (not with Close,
+// nor with another SaveSnapshotFile): it only writes its own file. The
+// clean-up after a later record removes only snap files older than that
+// record, so the caller must not record a snapshot newer than one whose
+// file is still being written. It returns ErrClosed after Close. An error
+// names the file; the file may then be missing or torn, which is harmless
+// as no record refers to it, and the Log remains usable.
+func (l *Log) SaveSnapshotFile(s *raftpb.Snapshot) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if raft.IsEmptySnap(s) {
+		return errors.New("save snapshot file: snapshot has index 0")
+	}
+	m := s.GetMetadata()
+	if m.GetConfState() == nil {
+		return fmt.Errorf("save snapshot file: index %d: missing conf state", m.GetIndex())
+	}
+	path := filepath.Join(l.snapDir, snapName(m.GetTerm(), m.GetIndex()))
+	if err := l.ss.SaveSnap(s); err != nil {
+		return fmt.Errorf("save snapshot file %s: %w", path, err)
+	}
+	if err := fsyncDir(l.snapDir); err != nil {
+		return fmt.Errorf("save snapshot file %s: %w", path, err)
+	}
+	return nil
+}
+
+// SaveSnapshotRecord appends the WAL snapshot record {Index, Term,
+// ConfState} of s and fsyncs the WAL: from then on a restart recovers from
+// s's snap file (once s's index is committed), so that file must already be
+// durable. SaveSnapshotRecord checks that it exists and refuses otherwise;
+// call SaveSnapshotFile(s) first and wait for it. s.Data is not used.
+// Records must come in increasing index order.
 //
 // Once a hard state with commit >= s's index has been saved (already, or by
 // a later Save), the Log removes WAL segments that hold only entries before
-// s, and all but the newest KeepSnapshots snap files. A restart before that
-// point still recovers from the previous snapshot.
+// s, and all but the newest KeepSnapshots snap files older than s. A
+// restart before that point still recovers from the previous snapshot.
 //
-// Call it before Save for the same Ready. If SaveSnapshot fails, the Log
-// must not be used further except for Close.
-func (l *Log) SaveSnapshot(s *raftpb.Snapshot) error {
+// Call it on the owning goroutine, before Save for the same Ready. If
+// SaveSnapshotRecord fails, the Log must not be used further except for
+// Close.
+func (l *Log) SaveSnapshotRecord(s *raftpb.Snapshot) error {
 	if l.w == nil {
 		return ErrClosed
 	}
 	if raft.IsEmptySnap(s) {
-		return errors.New("save snapshot: snapshot has index 0")
+		return errors.New("save snapshot record: snapshot has index 0")
 	}
 	m := s.GetMetadata()
 	if m.GetConfState() == nil {
-		return fmt.Errorf("save snapshot: index %d: missing conf state", m.GetIndex())
+		return fmt.Errorf("save snapshot record: index %d: missing conf state", m.GetIndex())
 	}
-	if err := l.ss.SaveSnap(s); err != nil {
-		return fmt.Errorf("save snapshot: write snap file: %w", err)
-	}
-	if err := fsyncDir(l.snapDir); err != nil {
-		return fmt.Errorf("save snapshot: %w", err)
+	path := filepath.Join(l.snapDir, snapName(m.GetTerm(), m.GetIndex()))
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("save snapshot record: index %d: snap file not written (SaveSnapshotFile first): %w", m.GetIndex(), err)
 	}
 	rec := &walpb.Snapshot{
 		Index:     proto.Uint64(m.GetIndex()),
@@ -421,14 +481,14 @@ func (l *Log) SaveSnapshot(s *raftpb.Snapshot) error {
 		ConfState: proto.Clone(m.GetConfState()).(*raftpb.ConfState),
 	}
 	if err := l.w.SaveSnapshot(rec); err != nil {
-		return fmt.Errorf("save snapshot: wal record: %w", err)
+		return fmt.Errorf("save snapshot record: index %d: %w", m.GetIndex(), err)
 	}
 	l.lg.Info("saved snapshot", "index", m.GetIndex(), "term", m.GetTerm())
 	// wal.SaveSnapshot fsynced everything written before it, so a commit
 	// already saved is durable now.
 	if l.commit >= m.GetIndex() {
 		if err := l.release(m.GetIndex()); err != nil {
-			return fmt.Errorf("save snapshot: %w", err)
+			return fmt.Errorf("save snapshot record: %w", err)
 		}
 		return nil
 	}
@@ -500,6 +560,7 @@ func (l *Log) Close() error {
 	if l.w == nil {
 		return nil
 	}
+	l.closed.Store(true)
 	err := l.w.Close()
 	l.w = nil
 	if err != nil {

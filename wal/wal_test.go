@@ -819,4 +819,144 @@ func TestClosed(t *testing.T) {
 	if err := l.SaveSnapshot(testSnapshot(1, 1, "x")); !errors.Is(err, ErrClosed) {
 		t.Errorf("SaveSnapshot after Close: %v", err)
 	}
+	if err := l.SaveSnapshotFile(testSnapshot(1, 1, "x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("SaveSnapshotFile after Close: %v", err)
+	}
+	if err := l.SaveSnapshotRecord(testSnapshot(1, 1, "x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("SaveSnapshotRecord after Close: %v", err)
+	}
+}
+
+// A snap file written by SaveSnapshotFile whose SaveSnapshotRecord never ran
+// (the process stopped in between) is ignored: the restart recovers from
+// the previous snapshot and the WAL after it, and a later snapshot's
+// clean-up removes the orphan.
+func TestSnapshotFileWithoutRecordIgnored(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := openLog(t, Config{Dir: dir, KeepSnapshots: 1})
+	if err := l.Save(hardState(1, 1, 30), entries(1, 1, 30, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SaveSnapshot(testSnapshot(10, 1, "at 10")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SaveSnapshotFile(testSnapshot(20, 1, "at 20, never recorded")); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, l)
+	orphan := filepath.Join(dir, snapSubdir, snapName(1, 20))
+	if _, err := os.Stat(orphan); err != nil {
+		t.Fatalf("the file of SaveSnapshotFile is missing: %v", err)
+	}
+
+	l, st := openLog(t, Config{Dir: dir, KeepSnapshots: 1})
+	if string(st.Snapshot.GetData()) != "at 10" {
+		t.Fatalf("recovered snapshot %q, want the recorded one at 10", st.Snapshot.GetData())
+	}
+	wantEntries(t, st.Entries, entries(1, 11, 30, 10))
+	// A later snapshot purges it.
+	if err := l.SaveSnapshot(testSnapshot(25, 1, "at 25")); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, l)
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("orphan snap file not purged after a newer snapshot: %v", err)
+	}
+	l, st = openLog(t, Config{Dir: dir})
+	defer mustClose(t, l)
+	if string(st.Snapshot.GetData()) != "at 25" {
+		t.Fatalf("recovered snapshot %q, want the one at 25", st.Snapshot.GetData())
+	}
+	wantEntries(t, st.Entries, entries(1, 26, 30, 10))
+}
+
+// SaveSnapshotRecord refuses a snapshot whose file was not written: the WAL
+// never points to a missing file.
+func TestSaveSnapshotRecordRequiresFile(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := openLog(t, Config{Dir: dir})
+	if err := l.Save(hardState(1, 1, 30), entries(1, 1, 30, 10)); err != nil {
+		t.Fatal(err)
+	}
+	err := l.SaveSnapshotRecord(testSnapshot(20, 1, "at 20"))
+	if err == nil || !strings.Contains(err.Error(), "SaveSnapshotFile first") {
+		t.Fatalf("SaveSnapshotRecord without a file: %v", err)
+	}
+	mustClose(t, l)
+	l, st := openLog(t, Config{Dir: dir})
+	defer mustClose(t, l)
+	if st.Snapshot != nil {
+		t.Fatalf("recovered a snapshot at %d", st.Snapshot.GetMetadata().GetIndex())
+	}
+	wantEntries(t, st.Entries, entries(1, 1, 30, 10))
+}
+
+// A failed SaveSnapshotFile names the file, and leaves the Log usable.
+func TestSaveSnapshotFileErrorNamesFile(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := openLog(t, Config{Dir: dir})
+	defer mustClose(t, l)
+	if err := l.Save(hardState(1, 1, 30), entries(1, 1, 30, 10)); err != nil {
+		t.Fatal(err)
+	}
+	snapDir := filepath.Join(dir, snapSubdir)
+	if err := os.RemoveAll(snapDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(snapDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := l.SaveSnapshotFile(testSnapshot(20, 1, "at 20"))
+	if want := filepath.Join(snapDir, snapName(1, 20)); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("SaveSnapshotFile into a broken snap dir: %v, want an error naming %s", err, want)
+	}
+	if err := l.Save(hardState(1, 1, 31), entries(1, 31, 31, 10)); err != nil {
+		t.Fatalf("Save after a failed SaveSnapshotFile: %v", err)
+	}
+}
+
+// SaveSnapshotFile runs on another goroutine while the owner goes on
+// saving entries (the race detector checks the Log's state); the record
+// comes after, and a restart recovers the snapshot and every entry.
+func TestSaveSnapshotFileConcurrentWithSave(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := openLog(t, Config{Dir: dir, KeepSnapshots: 1})
+	if err := l.Save(hardState(1, 1, 0), nil); err != nil {
+		t.Fatal(err)
+	}
+	saveEach(t, l, entries(1, 1, 100, 2000))
+	if err := l.Save(hardState(1, 1, 100), nil); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		idx := uint64(100 * (round + 1))
+		snapshot := testSnapshot(idx, 1, strings.Repeat(fmt.Sprint("at ", idx, " "), 50_000))
+		done := make(chan error, 1)
+		go func() { done <- l.SaveSnapshotFile(snapshot) }()
+		from := idx + 1
+		saveEach(t, l, entries(1, from, from+99, 2000))
+		if err := l.Save(hardState(1, 1, from+99), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := l.SaveSnapshotRecord(snapshot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustClose(t, l)
+	l, st := openLog(t, Config{Dir: dir})
+	defer mustClose(t, l)
+	if got := st.Snapshot.GetMetadata().GetIndex(); got != 300 {
+		t.Fatalf("recovered snapshot at %d, want 300", got)
+	}
+	wantEntries(t, st.Entries, entries(1, 301, 400, 2000))
+	files, err := listSnapFiles(filepath.Join(dir, snapSubdir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 1 {
+		t.Fatalf("%d snap files kept, want 1", len(files))
+	}
 }

@@ -1,0 +1,220 @@
+package lock
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// legacySnapshot is Snapshot as it was before CaptureSnapshot and Encode:
+// it encodes straight from the machine's maps. Encode must give the same
+// bytes.
+func legacySnapshot(m *Machine) []byte {
+	e := encoder{}
+	e.byte(snapshotVersion)
+	e.uvarint(m.applied)
+	e.varint(m.clock)
+	e.uvarint(m.term)
+	ids := make([]uint64, 0, len(m.sessions))
+	for id := range m.sessions {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	e.uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		s := m.sessions[id]
+		e.uvarint(s.id)
+		e.str(s.owner)
+		e.varint(s.ttl)
+		e.varint(s.deadline)
+		e.str(s.bound)
+	}
+	names := make([]string, 0, len(m.locks))
+	for name := range m.locks {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	e.uvarint(uint64(len(names)))
+	for _, name := range names {
+		l := m.locks[name]
+		e.str(l.name)
+		e.uvarint(l.holder.id)
+		e.uvarint(l.token)
+		e.varint(l.since)
+		e.uvarint(uint64(len(l.queue)))
+		for _, w := range l.queue {
+			e.uvarint(w.s.id)
+			e.varint(w.since)
+		}
+	}
+	names = names[:0]
+	for name := range m.elections {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	e.uvarint(uint64(len(names)))
+	for _, name := range names {
+		el := m.elections[name]
+		e.str(el.name)
+		e.uvarint(el.leader.id)
+		e.uvarint(el.term)
+		e.varint(el.since)
+		e.str(el.value)
+		e.uvarint(uint64(len(el.queue)))
+		for _, c := range el.queue {
+			e.uvarint(c.s.id)
+			e.varint(c.since)
+			e.str(c.value)
+		}
+	}
+	members := m.Members()
+	e.uvarint(uint64(len(members)))
+	for _, mb := range members {
+		e.uvarint(mb.ID)
+		e.str(mb.PeerURL)
+		e.str(mb.ClientURL)
+	}
+	return e.b
+}
+
+func newGen(seed uint64, m *Machine) *gen {
+	return &gen{r: rand.New(rand.NewPCG(seed, 0xca97)), m: m, term: 1, now: 1e9,
+		names: []string{"a", "b", "c", "d/1"}, enames: []string{"a", "e", "f/1"}}
+}
+
+// applyGen applies the next n generated entries to g.m.
+func applyGen(g *gen, n int) {
+	for range n {
+		e := g.next()
+		res := g.m.Apply(e.index, e.term, e.cmd)
+		for _, ev := range res.Events {
+			if ev.Type == EventSessionOpened {
+				g.ids = append(g.ids, ev.Session)
+			}
+		}
+	}
+}
+
+// Encode gives the bytes of the former Snapshot, sized exactly, on random
+// states (with queues, elections, ephemeral sessions and members).
+func TestEncodeMatchesLegacySnapshot(t *testing.T) {
+	for seed := range uint64(10) {
+		m := New()
+		g := newGen(seed, m)
+		for step := range 60 {
+			applyGen(g, 25)
+			want := legacySnapshot(m)
+			got := m.CaptureSnapshot().Encode()
+			if !bytes.Equal(got, want) {
+				t.Fatalf("seed %d step %d: Encode differs from the legacy snapshot (%d vs %d bytes)", seed, step, len(got), len(want))
+			}
+			if cap(got) != len(got) {
+				t.Fatalf("seed %d step %d: size %d for %d bytes: the size computation is wrong", seed, step, cap(got), len(got))
+			}
+		}
+	}
+	if got, want := New().Snapshot(), legacySnapshot(New()); !bytes.Equal(got, want) {
+		t.Fatalf("empty machine: %x, want %x", got, want)
+	}
+	var zero Machine
+	if got, want := zero.Snapshot(), legacySnapshot(&zero); !bytes.Equal(got, want) {
+		t.Fatalf("zero machine: %x, want %x", got, want)
+	}
+}
+
+// A capture is not affected by what the machine applies after it: its
+// Encode gives the snapshot of the machine at the time of the capture.
+func TestCaptureIndependentOfLaterApplies(t *testing.T) {
+	m := scenario(t)
+	want := m.Snapshot()
+	c := m.CaptureSnapshot()
+	if c.AppliedIndex() != m.AppliedIndex() {
+		t.Fatalf("capture at %d, machine at %d", c.AppliedIndex(), m.AppliedIndex())
+	}
+	// Change every part of the state: a release that grants the next
+	// waiter, a queue that grows, a proclaim, a resign that promotes a
+	// candidate, a new member, closed and expired sessions.
+	i := m.AppliedIndex()
+	for _, cmd := range []*Command{
+		{Op: OpRelease, Now: 5e9, Session: 1, Name: "jobs/1", Token: 3},
+		{Op: OpOpenSession, Now: 5e9, TTL: 30e9, Owner: "c"},
+		{Op: OpAcquire, Now: 5e9, Session: 14, Name: "other", Wait: true},
+		{Op: OpProclaim, Now: 5e9, Session: 1, Name: "leader/x", Token: 9, Value: "changed"},
+		{Op: OpCampaign, Now: 5e9, Session: 14, Name: "leader/x", Value: "v14", Wait: true},
+		{Op: OpResign, Now: 5e9, Session: 1, Name: "leader/x", Token: 9},
+		{Op: OpPublish, Member: Member{ID: 1, PeerURL: "p2", ClientURL: "c2"}},
+		{Op: OpPublish, Member: Member{ID: 2, PeerURL: "q", ClientURL: "d"}},
+		{Op: OpCloseSession, Now: 6e9, Session: 2},
+		{Op: OpExpire, Now: 60e9},
+	} {
+		i++
+		if r := m.Apply(i, 2, cmd); r.Code == CodeInvalid {
+			t.Fatalf("command %+v: invalid", cmd)
+		}
+	}
+	if bytes.Equal(m.Snapshot(), want) {
+		t.Fatal("the commands changed nothing: the test proves nothing")
+	}
+	if got := c.Encode(); !bytes.Equal(got, want) {
+		t.Fatalf("the capture changed with the machine:\ngot  %x\nwant %x", got, want)
+	}
+	// Encode may be called again, with the same result.
+	if got := c.Encode(); !bytes.Equal(got, want) {
+		t.Fatal("a second Encode differs")
+	}
+}
+
+// Encode runs on another goroutine while the machine keeps applying: the
+// race detector (CI runs -race) catches any state the two share, and every
+// capture still encodes to the snapshot taken at its time.
+func TestCaptureEncodeConcurrentWithApply(t *testing.T) {
+	m := New()
+	g := newGen(7, m)
+	applyGen(g, 200)
+	type job struct {
+		c    *SnapshotCapture
+		want []byte
+	}
+	jobs := make(chan job)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for j := range jobs {
+			if got := j.c.Encode(); !bytes.Equal(got, j.want) {
+				select {
+				case errs <- fmt.Errorf("capture at %d encodes differently", j.c.AppliedIndex()):
+				default:
+				}
+			}
+		}
+	})
+	for range 30 {
+		jobs <- job{c: m.CaptureSnapshot(), want: m.Snapshot()}
+		applyGen(g, 40) // while the last capture encodes
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+}
+
+// BenchmarkLegacySnapshotMillion is the former Snapshot (encoding straight
+// from the maps, all on the caller's goroutine) at 1,000,000 held locks,
+// for comparison with BenchmarkSnapshotCaptureMillion and
+// BenchmarkSnapshotEncodeMillion.
+func BenchmarkLegacySnapshotMillion(b *testing.B) {
+	m := bigMachine(b, 10_000, 1_000_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var n int
+	for range b.N {
+		n = len(legacySnapshot(m))
+	}
+	b.SetBytes(int64(n))
+}

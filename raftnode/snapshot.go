@@ -1,0 +1,185 @@
+package raftnode
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/raftlock/raftlock/lock"
+)
+
+// A node snapshots its own state in three steps, so that a large state
+// does not stall the loop (heartbeats, proposals and reads wait while the
+// loop is busy):
+//
+//  1. on the loop, maybeSnapshot captures the state machine
+//     (lock.Machine.CaptureSnapshot: a copy, no sorting, no encoding), the
+//     applied index, its term and the conf state into a snapJob;
+//  2. off the loop, snapJob.run encodes the capture and writes the snap
+//     file, fsynced with its directory (Durable.SaveSnapshotFile);
+//  3. back on the loop, finishSnapshot writes the WAL snapshot record
+//     (Durable.SaveSnapshotRecord, fsynced), hands the snapshot to the
+//     MemoryStorage, compacts it and moves snapIndex.
+//
+// At most one snapshot is in flight. The file is durable before the record
+// that points to it; a crash in between leaves a file that no record names,
+// which a restart ignores (see wal.Log.SaveSnapshotFile). A snapshot from
+// the leader waits for ours to finish (awaitSnapshot), so that WAL records
+// keep increasing and no file is written while old ones are purged. Run
+// waits for the goroutine before it closes the WAL, and then does not
+// record it.
+
+// snapJob is one snapshot of this node's own state on its way to disk. The
+// loop creates it and, after run, finishes it; run may execute on another
+// goroutine, which then touches only the job and Durable.SaveSnapshotFile.
+type snapJob struct {
+	index    uint64
+	term     uint64
+	conf     *raftpb.ConfState // a copy, owned by the job
+	capture  *lock.SnapshotCapture
+	captured time.Duration // on the loop
+
+	once    sync.Once
+	snap    *raftpb.Snapshot // set by run
+	err     error            // set by run: the snap file was not written
+	encoded time.Duration    // set by run
+	written time.Duration    // set by run
+}
+
+// run encodes the capture and writes the snap file to d. Only its first
+// call does anything. The loop reads the results only after run returned
+// (received from snapDoneC, or run on the loop itself).
+func (j *snapJob) run(d Durable) {
+	j.once.Do(func() {
+		start := time.Now()
+		data := j.capture.Encode()
+		j.capture = nil
+		j.encoded = time.Since(start)
+		j.snap = &raftpb.Snapshot{
+			Data: data,
+			Metadata: &raftpb.SnapshotMetadata{
+				Index:     proto.Uint64(j.index),
+				Term:      proto.Uint64(j.term),
+				ConfState: j.conf,
+			},
+		}
+		j.err = d.SaveSnapshotFile(j.snap)
+		j.written = time.Since(start) - j.encoded
+	})
+}
+
+// maybeSnapshot starts a snapshot when SnapshotEvery entries were applied
+// since the last one and none is in flight. It runs on the loop, after the
+// Ready's committed entries are applied.
+func (n *Node) maybeSnapshot() error {
+	if n.snapJob != nil || n.applied-n.snapIndex < n.cfg.SnapshotEvery {
+		return nil
+	}
+	start := time.Now()
+	term, err := n.storage.Term(n.applied)
+	if err != nil {
+		return fmt.Errorf("raftnode: snapshot at %d: term of the applied entry: %w", n.applied, err)
+	}
+	job := &snapJob{
+		index:   n.applied,
+		term:    term,
+		conf:    proto.Clone(n.confState).(*raftpb.ConfState),
+		capture: n.machine.CaptureSnapshot(),
+	}
+	job.captured = time.Since(start)
+	n.snapJob = job
+	if n.snapRun != nil {
+		n.snapRun(job)
+		return nil
+	}
+	w, doneC := n.wal, n.snapDoneC
+	go func() {
+		job.run(w)
+		doneC <- job // buffered: never blocks
+	}()
+	return nil
+}
+
+// awaitSnapshot waits until the snapshot in flight has its file written,
+// and finishes it. The loop calls it before it saves a snapshot received
+// from the leader.
+func (n *Node) awaitSnapshot() error {
+	job := n.snapJob
+	if n.snapRun == nil {
+		<-n.snapDoneC
+	} else {
+		job.run(n.wal) // the simulation: run it now; its scheduled end finds it finished
+	}
+	return n.finishSnapshot(job)
+}
+
+// abandonSnapshot waits for the snapshot in flight, if any, and drops it
+// without recording it: Run calls it when it returns, before it closes the
+// WAL. The snap file, if written, is ignored by a restart.
+func (n *Node) abandonSnapshot() {
+	job := n.snapJob
+	if job == nil {
+		return
+	}
+	n.snapJob = nil
+	if n.snapRun == nil {
+		<-n.snapDoneC
+	}
+	n.log.Info("snapshot abandoned: the node stopped before recording it", "index", job.index)
+}
+
+// finishSnapshot completes job on the loop once its file is written: the
+// WAL record, the MemoryStorage snapshot, compaction and snapIndex. A job
+// that is not the one in flight (the simulation's late delivery after an
+// awaitSnapshot) is ignored. A job superseded by a newer snapshot from the
+// leader is dropped without a record. An error of run or of the record
+// stops the node.
+func (n *Node) finishSnapshot(job *snapJob) error {
+	if job != n.snapJob {
+		return nil
+	}
+	n.snapJob = nil
+	if job.err != nil {
+		return fmt.Errorf("raftnode: save snapshot at %d: %w", job.index, job.err)
+	}
+	stored, err := n.storage.Snapshot()
+	if err != nil {
+		return fmt.Errorf("raftnode: snapshot at %d: read storage snapshot: %w", job.index, err)
+	}
+	if latest := max(n.snapIndex, stored.GetMetadata().GetIndex()); job.index <= latest {
+		// A newer snapshot was saved meanwhile; a record for this older
+		// one would make the WAL's records go backwards.
+		n.log.Info("snapshot superseded", "index", job.index, "snapshot_index", latest)
+		return nil
+	}
+	start := time.Now()
+	if err := n.wal.SaveSnapshotRecord(job.snap); err != nil {
+		return fmt.Errorf("raftnode: save snapshot record at %d: %w", job.index, err)
+	}
+	recorded := time.Since(start)
+	if _, err := n.storage.CreateSnapshot(job.index, job.conf, job.snap.GetData()); err != nil {
+		if !errors.Is(err, raft.ErrSnapOutOfDate) {
+			return fmt.Errorf("raftnode: create snapshot at %d: %w", job.index, err)
+		}
+		// Not reached (checked above), but harmless: the storage holds a
+		// newer snapshot and the WAL record of ours is valid too.
+		n.log.Warn("snapshot out of date in storage", "index", job.index)
+	}
+	if job.index > n.cfg.SnapshotCatchUp {
+		if err := n.storage.Compact(job.index - n.cfg.SnapshotCatchUp); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			return fmt.Errorf("raftnode: compact log: %w", err)
+		}
+	}
+	n.snapIndex = job.index
+	// The loop spent capture_ms and record_ms on it; encode_ms and
+	// write_ms (the snap file and its fsync) ran on another goroutine.
+	n.log.Info("snapshot saved", "index", job.index, "term", job.term, "bytes", len(job.snap.GetData()),
+		"capture_ms", job.captured.Milliseconds(), "encode_ms", job.encoded.Milliseconds(),
+		"write_ms", job.written.Milliseconds(), "record_ms", recorded.Milliseconds())
+	return nil
+}
