@@ -15,21 +15,29 @@ import (
 	"github.com/raftlock/raftlock/api"
 )
 
-// maxLockFlights is how many lock requests (acquire tries and releases) a
-// Client has in flight at once before it coalesces them.
-const maxLockFlights = 8
+// A Client has at most maxLockFlights lock requests (acquire tries and
+// releases, alone or batched) in flight at once while its batches are
+// small, and busyLockFlights once they carry busyBatch operations or more:
+// under load, fewer and fuller requests cost the client and the leader
+// less CPU per operation.
+const (
+	maxLockFlights  = 8
+	busyLockFlights = 4
+	busyBatch       = 4
+)
 
 // maxBatchOps is the most operations the SDK puts in one POST /v1/batch.
 const maxBatchOps = 256
 
 // batcher coalesces the bounded lock requests of a Client's goroutines:
 // acquire tries (the first attempt of every Lock and TryLock) and releases.
-// While fewer than maxLockFlights such requests are in flight, a request
-// goes alone, exactly as it would without the batcher. Beyond that it waits
-// in a queue, and when a flight ends, everything queued (up to maxBatchOps)
-// goes in one POST /v1/batch. Under load this divides the HTTP work of the
-// client and of the leader by the size of the batches; a lone goroutine
-// sees no difference.
+// While fewer than limit() such requests are in flight, a request goes
+// alone, exactly as it would without the batcher. Beyond that it waits in
+// a queue, and when a flight ends, everything queued (up to maxBatchOps)
+// goes in one POST /v1/batch, unless more than limit() flights are in the
+// air (the others take the queue when they land). Under load this divides
+// the HTTP work of the client and of the leader by the size of the
+// batches; a lone goroutine sees no difference.
 //
 // A batch is one attempt: when it fails as a whole (a transport error, a
 // 503, a server without /v1/batch), or an operation's own answer is a 503,
@@ -47,9 +55,18 @@ type batcher struct {
 	// answered a batch with 404 or 405).
 	off atomic.Bool
 
-	mu      sync.Mutex
-	flights int        // requests in flight, alone or batched
-	queue   []*batchOp // waiting for a flight
+	mu        sync.Mutex
+	flights   int        // requests in flight, alone or batched
+	queue     []*batchOp // waiting for a flight
+	lastBatch int        // operations in the last batch taken from the queue
+}
+
+// limit is how many flights may be in the air. b.mu is held.
+func (b *batcher) limit() int {
+	if b.lastBatch >= busyBatch {
+		return busyLockFlights
+	}
+	return maxLockFlights
 }
 
 // batchOp is an operation waiting in the queue or in a batch in flight.
@@ -75,7 +92,7 @@ func (c *Client) doLock(ctx context.Context, cl call, op api.BatchOp, out *api.L
 		return c.do(ctx, cl, dst)
 	}
 	b.mu.Lock()
-	if b.flights < maxLockFlights {
+	if b.flights < b.limit() {
 		b.flights++
 		b.mu.Unlock()
 		info, err := c.do(ctx, cl, dst)
@@ -117,7 +134,7 @@ func (c *Client) doLock(ctx context.Context, cl call, op api.BatchOp, out *api.L
 // land ends a flight: the queue, if any, leaves in a batch on it.
 func (b *batcher) land() {
 	b.mu.Lock()
-	if len(b.queue) == 0 {
+	if len(b.queue) == 0 || b.flights > b.limit() {
 		b.flights--
 		b.mu.Unlock()
 		return
@@ -130,6 +147,7 @@ func (b *batcher) land() {
 // take removes up to maxBatchOps operations from the queue. b.mu is held.
 func (b *batcher) take() []*batchOp {
 	n := min(len(b.queue), maxBatchOps)
+	b.lastBatch = n
 	ops := slices.Clone(b.queue[:n])
 	b.queue = slices.Delete(b.queue, 0, n)
 	return ops
@@ -141,7 +159,7 @@ func (b *batcher) fly(ops []*batchOp) {
 	for {
 		b.send(ops)
 		b.mu.Lock()
-		if len(b.queue) == 0 {
+		if len(b.queue) == 0 || b.flights > b.limit() {
 			b.flights--
 			b.mu.Unlock()
 			return
