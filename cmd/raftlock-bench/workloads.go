@@ -595,9 +595,12 @@ func runScale(ctx context.Context, t Target, cl *cluster, cfg benchConfig, seq i
 		if st, err := snapshotStats(leader.logPath); err == nil && st.count > 0 {
 			res.add("snapshots_taken", float64(st.count), kindCount)
 			res.add("last_snapshot_bytes", float64(st.lastBytes), kindBytes)
+			res.add("last_snapshot_capture_ms", st.lastCaptureMS, kindMillis)
 			res.add("last_snapshot_encode_ms", st.lastEncodeMS, kindMillis)
-			res.add("last_snapshot_stall_ms", st.lastTookMS, kindMillis)
-			res.add("max_snapshot_stall_ms", st.maxTookMS, kindMillis)
+			res.add("last_snapshot_write_ms", st.lastWriteMS, kindMillis)
+			res.add("last_snapshot_record_ms", st.lastRecordMS, kindMillis)
+			res.add("last_snapshot_stall_ms", st.lastStallMS, kindMillis)
+			res.add("max_snapshot_stall_ms", st.maxStallMS, kindMillis)
 		}
 	}
 	if n, err := dirSize(cl.snapDir(leader)); err == nil {
@@ -690,29 +693,43 @@ func fetchProfile(ctx context.Context, url, path string) error {
 
 // snapStats is what a raftlockd log says of the snapshots it saved.
 type snapStats struct {
-	count                    int
-	lastBytes                int64
-	lastEncodeMS, lastTookMS float64
-	maxTookMS                float64
+	count     int
+	lastBytes int64
+	// lastCaptureMS and lastRecordMS are the loop's part of the last
+	// snapshot; lastEncodeMS and lastWriteMS ran on another goroutine.
+	// lastStallMS is the loop's part (capture + record; the whole took_ms
+	// of raftlockd versions that snapshotted on the loop).
+	lastCaptureMS, lastEncodeMS, lastWriteMS, lastRecordMS float64
+	lastStallMS, maxStallMS                                float64
 }
 
-var snapLine = regexp.MustCompile(`msg="snapshot saved".* bytes=(\d+) encode_ms=(\d+) took_ms=(\d+)`)
+var (
+	snapLine  = regexp.MustCompile(`msg="snapshot saved"[^\n]*`)
+	snapField = regexp.MustCompile(`\b(bytes|capture_ms|encode_ms|write_ms|record_ms|took_ms)=(\d+)`)
+)
 
 // snapshotStats reads the "snapshot saved" lines of the raftlockd log at
-// path: how many, the last one's size, serialisation time and total loop
-// stall, and the longest stall.
+// path: how many, the last one's size and times, and the longest stall of
+// the loop.
 func snapshotStats(path string) (snapStats, error) {
 	var st snapStats
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return st, err
 	}
-	for _, m := range snapLine.FindAllSubmatch(b, -1) {
+	for _, line := range snapLine.FindAll(b, -1) {
+		f := map[string]float64{}
+		for _, m := range snapField.FindAllSubmatch(line, -1) {
+			f[string(m[1])], _ = strconv.ParseFloat(string(m[2]), 64)
+		}
 		st.count++
-		st.lastBytes, _ = strconv.ParseInt(string(m[1]), 10, 64)
-		st.lastEncodeMS, _ = strconv.ParseFloat(string(m[2]), 64)
-		st.lastTookMS, _ = strconv.ParseFloat(string(m[3]), 64)
-		st.maxTookMS = max(st.maxTookMS, st.lastTookMS)
+		st.lastBytes = int64(f["bytes"])
+		st.lastCaptureMS, st.lastEncodeMS, st.lastWriteMS, st.lastRecordMS = f["capture_ms"], f["encode_ms"], f["write_ms"], f["record_ms"]
+		st.lastStallMS = f["capture_ms"] + f["record_ms"]
+		if took, ok := f["took_ms"]; ok {
+			st.lastStallMS = took
+		}
+		st.maxStallMS = max(st.maxStallMS, st.lastStallMS)
 	}
 	return st, nil
 }

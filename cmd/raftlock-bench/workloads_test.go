@@ -52,7 +52,8 @@ func TestSnapshotStats(t *testing.T) {
 	path := t.TempDir() + "/raftlockd.log"
 	log := `time=2026-11-26T21:00:00Z level=INFO msg="raftlockd started" node_id=1
 time=2026-11-26T21:00:01Z level=INFO msg="snapshot saved" node_id=1 index=10000 bytes=2048 encode_ms=3 took_ms=9
-time=2026-11-26T21:00:02Z level=INFO msg="snapshot saved" node_id=1 index=20000 bytes=4096 encode_ms=7 took_ms=12
+time=2026-11-26T21:00:02Z level=INFO msg="snapshot saved" node_id=1 index=20000 term=2 bytes=4096 capture_ms=2 encode_ms=7 write_ms=5 record_ms=1
+time=2026-11-26T21:00:03Z level=INFO msg="saved snapshot" node_id=1 index=20000 term=2
 `
 	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
 		t.Fatal(err)
@@ -61,7 +62,9 @@ time=2026-11-26T21:00:02Z level=INFO msg="snapshot saved" node_id=1 index=20000 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.count != 2 || st.lastBytes != 4096 || st.lastEncodeMS != 7 || st.lastTookMS != 12 || st.maxTookMS != 12 {
+	// The old format's whole took_ms, then the new one's capture + record.
+	if st.count != 2 || st.lastBytes != 4096 || st.lastCaptureMS != 2 || st.lastEncodeMS != 7 || st.lastWriteMS != 5 ||
+		st.lastRecordMS != 1 || st.lastStallMS != 3 || st.maxStallMS != 9 {
 		t.Fatalf("stats %+v", st)
 	}
 }
