@@ -34,18 +34,7 @@ func (w *watchCountingNode) ReadWatch(ctx context.Context, stale bool, fn func(m
 func newWatchCountingServer(t *testing.T) (*watchCountingNode, *httptest.Server) {
 	t.Helper()
 	w := &watchCountingNode{fakeNode: newFakeNode()}
-	cfg := DefaultConfig()
-	cfg.Node = w
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		s.Close()
-	})
-	return w, ts
+	return w, serveOver(t, w, nil, nil)
 }
 
 // TestAcquireSubscribesOnlyWhenQueued: a waiting acquire of a free lock is

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -139,7 +138,7 @@ func TestBatchOpsRunConcurrently(t *testing.T) {
 	waiting := make(chan struct{}, n)
 	release := make(chan struct{})
 	gate := &gatedNode{fakeNode: f, waiting: waiting, release: release}
-	srv := newServerOver(t, gate)
+	srv := serveOver(t, gate, nil, nil)
 	done := make(chan reply, 1)
 	go func() { done <- do(t, srv, "POST", api.BatchPath, batchBody(t, ops...)) }()
 	for range n {
@@ -234,27 +233,7 @@ func TestBatchBadInput(t *testing.T) {
 		{method: "PUT", path: path, body: `{"ops":[` + acq + `]}`, status: 405, code: mna},
 		{method: "DELETE", path: path, status: 405, code: mna},
 	}
-	for i, c := range rows {
-		name := c.method + " " + c.path + " " + c.body
-		if len(name) > 80 {
-			name = name[:80]
-		}
-		before, n := f.snapshot()
-		r := doRaw(t, ts, false, c.method, c.path, c.body, c.hdr...)
-		switch {
-		case r.status != c.status || r.errCode() != c.code || r.errMessage() == "" || len(r.body) != 1:
-			t.Errorf("row %d %s: %d %.300s, want %d with code %q and a message", i, name, r.status, r.raw, c.status, c.code)
-		case r.header.Get("Content-Type") != "application/json":
-			t.Errorf("row %d %s: Content-Type %q", i, name, r.header.Get("Content-Type"))
-		}
-		after, m := f.snapshot()
-		if m != n {
-			t.Errorf("row %d %s: %d commands proposed", i, name, m-n)
-		}
-		if !bytes.Equal(after, before) {
-			t.Errorf("row %d %s: the state changed", i, name)
-		}
-	}
+	checkBadRows(t, f, ts, rows)
 	// The messages say what is wrong and which operation.
 	for body, want := range map[string]string{
 		`{"ops":[]}`: "ops is required",
@@ -286,23 +265,6 @@ func (g *gatedNode) Propose(ctx context.Context, cmd *lock.Command) (lock.Result
 		return lock.Result{}, 0, ctx.Err()
 	}
 	return g.fakeNode.Propose(ctx, cmd)
-}
-
-// newServerOver starts an httptest server with the real handler over p.
-func newServerOver(t *testing.T, p raftnode.Proposer) *httptest.Server {
-	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Node = p
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		s.Close()
-	})
-	return ts
 }
 
 func TestAppendBatchResponseIsJSONMarshal(t *testing.T) {

@@ -269,8 +269,23 @@ func (f *fakeNode) await(t *testing.T, what string, cond func(m *lock.Machine) b
 func newTestServer(t *testing.T, mod func(*Config)) (*fakeNode, *httptest.Server) {
 	t.Helper()
 	f := newFakeNode()
+	return f, serveOver(t, f, mod, nil)
+}
+
+// newTestHandler is newTestServer with a wrapper around the handler.
+func newTestHandler(t *testing.T, wrap func(http.Handler) http.Handler) (*fakeNode, *httptest.Server) {
+	t.Helper()
+	f := newFakeNode()
+	return f, serveOver(t, f, nil, wrap)
+}
+
+// serveOver starts an httptest server with the real handler over p, its
+// config changed by mod and its handler wrapped by wrap (both may be nil).
+// The server is closed when the test ends.
+func serveOver(t *testing.T, p raftnode.Proposer, mod func(*Config), wrap func(http.Handler) http.Handler) *httptest.Server {
+	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Node = f
+	cfg.Node = p
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -278,28 +293,14 @@ func newTestServer(t *testing.T, mod func(*Config)) (*fakeNode, *httptest.Server
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(func() {
-		ts.Close()
-		s.Close()
-	})
-	return f, ts
-}
-
-// newTestHandler is newTestServer with a wrapper around the handler.
-func newTestHandler(t *testing.T, wrap func(http.Handler) http.Handler) (*fakeNode, *httptest.Server) {
-	t.Helper()
-	f := newFakeNode()
-	cfg := DefaultConfig()
-	cfg.Node = f
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
+	var h http.Handler = s.Handler()
+	if wrap != nil {
+		h = wrap(h)
 	}
-	ts := httptest.NewServer(wrap(s.Handler()))
+	ts := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ts.Close()
 		s.Close()
 	})
-	return f, ts
+	return ts
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -221,27 +220,7 @@ func TestKeepAliveBatchBadInput(t *testing.T) {
 		{method: "GET", path: path, status: 400, code: inv},
 		{method: "DELETE", path: path, status: 400, code: inv},
 	}
-	for i, c := range rows {
-		name := c.method + " " + c.path + " " + c.body
-		if len(name) > 80 {
-			name = name[:80]
-		}
-		before, n := f.snapshot()
-		r := doRaw(t, ts, false, c.method, c.path, c.body, c.hdr...)
-		switch {
-		case r.status != c.status || r.errCode() != c.code || r.errMessage() == "" || len(r.body) != 1:
-			t.Errorf("row %d %s: %d %.300s, want %d with code %q and a message", i, name, r.status, r.raw, c.status, c.code)
-		case r.header.Get("Content-Type") != "application/json":
-			t.Errorf("row %d %s: Content-Type %q", i, name, r.header.Get("Content-Type"))
-		}
-		after, m := f.snapshot()
-		if m != n {
-			t.Errorf("row %d %s: %d commands proposed", i, name, m-n)
-		}
-		if !bytes.Equal(after, before) {
-			t.Errorf("row %d %s: the state changed", i, name)
-		}
-	}
+	checkBadRows(t, f, ts, rows)
 	// The messages say what is wrong.
 	for body, want := range map[string]string{
 		`{"ids":[]}`:               "ids is required",
