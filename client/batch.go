@@ -22,7 +22,7 @@ import (
 // less CPU per operation.
 const (
 	maxLockFlights  = 8
-	busyLockFlights = 4
+	busyLockFlights = 2
 	busyBatch       = 4
 )
 

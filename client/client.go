@@ -54,8 +54,8 @@ type Config struct {
 	PerSessionKeepAlives bool
 	// UnbatchedLocks sends every acquire and release in a request of its
 	// own, as SDKs before POST /v1/batch did. By default (false) a Client
-	// with 8 such requests in flight at once (4 once its batches are
-	// full) sends the next ones together in one POST /v1/batch when a
+	// with 8 such requests in flight at once (2 once its batches carry
+	// 4 or more) sends the next ones together in one POST /v1/batch when a
 	// request returns; each keeps its own result, and a lone request goes
 	// alone as before. A server without that endpoint is detected (404 or
 	// 405) and then served one by one anyway.
