@@ -395,7 +395,9 @@ func TestLostWhenOperatorClosesSession(t *testing.T) {
 		t.Fatal("Lost not closed after an operator closed the session")
 	}
 	t.Logf("loss noticed after %v", time.Since(start))
-	if !closedWithin(s.Done(), time.Second) || s.Ctx().Err() == nil {
+	// Done and Lost close just before Ctx is cancelled (Session.end):
+	// await Ctx too rather than sample it.
+	if !closedWithin(s.Done(), time.Second) || !closedWithin(s.Ctx().Done(), time.Second) {
 		t.Fatal("session not ended")
 	}
 	if err := s.Err(); !errors.Is(err, ErrSessionLost) || !errors.Is(err, ErrSessionExpired) {
