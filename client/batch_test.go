@@ -127,18 +127,36 @@ func (c *Client) queued() int {
 	return len(c.batch.queue)
 }
 
+// startLocks starts Lock of n Mutexes of s, named prefix/0 ... in
+// goroutines, and returns them with a channel of their results.
+func startLocks(t *testing.T, s *Session, prefix string, n int) ([]*Mutex, chan error) {
+	t.Helper()
+	ctx := testCtx(t)
+	ms := make([]*Mutex, n)
+	errc := make(chan error, n)
+	for i := range ms {
+		ms[i] = s.NewMutex(fmt.Sprintf("%s/%d", prefix, i))
+		go func() { errc <- ms[i].Lock(ctx) }()
+	}
+	return ms, errc
+}
+
+// awaitNil takes n results from errc and fails the test on any error.
+func awaitNil(t *testing.T, errc <-chan error, n int) {
+	t.Helper()
+	for range n {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // fillFlights starts maxLockFlights Locks, of locks "f/0"..., whose
 // requests the gate holds, and waits until they are all held. It returns
 // their Mutexes and a channel of their results.
 func fillFlights(t *testing.T, s *Session, g *lockGate) ([]*Mutex, chan error) {
 	t.Helper()
-	ctx := testCtx(t)
-	ms := make([]*Mutex, maxLockFlights)
-	errc := make(chan error, maxLockFlights)
-	for i := range ms {
-		ms[i] = s.NewMutex(fmt.Sprintf("f/%d", i))
-		go func() { errc <- ms[i].Lock(ctx) }()
-	}
+	ms, errc := startLocks(t, s, "f", maxLockFlights)
 	eventually(t, 10*time.Second, "every flight held by the gate", func() bool {
 		_, held, _ := g.stats()
 		return held == maxLockFlights
@@ -158,27 +176,14 @@ func TestLocksCoalesce(t *testing.T) {
 	first, firstErrs := fillFlights(t, s, g)
 
 	const n = 20
-	ms := make([]*Mutex, n)
-	errc := make(chan error, n)
-	for i := range ms {
-		ms[i] = s.NewMutex(fmt.Sprintf("q/%d", i))
-		go func() { errc <- ms[i].Lock(ctx) }()
-	}
+	ms, errc := startLocks(t, s, "q", n)
 	eventually(t, 10*time.Second, "every further Lock queued", func() bool { return c.queued() == n })
 	if singles, _, batches := g.stats(); singles != maxLockFlights || len(batches) != 0 {
 		t.Fatalf("before the flights land: %d sent alone, %d batches; want %d and 0", singles, len(batches), maxLockFlights)
 	}
 	close(g.open)
-	for range maxLockFlights {
-		if err := <-firstErrs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range n {
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-	}
+	awaitNil(t, firstErrs, maxLockFlights)
+	awaitNil(t, errc, n)
 	singles, _, batches := g.stats()
 	batched := 0
 	for _, b := range batches {
@@ -270,11 +275,7 @@ func TestBatchWithdrawnWhenCallerGivesUp(t *testing.T) {
 		t.Fatalf("%d operations still queued", q)
 	}
 	close(g.open)
-	for range maxLockFlights {
-		if err := <-firstErrs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	awaitNil(t, firstErrs, maxLockFlights)
 	for _, b := range func() [][]api.BatchOp { _, _, b := g.stats(); return b }() {
 		for _, op := range b {
 			if op.Name == "gives-up" {
@@ -309,24 +310,11 @@ func TestBatchFailureFallsBack(t *testing.T) {
 			ctx := testCtx(t)
 			_, firstErrs := fillFlights(t, s, g)
 			const n = 5
-			ms := make([]*Mutex, n)
-			errc := make(chan error, n)
-			for i := range ms {
-				ms[i] = s.NewMutex(fmt.Sprintf("q/%d", i))
-				go func() { errc <- ms[i].Lock(ctx) }()
-			}
+			ms, errc := startLocks(t, s, "q", n)
 			eventually(t, 10*time.Second, "every further Lock queued", func() bool { return c.queued() == n })
 			close(g.open)
-			for range maxLockFlights {
-				if err := <-firstErrs; err != nil {
-					t.Fatal(err)
-				}
-			}
-			for range n {
-				if err := <-errc; err != nil {
-					t.Fatal(err)
-				}
-			}
+			awaitNil(t, firstErrs, maxLockFlights)
+			awaitNil(t, errc, n)
 			singles, _, batches := g.stats()
 			if len(batches) == 0 || singles < maxLockFlights+n {
 				t.Fatalf("%d batches, %d sent alone; want the batch to fail and its %d operations to go alone", len(batches), singles, n)
