@@ -42,12 +42,6 @@ func TestErrorIsSentinel(t *testing.T) {
 	if errors.Is(&Error{Code: "no_such_code"}, ErrInternal) {
 		t.Error("unknown code matches ErrInternal")
 	}
-	// Aliases.
-	e := &Error{Code: CodeLockHeld}
-	if !errors.Is(e, ErrLocked) || !errors.Is(&Error{Code: CodeNotHolder}, ErrNotHeld) ||
-		!errors.Is(&Error{Code: CodeSessionNotFound}, ErrSessionExpired) || !errors.Is(&Error{Code: CodeTimeout}, ErrTimeout) {
-		t.Error("aliases do not match")
-	}
 	if got := (&Error{Code: CodeNotHolder, Message: "stale token"}).Error(); got != "raftlock: not_holder: stale token" {
 		t.Errorf("Error() = %q", got)
 	}

@@ -52,8 +52,10 @@ var (
 	ErrLockHeld = errors.New("api: lock held")
 	// ErrNotHolder matches CodeNotHolder.
 	ErrNotHolder = errors.New("api: not holder")
-	// ErrNotLeader matches CodeNotLeader.
-	ErrNotLeader = errors.New("api: not leader")
+	// ErrElectionNotLeader matches CodeNotLeader: the session does not
+	// lead the election (with that term). It is not about Raft: a node
+	// that is not the Raft leader forwards writes, it never answers this.
+	ErrElectionNotLeader = errors.New("api: election not leader")
 	// ErrNotFound matches CodeNotFound.
 	ErrNotFound = errors.New("api: not found")
 	// ErrUnavailable matches CodeUnavailable.
@@ -72,19 +74,6 @@ var (
 	ErrInternal = errors.New("api: internal error")
 )
 
-// Aliases of the sentinels above, for callers that think of them by another
-// name. They are the same values.
-var (
-	// ErrLocked is ErrLockHeld.
-	ErrLocked = ErrLockHeld
-	// ErrNotHeld is ErrNotHolder.
-	ErrNotHeld = ErrNotHolder
-	// ErrSessionExpired is ErrSessionNotFound: an expired session is gone.
-	ErrSessionExpired = ErrSessionNotFound
-	// ErrTimeout is ErrOutcomeUnknown (the code "timeout").
-	ErrTimeout = ErrOutcomeUnknown
-)
-
 // Sentinel returns the sentinel error of code, and nil for a code this
 // version does not know (compare Error.Code then).
 func Sentinel(code string) error {
@@ -98,7 +87,7 @@ func Sentinel(code string) error {
 	case CodeNotHolder:
 		return ErrNotHolder
 	case CodeNotLeader:
-		return ErrNotLeader
+		return ErrElectionNotLeader
 	case CodeNotFound:
 		return ErrNotFound
 	case CodeUnavailable:

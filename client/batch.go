@@ -113,7 +113,7 @@ func (c *Client) doLock(ctx context.Context, cl call, op api.BatchOp, out *api.L
 			return callInfo{}, fmt.Errorf("client: %s %s: %w", cl.method, cl.path, ctx.Err())
 		}
 		b.mu.Unlock()
-		return callInfo{unknownBefore: true}, fmt.Errorf("client: %s %s: %w: %w (sent in a batch)", cl.method, cl.path, ctx.Err(), ErrOutcomeUnknown)
+		return callInfo{unknownBefore: true}, fmt.Errorf("client: %s %s: %w: %w (sent in a batch)", cl.method, cl.path, ctx.Err(), api.ErrOutcomeUnknown)
 	}
 	if !o.fail && o.res.Status >= 200 && o.res.Status < 300 && o.res.Grant != nil {
 		if out != nil {

@@ -200,7 +200,7 @@ func TestLocksCoalesce(t *testing.T) {
 	tokens := map[uint64]string{}
 	for _, m := range append(first, ms...) {
 		tok := m.Token()
-		l, err := c.Lock(ctx, m.Name())
+		l, err := c.LockInfo(ctx, m.Name())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +283,7 @@ func TestBatchWithdrawnWhenCallerGivesUp(t *testing.T) {
 			}
 		}
 	}
-	if l, err := c.Lock(testCtx(t), "gives-up"); err != nil || l.Holder != nil || len(l.Waiters) != 0 {
+	if l, err := c.LockInfo(testCtx(t), "gives-up"); err != nil || l.Holder != nil || len(l.Waiters) != 0 {
 		t.Fatalf("lock after the withdrawn Lock: %+v %v", l, err)
 	}
 }
@@ -320,7 +320,7 @@ func TestBatchFailureFallsBack(t *testing.T) {
 				t.Fatalf("%d batches, %d sent alone; want the batch to fail and its %d operations to go alone", len(batches), singles, n)
 			}
 			for _, m := range ms {
-				l, err := c.Lock(ctx, m.Name())
+				l, err := c.LockInfo(ctx, m.Name())
 				if err != nil || l.Holder == nil || l.Holder.Token != m.Token() || m.Token() == 0 {
 					t.Fatalf("%s: token %d, server says %+v %v", m.Name(), m.Token(), l, err)
 				}

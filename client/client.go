@@ -100,11 +100,11 @@ type Client struct {
 }
 
 // New returns a Client for cfg. It fails with an error matching
-// ErrInvalidArgument when cfg has no endpoint or an endpoint is not an
+// api.ErrInvalidArgument when cfg has no endpoint or an endpoint is not an
 // http(s) URL. It does not contact the cluster.
 func New(cfg Config) (*Client, error) {
 	if len(cfg.Endpoints) == 0 {
-		return nil, fmt.Errorf("client: %w: no endpoint: give at least one client URL such as %s", ErrInvalidArgument, DefaultEndpoint)
+		return nil, fmt.Errorf("client: %w: no endpoint: give at least one client URL such as %s", api.ErrInvalidArgument, DefaultEndpoint)
 	}
 	c := &Client{timeout: cfg.RequestTimeout, hc: cfg.HTTPClient, log: cfg.Logger}
 	c.keeper.init(c, cfg.PerSessionKeepAlives)
@@ -113,7 +113,7 @@ func New(cfg Config) (*Client, error) {
 	for _, e := range cfg.Endpoints {
 		n, err := normalizeURL(e)
 		if err != nil {
-			return nil, fmt.Errorf("client: %w: endpoint %q: %v", ErrInvalidArgument, e, err)
+			return nil, fmt.Errorf("client: %w: endpoint %q: %v", api.ErrInvalidArgument, e, err)
 		}
 		c.eps = append(c.eps, n)
 	}
@@ -164,11 +164,11 @@ func (c *Client) Status(ctx context.Context) (*api.Status, error) {
 	return &st, nil
 }
 
-// Lock returns lock name's holder and waiters (GET /v1/locks/{name},
+// LockInfo reads lock name: its holder and waiters (GET /v1/locks/{name},
 // linearizable). A free lock has a nil Holder. It is safe for concurrent use.
-func (c *Client) Lock(ctx context.Context, name string) (*api.Lock, error) {
+func (c *Client) LockInfo(ctx context.Context, name string) (*api.Lock, error) {
 	if err := api.ValidateLockName(name); err != nil {
-		return nil, fmt.Errorf("client: %w: %v", ErrInvalidArgument, err)
+		return nil, fmt.Errorf("client: %w: %v", api.ErrInvalidArgument, err)
 	}
 	var l api.Lock
 	if _, err := c.do(ctx, call{method: http.MethodGet, path: api.LockPath(name)}, &l); err != nil {
@@ -181,7 +181,7 @@ func (c *Client) Lock(ctx context.Context, name string) (*api.Lock, error) {
 // have waiters, sorted by name (GET /v1/locks?prefix=, linearizable).
 func (c *Client) Locks(ctx context.Context, prefix string) ([]api.Lock, error) {
 	if err := api.ValidateLockPrefix(prefix); err != nil {
-		return nil, fmt.Errorf("client: %w: %v", ErrInvalidArgument, err)
+		return nil, fmt.Errorf("client: %w: %v", api.ErrInvalidArgument, err)
 	}
 	q := url.Values{}
 	if prefix != "" {
@@ -199,7 +199,7 @@ func (c *Client) Locks(ctx context.Context, prefix string) ([]api.Lock, error) {
 
 // SessionInfo returns session id's TTL, deadline and locks (GET
 // /v1/sessions/{id}, linearizable). An unknown session is an error
-// matching ErrSessionExpired.
+// matching api.ErrSessionNotFound.
 func (c *Client) SessionInfo(ctx context.Context, id api.SessionID) (*api.Session, error) {
 	return c.sessionInfo(ctx, id, false)
 }
@@ -220,12 +220,12 @@ func (c *Client) sessionInfo(ctx context.Context, id api.SessionID, stale bool) 
 // its locks are released and granted to their next waiters. It is an
 // operator's forced release; the session's owner sees Session.Done close
 // and its Mutexes' Lost close at its next keep-alive. An unknown session is
-// an error matching ErrSessionExpired, except when an earlier attempt of
+// an error matching api.ErrSessionNotFound, except when an earlier attempt of
 // this call had an unknown outcome (then it was this call that closed it,
 // and CloseSession returns nil).
 func (c *Client) CloseSession(ctx context.Context, id api.SessionID) error {
 	info, err := c.do(ctx, call{method: http.MethodDelete, path: api.SessionPath(id), write: true, retryUnknown: true}, nil)
-	if err != nil && info.unknownBefore && errors.Is(err, ErrSessionExpired) {
+	if err != nil && info.unknownBefore && errors.Is(err, api.ErrSessionNotFound) {
 		return nil
 	}
 	return err

@@ -136,15 +136,15 @@ func TestCloseReleasesLocks(t *testing.T) {
 	if !isClosed(lost) || m.Token() != 0 {
 		t.Fatalf("after Close: lost closed %v, token %d", isClosed(lost), m.Token())
 	}
-	l, err := c.Lock(ctx, "jobs/nightly")
+	l, err := c.LockInfo(ctx, "jobs/nightly")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if l.Holder != nil {
 		t.Fatalf("lock still held after Close: %+v", l.Holder)
 	}
-	if _, err := c.SessionInfo(ctx, s.ID()); !errors.Is(err, ErrSessionExpired) {
-		t.Fatalf("SessionInfo after Close: %v, want ErrSessionExpired", err)
+	if _, err := c.SessionInfo(ctx, s.ID()); !errors.Is(err, api.ErrSessionNotFound) {
+		t.Fatalf("SessionInfo after Close: %v, want api.ErrSessionNotFound", err)
 	}
 	if err := s.Close(ctx); err != nil {
 		t.Fatalf("second Close: %v", err)
@@ -173,7 +173,7 @@ func TestLockUnlockToken(t *testing.T) {
 	if tok == 0 || isClosed(m.Lost()) {
 		t.Fatalf("after Lock: token %d, lost closed %v", tok, isClosed(m.Lost()))
 	}
-	l, err := c.Lock(ctx, "a")
+	l, err := c.LockInfo(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestLockUnlockToken(t *testing.T) {
 	if m.Token() != 0 || isClosed(lost) {
 		t.Fatalf("after Unlock: token %d, old lost closed %v", m.Token(), isClosed(lost))
 	}
-	if l, _ := c.Lock(ctx, "a"); l == nil || l.Holder != nil {
+	if l, _ := c.LockInfo(ctx, "a"); l == nil || l.Holder != nil {
 		t.Fatalf("lock after Unlock: %+v", l)
 	}
 	if err := m.TryLock(ctx); err != nil {
@@ -226,8 +226,8 @@ func TestTryLockHeld(t *testing.T) {
 	}
 	m2 := s2.NewMutex("x")
 	err := m2.TryLock(ctx)
-	if !errors.Is(err, ErrLocked) || !errors.Is(err, api.ErrLockHeld) {
-		t.Fatalf("TryLock of a held lock: %v, want ErrLocked", err)
+	if !errors.Is(err, api.ErrLockHeld) || !errors.Is(err, api.ErrLockHeld) {
+		t.Fatalf("TryLock of a held lock: %v, want api.ErrLockHeld", err)
 	}
 	var le *LockedError
 	if !errors.As(err, &le) {
@@ -242,7 +242,7 @@ func TestTryLockHeld(t *testing.T) {
 	if m2.Token() != 0 {
 		t.Fatal("token after a failed TryLock")
 	}
-	if l, _ := c.Lock(ctx, "x"); l == nil || len(l.Waiters) != 0 {
+	if l, _ := c.LockInfo(ctx, "x"); l == nil || len(l.Waiters) != 0 {
 		t.Fatalf("TryLock left a waiter: %+v", l)
 	}
 }
@@ -324,7 +324,7 @@ func TestLockTimeoutLeavesQueue(t *testing.T) {
 	if m2.Token() != 0 {
 		t.Fatal("token after a timed-out Lock")
 	}
-	l, err := c.Lock(ctx, "q")
+	l, err := c.LockInfo(ctx, "q")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func TestLockTimeoutLeavesQueue(t *testing.T) {
 	if err := m1.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if l, err := c.Lock(ctx, "q"); err != nil || l.Holder != nil {
+	if l, err := c.LockInfo(ctx, "q"); err != nil || l.Holder != nil {
 		t.Fatalf("after the holder's Unlock the lock went to %+v (%v), want free", l, err)
 	}
 }
@@ -356,7 +356,7 @@ func TestLockWaitsForRelease(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- m2.Lock(ctx) }()
 	eventually(t, 5*time.Second, "the second session queued", func() bool {
-		l, err := c.Lock(ctx, "w")
+		l, err := c.LockInfo(ctx, "w")
 		return err == nil && len(l.Waiters) == 1 && l.Waiters[0].Session == s2.ID()
 	})
 	tok := m1.Token()
@@ -400,8 +400,8 @@ func TestLostWhenOperatorClosesSession(t *testing.T) {
 	if !closedWithin(s.Done(), time.Second) || !closedWithin(s.Ctx().Done(), time.Second) {
 		t.Fatal("session not ended")
 	}
-	if err := s.Err(); !errors.Is(err, ErrSessionLost) || !errors.Is(err, ErrSessionExpired) {
-		t.Fatalf("Err %v, want ErrSessionLost and ErrSessionExpired", err)
+	if err := s.Err(); !errors.Is(err, ErrSessionLost) || !errors.Is(err, api.ErrSessionNotFound) {
+		t.Fatalf("Err %v, want ErrSessionLost and api.ErrSessionNotFound", err)
 	}
 	if m.Token() != 0 {
 		t.Fatal("token of a lost hold")
@@ -409,8 +409,8 @@ func TestLostWhenOperatorClosesSession(t *testing.T) {
 	if err := m.Lock(ctx); !errors.Is(err, ErrSessionLost) {
 		t.Fatalf("Lock on a lost session: %v", err)
 	}
-	if err := op.CloseSession(ctx, s.ID()); !errors.Is(err, ErrSessionExpired) {
-		t.Fatalf("second CloseSession: %v, want ErrSessionExpired", err)
+	if err := op.CloseSession(ctx, s.ID()); !errors.Is(err, api.ErrSessionNotFound) {
+		t.Fatalf("second CloseSession: %v, want api.ErrSessionNotFound", err)
 	}
 }
 
@@ -438,8 +438,8 @@ func TestLostWhenLockReleasedBySomeoneElse(t *testing.T) {
 	}
 	err := m.Unlock(ctx)
 	var ae *api.Error
-	if !errors.Is(err, ErrNotHolder) || !errors.Is(err, api.ErrNotHolder) || !errors.As(err, &ae) || ae.Code != api.CodeNotHolder {
-		t.Fatalf("Unlock of a lost hold: %v, want ErrNotHolder", err)
+	if !errors.Is(err, api.ErrNotHolder) || !errors.Is(err, api.ErrNotHolder) || !errors.As(err, &ae) || ae.Code != api.CodeNotHolder {
+		t.Fatalf("Unlock of a lost hold: %v, want api.ErrNotHolder", err)
 	}
 	if m.Token() != 0 {
 		t.Fatal("token after Unlock")
@@ -484,9 +484,9 @@ func TestSessionLostWhenRenewalsStop(t *testing.T) {
 	// The server expires it on its own, which frees the lock.
 	eventually(t, 5*time.Second, "the server expires the session", func() bool {
 		_, err := c.SessionInfo(ctx, s.ID())
-		return errors.Is(err, ErrSessionExpired)
+		return errors.Is(err, api.ErrSessionNotFound)
 	})
-	if l, err := c.Lock(ctx, "expiring"); err != nil || l.Holder != nil {
+	if l, err := c.LockInfo(ctx, "expiring"); err != nil || l.Holder != nil {
 		t.Fatalf("lock of an expired session: %+v %v", l, err)
 	}
 }
@@ -499,22 +499,22 @@ func TestErrorMapping(t *testing.T) {
 	_, err := c.do(ctx, call{method: http.MethodPost, path: api.LockPath("m") + "/release", write: true,
 		body: api.ReleaseRequest{Session: s.ID(), Token: 12345}}, nil)
 	var ae *api.Error
-	if !errors.Is(err, api.ErrNotHolder) || !errors.Is(err, ErrNotHolder) || !errors.As(err, &ae) || ae.Code != api.CodeNotHolder {
+	if !errors.Is(err, api.ErrNotHolder) || !errors.Is(err, api.ErrNotHolder) || !errors.As(err, &ae) || ae.Code != api.CodeNotHolder {
 		t.Fatalf("release of an unheld lock: %v", err)
 	}
-	if _, err := c.SessionInfo(ctx, 999999); !errors.Is(err, ErrSessionExpired) || !errors.Is(err, api.ErrSessionNotFound) {
+	if _, err := c.SessionInfo(ctx, 999999); !errors.Is(err, api.ErrSessionNotFound) || !errors.Is(err, api.ErrSessionNotFound) {
 		t.Fatalf("unknown session: %v", err)
 	}
-	if _, err := c.NewSession(ctx, WithTTL(time.Millisecond)); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := c.NewSession(ctx, WithTTL(time.Millisecond)); !errors.Is(err, api.ErrInvalidArgument) {
 		t.Fatalf("TTL below the minimum: %v", err)
 	}
-	if err := s.NewMutex("bad name!").Lock(ctx); !errors.Is(err, ErrInvalidArgument) {
+	if err := s.NewMutex("bad name!").Lock(ctx); !errors.Is(err, api.ErrInvalidArgument) {
 		t.Fatalf("bad lock name: %v", err)
 	}
-	if _, err := New(Config{}); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := New(Config{}); !errors.Is(err, api.ErrInvalidArgument) {
 		t.Fatalf("New without endpoints: %v", err)
 	}
-	if _, err := New(Config{Endpoints: []string{"127.0.0.1:7070"}}); !errors.Is(err, ErrInvalidArgument) {
+	if _, err := New(Config{Endpoints: []string{"127.0.0.1:7070"}}); !errors.Is(err, api.ErrInvalidArgument) {
 		t.Fatalf("New with a URL without scheme: %v", err)
 	}
 }
@@ -536,11 +536,11 @@ func TestEndpointRotation(t *testing.T) {
 	if err := s.NewMutex("r").Lock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Only dead endpoints: ErrUnavailable, bounded.
+	// Only dead endpoints: api.ErrUnavailable, bounded.
 	dead := newClient(t, "http://127.0.0.1:1", "http://127.0.0.1:2")
 	start := time.Now()
-	if _, err := dead.Status(ctx); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Status with dead endpoints: %v, want ErrUnavailable", err)
+	if _, err := dead.Status(ctx); !errors.Is(err, api.ErrUnavailable) {
+		t.Fatalf("Status with dead endpoints: %v, want api.ErrUnavailable", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("gave up after %v", d)
@@ -610,8 +610,8 @@ func TestCreateSessionOutcomeUnknownNotRetried(t *testing.T) {
 	c := newClient(t, f1.URL, f2.URL)
 	ctx := testCtx(t)
 	_, err := c.NewSession(ctx, WithTTL(time.Second))
-	if !errors.Is(err, ErrOutcomeUnknown) {
-		t.Fatalf("NewSession: %v, want ErrOutcomeUnknown", err)
+	if !errors.Is(err, api.ErrOutcomeUnknown) {
+		t.Fatalf("NewSession: %v, want api.ErrOutcomeUnknown", err)
 	}
 	if n := f1.count("POST /v1/sessions") + f2.count("POST /v1/sessions"); n != 1 {
 		t.Fatalf("session create sent %d times, want 1", n)
@@ -619,8 +619,8 @@ func TestCreateSessionOutcomeUnknownNotRetried(t *testing.T) {
 	// An idempotent write is retried, and exhausted retries still say
 	// "unknown", never success.
 	err = c.CloseSession(ctx, 42)
-	if !errors.Is(err, ErrOutcomeUnknown) {
-		t.Fatalf("CloseSession: %v, want ErrOutcomeUnknown", err)
+	if !errors.Is(err, api.ErrOutcomeUnknown) {
+		t.Fatalf("CloseSession: %v, want api.ErrOutcomeUnknown", err)
 	}
 	if n := f1.count("DELETE /v1/sessions/42") + f2.count("DELETE /v1/sessions/42"); n < 2 {
 		t.Fatalf("idempotent DELETE sent %d times, want retries", n)
@@ -670,7 +670,7 @@ func TestUnlockRetryAfterUnknownOutcome(t *testing.T) {
 	if releases.Load() != 2 {
 		t.Fatalf("%d releases sent, want 2", releases.Load())
 	}
-	if l, err := c.Lock(ctx, "u"); err != nil || l.Holder != nil {
+	if l, err := c.LockInfo(ctx, "u"); err != nil || l.Holder != nil {
 		t.Fatalf("lock after Unlock: %+v %v", l, err)
 	}
 }

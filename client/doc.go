@@ -44,14 +44,14 @@
 // Writes are also retried after a 503 timeout (outcome unknown): acquire,
 // release, keep-alive and close are idempotent for a session. Opening a
 // session is not, so its unknown outcome is returned as an error matching
-// ErrOutcomeUnknown. A call whose retries run out after an unknown outcome
-// returns an error matching ErrOutcomeUnknown, never success.
+// api.ErrOutcomeUnknown. A call whose retries run out after an unknown outcome
+// returns an error matching api.ErrOutcomeUnknown, never success.
 //
 // # Errors
 //
 // Errors answered by the server are *api.Error values that match the api
-// sentinels, re-exported here (ErrLocked, ErrNotHolder, ErrSessionExpired,
-// ErrUnavailable, ErrOutcomeUnknown, ErrInvalidArgument, ErrNotLeader); test them with
+// sentinels, re-exported here (api.ErrLockHeld, api.ErrNotHolder, api.ErrSessionNotFound,
+// api.ErrUnavailable, api.ErrOutcomeUnknown, api.ErrInvalidArgument, api.ErrElectionNotLeader); test them with
 // errors.Is. The SDK adds ErrSessionLost, ErrSessionClosed and ErrNotLocked.
 //
 // # Safety

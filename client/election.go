@@ -12,11 +12,6 @@ import (
 	"github.com/raftlock/raftlock/api"
 )
 
-// ErrNotLeader is api.ErrNotLeader: the session does not lead the election
-// (with that term). Proclaim returns it when the Election does not lead,
-// and Resign when the server says the leadership had already ended.
-var ErrNotLeader = api.ErrNotLeader
-
 // Election is a leader election named Name, campaigned in on behalf of a
 // Session: the candidates queue in FIFO order and the head leads, with a
 // value (the leader's identity or address, proclaimed to observers) and a
@@ -42,7 +37,7 @@ type Election struct {
 
 // NewElection returns an Election for election name in session s. It does
 // not contact the server; an invalid name makes Campaign fail with an error
-// matching ErrInvalidArgument.
+// matching api.ErrInvalidArgument.
 func (s *Session) NewElection(name string) *Election {
 	return &Election{s: s, name: name, sem: make(chan struct{}, 1)}
 }
@@ -81,7 +76,7 @@ func (e *Election) Lost() <-chan struct{} {
 // Leader returns the election's current leader (a linearizable read of GET
 // /v1/elections/{name}), or nil, nil when nobody leads.
 func (e *Election) Leader(ctx context.Context) (*api.Leader, error) {
-	el, err := e.s.c.Election(ctx, e.name)
+	el, err := e.s.c.ElectionInfo(ctx, e.name)
 	if err != nil {
 		return nil, err
 	}
@@ -135,10 +130,10 @@ func (e *Election) leading() *hold {
 // error matches Session.Err (ErrSessionLost or ErrSessionClosed).
 func (e *Election) Campaign(ctx context.Context, value string) error {
 	if err := api.ValidateLockName(e.name); err != nil {
-		return fmt.Errorf("client: campaign: %w: election %v", ErrInvalidArgument, err)
+		return fmt.Errorf("client: campaign: %w: election %v", api.ErrInvalidArgument, err)
 	}
 	if len(value) > api.MaxValueSize {
-		return fmt.Errorf("client: campaign %q: %w: value is %d bytes long, at most %d are allowed", e.name, ErrInvalidArgument, len(value), api.MaxValueSize)
+		return fmt.Errorf("client: campaign %q: %w: value is %d bytes long, at most %d are allowed", e.name, api.ErrInvalidArgument, len(value), api.MaxValueSize)
 	}
 	if err := e.enter(ctx); err != nil {
 		return err
@@ -174,16 +169,16 @@ func (e *Election) Campaign(ctx context.Context, value string) error {
 			return e.won(l.Term)
 		}
 		switch {
-		case errors.Is(err, ErrNotLeader) && actx.Err() == nil:
+		case errors.Is(err, api.ErrElectionNotLeader) && actx.Err() == nil:
 			// The wait chunk ran out and the server took the session out
 			// of the queue: join again (at the tail).
 			continue
-		case errors.Is(err, ErrSessionExpired):
+		case errors.Is(err, api.ErrSessionNotFound):
 			e.s.lost(err)
 			return fmt.Errorf("client: campaign %q: %w", e.name, e.s.Err())
 		case actx.Err() != nil:
 			return e.giveUp(ctx, value, err)
-		case errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown):
+		case errors.Is(err, api.ErrUnavailable) || errors.Is(err, api.ErrOutcomeUnknown):
 			e.s.log.Debug("campaign failed, retrying", "election", e.name, "try", try, "error", err)
 			if sleep(actx, backoff(min(try, 6))) != nil {
 				return e.giveUp(ctx, value, err)
@@ -233,7 +228,7 @@ func (e *Election) cleanup(parent context.Context, value string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), cleanupTimeout)
 	defer cancel()
 	c := e.s.c
-	el, err := c.Election(ctx, e.name)
+	el, err := c.ElectionInfo(ctx, e.name)
 	if err != nil {
 		e.s.log.Warn("clean up after a campaign: read the election", "election", e.name, "error", err)
 		return
@@ -262,7 +257,7 @@ func (e *Election) resignTerm(ctx context.Context, term uint64) {
 		method: http.MethodPost, path: api.ElectionPath(e.name) + "/resign", write: true, retryUnknown: true,
 		body: api.ResignRequest{Session: e.s.id, Term: term},
 	}, nil)
-	if err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrSessionExpired) {
+	if err != nil && !errors.Is(err, api.ErrElectionNotLeader) && !errors.Is(err, api.ErrSessionNotFound) {
 		e.s.log.Warn("clean up after a campaign: resign", "election", e.name, "term", term, "error", err)
 	}
 }
@@ -270,15 +265,15 @@ func (e *Election) resignTerm(ctx context.Context, term uint64) {
 // Proclaim changes the value of the current leadership (POST proclaim with
 // its term), e.g. to announce a new address without an election. If the
 // Election does not lead (or its leadership was lost) it returns an error
-// matching ErrNotLeader without contacting the server. If the server
+// matching api.ErrElectionNotLeader without contacting the server. If the server
 // answers that the session does not lead with this term, the leadership is
-// over: Lost is closed, Term becomes 0 and the error matches ErrNotLeader
-// (or ErrSessionExpired). On other failures (unavailable, ctx ended) the
+// over: Lost is closed, Term becomes 0 and the error matches api.ErrElectionNotLeader
+// (or api.ErrSessionNotFound). On other failures (unavailable, ctx ended) the
 // leadership is kept and the value may or may not have changed; Proclaim
 // may be called again.
 func (e *Election) Proclaim(ctx context.Context, value string) error {
 	if len(value) > api.MaxValueSize {
-		return fmt.Errorf("client: proclaim %q: %w: value is %d bytes long, at most %d are allowed", e.name, ErrInvalidArgument, len(value), api.MaxValueSize)
+		return fmt.Errorf("client: proclaim %q: %w: value is %d bytes long, at most %d are allowed", e.name, api.ErrInvalidArgument, len(value), api.MaxValueSize)
 	}
 	if err := e.enter(ctx); err != nil {
 		return err
@@ -286,7 +281,7 @@ func (e *Election) Proclaim(ctx context.Context, value string) error {
 	defer e.leave()
 	h := e.leading()
 	if h == nil {
-		return fmt.Errorf("client: proclaim %q: %w", e.name, ErrNotLeader)
+		return fmt.Errorf("client: proclaim %q: %w", e.name, api.ErrElectionNotLeader)
 	}
 	_, err := e.s.c.do(ctx, call{
 		method: http.MethodPost, path: api.ElectionPath(e.name) + "/proclaim", write: true, retryUnknown: true,
@@ -295,8 +290,8 @@ func (e *Election) Proclaim(ctx context.Context, value string) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrSessionExpired):
-		if errors.Is(err, ErrSessionExpired) {
+	case errors.Is(err, api.ErrElectionNotLeader), errors.Is(err, api.ErrSessionNotFound):
+		if errors.Is(err, api.ErrSessionNotFound) {
 			e.s.lost(err)
 		}
 		e.s.loseHold(h)
@@ -320,7 +315,7 @@ func (e *Election) Proclaim(ctx context.Context, value string) error {
 // it does not is then success too. Otherwise, if the server answers that
 // the session does not lead with this term (the leadership had ended
 // meanwhile), the leadership is dropped, Lost is closed and the error
-// matches ErrNotLeader (or ErrSessionExpired). On other failures
+// matches api.ErrElectionNotLeader (or api.ErrSessionNotFound). On other failures
 // (unavailable, ctx ended) the leadership is kept and Resign may be called
 // again.
 func (e *Election) Resign(ctx context.Context) error {
@@ -342,14 +337,14 @@ func (e *Election) Resign(ctx context.Context) error {
 	}, nil)
 	var ret error
 	switch {
-	case err == nil, info.unknownBefore && errors.Is(err, ErrNotLeader),
-		wasLost && (errors.Is(err, ErrNotLeader) || errors.Is(err, ErrSessionExpired)):
-		if errors.Is(err, ErrSessionExpired) {
+	case err == nil, info.unknownBefore && errors.Is(err, api.ErrElectionNotLeader),
+		wasLost && (errors.Is(err, api.ErrElectionNotLeader) || errors.Is(err, api.ErrSessionNotFound)):
+		if errors.Is(err, api.ErrSessionNotFound) {
 			e.s.lost(err)
 		}
 		e.s.removeHold(h)
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrSessionExpired):
-		if errors.Is(err, ErrSessionExpired) {
+	case errors.Is(err, api.ErrElectionNotLeader), errors.Is(err, api.ErrSessionNotFound):
+		if errors.Is(err, api.ErrSessionNotFound) {
 			e.s.lost(err)
 		}
 		e.s.loseHold(h)

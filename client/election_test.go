@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -55,7 +56,7 @@ func TestCampaignLeadsWithTerm(t *testing.T) {
 	if err := e.Resign(ctx); err != nil {
 		t.Fatalf("Resign when not leading: %v", err)
 	}
-	if err := s.NewElection("bad name!").Campaign(ctx, "x"); !errors.Is(err, ErrInvalidArgument) {
+	if err := s.NewElection("bad name!").Campaign(ctx, "x"); !errors.Is(err, api.ErrInvalidArgument) {
 		t.Fatalf("Campaign with a bad name: %v", err)
 	}
 }
@@ -74,7 +75,7 @@ func TestCampaignWaitsForResign(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e2.Campaign(ctx, "two") }()
 	eventually(t, 5*time.Second, "the second session queued", func() bool {
-		el, err := c.Election(ctx, "e")
+		el, err := c.ElectionInfo(ctx, "e")
 		return err == nil && len(el.Candidates) == 1 && el.Candidates[0].Session == s2.ID() && el.Candidates[0].Value == "two"
 	})
 	select {
@@ -98,8 +99,8 @@ func TestCampaignWaitsForResign(t *testing.T) {
 	if err != nil || l == nil || l.Session != s2.ID() || l.Value != "two" || l.Term != e2.Term() {
 		t.Fatalf("Leader %+v, %v", l, err)
 	}
-	if err := e1.Proclaim(ctx, "x"); !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("Proclaim by the resigned: %v, want ErrNotLeader", err)
+	if err := e1.Proclaim(ctx, "x"); !errors.Is(err, api.ErrElectionNotLeader) {
+		t.Fatalf("Proclaim by the resigned: %v, want api.ErrElectionNotLeader", err)
 	}
 }
 
@@ -122,7 +123,7 @@ func TestCampaignTimeoutLeavesQueue(t *testing.T) {
 	if e2.Term() != 0 || !isClosed(e2.Lost()) {
 		t.Fatalf("after a failed Campaign: term %d", e2.Term())
 	}
-	el, err := c.Election(ctx, "q")
+	el, err := c.ElectionInfo(ctx, "q")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,14 +135,14 @@ func TestCampaignTimeoutLeavesQueue(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e2.Campaign(cctx, "two") }()
 	eventually(t, 5*time.Second, "queued", func() bool {
-		el, err := c.Election(ctx, "q")
+		el, err := c.ElectionInfo(ctx, "q")
 		return err == nil && len(el.Candidates) == 1
 	})
 	ccancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled Campaign: %v", err)
 	}
-	if el, err := c.Election(ctx, "q"); err != nil || len(el.Candidates) != 0 {
+	if el, err := c.ElectionInfo(ctx, "q"); err != nil || len(el.Candidates) != 0 {
 		t.Fatalf("election after the cancel: %+v, %v", el, err)
 	}
 }
@@ -152,8 +153,8 @@ func TestProclaimChangesValue(t *testing.T) {
 	ctx := testCtx(t)
 	s := newSession(t, c, time.Second)
 	e := s.NewElection("p")
-	if err := e.Proclaim(ctx, "early"); !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("Proclaim before Campaign: %v, want ErrNotLeader", err)
+	if err := e.Proclaim(ctx, "early"); !errors.Is(err, api.ErrElectionNotLeader) {
+		t.Fatalf("Proclaim before Campaign: %v, want api.ErrElectionNotLeader", err)
 	}
 	if err := e.Campaign(ctx, "v1"); err != nil {
 		t.Fatal(err)
@@ -192,7 +193,7 @@ func TestElectionLostWhenOperatorClosesSession(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e2.Campaign(ctx, "b") }()
 	eventually(t, 5*time.Second, "queued", func() bool {
-		el, err := c.Election(ctx, "ops")
+		el, err := c.ElectionInfo(ctx, "ops")
 		return err == nil && len(el.Candidates) == 1
 	})
 	if err := c.CloseSession(ctx, s.ID()); err != nil {
@@ -210,7 +211,7 @@ func TestElectionLostWhenOperatorClosesSession(t *testing.T) {
 	if !errors.Is(s.Err(), ErrSessionLost) {
 		t.Fatalf("session error %v", s.Err())
 	}
-	if err := e.Proclaim(ctx, "zombie"); !errors.Is(err, ErrNotLeader) {
+	if err := e.Proclaim(ctx, "zombie"); !errors.Is(err, api.ErrElectionNotLeader) {
 		t.Fatalf("Proclaim after the loss: %v", err)
 	}
 	if err := e.Resign(ctx); err != nil {

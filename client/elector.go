@@ -84,20 +84,20 @@ type Elector struct {
 // errElectorRunning is Run's error when the Elector runs already.
 var errElectorRunning = errors.New("client: elector: Run is already running")
 
-// validate checks the configuration; its errors match ErrInvalidArgument.
+// validate checks the configuration; its errors match api.ErrInvalidArgument.
 func (e *Elector) validate() error {
 	switch {
 	case e.Client == nil:
-		return fmt.Errorf("client: elector: %w: no Client", ErrInvalidArgument)
+		return fmt.Errorf("client: elector: %w: no Client", api.ErrInvalidArgument)
 	case e.Identity == "":
-		return fmt.Errorf("client: elector %q: %w: no Identity (the value observers see as the leader)", e.Name, ErrInvalidArgument)
+		return fmt.Errorf("client: elector %q: %w: no Identity (the value observers see as the leader)", e.Name, api.ErrInvalidArgument)
 	case len(e.Identity) > api.MaxValueSize:
-		return fmt.Errorf("client: elector %q: %w: Identity is %d bytes long, at most %d are allowed", e.Name, ErrInvalidArgument, len(e.Identity), api.MaxValueSize)
+		return fmt.Errorf("client: elector %q: %w: Identity is %d bytes long, at most %d are allowed", e.Name, api.ErrInvalidArgument, len(e.Identity), api.MaxValueSize)
 	case e.TTL < 0:
-		return fmt.Errorf("client: elector %q: %w: TTL %v is negative", e.Name, ErrInvalidArgument, e.TTL)
+		return fmt.Errorf("client: elector %q: %w: TTL %v is negative", e.Name, api.ErrInvalidArgument, e.TTL)
 	}
 	if err := api.ValidateLockName(e.Name); err != nil {
-		return fmt.Errorf("client: elector: %w: election %v", ErrInvalidArgument, err)
+		return fmt.Errorf("client: elector: %w: election %v", api.ErrInvalidArgument, err)
 	}
 	return nil
 }
@@ -115,7 +115,7 @@ func (e *Elector) validate() error {
 // resigns (ReleaseOnCancel) or stops renewing, with a fresh context of at
 // most 5s; when campaigning it leaves the queue. A configuration error
 // (no Client, no Identity, a bad Name or TTL, also a TTL the server
-// refuses) is returned at once, matching ErrInvalidArgument; a second
+// refuses) is returned at once, matching api.ErrInvalidArgument; a second
 // concurrent Run returns an error.
 func (e *Elector) Run(ctx context.Context) error {
 	if err := e.validate(); err != nil {
@@ -187,7 +187,7 @@ func (e *Elector) Run(ctx context.Context) error {
 				s = ns
 			case ctx.Err() != nil:
 				return nil
-			case errors.Is(err, ErrInvalidArgument):
+			case errors.Is(err, api.ErrInvalidArgument):
 				return fmt.Errorf("client: elector %q: %w", e.Name, err)
 			default:
 				pause("open session", err)
@@ -201,7 +201,7 @@ func (e *Elector) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			closeSession()
 			return nil
-		case errors.Is(err, ErrInvalidArgument):
+		case errors.Is(err, api.ErrInvalidArgument):
 			closeSession()
 			return fmt.Errorf("client: elector %q: %w", e.Name, err)
 		default:

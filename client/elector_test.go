@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -132,7 +133,7 @@ func TestElectorHandsOverOnCancel(t *testing.T) {
 	}
 	stopB := runElector(t, b)
 	eventually(t, 5*time.Second, "B queued and has seen A", func() bool {
-		el, err := c.Election(ctx, "svc")
+		el, err := c.ElectionInfo(ctx, "svc")
 		id, term, ok := b.Leader()
 		return err == nil && len(el.Candidates) == 1 && el.Candidates[0].Value == "B" && ok && id == "A" && term == termA
 	})
@@ -174,7 +175,7 @@ func TestElectorHandsOverOnCancel(t *testing.T) {
 	if both, polls := x.end(); both != 0 || polls == 0 {
 		t.Fatalf("both electors led at %d of %d polls", both, polls)
 	}
-	if el, err := c.Election(ctx, "svc"); err != nil || el.Leader != nil || len(el.Candidates) != 0 {
+	if el, err := c.ElectionInfo(ctx, "svc"); err != nil || el.Leader != nil || len(el.Candidates) != 0 {
 		t.Fatalf("election after both resigned: %+v, %v", el, err)
 	}
 }
@@ -197,7 +198,7 @@ func TestElectorWithoutReleaseLetsLeaseRunOut(t *testing.T) {
 		t.Fatal("A leads after its Run returned")
 	}
 	// The server still has A as the leader: its lease runs out.
-	el, err := c.Election(ctx, "lease")
+	el, err := c.ElectionInfo(ctx, "lease")
 	if err != nil || el.Leader == nil || el.Leader.Term != termA {
 		t.Fatalf("election right after A stopped: %+v, %v", el, err)
 	}
@@ -269,8 +270,8 @@ func TestElectorConfigErrors(t *testing.T) {
 		{Client: c, Name: "x", Identity: "a", TTL: -time.Second},
 		{Client: c, Name: "x", Identity: "a", TTL: time.Millisecond}, // below the server's minimum
 	} {
-		if err := e.Run(ctx); !errors.Is(err, ErrInvalidArgument) {
-			t.Errorf("Run(%+v): %v, want ErrInvalidArgument", e, err)
+		if err := e.Run(ctx); !errors.Is(err, api.ErrInvalidArgument) {
+			t.Errorf("Run(%+v): %v, want api.ErrInvalidArgument", e, err)
 		}
 	}
 }

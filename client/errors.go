@@ -7,39 +7,17 @@ import (
 	"github.com/raftlock/raftlock/api"
 )
 
-// Errors of the server, re-exported from package api under the names an SDK
-// user thinks of, so that one import is enough. They are the same values as
-// the api sentinels: errors.Is(err, client.ErrNotHolder) and
-// errors.Is(err, api.ErrNotHolder) are the same test. Every error the server
-// answers is an *api.Error (reachable with errors.As) that matches the
-// sentinel of its code.
-var (
-	// ErrLocked is api.ErrLockHeld: the lock is held by another session.
-	// TryLock returns it as a *LockedError that names the holder.
-	ErrLocked = api.ErrLockHeld
-	// ErrNotHolder is api.ErrNotHolder: a release by a session that does not
-	// hold the lock, or with a stale token. Nothing changed on the server.
-	ErrNotHolder = api.ErrNotHolder
-	// ErrSessionExpired is api.ErrSessionNotFound: the session expired, was
-	// closed (perhaps by an operator) or never existed.
-	ErrSessionExpired = api.ErrSessionNotFound
-	// ErrUnavailable is api.ErrUnavailable: no endpoint could serve the
-	// request (no leader, no quorum, nodes down). Nothing was changed.
-	ErrUnavailable = api.ErrUnavailable
-	// ErrOutcomeUnknown is api.ErrOutcomeUnknown: a write may or may not have
-	// taken effect. The SDK retries idempotent writes itself, so callers see
-	// it only when retries were exhausted or the write is not idempotent
-	// (opening a session).
-	ErrOutcomeUnknown = api.ErrOutcomeUnknown
-	// ErrInvalidArgument is api.ErrInvalidArgument: a bad lock name, TTL,
-	// wait, ... (from the server, or found by the SDK before sending).
-	ErrInvalidArgument = api.ErrInvalidArgument
-)
+// Errors of the server are the sentinels of package api, one per wire code
+// (api.ErrLockHeld, api.ErrNotHolder, api.ErrSessionNotFound,
+// api.ErrElectionNotLeader, api.ErrUnavailable, api.ErrOutcomeUnknown,
+// api.ErrInvalidArgument, ...): every error the server answers is an
+// *api.Error (reachable with errors.As) that matches the sentinel of its
+// code with errors.Is. The SDK adds the errors below, its own.
 
 // Errors of the SDK itself.
 var (
 	// ErrSessionLost means the session ended without Close: the server
-	// expired or closed it (the error also matches ErrSessionExpired), or no
+	// expired or closed it (the error also matches api.ErrSessionNotFound), or no
 	// renewal was acknowledged before its safe-until time (see
 	// Session.SafeUntil). Session.Err wraps it with the cause.
 	ErrSessionLost = errors.New("client: session lost")
@@ -50,7 +28,7 @@ var (
 )
 
 // LockedError is the error of TryLock when another session holds the lock.
-// It matches ErrLocked (and api.ErrLockHeld) with errors.Is.
+// It matches api.ErrLockHeld (and api.ErrLockHeld) with errors.Is.
 type LockedError struct {
 	// Name is the lock's name.
 	Name string
@@ -71,8 +49,8 @@ func (e *LockedError) Error() string {
 	return s + fmt.Sprintf(" with token %d", e.Holder.Token)
 }
 
-// Is reports whether target is ErrLocked.
-func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+// Is reports whether target is api.ErrLockHeld.
+func (e *LockedError) Is(target error) bool { return target == api.ErrLockHeld }
 
 // lostError is Session.Err after a loss: it matches ErrSessionLost and its
 // cause.

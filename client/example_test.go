@@ -7,6 +7,7 @@ import (
 	"log"
 	"time"
 
+	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/client"
 )
 
@@ -21,7 +22,7 @@ func ExampleClient_NewSession() {
 	defer c.Close()
 
 	s, err := c.NewSession(ctx, client.WithTTL(10*time.Second), client.WithOwner("backup-host-1"))
-	if errors.Is(err, client.ErrOutcomeUnknown) {
+	if errors.Is(err, api.ErrOutcomeUnknown) {
 		// A session may have been opened; it expires after its TTL.
 		log.Fatal("the cluster did not confirm the session; try again")
 	}
@@ -79,7 +80,7 @@ func ExampleMutex_Lock() {
 		log.Print(err)
 	}
 	if err := m.Unlock(ctx); err != nil {
-		log.Print(err) // errors.Is(err, client.ErrNotHolder): the lock was lost before
+		log.Print(err) // errors.Is(err, api.ErrNotHolder): the lock was lost before
 	}
 }
 

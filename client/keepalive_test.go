@@ -111,7 +111,7 @@ func TestKeepAliveSharedAcrossSessions(t *testing.T) {
 }
 
 // TestKeepAliveExpiredEndsOnlyThatSession: a session the server reports
-// expired in a batch ends with ErrSessionExpired; the others of the same
+// expired in a batch ends with api.ErrSessionNotFound; the others of the same
 // Client live on.
 func TestKeepAliveExpiredEndsOnlyThatSession(t *testing.T) {
 	srv := testserver.Start(t, testserver.Options{})
@@ -132,8 +132,8 @@ func TestKeepAliveExpiredEndsOnlyThatSession(t *testing.T) {
 	if !closedWithin(b.Done(), 5*time.Second) {
 		t.Fatal("b did not end after the server forgot it")
 	}
-	if err := b.Err(); !errors.Is(err, ErrSessionLost) || !errors.Is(err, ErrSessionExpired) {
-		t.Fatalf("b.Err %v, want ErrSessionLost and ErrSessionExpired", err)
+	if err := b.Err(); !errors.Is(err, ErrSessionLost) || !errors.Is(err, api.ErrSessionNotFound) {
+		t.Fatalf("b.Err %v, want ErrSessionLost and api.ErrSessionNotFound", err)
 	}
 	if !isClosed(m.Lost()) {
 		t.Fatal("b's hold not lost")
@@ -165,7 +165,7 @@ func TestKeepAliveJeopardyPerSession(t *testing.T) {
 	if now := time.Now(); now.Before(safe) {
 		t.Fatalf("b ended %v before its SafeUntil", safe.Sub(now))
 	}
-	if err := b.Err(); !errors.Is(err, ErrSessionLost) || errors.Is(err, ErrSessionExpired) {
+	if err := b.Err(); !errors.Is(err, ErrSessionLost) || errors.Is(err, api.ErrSessionNotFound) {
 		t.Fatalf("b.Err %v, want ErrSessionLost (no answer), not expired", err)
 	}
 	su := a.SafeUntil()

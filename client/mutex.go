@@ -42,7 +42,7 @@ type Mutex struct {
 
 // NewMutex returns a Mutex for lock name in session s. It does not contact
 // the server; an invalid name makes Lock and TryLock fail with an error
-// matching ErrInvalidArgument.
+// matching api.ErrInvalidArgument.
 func (s *Session) NewMutex(name string) *Mutex {
 	return &Mutex{s: s, name: name, sem: make(chan struct{}, 1)}
 }
@@ -131,7 +131,7 @@ func (m *Mutex) Lock(ctx context.Context) error {
 
 // TryLock acquires the lock if it is free, once, without queueing. If
 // another session holds it the error is a *LockedError naming the holder,
-// matching ErrLocked. It returns nil at once if the Mutex already holds
+// matching api.ErrLockHeld. It returns nil at once if the Mutex already holds
 // the lock. Transport failures are retried like any request; if ctx ends
 // or the outcome stays unknown, TryLock releases a grant it may have got.
 func (m *Mutex) TryLock(ctx context.Context) error {
@@ -140,7 +140,7 @@ func (m *Mutex) TryLock(ctx context.Context) error {
 
 func (m *Mutex) lock(ctx context.Context, wait bool) error {
 	if err := api.ValidateLockName(m.name); err != nil {
-		return fmt.Errorf("client: lock: %w: %v", ErrInvalidArgument, err)
+		return fmt.Errorf("client: lock: %w: %v", api.ErrInvalidArgument, err)
 	}
 	if err := m.enter(ctx); err != nil {
 		return err
@@ -184,7 +184,7 @@ func (m *Mutex) lock(ctx context.Context, wait bool) error {
 			// sends its waiting acquire at once.
 			try := call{method: http.MethodPost, path: path, write: true, retryUnknown: true, body: api.AcquireRequest{Session: m.s.id}}
 			_, err = m.s.c.doLock(actx, try, api.BatchOp{Op: api.BatchAcquire, Name: m.name, Session: m.s.id}, &g)
-			if wait && errors.Is(err, ErrLocked) {
+			if wait && errors.Is(err, api.ErrLockHeld) {
 				_, err = m.s.c.do(actx, cl, &g)
 			}
 		} else {
@@ -206,14 +206,14 @@ func (m *Mutex) lock(ctx context.Context, wait bool) error {
 			// The wait chunk ran out and the server took the session out
 			// of the queue: join again (at the tail).
 			continue
-		case errors.Is(err, ErrSessionExpired):
+		case errors.Is(err, api.ErrSessionNotFound):
 			m.s.lost(err)
 			return fmt.Errorf("client: lock %q: %w", m.name, m.s.Err())
 		case actx.Err() != nil:
 			return m.giveUp(ctx, err)
-		case !wait && errors.Is(err, ErrOutcomeUnknown):
+		case !wait && errors.Is(err, api.ErrOutcomeUnknown):
 			return m.giveUp(ctx, err)
-		case errors.Is(err, ErrUnavailable) || errors.Is(err, ErrOutcomeUnknown):
+		case errors.Is(err, api.ErrUnavailable) || errors.Is(err, api.ErrOutcomeUnknown):
 			m.s.log.Debug("acquire failed, retrying", "lock", m.name, "try", try, "error", err)
 			if sleep(actx, backoff(min(try, 6))) != nil {
 				return m.giveUp(ctx, err)
@@ -262,7 +262,7 @@ func (m *Mutex) cleanup(parent context.Context, token uint64) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), cleanupTimeout)
 	defer cancel()
 	c := m.s.c
-	l, err := c.Lock(ctx, m.name)
+	l, err := c.LockInfo(ctx, m.name)
 	if err != nil {
 		m.s.log.Warn("clean up after a lock attempt: read the lock", "lock", m.name, "error", err)
 		if token != 0 {
@@ -292,7 +292,7 @@ func (m *Mutex) release(ctx context.Context, token uint64) {
 		method: http.MethodPost, path: api.LockPath(m.name) + "/release", write: true, retryUnknown: true,
 		body: api.ReleaseRequest{Session: m.s.id, Token: token},
 	}, nil)
-	if err != nil && !errors.Is(err, ErrNotHolder) && !errors.Is(err, ErrSessionExpired) {
+	if err != nil && !errors.Is(err, api.ErrNotHolder) && !errors.Is(err, api.ErrSessionNotFound) {
 		m.s.log.Warn("clean up after a lock attempt: release", "lock", m.name, "token", token, "error", err)
 	}
 }
@@ -301,7 +301,7 @@ func (m *Mutex) release(ctx context.Context, token uint64) {
 // becomes 0. It returns ErrNotLocked if the Mutex holds nothing. If the
 // hold was lost before (the server answers that this session does not hold
 // the lock with this token), the hold is dropped, Lost is closed and the
-// error matches ErrNotHolder (or ErrSessionExpired). A not_holder answer to
+// error matches api.ErrNotHolder (or api.ErrSessionNotFound). A not_holder answer to
 // a retry of this very release, whose first attempt had an unknown outcome,
 // counts as success. On other failures (unavailable, ctx ended) the hold
 // is kept and Unlock may be called again.
@@ -322,10 +322,10 @@ func (m *Mutex) Unlock(ctx context.Context) error {
 	}, api.BatchOp{Op: api.BatchRelease, Name: m.name, Session: m.s.id, Token: h.token}, nil)
 	var ret error
 	switch {
-	case err == nil, info.unknownBefore && errors.Is(err, ErrNotHolder):
+	case err == nil, info.unknownBefore && errors.Is(err, api.ErrNotHolder):
 		m.s.removeHold(h)
-	case errors.Is(err, ErrNotHolder), errors.Is(err, ErrSessionExpired):
-		if errors.Is(err, ErrSessionExpired) {
+	case errors.Is(err, api.ErrNotHolder), errors.Is(err, api.ErrSessionNotFound):
+		if errors.Is(err, api.ErrSessionNotFound) {
 			m.s.lost(err)
 		}
 		m.s.loseHold(h)

@@ -44,13 +44,13 @@ type LeaderEvent struct {
 	Leader *api.Leader
 }
 
-// Election returns election name's leader and candidates (GET
+// ElectionInfo reads election name: its leader and candidates (GET
 // /v1/elections/{name}, linearizable). Nobody leading is a nil Leader and
-// no candidates. An invalid name is an error matching ErrInvalidArgument.
+// no candidates. An invalid name is an error matching api.ErrInvalidArgument.
 // It is safe for concurrent use.
-func (c *Client) Election(ctx context.Context, name string) (*api.Election, error) {
+func (c *Client) ElectionInfo(ctx context.Context, name string) (*api.Election, error) {
 	if err := api.ValidateLockName(name); err != nil {
-		return nil, fmt.Errorf("client: %w: election %v", ErrInvalidArgument, err)
+		return nil, fmt.Errorf("client: %w: election %v", api.ErrInvalidArgument, err)
 	}
 	var e api.Election
 	if _, err := c.do(ctx, call{method: http.MethodGet, path: api.ElectionPath(name)}, &e); err != nil {
@@ -67,7 +67,7 @@ func (c *Client) Election(ctx context.Context, name string) (*api.Election, erro
 // linearizable).
 func (c *Client) Elections(ctx context.Context, prefix string) ([]api.Election, error) {
 	if err := api.ValidateLockPrefix(prefix); err != nil {
-		return nil, fmt.Errorf("client: %w: %v", ErrInvalidArgument, err)
+		return nil, fmt.Errorf("client: %w: %v", api.ErrInvalidArgument, err)
 	}
 	q := url.Values{}
 	if prefix != "" {

@@ -173,7 +173,7 @@ func TestObserveInOrderAndResumesAfterCut(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e2.Campaign(ctx, "B") }()
 	eventually(t, 5*time.Second, "queued", func() bool {
-		el, err := c.Election(ctx, "obs")
+		el, err := c.ElectionInfo(ctx, "obs")
 		return err == nil && len(el.Candidates) == 1
 	})
 	if err := e1.Resign(ctx); err != nil { // s2 leads

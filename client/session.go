@@ -27,7 +27,7 @@ type sessionOptions struct {
 
 // WithTTL sets the session's time to live (default 10s). The server bounds
 // it (by default 2s to 1h); a TTL out of bounds makes NewSession fail with
-// an error matching ErrInvalidArgument.
+// an error matching api.ErrInvalidArgument.
 func WithTTL(d time.Duration) SessionOption { return func(o *sessionOptions) { o.ttl = d } }
 
 // WithOwner labels the session (at most 256 bytes), e.g. "host-a/pid-42";
@@ -46,7 +46,7 @@ func WithOwner(s string) SessionOption { return func(o *sessionOptions) { o.owne
 //   - when Close is called: Err is ErrSessionClosed;
 //   - when the server answers that the session does not exist (it expired,
 //     or an operator closed it with Client.CloseSession): Err matches
-//     ErrSessionLost and ErrSessionExpired;
+//     ErrSessionLost and api.ErrSessionNotFound;
 //   - when no renewal is acknowledged before SafeUntil: Err matches
 //     ErrSessionLost. The server may still hold the session for a little
 //     while, but the SDK can no longer promise it does, so it gives up: the
@@ -99,7 +99,7 @@ func safetyMargin(ttl time.Duration) time.Duration {
 //
 // Opening a session is not idempotent: if the request's outcome is unknown
 // (a 503 timeout, or the connection broke after the request was sent), it
-// is not retried and the error matches ErrOutcomeUnknown; a session may
+// is not retried and the error matches api.ErrOutcomeUnknown; a session may
 // have been opened, and it will expire after its TTL. Other failures
 // (unavailable, connection refused) are retried like any request.
 func (c *Client) NewSession(ctx context.Context, opts ...SessionOption) (*Session, error) {
@@ -108,7 +108,7 @@ func (c *Client) NewSession(ctx context.Context, opts ...SessionOption) (*Sessio
 		f(&o)
 	}
 	if o.ttl <= 0 {
-		return nil, fmt.Errorf("client: new session: %w: TTL %v is not positive", ErrInvalidArgument, o.ttl)
+		return nil, fmt.Errorf("client: new session: %w: TTL %v is not positive", api.ErrInvalidArgument, o.ttl)
 	}
 	sent := time.Now()
 	var resp api.SessionResponse
@@ -174,7 +174,7 @@ func (s *Session) safeState() (time.Time, bool) {
 }
 
 // Err returns nil while the session is alive, and then why it ended: an
-// error matching ErrSessionLost (wrapping the cause, e.g. ErrSessionExpired)
+// error matching ErrSessionLost (wrapping the cause, e.g. api.ErrSessionNotFound)
 // or ErrSessionClosed.
 func (s *Session) Err() error {
 	s.mu.Lock()
@@ -198,7 +198,7 @@ func (s *Session) Close(ctx context.Context) error {
 	s.end(ErrSessionClosed)
 	s.watchWG.Wait()
 	_, err := s.c.do(ctx, call{method: http.MethodDelete, path: api.SessionPath(s.id), write: true, retryUnknown: true}, nil)
-	if err != nil && !errors.Is(err, ErrSessionExpired) {
+	if err != nil && !errors.Is(err, api.ErrSessionNotFound) {
 		return fmt.Errorf("client: close session %s: %w", s.id, err)
 	}
 	s.deleted = true
@@ -253,7 +253,7 @@ func (s *Session) lost(cause error) { s.end(&lostError{cause: cause}) }
 func (s *Session) renewOne(ctx context.Context) bool {
 	_, err := s.c.do(ctx, call{method: http.MethodPost, path: api.SessionPath(s.id) + "/keepalive", write: true, retryUnknown: true}, nil)
 	if err != nil {
-		if errors.Is(err, ErrSessionExpired) {
+		if errors.Is(err, api.ErrSessionNotFound) {
 			s.lost(err)
 		} else if ctx.Err() == nil {
 			s.log.Debug("keep-alive failed", "error", err)
@@ -322,7 +322,7 @@ func (s *Session) watch() {
 		if _, ok := slices.BinarySearch(info.Locks, h.name); ok {
 			continue
 		}
-		l, err := s.c.Lock(ctx, h.name)
+		l, err := s.c.LockInfo(ctx, h.name)
 		if err != nil {
 			continue
 		}
@@ -337,7 +337,7 @@ func (s *Session) watch() {
 // election shows another leader, another term or nobody, unless h is being
 // resigned (then the answer is the resign's doing).
 func (s *Session) watchElection(ctx context.Context, h *hold) {
-	el, err := s.c.Election(ctx, h.name)
+	el, err := s.c.ElectionInfo(ctx, h.name)
 	if err != nil || h.releasing.Load() {
 		return
 	}

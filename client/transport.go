@@ -38,7 +38,7 @@ type call struct {
 	write bool
 	// retryUnknown allows a retry after an unknown outcome (the write is
 	// idempotent). Without it such an answer ends the call with an error
-	// matching ErrOutcomeUnknown.
+	// matching api.ErrOutcomeUnknown.
 	retryUnknown bool
 	// extra is added to the per-attempt timeout (the wait of an acquire).
 	extra time.Duration
@@ -103,7 +103,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 			if cl.write && !isDial(err) {
 				info.unknownBefore = true
 				if !cl.retryUnknown {
-					return info, fmt.Errorf("client: %s %s: %w: %v", cl.method, cl.path, ErrOutcomeUnknown, err)
+					return info, fmt.Errorf("client: %s %s: %w: %v", cl.method, cl.path, api.ErrOutcomeUnknown, err)
 				}
 			}
 		}
@@ -116,7 +116,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		if cl.write && info.unknownBefore {
-			return info, fmt.Errorf("client: %s %s: %w: %w (last error: %v)", cl.method, cl.path, err, ErrOutcomeUnknown, lastErr)
+			return info, fmt.Errorf("client: %s %s: %w: %w (last error: %v)", cl.method, cl.path, err, api.ErrOutcomeUnknown, lastErr)
 		}
 		if lastErr != nil {
 			return info, fmt.Errorf("client: %s %s: %w (last error: %v)", cl.method, cl.path, err, lastErr)
@@ -124,13 +124,13 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 		return info, fmt.Errorf("client: %s %s: %w", cl.method, cl.path, err)
 	}
 	if info.unknownBefore {
-		return info, fmt.Errorf("client: %s %s: retries exhausted: %w (last error: %v)", cl.method, cl.path, ErrOutcomeUnknown, lastErr)
+		return info, fmt.Errorf("client: %s %s: retries exhausted: %w (last error: %v)", cl.method, cl.path, api.ErrOutcomeUnknown, lastErr)
 	}
 	var ae *api.Error
 	if errors.As(lastErr, &ae) {
 		return info, fmt.Errorf("client: %s %s: retries exhausted: %w", cl.method, cl.path, lastErr)
 	}
-	return info, fmt.Errorf("client: %s %s: %w: no endpoint answered: %v", cl.method, cl.path, ErrUnavailable, lastErr)
+	return info, fmt.Errorf("client: %s %s: %w: no endpoint answered: %v", cl.method, cl.path, api.ErrUnavailable, lastErr)
 }
 
 // attempt sends one HTTP request to base. It returns the leader named by

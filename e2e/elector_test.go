@@ -62,7 +62,7 @@ func TestElectorSurvivesSIGKILLOfRaftLeader(t *testing.T) {
 	defer stopB()
 	obs := sdkClient(t, c.members...)
 	waitFor(t, "B queued, and B sees A leading", 20*time.Second, func() bool {
-		el, err := obs.Election(ctx, "e2e/elector")
+		el, err := obs.ElectionInfo(ctx, "e2e/elector")
 		id, _, ok := b.Leader()
 		return err == nil && len(el.Candidates) == 1 && ok && id == "A"
 	})
@@ -90,7 +90,7 @@ func TestElectorSurvivesSIGKILLOfRaftLeader(t *testing.T) {
 		polls++
 		time.Sleep(20 * time.Millisecond)
 	}
-	el, err := obs.Election(ctx, "e2e/elector")
+	el, err := obs.ElectionInfo(ctx, "e2e/elector")
 	if err != nil {
 		t.Fatal(err)
 	}

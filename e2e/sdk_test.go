@@ -72,7 +72,7 @@ func TestSDKLockWaitSurvivesSIGKILLOfItsEndpoint(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- wm.Lock(ctx) }()
 	waitFor(t, "the waiter queued", 10*time.Second, func() bool {
-		l, err := hc.Lock(ctx, "e2e/sdk-wait")
+		l, err := hc.LockInfo(ctx, "e2e/sdk-wait")
 		return err == nil && len(l.Waiters) == 1 && l.Waiters[0].Session == ws.ID()
 	})
 
@@ -100,7 +100,7 @@ func TestSDKLockWaitSurvivesSIGKILLOfItsEndpoint(t *testing.T) {
 	if wm.Token() <= tokH {
 		t.Fatalf("waiter's token %d, not above the holder's %d", wm.Token(), tokH)
 	}
-	l, err := hc.Lock(ctx, "e2e/sdk-wait")
+	l, err := hc.LockInfo(ctx, "e2e/sdk-wait")
 	if err != nil || l.Holder == nil || l.Holder.Session != ws.ID() || l.Holder.Token != wm.Token() {
 		t.Fatalf("lock after the grant: %+v %v", l, err)
 	}
@@ -161,7 +161,7 @@ func TestSDKSessionSurvivesLeaderSIGKILL(t *testing.T) {
 	if err := m.Unlock(ctx); err != nil {
 		t.Fatalf("Unlock after the failover: %v", err)
 	}
-	if l, err := sc.Lock(ctx, "e2e/sdk-held"); err != nil || l.Holder != nil {
+	if l, err := sc.LockInfo(ctx, "e2e/sdk-held"); err != nil || l.Holder != nil {
 		t.Fatalf("lock after Unlock: %+v %v", l, err)
 	}
 }

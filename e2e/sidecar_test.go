@@ -221,7 +221,7 @@ func TestSidecarsFailover(t *testing.T) {
 	currentTerm := func() (uint64, bool) {
 		rctx, rcancel := context.WithTimeout(ctx, time.Second)
 		defer rcancel()
-		el, err := sdk.Election(rctx, election)
+		el, err := sdk.ElectionInfo(rctx, election)
 		if err != nil {
 			return 0, false
 		}
@@ -455,7 +455,7 @@ func TestSidecarsFailover(t *testing.T) {
 	stopped[second] = false
 	pollMu.Unlock()
 	waitFor(t, "the resumed sidecar campaigns again", 15*time.Second, func() bool {
-		el, err := sdk.Election(ctx, election)
+		el, err := sdk.ElectionInfo(ctx, election)
 		if err != nil || el.Leader == nil || el.Leader.Term != term3 {
 			return false
 		}

@@ -106,9 +106,10 @@ func (s *Server) electionAction(c echo.Context) error {
 // campaign serves POST /v1/elections/{name}/campaign: 200 api.Leadership
 // once the session leads; 409 not_leader with the current leader when it
 // did not wait, or its wait ran out (then it has left the queue, unless it
-// won leadership in that race: then 200). A retry by the leader answers its
-// term (its value unchanged: proclaim changes values); a retry by a queued
-// candidate keeps its place. A client that goes away while queued is
+// won leadership in that race: then 200). A campaign by the leader answers its
+// term and, like etcd's Campaign, proclaims its value if it differs; a
+// campaign by a queued candidate keeps its place (and, if it waits, takes
+// its value). A client that goes away while queued is
 // withdrawn from the queue, never resigned (as for locks: its session may
 // have retried elsewhere; a session whose client is gone ends with its TTL).
 func (s *Server) campaign(c echo.Context, name string) error {

@@ -28,7 +28,7 @@ var errorTable = []struct {
 	{api.ErrSessionNotFound, http.StatusNotFound, api.CodeSessionNotFound, "session not found: it never existed, was closed or expired"},
 	{api.ErrLockHeld, http.StatusConflict, api.CodeLockHeld, "the lock is held by another session"},
 	{api.ErrNotHolder, http.StatusConflict, api.CodeNotHolder, "the session does not hold the lock with this token"},
-	{api.ErrNotLeader, http.StatusConflict, api.CodeNotLeader, "the session does not lead the election with this term"},
+	{api.ErrElectionNotLeader, http.StatusConflict, api.CodeNotLeader, "the session does not lead the election with this term"},
 	{api.ErrNotFound, http.StatusNotFound, api.CodeNotFound, "not found"},
 	{api.ErrMethodNotAllowed, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, "method not allowed"},
 	{api.ErrTooLarge, http.StatusRequestEntityTooLarge, api.CodeTooLarge, "the request body exceeds 1 MiB"},

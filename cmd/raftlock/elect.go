@@ -238,7 +238,7 @@ func (l *elector) campaign(ctx context.Context) (int, bool) {
 		cctx, cancel := l.cleanupCtx(ctx)
 		defer cancel()
 		what := "nobody leads it now"
-		if el, err := l.c.Election(cctx, l.o.name); err == nil && el.Leader != nil {
+		if el, err := l.c.ElectionInfo(cctx, l.o.name); err == nil && el.Leader != nil {
 			ld := el.Leader
 			what = fmt.Sprintf("it is led by session %s (owner %q, value %q, term %d, since %s)",
 				ld.Session, ld.Owner, ld.Value, ld.Term, ld.Since.UTC().Format(time.RFC3339))

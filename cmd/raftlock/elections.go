@@ -105,7 +105,7 @@ leader.`,
 		return code
 	}
 	defer c.Close()
-	el, err := c.Election(ctx, pos[0])
+	el, err := c.ElectionInfo(ctx, pos[0])
 	if err != nil {
 		return e.fail("election %s: %v", pos[0], err)
 	}
@@ -206,7 +206,7 @@ func runObserve(ctx context.Context, e *env, args []string) int {
 	defer stop()
 	// The stream retries for ever; fail fast when the cluster does not
 	// answer at all.
-	if _, err := c.Election(ctx, name); err != nil {
+	if _, err := c.ElectionInfo(ctx, name); err != nil {
 		if ctx.Err() != nil {
 			return exitOK
 		}

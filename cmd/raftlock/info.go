@@ -90,7 +90,7 @@ has no holder.`,
 		return code
 	}
 	defer c.Close()
-	l, err := c.Lock(ctx, pos[0])
+	l, err := c.LockInfo(ctx, pos[0])
 	if err != nil {
 		return e.fail("lock %s: %v", pos[0], err)
 	}

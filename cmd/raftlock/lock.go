@@ -200,7 +200,7 @@ func (l *locker) acquire(ctx context.Context, mu *client.Mutex) (int, bool) {
 	switch {
 	case err == nil:
 		return exitOK, true
-	case errors.Is(err, client.ErrLocked):
+	case errors.Is(err, api.ErrLockHeld):
 		var le *client.LockedError
 		if errors.As(err, &le) && le.Holder.Session != 0 {
 			h := le.Holder
@@ -220,7 +220,7 @@ func (l *locker) acquire(ctx context.Context, mu *client.Mutex) (int, bool) {
 func (l *locker) holder(ctx context.Context) *api.Holder {
 	cctx, cancel := l.cleanupCtx(ctx)
 	defer cancel()
-	info, err := l.c.Lock(cctx, l.o.name)
+	info, err := l.c.LockInfo(cctx, l.o.name)
 	if err != nil {
 		return nil
 	}
