@@ -18,6 +18,21 @@
 //	keepalive         N sessions kept alive: leader CPU, disk writes, RSS
 //	scale             N held locks: RSS, snapshot size, restart-to-ready
 //
+// The machine it runs on is shared and noisy, so one run per target can
+// mislead. --rounds N (default 1) runs every cycle cell (lock-uncontended,
+// lock-contended, election, at each worker count) N times per target,
+// alternating the targets round by round (raftlock, [raftlock-base,] etcd,
+// raftlock, ...), so that slow drift of the machine hits them alike. The
+// table then shows per target the median over the rounds (for an even N
+// the mean of the two middle values), the total for counts (cycles,
+// errors), and the range of cycles_per_s, "10146 (9870–10412)"; a ratio
+// is the median of the per-round ratios (round i of raftlock over round i
+// of etcd) with their range, "3.21x (2.87–3.44)". --json prints a line
+// per round and target (with "round") and, after each cell, a line with
+// "summary": true holding those medians and ranges. keepalive and scale
+// run once whatever N is (see rounds.go for why). With N 1 the output is
+// that of a single run, without round numbers or summaries.
+//
 // Every cell is bounded in time, and every spawned process is killed at
 // the end, also on Ctrl-C.
 package main
@@ -82,6 +97,7 @@ type options struct {
 	baselinePerSess   bool
 	baselineUnbatched bool
 	leaderProfiles    string
+	rounds            int
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -110,6 +126,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.baseline, "baseline-raftlockd", "", "with --spawn: also start a raftlock cluster from this raftlockd binary (e.g. an older build) and run every cell against it as target raftlock-base, for a before/after comparison in the same run")
 	fs.BoolVar(&o.baselineUnbatched, "baseline-unbatched-locks", false, "with --baseline-raftlockd: the raftlock-base target's SDK sends every acquire and release alone (the SDK before POST /v1/batch)")
 	fs.BoolVar(&o.baselinePerSess, "baseline-per-session-keepalives", false, "with --baseline-raftlockd: the raftlock-base target's SDK renews each session with its own request (the SDK before the batched keep-alive)")
+	fs.IntVar(&o.rounds, "rounds", 1, "run every cycle cell (lock-uncontended, lock-contended, election) this many times per target, the targets alternating round by round; the table shows medians with (min–max), --json a line per round and a summary per cell. keepalive and scale always run once")
 	fs.StringVar(&o.leaderProfiles, "leader-cpuprofile-dir", "", "with --spawn: start raftlockd with --pprof-listen and write a CPU profile of the raftlock leader during each cycle cell into this directory")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: raftlock-bench --spawn [flags]\n       raftlock-bench --target raftlock|etcd --endpoints URL,... [flags]\n\nBenchmarks raftlock against etcd, on loopback (127.0.0.1) only.\n\nFlags:\n")
@@ -167,6 +184,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, errors.New("--baseline-unbatched-locks needs --baseline-raftlockd")
 	case o.idlePerHost <= 0:
 		return nil, fmt.Errorf("--http-idle-per-host %d: must be positive", o.idlePerHost)
+	case o.rounds < 1:
+		return nil, fmt.Errorf("--rounds %d: must be at least 1", o.rounds)
 	case o.jsonOut && o.markdown:
 		return nil, errors.New("--json and --markdown exclude each other")
 	}
@@ -336,26 +355,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	for _, e := range envs {
 		targets = append(targets, e.t.Name())
 	}
+	var emit func(result) error
+	if o.jsonOut {
+		emit = func(res result) error {
+			b, err := res.jsonLine()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "%s\n", b)
+			return err
+		}
+	}
 	var results []result
+	multi := false // some cell ran several rounds
 	for _, wl := range o.workloads {
 		counts := []int{0}
+		rounds := 1 // keepalive and scale run once: see rounds.go
 		if hasWorkers(wl) {
 			counts = o.workers
+			rounds = o.rounds
 		}
+		multi = multi || rounds > 1
 		for _, n := range counts {
-			for _, e := range envs {
-				res, err := runCell(ctx, e.t, e.cl, wl, n, cfg)
+			cell, err := runRounds(ctx, envs, wl, n, rounds, cfg, runCell, emit)
+			results = append(results, cell...)
+			if err != nil {
+				return err
+			}
+			if o.jsonOut && rounds > 1 {
+				b, err := summaryLine(targets, cell)
 				if err != nil {
-					return fmt.Errorf("%s %s: %w", e.t.Name(), wl, err)
+					return err
 				}
-				results = append(results, res)
-				if o.jsonOut {
-					b, err := res.jsonLine()
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(stdout, "%s\n", b)
-				}
+				fmt.Fprintf(stdout, "%s\n", b)
 			}
 		}
 	}
@@ -364,6 +396,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	if len(targets) > 1 {
 		fmt.Fprintln(stdout, "ratio = raftlock/etcd (and raftlock/raftlock-base): above 1 is better for rates (cycles_per_s, create_per_s), below 1 is better for latencies, CPU, bytes and times.")
+	}
+	if multi {
+		fmt.Fprintln(stdout, roundsLegend(o.rounds))
 	}
 	return writeTable(stdout, targets, results, o.markdown)
 }

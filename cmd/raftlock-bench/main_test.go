@@ -28,6 +28,36 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if want := []string{wlUncontended, wlContended, wlKeepalive}; !reflect.DeepEqual(o.workloads, want) {
 		t.Fatalf("workloads %v, want %v", o.workloads, want)
 	}
+	if o.rounds != 1 {
+		t.Fatalf("rounds %d, want 1", o.rounds)
+	}
+}
+
+func TestParseFlagsRounds(t *testing.T) {
+	for _, args := range [][]string{
+		{"--spawn", "--rounds", "3"},
+		{"--spawn", "--rounds=3", "--json"},
+		{"--target", "etcd", "--endpoints", "http://127.0.0.1:2379", "--rounds", "3", "--markdown"},
+	} {
+		o, err := parseFlags(args, io.Discard)
+		if err != nil || o.rounds != 3 {
+			t.Fatalf("parseFlags(%q) = %+v, %v; want rounds 3", args, o, err)
+		}
+	}
+	for _, tc := range []struct {
+		rounds string
+		want   string
+	}{
+		{"0", "--rounds 0: must be at least 1"},
+		{"-1", "--rounds -1: must be at least 1"},
+		{"x", "invalid value"},
+		{"1.5", "invalid value"},
+	} {
+		_, err := parseFlags([]string{"--spawn", "--rounds", tc.rounds}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("--rounds %s: %v, want an error with %q", tc.rounds, err, tc.want)
+		}
+	}
 }
 
 func TestParseFlagsTarget(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,11 +33,13 @@ type metric struct {
 
 // result is the outcome of one cell: one workload with one worker count
 // against one target. Workers is 0 for workloads without workers
-// (keepalive, scale).
+// (keepalive, scale). Round is the round (from 1) when the cell ran
+// several rounds (--rounds), and 0 when it ran once.
 type result struct {
 	Target   string
 	Workload string
 	Workers  int
+	Round    int
 	Duration time.Duration
 	Metrics  []metric
 }
@@ -67,13 +68,17 @@ func (r *result) get(key string) (float64, bool) {
 }
 
 // jsonLine returns r as one JSON object: target, workload, workers,
-// duration_s and every metric under its key.
+// round (only when r is one of several rounds), duration_s and every
+// metric under its key.
 func (r *result) jsonLine() ([]byte, error) {
 	obj := map[string]any{
 		"target":     r.Target,
 		"workload":   r.Workload,
 		"workers":    r.Workers,
 		"duration_s": r.Duration.Seconds(),
+	}
+	if r.Round > 0 {
+		obj["round"] = r.Round
 	}
 	for _, m := range r.Metrics {
 		if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
@@ -130,16 +135,31 @@ func formatBytes(v float64) string {
 }
 
 // formatRatio formats a/b as "2.50x", or "-" when it is undefined or
-// meaningless (a negative value, or b zero).
+// meaningless (see ratio).
 func formatRatio(a, b float64) string {
-	if b <= 0 || a < 0 || math.IsNaN(a) || math.IsNaN(b) {
+	r, ok := ratio(a, b)
+	if !ok {
 		return "-"
 	}
-	r := a / b
-	if r >= 100 {
-		return fmt.Sprintf("%.0fx", r)
+	return ratioNumber(r) + "x"
+}
+
+// ratio returns a/b, and false when it is undefined or meaningless: a
+// negative value, b zero, or a NaN.
+func ratio(a, b float64) (float64, bool) {
+	if b <= 0 || a < 0 || math.IsNaN(a) || math.IsNaN(b) {
+		return 0, false
 	}
-	return fmt.Sprintf("%.2fx", r)
+	return a / b, true
+}
+
+// ratioNumber formats a ratio without its "x": two decimals, none from
+// 100 on.
+func ratioNumber(r float64) string {
+	if r >= 100 {
+		return fmt.Sprintf("%.0f", r)
+	}
+	return fmt.Sprintf("%.2f", r)
 }
 
 // cellKey identifies a row group of the table.
@@ -154,6 +174,12 @@ type cellKey struct {
 // ratio raftlock/etcd (and one with raftlock/raftlock-base when the
 // baseline target is there too). Rows keep the order in which the results came.
 // markdown selects a GitHub markdown table instead of aligned text.
+//
+// A cell with several rounds (results of one target with Round 1..N)
+// shows per target the median over the rounds, the sum for counts, and
+// for rates the range as well: "10146 (9870–10412)"; its ratio is the
+// median of the per-round ratios with their range: "3.21x (2.87–3.44)".
+// A cell with one run per target shows its values as they are.
 func writeTable(w io.Writer, targets []string, results []result, markdown bool) error {
 	rows := tableRows(targets, results)
 	if markdown {
@@ -181,45 +207,20 @@ func writeTable(w io.Writer, targets []string, results []result, markdown bool) 
 
 // tableRows returns the table of writeTable, header first.
 func tableRows(targets []string, results []result) [][]string {
-	var cells []cellKey
-	byCell := map[cellKey]map[string]*result{}
-	for i := range results {
-		r := &results[i]
-		k := cellKey{r.Workload, r.Workers}
-		if byCell[k] == nil {
-			byCell[k] = map[string]*result{}
-			cells = append(cells, k)
-		}
-		byCell[k][r.Target] = r
-	}
-	ratio := slices.Contains(targets, "raftlock") && slices.Contains(targets, "etcd")
-	baseRatio := slices.Contains(targets, "raftlock") && slices.Contains(targets, baseTarget)
+	cells, byCell := groupCells(results)
+	pairs := ratioPairs(targets)
 
 	var rows [][]string
 	header := []string{"workload", "workers", "metric"}
 	header = append(header, targets...)
-	if ratio {
-		header = append(header, "raftlock/etcd")
-	}
-	if baseRatio {
-		header = append(header, "raftlock/"+baseTarget)
+	for _, p := range pairs {
+		header = append(header, p[0]+"/"+p[1])
 	}
 	rows = append(rows, header)
 	for _, k := range cells {
-		row := byCell[k]
-		// The metric keys in order of first appearance over the targets.
-		var keys []string
-		kinds := map[string]kind{}
-		for _, t := range targets {
-			if r := row[t]; r != nil {
-				for _, m := range r.Metrics {
-					if _, seen := kinds[m.Key]; !seen {
-						kinds[m.Key] = m.Kind
-						keys = append(keys, m.Key)
-					}
-				}
-			}
-		}
+		c := byCell[k]
+		multi := c.rounds() > 1
+		keys, kinds := c.keys(targets)
 		for i, key := range keys {
 			wl, wk := "", ""
 			if i == 0 {
@@ -229,36 +230,117 @@ func tableRows(targets []string, results []result) [][]string {
 				}
 			}
 			cols := []string{wl, wk, key}
-			vals := map[string]float64{}
 			for _, t := range targets {
-				v, ok := 0.0, false
-				if r := row[t]; r != nil {
-					v, ok = r.get(key)
-				}
-				if !ok {
-					cols = append(cols, "-")
-					vals[t] = math.NaN()
-					continue
-				}
-				vals[t] = v
-				cols = append(cols, formatValue(v, kinds[key]))
+				cols = append(cols, formatFigure(c.stat(t, key), kinds[key], multi))
 			}
-			if ratio {
+			for _, p := range pairs {
 				if kinds[key] == kindCount {
 					cols = append(cols, "-")
 				} else {
-					cols = append(cols, formatRatio(vals["raftlock"], vals["etcd"]))
-				}
-			}
-			if baseRatio {
-				if kinds[key] == kindCount {
-					cols = append(cols, "-")
-				} else {
-					cols = append(cols, formatRatio(vals["raftlock"], vals[baseTarget]))
+					cols = append(cols, formatRatioSpread(c.ratioStat(p[0], p[1], key), multi))
 				}
 			}
 			rows = append(rows, cols)
 		}
 	}
 	return rows
+}
+
+// formatFigure formats one target's figure of a cell: "-" when no run
+// has it, the sum for a count, otherwise the median; with multi (the cell
+// ran several rounds) a rate that two or more rounds have also gets its
+// range, "10146 (9870–10412)". With one run these are its value.
+func formatFigure(s spread, k kind, multi bool) string {
+	switch {
+	case s.N == 0:
+		return "-"
+	case k == kindCount:
+		return formatValue(s.Sum, k)
+	case multi && k == kindRate && s.N > 1:
+		return fmt.Sprintf("%s (%s–%s)", formatValue(s.Median, k), formatValue(s.Min, k), formatValue(s.Max, k))
+	}
+	return formatValue(s.Median, k)
+}
+
+// formatRatioSpread formats the per-round ratios of a figure: "-" when
+// no round has one, "3.21x (2.87–3.44)" with multi and two or more, and
+// as formatRatio does otherwise.
+func formatRatioSpread(s spread, multi bool) string {
+	switch {
+	case s.N == 0:
+		return "-"
+	case multi && s.N > 1:
+		return fmt.Sprintf("%sx (%s–%s)", ratioNumber(s.Median), ratioNumber(s.Min), ratioNumber(s.Max))
+	}
+	return ratioNumber(s.Median) + "x"
+}
+
+// roundsLegend returns the line printed above a table whose cycle cells
+// ran rounds rounds (rounds above 1), saying how to read it.
+func roundsLegend(rounds int) string {
+	return fmt.Sprintf("rounds: every cycle cell ran %d times per target, the targets alternating round by round; "+
+		"a figure is the median over the rounds (the mean of the two middle ones for an even count), a count (cycles, errors) the total, "+
+		"(min–max) the range of cycles_per_s; a ratio is the median (min–max) of the per-round ratios. keepalive and scale run once.", rounds)
+}
+
+// summaryLine returns the JSON summary of one cell's runs (cell, results
+// of one workload and worker count): summary true, workload, workers,
+// rounds, duration_s (of one run); under targets, per target and metric,
+// median, min and max over the rounds (and total for counts); under
+// ratios, per ratio of ratioPairs (keyed "raftlock/etcd") and metric but
+// counts, the median, min and max of the per-round ratios. A figure no
+// round has is left out.
+func summaryLine(targets []string, cell []result) ([]byte, error) {
+	cells, byCell := groupCells(cell)
+	if len(cells) != 1 {
+		return nil, fmt.Errorf("summary of %d cells, want 1", len(cells))
+	}
+	k := cells[0]
+	c := byCell[k]
+	keys, kinds := c.keys(targets)
+	obj := map[string]any{
+		"summary":    true,
+		"workload":   k.workload,
+		"workers":    k.workers,
+		"rounds":     c.rounds(),
+		"duration_s": cell[0].Duration.Seconds(),
+	}
+	stats := func(s spread, count bool) map[string]any {
+		m := map[string]any{"median": s.Median, "min": s.Min, "max": s.Max}
+		if count {
+			m["total"] = s.Sum
+		}
+		return m
+	}
+	byTarget := map[string]any{}
+	for _, t := range targets {
+		if len(c[t]) == 0 {
+			continue
+		}
+		figs := map[string]any{}
+		for _, key := range keys {
+			if s := c.stat(t, key); s.N > 0 {
+				figs[key] = stats(s, kinds[key] == kindCount)
+			}
+		}
+		byTarget[t] = figs
+	}
+	obj["targets"] = byTarget
+	if pairs := ratioPairs(targets); len(pairs) > 0 {
+		ratios := map[string]any{}
+		for _, p := range pairs {
+			figs := map[string]any{}
+			for _, key := range keys {
+				if kinds[key] == kindCount {
+					continue
+				}
+				if s := c.ratioStat(p[0], p[1], key); s.N > 0 {
+					figs[key] = stats(s, false)
+				}
+			}
+			ratios[p[0]+"/"+p[1]] = figs
+		}
+		obj["ratios"] = ratios
+	}
+	return json.Marshal(obj)
 }

@@ -43,6 +43,19 @@ type benchConfig struct {
 	openers           int           // keepalive and scale: concurrent openers
 	progress          io.Writer     // progress lines; nil for none
 	profileDir        string        // "": no leader CPU profiles
+	// round and rounds: this run is round round (from 1) of rounds of a
+	// cycle cell, for progress lines and profile names; round is 0 when
+	// the cell runs once.
+	round, rounds int
+}
+
+// roundSuffix returns " round=2/3" for a run that is one of several
+// rounds, "" otherwise.
+func (c benchConfig) roundSuffix() string {
+	if c.round == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" round=%d/%d", c.round, c.rounds)
 }
 
 // baseTarget is the name of the baseline raftlock target
@@ -218,12 +231,16 @@ func runCycles(ctx context.Context, t Target, cl *cluster, workload string, work
 	acq := make([]latency, workers)
 	rel := make([]latency, workers)
 	cpu0 := cpuSnapshot(ctx, t, cl)
-	profDone := leaderProfile(ctx, t, cl, cfg, fmt.Sprintf("%s-%s-%d", t.Name(), workload, workers))
+	prefix := fmt.Sprintf("%s-%s-%d", t.Name(), workload, workers)
+	if cfg.round > 0 {
+		prefix += fmt.Sprintf("-round%d", cfg.round)
+	}
+	profDone := leaderProfile(ctx, t, cl, cfg, prefix)
 	start := time.Now()
 	end := start.Add(cfg.duration)
 	opCtx, cancel := context.WithDeadline(ctx, end.Add(grace))
 	defer cancel()
-	label := fmt.Sprintf("%s %s workers=%d", t.Name(), workload, workers)
+	label := fmt.Sprintf("%s %s workers=%d%s", t.Name(), workload, workers, cfg.roundSuffix())
 	stop := progress(cfg.progress, func(el time.Duration) string {
 		return fmt.Sprintf("%s: %.0fs/%v cycles=%d errors=%d", label, el.Seconds(), cfg.duration, cycles.Load(), errCount.Load())
 	})
