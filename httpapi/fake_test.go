@@ -193,6 +193,15 @@ func (f *fakeNode) ReadWatch(ctx context.Context, stale bool, fn func(m *lock.Ma
 	return ch, f.register(ch), nil
 }
 
+// Await implements raftnode.Proposer more coarsely than a node: the
+// channel closes at the next apply, whatever it changed (the contract
+// allows a waiter to be woken for nothing: it reads the state again).
+func (f *fakeNode) Await(lock.Place) (<-chan struct{}, func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed, func() {}
+}
+
 // register adds ch as a subscriber; f.mu must be held.
 func (f *fakeNode) register(ch chan lock.Event) func() {
 	f.subs[ch] = struct{}{}

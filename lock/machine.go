@@ -7,8 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-
-	"github.com/raftlock/raftlock/internal/mutant"
 )
 
 // MaxTTL is the largest session TTL the machine accepts, in nanoseconds (24
@@ -260,7 +258,7 @@ func addSat(a, b int64) int64 {
 
 // extendAll applies the term rule: every deadline becomes at least clock+TTL.
 func (m *Machine) extendAll() {
-	if mutant.Enabled(mutant.NoTermExtension) {
+	if mutated(noTermExtension) {
 		return // mutant (tests only): a new leader does not push deadlines
 	}
 	for _, s := range m.deadlines {
@@ -353,7 +351,7 @@ func (a *applier) expire() {
 	}
 	sort.Slice(due, func(i, j int) bool { return due[i].id < due[j].id })
 	for _, s := range due {
-		if mutant.Enabled(mutant.NoLeaseRecheckAfterWait) {
+		if mutated(noLeaseRecheckAfterWait) {
 			break // mutant (tests only): dying sessions stay queued
 		}
 		for _, name := range sortedKeys(s.waiting) {
@@ -492,7 +490,7 @@ func (a *applier) acquire(c *Command) {
 func (a *applier) release(id uint64, name string, token uint64) {
 	a.res.Session = id
 	l := a.m.locks[name]
-	if l != nil && l.holder != nil && mutant.Enabled(mutant.ReleaseWithStaleToken) {
+	if l != nil && l.holder != nil && mutated(releaseWithStaleToken) {
 		token = l.token // mutant (tests only): any token of the holder releases
 	}
 	if l == nil || l.holder == nil || l.holder.id != id || l.token != token {

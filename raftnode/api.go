@@ -66,6 +66,11 @@ type Status struct {
 	// URL, and has applied every entry it knows to be committed.
 	Ready   bool
 	Members []MemberStatus // sorted by ID
+	// ReadIndexRounds counts the ReadIndex requests this node has sent
+	// since it started: one serves every linearizable read queued when it
+	// is sent. ReadIndexRetries counts those sent again because the
+	// previous one went unanswered (lost, or the leader changed).
+	ReadIndexRounds, ReadIndexRetries uint64
 }
 
 // Proposer is what the HTTP layer needs from a node. *Node implements it.
@@ -82,9 +87,26 @@ type Proposer interface {
 	// Read runs fn on the node's loop goroutine with the state machine,
 	// after a ReadIndex round when stale is false (linearizable), or at
 	// once on the local state when stale is true. fn must not retain m or
-	// anything it returns by reference, and must not block. Errors:
-	// ErrNoLeader, ErrStopped, ctx's error.
+	// anything it returns by reference, must not block, and should cost
+	// no more than what it returns (the loop waits for it): use the
+	// machine's bounded queries. Concurrent linearizable reads share
+	// ReadIndex rounds; a round that goes unanswered is sent again. When
+	// ctx ends, Read returns at once and the loop drops the read at its
+	// next tick (fn may still run if the loop is serving it that moment,
+	// so fn must not touch what the caller uses after an error). Errors: ErrNoLeader (no leader known when the read
+	// arrived), ErrStopped, ctx's error.
 	Read(ctx context.Context, stale bool, fn func(m *lock.Machine)) error
+	// Await returns a channel that is closed at the first change of p
+	// after the call: an applied entry with an event of p's queue and
+	// session (a grant, a release, a queueing, a cancel; for elections an
+	// election, a resignation, a withdrawal), the end of p's session, a
+	// snapshot from the leader that replaced the state, or the node's
+	// stop. It wakes no other waiter. Call it before reading the state,
+	// then read, then wait: a change between the two is not missed. cancel
+	// releases the registration (and closes the channel); call it when
+	// done. The channel carries no news: read the state again to learn
+	// what changed.
+	Await(p lock.Place) (woken <-chan struct{}, cancel func())
 	// Events of one entry are followed by an end-of-entry marker: an
 	// Event with Type 0 and that entry's Revision. Consumers that look for
 	// particular event types skip it; streams use it to group an entry's

@@ -13,11 +13,15 @@ import (
 	"github.com/raftlock/raftlock/lock"
 )
 
-// fakeClock is a wall clock the test moves by hand.
-type fakeClock struct{ ns atomic.Int64 }
+// fakeClock is a wall clock and a monotonic clock that the test moves by
+// hand: Advance moves both (time passes), Step the wall clock only (an NTP
+// correction).
+type fakeClock struct{ ns, mono atomic.Int64 }
 
 func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *fakeClock) Mono() time.Duration     { return time.Duration(c.mono.Load()) }
+func (c *fakeClock) Step(d time.Duration)    { c.ns.Add(int64(d)) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)); c.mono.Add(int64(d)) }
 
 type testNode struct {
 	n      *Node
@@ -74,6 +78,7 @@ func (c *testCluster) start(id uint64) *testNode {
 	cfg.Peers = c.peers
 	cfg.ClientURL = fmt.Sprintf("http://client-%d", id)
 	cfg.Now = c.clock.Now
+	cfg.Monotonic = c.clock.Mono
 	tick := make(chan struct{})
 	cfg.Tick = tick
 	if c.mutateC != nil {
@@ -146,6 +151,18 @@ func (c *testCluster) leader() *testNode {
 		return false
 	})
 	return lead
+}
+
+// follower returns a running node that is not the leader.
+func (c *testCluster) follower() *testNode {
+	c.t.Helper()
+	for _, tn := range c.nodes {
+		if !tn.n.Status().IsLeader {
+			return tn
+		}
+	}
+	c.t.Fatal("no follower")
+	return nil
 }
 
 // propose proposes on the leader, ticking the cluster while it waits.
@@ -472,6 +489,79 @@ func TestLeaderExpiresSessionsOnItsClock(t *testing.T) {
 	_ = lead.n.Read(context.Background(), true, func(m *lock.Machine) { _, ok = m.Session(a.Session) })
 	if ok {
 		t.Fatal("expired session still exists")
+	}
+}
+
+// TestLeaderStampsIgnoreWallClockSteps: while a node leads, its stamps
+// advance with its monotonic clock, so a step of its wall clock (an NTP
+// correction, a VM resumed) neither expires sessions early (forward) nor
+// keeps them past their TTL (backward).
+func TestLeaderStampsIgnoreWallClockSteps(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	s, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(5 * time.Second)})
+	events, cancel := lead.n.Subscribe(256)
+	defer cancel()
+	clockOf := func() int64 {
+		var clk int64
+		if err := lead.n.Read(context.Background(), true, func(m *lock.Machine) { clk = m.Clock() }); err != nil {
+			t.Fatal(err)
+		}
+		return clk
+	}
+	before := clockOf()
+
+	c.clock.Step(time.Hour)
+	c.clock.Advance(time.Second)
+	c.ticks(30)
+	c.mustPropose(lead, &lock.Command{Op: lock.OpTick})
+	if got := clockOf(); got-before > int64(2*time.Second) {
+		t.Fatalf("the leader stamped %v after a wall clock step of 1h and 1s of time", time.Duration(got-before))
+	}
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type == lock.EventSessionExpired {
+				t.Fatalf("session %d expired after 1s of its 5s TTL: the leader followed its wall clock's step", ev.Session)
+			}
+			continue
+		default:
+		}
+		break
+	}
+
+	c.clock.Step(-2 * time.Hour)
+	c.clock.Advance(5 * time.Second)
+	c.tickUntil("the session expires 5s after it was opened", 500, func() bool {
+		for {
+			select {
+			case ev := <-events:
+				if ev.Type == lock.EventSessionExpired && ev.Session == s.Session {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
+}
+
+func TestLeaderClock(t *testing.T) {
+	var c leaderClock
+	wall := time.Unix(1000, 0)
+	c.start(int64(500*time.Second), wall, 7*time.Second)
+	if got := c.at(7 * time.Second); got != wall.UnixNano() {
+		t.Fatalf("stamp at the anchor: %d, want the wall clock %d (later than the state's)", got, wall.UnixNano())
+	}
+	if got := c.at(9 * time.Second); got != wall.UnixNano()+int64(2*time.Second) {
+		t.Fatalf("stamp 2s later: %d", got)
+	}
+	c.start(int64(2000*time.Second), wall, 0)
+	if got := c.at(time.Second); got != int64(2001*time.Second) {
+		t.Fatalf("stamp anchored at the state's clock (later than the wall): %d", got)
+	}
+	if got := c.at(-time.Second); got != int64(2000*time.Second) {
+		t.Fatalf("stamp before the anchor: %d, want the anchor", got)
 	}
 }
 

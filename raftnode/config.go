@@ -50,9 +50,16 @@ type Config struct {
 	// Tick, when non-nil, replaces the internal ticker: every value received
 	// is one tick. Tests use it to step time by hand.
 	Tick <-chan struct{}
-	// Now is the wall clock the leader stamps into commands. Default
+	// Now is the wall clock. A node reads it when it becomes leader, to
+	// anchor the clock it stamps into commands (see Monotonic). Default
 	// time.Now.
 	Now func() time.Time
+	// Monotonic is a clock that never jumps: the time elapsed since an
+	// arbitrary origin. A leader's stamps advance with it from the moment
+	// it became leader, so that a step of the wall clock while it leads
+	// expires nobody early. Default: Go's monotonic clock (time.Since of
+	// the moment the Config got its defaults).
+	Monotonic func() time.Duration
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -71,6 +78,26 @@ func DefaultConfig() Config {
 		MaxUncommittedEntriesSize: 64 << 20,
 		EventHistory:              10000,
 	}
+}
+
+// withDefaults fills in the fields whose zero value means "default" that
+// DefaultConfig cannot set: Logger, Now and Monotonic, and caps
+// SnapshotCatchUp at SnapshotEvery.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Monotonic == nil {
+		origin := time.Now()
+		c.Monotonic = func() time.Duration { return time.Since(origin) }
+	}
+	if c.SnapshotCatchUp > c.SnapshotEvery {
+		c.SnapshotCatchUp = c.SnapshotEvery
+	}
+	return c
 }
 
 // ElectionTimeout is TickInterval × ElectionTicks.

@@ -37,7 +37,7 @@ func (n *Node) Propose(ctx context.Context, cmd *lock.Command) (lock.Result, uin
 
 // Read implements Proposer. See Proposer.Read for the contract.
 func (n *Node) Read(ctx context.Context, stale bool, fn func(m *lock.Machine)) error {
-	r := &readReq{stale: stale, fn: fn, done: make(chan error, 1)}
+	r := &readReq{ctx: ctx, stale: stale, fn: fn, done: make(chan error, 1)}
 	select {
 	case n.readC <- r:
 	case <-ctx.Done():
@@ -63,7 +63,29 @@ func (n *Node) Status() Status {
 		st.Ready = false
 	default:
 	}
+	st.ReadIndexRounds, st.ReadIndexRetries = n.readRounds.Load(), n.readRetries.Load()
 	return st
+}
+
+// Await implements Proposer. See Proposer.Await for the contract.
+func (n *Node) Await(p lock.Place) (<-chan struct{}, func()) {
+	return n.awaits.add(p)
+}
+
+// TransferLeadership asks raft to hand leadership to member to (raft's
+// leader transfer: the target is brought up to date, then told to campaign
+// at once). It returns when the loop has taken the request, not when the
+// transfer is done: watch Status().Leader. A node that does not lead
+// ignores it. Errors: ErrStopped, ctx's error.
+func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
+	select {
+	case n.transferC <- to:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.doneC:
+		return ErrStopped
+	}
 }
 
 // Process delivers an inbound raft message to the loop. It blocks until the
@@ -86,18 +108,18 @@ func (n *Node) IsIDRemoved(id uint64) bool { return false }
 // blocks (transports call it from the loop's own Send); it drops the report
 // when the loop is busy, which only delays raft's probing.
 func (n *Node) ReportUnreachable(id uint64) {
-	n.report(func() { n.rn.ReportUnreachable(id) })
+	n.report(report{peer: id})
 }
 
 // ReportSnapshot tells raft how sending a snapshot to id ended. It never
 // blocks.
 func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
-	n.report(func() { n.rn.ReportSnapshot(id, status) })
+	n.report(report{peer: id, snapshot: true, status: status})
 }
 
-func (n *Node) report(f func()) {
+func (n *Node) report(r report) {
 	select {
-	case n.reportC <- f:
+	case n.reportC <- r:
 	default:
 	}
 }

@@ -84,19 +84,27 @@ func hashBytes(b []byte) uint64 {
 	return h.Sum64()
 }
 
+// leads records that node id leads term t, and fails the run if another
+// node led it.
+func (c *simChecker) leads(id, t uint64) {
+	if l, ok := c.leaders[t]; ok && l != id {
+		c.s.fail("one-leader-per-term", "nodes %d and %d both lead term %d", l, id, t)
+		return
+	}
+	if _, ok := c.leaders[t]; !ok {
+		c.s.stats.leaderTerms++
+	}
+	c.leaders[t] = id
+}
+
 func (c *simChecker) node(sn *simNode) {
 	s := c.s
 	// At most one leader per term.
-	if *sn.peek.state == raft.StateLeader {
-		t := *sn.peek.term
-		if l, ok := c.leaders[t]; ok && l != sn.id {
-			s.fail("one-leader-per-term", "nodes %d and %d both lead term %d", l, sn.id, t)
+	if st := sn.n.rn.BasicStatus(); st.RaftState == raft.StateLeader {
+		c.leads(sn.id, st.GetTerm())
+		if s.failure != nil {
 			return
 		}
-		if _, ok := c.leaders[t]; !ok {
-			s.stats.leaderTerms++
-		}
-		c.leaders[t] = sn.id
 	}
 	// The committed prefixes agree: every entry this node saved as
 	// committed equals the cluster's.

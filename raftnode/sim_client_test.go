@@ -7,6 +7,7 @@ package raftnode
 // linearizability check.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -37,7 +38,8 @@ type simRequest struct {
 	p      *proposal
 	read   func(m *lock.Machine)
 	r      *readReq
-	handed bool // the node took it (it may have happened)
+	cancel context.CancelFunc // ends a read's context
+	handed bool               // the node took it (it may have happened)
 	done   bool
 	cb     func(r proposalResult, node int)
 }
@@ -64,20 +66,18 @@ func (s *sim) arrive(rq *simRequest) {
 	s.enqueue(sn, simInput{rq: rq})
 }
 
-// handOver gives the request to the node's loop, as Propose and Read do
-// through its channels.
-func (s *sim) handOver(sn *simNode, rq *simRequest) {
-	if rq.done {
-		return
-	}
-	rq.handed = true
+// requestInput is the input of the node's loop that Propose and Read would
+// send for rq. A read's context ends when rq completes (its answer, or the
+// client's timeout), so that the node drops a read nobody waits for.
+func (s *sim) requestInput(rq *simRequest) input {
 	if rq.read != nil {
-		rq.r = &readReq{fn: rq.read, done: make(chan error, 1)}
-		sn.n.handleRead(rq.r)
-		return
+		ctx, cancel := context.WithCancel(context.Background())
+		rq.cancel = cancel
+		rq.r = &readReq{ctx: ctx, fn: rq.read, done: make(chan error, 1)}
+		return input{read: rq.r}
 	}
 	rq.p = &proposal{cmd: rq.cmd, resC: make(chan proposalResult, 1)}
-	sn.n.handleProposal(rq.p)
+	return input{prop: rq.p}
 }
 
 // pollRequests delivers the answers that node sn gave.
@@ -104,6 +104,9 @@ func (s *sim) pollRequests(sn *simNode) {
 
 func (s *sim) complete(rq *simRequest, r proposalResult) {
 	rq.done = true
+	if rq.cancel != nil {
+		rq.cancel()
+	}
 	if i := slices.Index(s.requests, rq); i >= 0 {
 		s.requests = slices.Delete(s.requests, i, i+1)
 	}

@@ -11,12 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"reflect"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
-	"unsafe"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -196,8 +194,10 @@ type simNode struct {
 	n    *Node // nil while crashed
 	inc  int   // incarnation: bumped by every crash
 	disk *memDisk
-	peek raftPeek
-	// Clock: local = epoch + offset + (now × ratePPM / 1e6).
+	// electionTimeout points into raft's state (see raftinternals_test.go).
+	electionTimeout *int
+	// Clock: wall = epoch + offset + (now × ratePPM / 1e6); the monotonic
+	// clock is now × ratePPM / 1e6 (a clock-step fault moves offset only).
 	offset  int64 // ns
 	ratePPM int64
 	period  int64 // µs between ticks: simTick at the node's rate
@@ -218,22 +218,30 @@ type simNode struct {
 	chkApplied uint64 // state compared at this applied index
 }
 
-// simInput is one item of a node's input: a raft message, a client request,
+// simInput is one item of a node's inbox: a raft message, a client request,
 // a transport report or a finished snapshot job, as Run's channels carry
-// them.
+// them. inc is the incarnation of the node that a report is for.
 type simInput struct {
 	msg    *raftpb.Message
 	rq     *simRequest
-	report func()
+	report *report
+	inc    int
 	snap   *snapJob // a snapshot job whose file is written, for finishSnapshot
 }
 
-func (s *sim) clockOf(sn *simNode) func() time.Time {
-	return func() time.Time {
+// monoOf is node sn's monotonic clock: simulated time at the node's rate.
+func (s *sim) monoOf(sn *simNode) func() time.Duration {
+	return func() time.Duration {
 		ns := s.now * 1000
-		scaled := (ns/1_000_000)*sn.ratePPM + (ns%1_000_000)*sn.ratePPM/1_000_000
-		return time.Unix(0, simEpoch+sn.offset+scaled)
+		return time.Duration((ns/1_000_000)*sn.ratePPM + (ns%1_000_000)*sn.ratePPM/1_000_000)
 	}
+}
+
+// clockOf is node sn's wall clock: its monotonic clock from the epoch,
+// shifted by its offset (which clock steps change).
+func (s *sim) clockOf(sn *simNode) func() time.Time {
+	mono := s.monoOf(sn)
+	return func() time.Time { return time.Unix(0, simEpoch+sn.offset+int64(mono())) }
 }
 
 func newSim(opt simOptions) *sim {
@@ -444,6 +452,7 @@ func (s *sim) nodeConfig(sn *simNode) Config {
 	cfg.SnapshotCatchUp = s.catchUp
 	cfg.EventHistory = 64
 	cfg.Now = s.clockOf(sn)
+	cfg.Monotonic = s.monoOf(sn)
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	return cfg
 }
@@ -459,11 +468,9 @@ func (s *sim) boot(sn *simNode) {
 		return
 	}
 	n.transport = &simTransport{s: s, sn: sn, inc: sn.inc}
-	inc := sn.inc
-	n.snapRun = func(job *snapJob) { s.startSnapshot(sn, inc, job) }
 	sn.n = n
 	sn.inbox = nil
-	sn.peek = peekRaft(n.rn)
+	sn.electionTimeout = raftElectionTimeout(n.rn)
 	sn.pausedUntil = 0
 	sn.chkCommit = 0
 	sn.chkApplied = 0
@@ -472,26 +479,31 @@ func (s *sim) boot(sn *simNode) {
 		s.fail("acked-entries-kept", "node %d restarted with its log ending at %d, but it acknowledged entries up to %d to a leader", sn.id, last, sn.acked)
 		return
 	}
-	if err := n.processReady(); err != nil {
+	s.afterStep(sn, n.start())
+}
+
+// tick is one iteration of the node's loop for a tick.
+func (s *sim) tick(sn *simNode) {
+	s.setElectionTimeout(sn)
+	s.iterate(sn, input{tick: true}, nil)
+}
+
+// iterate runs one iteration of the node's loop (Node.iterate, as Run
+// does) and then runs every check.
+func (s *sim) iterate(sn *simNode, in input, next func() (input, bool)) {
+	s.afterStep(sn, sn.n.iterate(in, next))
+}
+
+// afterStep does what Run does after an iteration (start the snapshot job
+// the loop started, here at steps the scheduler chooses) and runs every
+// check; err is the iteration's.
+func (s *sim) afterStep(sn *simNode, err error) {
+	if err != nil {
 		s.nodeError(sn, err)
 		return
 	}
-	s.afterActivation(sn)
-}
-
-// tick is one iteration of Run's loop for a tick.
-func (s *sim) tick(sn *simNode) {
-	s.setElectionTimeout(sn)
-	sn.n.rn.Tick()
-	sn.n.onTick()
-	s.endIteration(sn)
-}
-
-// endIteration ends one iteration of Run's loop and runs every check.
-func (s *sim) endIteration(sn *simNode) {
-	if err := sn.n.endIteration(); err != nil {
-		s.nodeError(sn, err)
-		return
+	if job := sn.n.takeSnapshotJob(); job != nil {
+		s.startSnapshot(sn, sn.inc, job)
 	}
 	s.afterActivation(sn)
 }
@@ -504,49 +516,64 @@ func (s *sim) nodeError(sn *simNode, err error) {
 	s.fail("node-error", "node %d stopped: %v", sn.id, err)
 }
 
-// runNode handles the node's queued input as Run's loop does: a read or a
-// report is one iteration; messages and proposals are drained together
-// into one (drainInputs).
+// runNode hands the node's inbox to its loop, one iteration at a time, as
+// Run hands its channels: the node itself (Node.iterate) decides which
+// inputs it takes together.
 func (s *sim) runNode(sn *simNode) {
 	sn.runPending = false
 	for len(sn.inbox) > 0 && sn.n != nil && sn.pausedUntil == 0 && s.failure == nil {
-		in := sn.inbox[0]
-		switch {
-		case in.report != nil:
-			sn.inbox = sn.inbox[1:]
-			in.report()
-		case in.snap != nil:
-			sn.inbox = sn.inbox[1:]
-			s.note("snap-finish", sn.id, in.snap.index)
-			if err := sn.n.finishSnapshot(in.snap); err != nil {
-				s.nodeError(sn, err)
-				continue
-			}
-		case in.rq != nil && in.rq.read != nil:
-			sn.inbox = sn.inbox[1:]
-			s.handOver(sn, in.rq)
-		default:
-			k := 0
-			for k < len(sn.inbox) && k < 4096 {
-				in := sn.inbox[k]
-				if in.report != nil || in.snap != nil || (in.rq != nil && in.rq.read != nil) {
-					break
-				}
-				if in.msg != nil {
-					s.hashMessage("step", in.msg)
-					sn.n.step(in.msg)
-				} else {
-					s.handOver(sn, in.rq)
-				}
-				k++
-			}
-			sn.inbox = sn.inbox[k:]
+		in, ok := s.takeInput(sn, false)
+		if !ok {
+			continue
 		}
-		s.endIteration(sn)
+		s.iterate(sn, in, func() (input, bool) { return s.takeInput(sn, true) })
 	}
 	if len(sn.inbox) == 0 {
 		sn.inbox = nil
 	}
+}
+
+// takeInput takes the head of the node's inbox as an input of its loop.
+// With drainOnly it takes it only if it drains (input.drains), as Run's
+// drain takes only proposals and messages. It skips what is void: a
+// request that ended meanwhile, a report for an earlier incarnation (ok is
+// false when nothing was taken).
+func (s *sim) takeInput(sn *simNode, drainOnly bool) (input, bool) {
+	for len(sn.inbox) > 0 {
+		item := sn.inbox[0]
+		var in input
+		switch {
+		case item.report != nil:
+			if item.inc != sn.inc {
+				sn.inbox = sn.inbox[1:]
+				continue
+			}
+			in.report = item.report
+		case item.snap != nil:
+			in.snap = item.snap
+		case item.msg != nil:
+			in.msg = item.msg
+		case item.rq.done:
+			sn.inbox = sn.inbox[1:]
+			continue
+		default:
+			in = s.requestInput(item.rq)
+		}
+		if drainOnly && !in.drains() {
+			return input{}, false
+		}
+		sn.inbox = sn.inbox[1:]
+		switch {
+		case in.msg != nil:
+			s.hashMessage("step", in.msg)
+		case in.snap != nil:
+			s.note("snap-finish", sn.id, in.snap.index)
+		case item.rq != nil:
+			item.rq.handed = true
+		}
+		return in, true
+	}
+	return input{}, false
 }
 
 func (s *sim) enqueue(sn *simNode, in simInput) {
@@ -664,49 +691,20 @@ func (s *sim) down() int {
 // nil.
 func (s *sim) leader() *simNode {
 	var best *simNode
+	var bestTerm uint64
 	for _, sn := range s.nodes {
-		if sn.n == nil || *sn.peek.state != raft.StateLeader {
+		if sn.n == nil {
 			continue
 		}
-		if best == nil || *sn.peek.term > *best.peek.term {
-			best = sn
+		st := sn.n.rn.BasicStatus()
+		if st.RaftState != raft.StateLeader {
+			continue
+		}
+		if best == nil || st.GetTerm() > bestTerm {
+			best, bestTerm = sn, st.GetTerm()
 		}
 	}
 	return best
-}
-
-// ---- raft internals
-
-// raftPeek points into a RawNode's raft state. etcd raft draws election
-// timeouts from crypto/rand; the simulation replaces each draw, before
-// every tick, with a value derived from the seed and the node's state so
-// that a seed replays exactly.
-type raftPeek struct {
-	term    *uint64
-	lead    *uint64
-	state   *raft.StateType
-	timeout *int
-}
-
-func peekRaft(rn *raft.RawNode) raftPeek {
-	rv := reflect.ValueOf(rn).Elem().FieldByName("raft")
-	if !rv.IsValid() || rv.Kind() != reflect.Pointer {
-		panic("simulation: raft.RawNode has no field raft: update peekRaft for this raft version")
-	}
-	r := rv.Elem()
-	field := func(name string, k reflect.Kind) unsafe.Pointer {
-		f := r.FieldByName(name)
-		if !f.IsValid() || f.Kind() != k {
-			panic(fmt.Sprintf("simulation: raft has no %v field %s: update peekRaft for this raft version", k, name))
-		}
-		return unsafe.Pointer(f.UnsafeAddr())
-	}
-	return raftPeek{
-		term:    (*uint64)(field("Term", reflect.Uint64)),
-		lead:    (*uint64)(field("lead", reflect.Uint64)),
-		state:   (*raft.StateType)(field("state", reflect.Uint64)),
-		timeout: (*int)(field("randomizedElectionTimeout", reflect.Int)),
-	}
 }
 
 func mix64(x uint64) uint64 {
@@ -716,10 +714,13 @@ func mix64(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
+// setElectionTimeout replaces raft's randomised election timeout (drawn
+// from crypto/rand) with one derived from the seed and the node's state,
+// before every tick, so that a seed replays exactly.
 func (s *sim) setElectionTimeout(sn *simNode) {
-	p := sn.peek
-	h := mix64(s.opt.seed ^ mix64(sn.id<<32|uint64(sn.inc)) ^ mix64(*p.term<<8|uint64(*p.state)) ^ mix64(*p.lead+7))
-	*p.timeout = simElectionTick + int(h%simElectionTick)
+	st := sn.n.rn.BasicStatus()
+	h := mix64(s.opt.seed ^ mix64(sn.id<<32|uint64(sn.inc)) ^ mix64(st.GetTerm()<<8|uint64(st.RaftState)) ^ mix64(st.Lead+7))
+	*sn.electionTimeout = simElectionTick + int(h%simElectionTick)
 }
 
 // ---- disk
@@ -945,10 +946,10 @@ func (s *sim) send(from *simNode, m *raftpb.Message) {
 		s.stats.msgsDropped++
 		s.note("drop", from.id, uint64(to+1), uint64(m.GetType()))
 		if m.GetType() == raftpb.MsgSnap {
-			s.report(from, func(n *Node) { n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure) })
+			s.report(from, report{peer: m.GetTo(), snapshot: true, status: raft.SnapshotFailure})
 		}
 		if nw.cut[from.idx][to] {
-			s.report(from, func(n *Node) { n.rn.ReportUnreachable(m.GetTo()) })
+			s.report(from, report{peer: m.GetTo()})
 		}
 		return
 	}
@@ -978,16 +979,11 @@ func (s *sim) send(from *simNode, m *raftpb.Message) {
 
 // report queues a transport report for the node's loop, as Node.report
 // does, if that incarnation still runs.
-func (s *sim) report(sn *simNode, f func(n *Node)) {
-	inc := sn.inc
+func (s *sim) report(sn *simNode, r report) {
 	if sn.n == nil {
 		return
 	}
-	s.enqueue(sn, simInput{report: func() {
-		if sn.n != nil && sn.inc == inc {
-			f(sn.n)
-		}
-	}})
+	s.enqueue(sn, simInput{report: &r, inc: sn.inc})
 }
 
 func (s *sim) deliver(ev *simEvent) {
@@ -997,7 +993,7 @@ func (s *sim) deliver(ev *simEvent) {
 	if sn.n == nil {
 		s.note("lost", sn.id, uint64(m.GetType()))
 		if m.GetType() == raftpb.MsgSnap && from.inc == ev.gen {
-			s.report(from, func(n *Node) { n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure) })
+			s.report(from, report{peer: m.GetTo(), snapshot: true, status: raft.SnapshotFailure})
 		}
 		return
 	}
@@ -1008,7 +1004,7 @@ func (s *sim) deliver(ev *simEvent) {
 	s.hashMessage("deliver", m)
 	s.enqueue(sn, simInput{msg: m})
 	if m.GetType() == raftpb.MsgSnap && from.inc == ev.gen {
-		s.report(from, func(n *Node) { n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFinish) })
+		s.report(from, report{peer: m.GetTo(), snapshot: true, status: raft.SnapshotFinish})
 	}
 }
 
@@ -1178,8 +1174,7 @@ func (s *sim) nemesis() {
 			return
 		}
 		s.fault("transfer-leader", l.id, t.id)
-		l.n.rn.TransferLeader(t.id)
-		s.endIteration(l)
+		s.iterate(l, input{transfer: t.id}, nil)
 	case r < 94: // a client host crashes, preferably one whose clients hold and wait for the same lock
 		h := s.hosts[s.rng.IntN(len(s.hosts))]
 		if s.rng.IntN(4) != 0 {

@@ -1,3 +1,5 @@
+//go:build raftlock_mutants
+
 package raftnode
 
 import (
@@ -5,16 +7,21 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/raftlock/raftlock/internal/mutant"
 )
 
 // simMutantBudget is how many seeds each mutant may survive before
 // TestMutantsAreCaught fails.
 const simMutantBudget = 40
 
+// This file is built only with the tag raftlock_mutants (.ci/run runs it:
+// go test -tags raftlock_mutants -run TestMutantsAreCaught ./raftnode).
+
+func init() {
+	setSimMutant = func(name string) (func(), error) { return SetMutant(name) }
+}
+
 // TestMutantsAreCaught runs the simulation with each known bug of
-// internal/mutant injected, on seeds 1, 2, ... (3 nodes for odd seeds, 5
+// raftnode and lock (MutantNames, mutants.go) injected, on seeds 1, 2, ... (3 nodes for odd seeds, 5
 // for even ones), until a check fails, and fails if a mutant survives its
 // budget. It must not run in parallel with other tests: mutants are
 // process-wide.
@@ -23,9 +30,12 @@ func TestMutantsAreCaught(t *testing.T) {
 		t.Skip("-short")
 	}
 	steps := simStepsOr(0)
-	for _, m := range mutant.All() {
-		t.Run(m.String(), func(t *testing.T) {
-			restore := mutant.Set(m)
+	for _, m := range MutantNames() {
+		t.Run(m, func(t *testing.T) {
+			restore, err := SetMutant(m)
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer restore()
 			began := time.Now()
 			var jobs []simJob
@@ -41,8 +51,8 @@ func TestMutantsAreCaught(t *testing.T) {
 				first := strings.SplitN(r.failure.msg, "\n", 2)[0]
 				t.Logf("caught by seed %d (%d nodes), the %d. seed tried, in %v: check %q: %s",
 					j.seed, j.nodes, i+1, time.Since(began).Round(time.Millisecond), r.failure.check, first)
-				t.Logf("replay: %s", strings.Replace(replayLine(j.seed, j.nodes, j.steps), "-sim.seed",
-					fmt.Sprintf("-sim.mutant=%s -sim.seed", m), 1))
+				t.Logf("replay: %s", strings.Replace(replayLine(j.seed, j.nodes, j.steps), "go test ./raftnode -run 'TestSimulation$'",
+					fmt.Sprintf("go test -tags raftlock_mutants ./raftnode -run 'TestSimulation$' -sim.mutant=%s", m), 1))
 				return
 			}
 			t.Errorf("mutant %v survived %d seeds: the simulation's checks cannot see this bug", m, simMutantBudget)

@@ -46,15 +46,15 @@
 //	go test ./raftnode -run 'TestSimulation$' -sim.seed=1234 -sim.nodes=5 -v
 //
 // (add -sim.trace to print every decision, every committed entry and, on a
-// linearizability failure, the client history; -sim.mutant=Name injects a
-// bug of internal/mutant). The CI run covers seeds 1..100 with 3 and with
+// linearizability failure, the client history; -sim.mutant=Name, in a build with
+// -tags raftlock_mutants, injects a known bug, see mutants.go). The CI run covers seeds 1..100 with 3 and with
 // 5 nodes (-sim.seeds; -short runs 10). A soak runs many more, e.g.
 //
 //	go test ./raftnode -run 'TestSimulation$' -sim.seed=1000000 -sim.seeds=100000 -timeout 0
 //
-// and longer runs with -sim.steps=100000. TestMutantsAreCaught runs the
-// simulation with each bug of internal/mutant injected and fails if one
-// goes unnoticed. Seeds that once found a bug stay in simRegressions.
+// and longer runs with -sim.steps=100000. TestMutantsAreCaught (built with
+// -tags raftlock_mutants) runs the simulation with each known bug injected
+// and fails if one goes unnoticed. Seeds that once found a bug stay in simRegressions.
 
 package raftnode
 
@@ -66,8 +66,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/raftlock/raftlock/internal/mutant"
 )
 
 var (
@@ -76,8 +74,12 @@ var (
 	simNodes  = flag.Int("sim.nodes", 0, "simulation: cluster size, 3 or 5 (0: both)")
 	simSteps  = flag.Int("sim.steps", 0, "simulation: scheduler steps of the faulty phase (0: the CI default)")
 	simTrace  = flag.Bool("sim.trace", false, "simulation: print every scheduler decision, committed entry and (on failure) the client history")
-	simMutant = flag.String("sim.mutant", "", "simulation: inject this bug of internal/mutant (e.g. NoTermExtension)")
+	simMutant = flag.String("sim.mutant", "", "simulation: inject this known bug (e.g. NoTermExtension; needs -tags raftlock_mutants)")
 )
+
+// setSimMutant switches a known bug on; it is set only in a build with the
+// tag raftlock_mutants (sim_mutant_test.go).
+var setSimMutant func(name string) (restore func(), err error)
 
 // simDefaultSteps sizes a CI run: see TESTING.md for the figures.
 const simDefaultSteps = 15000
@@ -130,7 +132,7 @@ func simStepsOr(n int) int {
 func replayLine(seed uint64, nodes, steps int) string {
 	line := "go test ./raftnode -run 'TestSimulation$'"
 	if *simMutant != "" {
-		line += " -sim.mutant=" + *simMutant
+		line = "go test -tags raftlock_mutants ./raftnode -run 'TestSimulation$' -sim.mutant=" + *simMutant
 	}
 	line += fmt.Sprintf(" -sim.seed=%d -sim.nodes=%d", seed, nodes)
 	if steps != simDefaultSteps {
@@ -202,16 +204,14 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	if *simMutant != "" {
-		found := false
-		for _, m := range mutant.All() {
-			if m.String() == *simMutant {
-				defer mutant.Set(m)()
-				found = true
-			}
+		if setSimMutant == nil {
+			t.Fatalf("-sim.mutant needs a build with -tags raftlock_mutants")
 		}
-		if !found {
-			t.Fatalf("-sim.mutant=%s: no such mutant (have %v)", *simMutant, mutant.All())
+		restore, err := setSimMutant(*simMutant)
+		if err != nil {
+			t.Fatalf("-sim.mutant: %v", err)
 		}
+		defer restore()
 	}
 	sizes := []int{3, 5}
 	if *simNodes != 0 {

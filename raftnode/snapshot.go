@@ -52,8 +52,9 @@ type snapJob struct {
 }
 
 // run encodes the capture and writes the snap file to d. Only its first
-// call does anything. The loop reads the results only after run returned
-// (received from snapDoneC, or run on the loop itself).
+// call does anything, and a concurrent call waits for it (sync.Once): the
+// loop may call it to wait for the file of a job its driver runs. The loop
+// reads the results only after run returned.
 func (j *snapJob) run(d Durable) {
 	j.once.Do(func() {
 		start := time.Now()
@@ -75,7 +76,9 @@ func (j *snapJob) run(d Durable) {
 
 // maybeSnapshot starts a snapshot when SnapshotEvery entries were applied
 // since the last one and none is in flight. It runs on the loop, after the
-// Ready's committed entries are applied.
+// Ready's committed entries are applied. The job goes to the loop's driver
+// (takeSnapshotJob), which runs it off the loop and hands it back as an
+// input once its file is written.
 func (n *Node) maybeSnapshot() error {
 	if n.snapJob != nil || n.applied-n.snapIndex < n.cfg.SnapshotEvery {
 		return nil
@@ -93,28 +96,27 @@ func (n *Node) maybeSnapshot() error {
 	}
 	job.captured = time.Since(start)
 	n.snapJob = job
-	if n.snapRun != nil {
-		n.snapRun(job)
-		return nil
-	}
-	w, doneC := n.wal, n.snapDoneC
-	go func() {
-		job.run(w)
-		doneC <- job // buffered: never blocks
-	}()
+	n.newSnapJob = job
 	return nil
 }
 
-// awaitSnapshot waits until the snapshot in flight has its file written,
-// and finishes it. The loop calls it before it saves a snapshot received
-// from the leader.
+// takeSnapshotJob returns the snapshot job the loop started since the last
+// call, or nil. The driver (Run, or the simulation) must call job.run off
+// the loop and then hand the job back as an input (input.snap).
+func (n *Node) takeSnapshotJob() *snapJob {
+	job := n.newSnapJob
+	n.newSnapJob = nil
+	return job
+}
+
+// awaitSnapshot waits until the snapshot in flight has its file written
+// (running it on the loop if its driver has not started it yet), and
+// finishes it. The loop calls it before it saves a snapshot received from
+// the leader. The driver's later hand-back of the job is then ignored.
 func (n *Node) awaitSnapshot() error {
 	job := n.snapJob
-	if n.snapRun == nil {
-		<-n.snapDoneC
-	} else {
-		job.run(n.wal) // the simulation: run it now; its scheduled end finds it finished
-	}
+	n.newSnapJob = nil
+	job.run(n.wal)
 	return n.finishSnapshot(job)
 }
 
@@ -127,9 +129,11 @@ func (n *Node) abandonSnapshot() {
 		return
 	}
 	n.snapJob = nil
-	if n.snapRun == nil {
-		<-n.snapDoneC
+	if n.newSnapJob == job {
+		n.newSnapJob = nil // never handed to a goroutine: nothing to wait for
+		return
 	}
+	job.run(n.wal) // waits for Run's goroutine
 	n.log.Info("snapshot abandoned: the node stopped before recording it", "index", job.index)
 }
 

@@ -1,0 +1,213 @@
+package raftnode
+
+import (
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/raftlock/raftlock/lock"
+)
+
+// proposal is a client command on its way to the loop (Propose).
+type proposal struct {
+	cmd  *lock.Command
+	resC chan proposalResult // buffered 1
+}
+
+type proposalResult struct {
+	res   lock.Result
+	index uint64
+	err   error
+}
+
+// waiter is a proposal in flight, matched by request ID when its entry is
+// applied (etcd's pkg/wait). A keep-alive batch answers several callers.
+type waiter struct {
+	single *proposal
+	batch  []*proposal
+}
+
+func (w *waiter) answer(res lock.Result, index uint64) {
+	if w.single != nil {
+		w.single.resC <- proposalResult{res: res, index: index}
+		return
+	}
+	for _, p := range w.batch {
+		r := lock.Result{Code: res.Code}
+		for _, id := range p.cmd.Sessions {
+			if _, found := slices.BinarySearch(res.Missing, id); found {
+				r.Missing = append(r.Missing, id)
+			}
+		}
+		p.resC <- proposalResult{res: r, index: index}
+	}
+}
+
+func (w *waiter) fail(err error) {
+	if w.single != nil {
+		w.single.resC <- proposalResult{err: err}
+		return
+	}
+	for _, p := range w.batch {
+		p.resC <- proposalResult{err: err}
+	}
+}
+
+// failAll answers every caller still waiting on the loop with err.
+func (n *Node) failAll(err error) {
+	for req, w := range n.waiters {
+		delete(n.waiters, req)
+		w.fail(fmt.Errorf("%w (%w)", ErrOutcomeUnknown, err))
+	}
+	for _, p := range n.kaBatch {
+		p.resC <- proposalResult{err: err}
+	}
+	n.kaBatch = nil
+	n.failReads(err)
+}
+
+// handleProposal takes a client command: a leader gathers it for
+// flushProposals (keep-alives for flushKeepAlives); a follower refuses it
+// with ErrNotLeader (the HTTP layer forwards the request).
+func (n *Node) handleProposal(p *proposal) {
+	if n.state != raft.StateLeader {
+		p.resC <- proposalResult{err: n.notLeader()}
+		return
+	}
+	if p.cmd.Op == lock.OpKeepAlive {
+		n.kaBatch = append(n.kaBatch, p)
+		return
+	}
+	cmd := p.cmd
+	cmd.Now = n.now()
+	n.reqSeq++
+	n.propBatch = append(n.propBatch, pendingProp{req: n.reqSeq, data: encodeEnvelope(n.id, n.reqSeq, cmd), w: &waiter{single: p}})
+}
+
+// pendingProp is a client proposal waiting for flushProposals.
+type pendingProp struct {
+	req  uint64
+	data []byte
+	w    *waiter
+}
+
+// flushProposals proposes the client commands gathered in this loop
+// iteration with one MsgProp of many entries, so that raft sends one MsgApp
+// per follower for all of them (RawNode.Propose would send one per
+// command, and each follower would answer each). Every command is still its
+// own entry, with its own index. If raft drops the message, none was
+// appended, and every caller learns so.
+func (n *Node) flushProposals() {
+	if len(n.propBatch) == 0 {
+		return
+	}
+	var err error
+	if !n.stillLeader() {
+		err = ErrNoLeader
+	} else {
+		ents := make([]*raftpb.Entry, len(n.propBatch))
+		for i, pp := range n.propBatch {
+			ents[i] = &raftpb.Entry{Data: pp.data}
+		}
+		from := n.id
+		err = n.rn.Step(&raftpb.Message{Type: raftpb.MsgProp.Enum(), From: &from, Entries: ents})
+	}
+	for i, pp := range n.propBatch {
+		if err != nil {
+			pp.w.fail(fmt.Errorf("%w: proposal dropped: %v", ErrNoLeader, err))
+		} else {
+			n.waiters[pp.req] = pp.w
+		}
+		n.propBatch[i] = pendingProp{}
+	}
+	n.propBatch = n.propBatch[:0]
+}
+
+// stillLeader reports whether raft itself is the leader. n.state is what
+// the last Ready said; a message stepped since (an iteration mixes messages
+// and proposals) may have ended this node's term, and a clocked command
+// must never be proposed by a follower (raft would forward it).
+func (n *Node) stillLeader() bool {
+	return n.rn.BasicStatus().RaftState == raft.StateLeader
+}
+
+func (n *Node) notLeader() error {
+	if n.lead == 0 {
+		return ErrNoLeader
+	}
+	e := &NotLeaderError{LeaderID: n.lead}
+	for _, m := range n.memberList() {
+		if m.ID == n.lead {
+			e.LeaderClientURL = m.ClientURL
+		}
+	}
+	return e
+}
+
+// propose stamps the leader's clock into cmd and proposes it, registering w
+// (if any) under a new request ID, which it returns (0 if raft refused).
+func (n *Node) propose(cmd *lock.Command, w *waiter) uint64 {
+	cmd.Now = n.now()
+	n.reqSeq++
+	req := n.reqSeq
+	if err := n.rn.Propose(encodeEnvelope(n.id, req, cmd)); err != nil {
+		// Dropped: not appended, so it certainly did not happen.
+		if w != nil {
+			w.fail(fmt.Errorf("%w: proposal dropped: %v", ErrNoLeader, err))
+		}
+		return 0
+	}
+	if w != nil {
+		n.waiters[req] = w
+	}
+	return req
+}
+
+// flushKeepAlives proposes the keep-alives gathered in this loop iteration
+// as one entry.
+func (n *Node) flushKeepAlives() {
+	if len(n.kaBatch) == 0 {
+		return
+	}
+	batch := n.kaBatch
+	n.kaBatch = nil
+	if !n.stillLeader() {
+		for _, p := range batch {
+			p.resC <- proposalResult{err: ErrNoLeader}
+		}
+		return
+	}
+	var ids []uint64
+	for _, p := range batch {
+		ids = append(ids, p.cmd.Sessions...)
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	n.propose(&lock.Command{Op: lock.OpKeepAlive, Sessions: ids}, &waiter{batch: batch})
+}
+
+// maybePublish proposes this member's URLs until the state machine holds
+// them. OpPublish carries no clock, so a follower may propose it (raft
+// forwards it to the leader).
+func (n *Node) maybePublish() {
+	if n.lead == 0 || n.cfg.ClientURL == "" {
+		return
+	}
+	if n.publishedAt != 0 && n.ticks-n.publishedAt < uint64(n.cfg.ElectionTicks) {
+		return
+	}
+	for _, m := range n.machine.Members() {
+		if m.ID == n.id && m.ClientURL == n.cfg.ClientURL && m.PeerURL == n.peers[n.id] {
+			return
+		}
+	}
+	n.publishedAt = n.ticks
+	n.reqSeq++
+	data := encodeEnvelope(n.id, n.reqSeq, &lock.Command{Op: lock.OpPublish,
+		Member: lock.Member{ID: n.id, PeerURL: n.peers[n.id], ClientURL: n.cfg.ClientURL}})
+	if err := n.rn.Propose(data); err != nil {
+		n.log.Debug("publish member", "err", err)
+	}
+}

@@ -1,0 +1,128 @@
+package raftnode
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftlock/raftlock/lock"
+)
+
+// TestConcurrentReadsShareReadIndex: 64 linearizable reads issued at once
+// cost far fewer ReadIndex requests than reads: the reads queued while one
+// request is in flight share the next.
+func TestConcurrentReadsShareReadIndex(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	s, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute)})
+	for _, tn := range []*testNode{lead, c.follower()} {
+		before := tn.n.Status().ReadIndexRounds
+		const reads = 64
+		start := make(chan struct{})
+		errs := make(chan error, reads)
+		var wg sync.WaitGroup
+		for range reads {
+			wg.Go(func() {
+				<-start
+				var ok bool
+				err := tn.n.Read(context.Background(), false, func(m *lock.Machine) { _, ok = m.Session(s.Session) })
+				if err == nil && !ok {
+					t.Errorf("a linearizable read on node %d does not see session %d", tn.n.ID(), s.Session)
+				}
+				errs <- err
+			})
+		}
+		close(start)
+		done := 0
+		c.tickUntil("64 reads answered", 1000, func() bool {
+			for {
+				select {
+				case err := <-errs:
+					if err != nil {
+						t.Fatalf("read on node %d: %v", tn.n.ID(), err)
+					}
+					done++
+				default:
+					return done == reads
+				}
+			}
+		})
+		wg.Wait()
+		rounds := tn.n.Status().ReadIndexRounds - before
+		t.Logf("node %d (leader %v): %d linearizable reads, %d ReadIndex requests", tn.n.ID(), tn == lead, reads, rounds)
+		if rounds == 0 || rounds >= reads/2 {
+			t.Fatalf("node %d: %d ReadIndex requests for %d concurrent reads, want at least 1 and fewer than %d", tn.n.ID(), rounds, reads, reads/2)
+		}
+	}
+}
+
+// TestLostReadIndexIsRetried: a follower's ReadIndex request is lost on
+// the way to the leader; the follower asks again after readRetryTicks and
+// the read is answered, instead of waiting until its context ends.
+func TestLostReadIndexIsRetried(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute)})
+	c.converged()
+	f := c.follower()
+	c.nw.Cut(f.n.ID(), lead.n.ID())
+	done := make(chan error, 1)
+	go func() { done <- f.n.Read(context.Background(), false, func(*lock.Machine) {}) }()
+	c.tickUntil("the follower sent its ReadIndex request", 100, func() bool { return f.n.Status().ReadIndexRounds > 0 })
+	c.ticks(2)
+	select {
+	case err := <-done:
+		t.Fatalf("the read was answered (%v) although its ReadIndex request was lost", err)
+	default:
+	}
+	c.nw.Heal()
+	c.tickUntil("the read answered", 100, func() bool {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			return true
+		default:
+			return false
+		}
+	})
+	if st := f.n.Status(); st.ReadIndexRetries == 0 {
+		t.Fatalf("the read was answered with no retry (%d requests): it cannot have been lost", st.ReadIndexRounds)
+	}
+}
+
+// TestAbandonedReadIsDropped: a read whose context ends while it waits for
+// a ReadIndex answer that never comes is dropped by the loop at the next
+// tick; Read returned at once.
+func TestAbandonedReadIsDropped(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	c.converged()
+	f := c.follower()
+	c.nw.Cut(f.n.ID(), lead.n.ID())
+	ctx, cancel := context.WithCancel(context.Background())
+	called := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() { done <- f.n.Read(ctx, false, func(*lock.Machine) { called <- struct{}{} }) }()
+	c.tickUntil("the follower sent its ReadIndex request", 100, func() bool { return f.n.Status().ReadIndexRounds > 0 })
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Read after its context ended: %v", err)
+	}
+	c.ticks(1)
+	c.nw.Heal()
+	c.ticks(3 * int(f.n.readRetryTicks()))
+	select {
+	case <-called:
+		t.Fatal("the loop served a read whose caller had gone")
+	default:
+	}
+	// Served and pending reads are gone: a read now costs a new request.
+	before := f.n.Status().ReadIndexRetries
+	c.ticks(3 * int(f.n.readRetryTicks()))
+	if after := f.n.Status().ReadIndexRetries; after != before {
+		t.Fatalf("the dropped read is still being retried (%d, then %d retries)", before, after)
+	}
+}

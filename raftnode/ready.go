@@ -1,0 +1,234 @@
+package raftnode
+
+import (
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/raftlock/raftlock/lock"
+)
+
+// processReady handles every Ready raft has, in the order of the package
+// documentation, and publishes the node's status.
+func (n *Node) processReady() error {
+	n.sendReadIndex()
+	for n.rn.HasReady() {
+		rd := n.rn.Ready()
+		if rd.SoftState != nil {
+			n.onSoftState(rd.SoftState)
+		}
+		if hs := rd.HardState; hs != nil {
+			n.term, n.commit = hs.GetTerm(), hs.GetCommit()
+		}
+		haveSnap := rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)
+		// A leader sends its replication messages before it persists, so
+		// that the followers write the entries to their disks while the
+		// leader writes to its own (raft thesis 10.2.1; etcd's raftNode
+		// does the same). It is safe: the leader counts its own copy of an
+		// entry towards the commit quorum only after Advance, i.e. after
+		// the WAL save below, so an entry commits only once a majority has
+		// it on disk; and MsgApp carries its entries, so nothing is read
+		// from storage that is not saved yet. Responses (MsgAppResp,
+		// MsgVoteResp, MsgPreVoteResp: promises about this node's own
+		// durable state) still wait for the save, as do all messages of a
+		// follower or candidate.
+		msgs := rd.Messages
+		if n.state == raft.StateLeader && len(msgs) > 0 && n.transport != nil {
+			var early []*raftpb.Message
+			early, msgs = splitLeaderMessages(msgs)
+			n.transport.Send(early)
+		}
+		if haveSnap {
+			// Ours first: the WAL's snapshot records must increase.
+			if n.snapJob != nil {
+				if err := n.awaitSnapshot(); err != nil {
+					return err
+				}
+			}
+			if err := n.wal.SaveSnapshotFile(rd.Snapshot); err != nil {
+				return fmt.Errorf("raftnode: save received snapshot: %w", err)
+			}
+			if err := n.wal.SaveSnapshotRecord(rd.Snapshot); err != nil {
+				return fmt.Errorf("raftnode: save received snapshot: %w", err)
+			}
+		}
+		if err := n.wal.Save(rd.HardState, rd.Entries); err != nil {
+			return fmt.Errorf("raftnode: save to wal: %w", err)
+		}
+		if haveSnap {
+			if err := n.storage.ApplySnapshot(rd.Snapshot); err != nil {
+				return fmt.Errorf("raftnode: apply snapshot to storage: %w", err)
+			}
+			if err := n.restoreSnapshot(rd.Snapshot); err != nil {
+				return err
+			}
+		}
+		if rd.HardState != nil {
+			if err := n.storage.SetHardState(rd.HardState); err != nil {
+				return fmt.Errorf("raftnode: set hard state: %w", err)
+			}
+		}
+		if err := n.storage.Append(rd.Entries); err != nil {
+			return fmt.Errorf("raftnode: append to storage: %w", err)
+		}
+		if mutated(answerBeforeCommit) {
+			n.mutantAnswerAppended(rd.Entries)
+		}
+		if len(msgs) > 0 && n.transport != nil {
+			n.transport.Send(msgs)
+		}
+		n.readStatesArrived(rd.ReadStates)
+		if err := n.apply(rd.CommittedEntries); err != nil {
+			return err
+		}
+		n.serveReads()
+		if err := n.maybeSnapshot(); err != nil {
+			return err
+		}
+		n.rn.Advance(rd)
+		// Reads that came in while the last request was in flight.
+		n.sendReadIndex()
+	}
+	n.publishStatus()
+	return nil
+}
+
+// splitLeaderMessages splits a leader's Ready messages into those it may
+// send before it persists the Ready (MsgApp, heartbeats, snapshots, read
+// index answers) and the responses that must wait for the save (see
+// processReady). The common case, no response, returns msgs itself.
+func splitLeaderMessages(msgs []*raftpb.Message) (early, late []*raftpb.Message) {
+	afterSave := func(m *raftpb.Message) bool {
+		switch m.GetType() {
+		case raftpb.MsgAppResp, raftpb.MsgVoteResp, raftpb.MsgPreVoteResp:
+			return true
+		}
+		return false
+	}
+	if !slices.ContainsFunc(msgs, afterSave) {
+		return msgs, nil
+	}
+	for _, m := range msgs {
+		if afterSave(m) {
+			late = append(late, m)
+		} else {
+			early = append(early, m)
+		}
+	}
+	return early, late
+}
+
+// restoreSnapshot replaces the state machine with a snapshot received from
+// the leader.
+func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
+	md := snap.GetMetadata()
+	if md.GetIndex() <= n.applied {
+		return nil
+	}
+	if err := n.machine.Restore(snap.GetData()); err != nil {
+		return fmt.Errorf("raftnode: restore snapshot at index %d from the leader: %w", md.GetIndex(), err)
+	}
+	n.applied = md.GetIndex()
+	n.snapIndex = md.GetIndex()
+	n.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
+	n.membersDirty = true
+	// The events between the old state and the snapshot were never seen
+	// here: watchers must re-read the state, and so must every waiter.
+	n.subsMu.Lock()
+	n.hist.events = n.hist.events[:0]
+	n.hist.complete = n.applied
+	for s := range n.subs {
+		delete(n.subs, s)
+		close(s.c)
+	}
+	n.subsMu.Unlock()
+	n.awaits.wakeAll()
+	n.log.Info("restored snapshot from leader", "index", md.GetIndex(), "term", md.GetTerm())
+	return nil
+}
+
+// apply applies committed entries to the state machine, answers the
+// waiters of this node's proposals, and publishes the events.
+func (n *Node) apply(ents []*raftpb.Entry) error {
+	for _, e := range ents {
+		idx, term := e.GetIndex(), e.GetTerm()
+		if idx <= n.applied {
+			continue
+		}
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			if len(e.GetData()) == 0 {
+				n.machine.Apply(idx, term, nil)
+				break
+			}
+			from, req, cmd, err := decodeEnvelope(e.GetData())
+			if err != nil {
+				return fmt.Errorf("raftnode: committed entry %d (term %d) is unreadable; the data dir %s may be corrupt or written by a newer version: %w",
+					idx, term, n.cfg.DataDir, err)
+			}
+			res := n.machine.Apply(idx, term, cmd)
+			n.publishEvents(res.Events)
+			if cmd.Op == lock.OpPublish {
+				n.membersDirty = true
+			}
+			if from == n.id {
+				if req == n.expireReq {
+					n.expireReq = 0
+				}
+				if w, ok := n.waiters[req]; ok {
+					delete(n.waiters, req)
+					w.answer(res, idx)
+				}
+			}
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+				return fmt.Errorf("raftnode: committed conf change %d is unreadable: %w", idx, err)
+			}
+			n.confState = n.rn.ApplyConfChange(&cc)
+			n.membersDirty = true
+			n.machine.Apply(idx, term, nil)
+		case raftpb.EntryConfChangeV2:
+			var cc raftpb.ConfChangeV2
+			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+				return fmt.Errorf("raftnode: committed conf change %d is unreadable: %w", idx, err)
+			}
+			n.confState = n.rn.ApplyConfChange(&cc)
+			n.membersDirty = true
+			n.machine.Apply(idx, term, nil)
+		}
+		n.applied = idx
+	}
+	return nil
+}
+
+// onSoftState follows raft's changes of leader and role.
+func (n *Node) onSoftState(ss *raft.SoftState) {
+	wasLeader := n.state == raft.StateLeader
+	if ss.Lead != n.lead || ss.RaftState != n.state {
+		n.log.Info("raft state changed", "state", ss.RaftState.String(), "leader", ss.Lead)
+	}
+	leaderChanged := ss.Lead != n.lead
+	n.lead, n.state = ss.Lead, ss.RaftState
+	if wasLeader && n.state != raft.StateLeader {
+		// Proposals of the lost term may or may not commit under the
+		// next leader.
+		for req, w := range n.waiters {
+			delete(n.waiters, req)
+			w.fail(ErrOutcomeUnknown)
+		}
+		n.expireReq = 0
+	}
+	if leaderChanged {
+		n.readsLeaderChanged()
+	}
+	if !wasLeader && n.state == raft.StateLeader {
+		n.clock.start(n.machine.Clock(), n.cfg.Now(), n.cfg.Monotonic())
+		// The first command of the term carries the new leader's clock:
+		// applying it extends every session (see lock.Machine.Apply).
+		n.propose(&lock.Command{Op: lock.OpTick}, nil)
+	}
+}
