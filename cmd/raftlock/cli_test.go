@@ -29,7 +29,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: []string{"help"}, code: exitOK, stdout: "lock-info"},
 		{args: []string{"help", "lock"}, code: exitOK, stdout: "Usage: raftlock lock [flags] NAME -- CMD"},
 		{args: []string{"frobnicate"}, code: exitUsage, stderr: `unknown command "frobnicate"`, noStdout: true},
-		{args: []string{"--bogus", "status"}, code: exitUsage, stderr: "flag provided but not defined: -bogus", noStdout: true},
+		{args: []string{"--bogus", "status"}, code: exitUsage, stderr: "unknown flag: --bogus", noStdout: true},
 		{args: []string{"locks", "--bogus"}, code: exitUsage, stderr: "Usage: raftlock locks", noStdout: true},
 		{args: []string{"locks", "extra"}, code: exitUsage, stderr: "unexpected arguments", noStdout: true},
 		{args: []string{"locks", "--prefix", "a b"}, code: exitUsage, stderr: "prefix", noStdout: true},
@@ -43,7 +43,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: []string{"lock", "--try", "--wait", "1s", "x", "--", "true"}, code: exitUsage, stderr: "exclude each other", noStdout: true},
 		{args: []string{"lock", "--ttl", "0s", "x", "--", "true"}, code: exitUsage, stderr: "--ttl", noStdout: true},
 		{args: []string{"lock", "--kill-grace", "-1s", "x", "--", "true"}, code: exitUsage, stderr: "--kill-grace", noStdout: true},
-		{args: []string{"lock", "x", "--wait", "soon", "--", "true"}, code: exitUsage, stderr: "invalid value", noStdout: true},
+		{args: []string{"lock", "x", "--wait", "soon", "--", "true"}, code: exitUsage, stderr: `invalid argument "soon"`, noStdout: true},
 		{args: []string{"--endpoints", "localhost:7070", "status"}, code: exitUsage, stderr: "is not a URL", noStdout: true},
 		{args: []string{"status", "--timeout", "0s"}, code: exitUsage, stderr: "--timeout", noStdout: true},
 	} {

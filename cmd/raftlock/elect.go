@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/client"
 )
@@ -59,75 +62,96 @@ type electOptions struct {
 	grace       time.Duration // --kill-grace
 }
 
-// parseElect parses the arguments of "raftlock elect": flags, NAME, VALUE,
-// more flags, then the optional CMD after "--" (or from the first argument
-// after VALUE that is not a flag).
-func parseElect(e *env, args []string) (*subcommand, *electOptions, error) {
-	s := e.newSubcommand("elect", "elect [flags] NAME VALUE [-- CMD [ARGS...]]", electAbout, electExample)
+// newElectCommand returns "raftlock elect", bound to e.
+func newElectCommand(e *env) *cobra.Command {
 	o := &electOptions{}
-	s.fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "session TTL: the leadership is lost this long after raftlock stops renewing it")
-	s.fs.StringVar(&o.owner, "owner", "", "owner label shown to others (default hostname:pid)")
-	s.fs.DurationVar(&o.wait, "wait", 0, "campaign at most this long, then exit 3 (default: for ever)")
-	s.fs.DurationVar(&o.grace, "kill-grace", 5*time.Second, "after the leadership is lost, time between SIGTERM and SIGKILL to CMD")
+	c := &cobra.Command{
+		Use:     "elect [flags] NAME VALUE [-- CMD [ARGS...]]",
+		Short:   "lead an election, running a command while leading",
+		Long:    electAbout,
+		Example: electExample,
+		RunE: e.action(func(c *cobra.Command, args []string) int {
+			if err := o.parseArgs(c, args); err != nil {
+				return e.usageError(c, err)
+			}
+			return runElect(c.Context(), e, c, o)
+		}),
+	}
+	o.addFlags(c.Flags())
+	return c
+}
+
+// addFlags registers the flags of "raftlock elect" on fs. They are not
+// interspersed: cobra parses those before NAME, parseArgs those between
+// NAME, VALUE and CMD.
+func (o *electOptions) addFlags(fs *pflag.FlagSet) {
+	fs.SetInterspersed(false)
+	fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "session TTL: the leadership is lost this long after raftlock stops renewing it")
+	fs.StringVar(&o.owner, "owner", "", "owner label shown to others (default hostname:pid)")
+	fs.DurationVar(&o.wait, "wait", 0, "campaign at most this long, then exit 3 (default: for ever)")
+	fs.DurationVar(&o.grace, "kill-grace", 5*time.Second, "after the leadership is lost, time between SIGTERM and SIGKILL to CMD")
+}
+
+// parseArgs completes o from the arguments that follow the flags before
+// NAME: NAME, more flags, VALUE, more flags, then the optional CMD after
+// "--" (or from the first argument after VALUE that is not a flag), whose
+// own flags are left to it. It checks the flags.
+func (o *electOptions) parseArgs(c *cobra.Command, args []string) error {
 	var pos []string
 	for len(pos) < 2 {
-		if err := s.fs.Parse(args); err != nil {
-			return s, nil, err
-		}
-		if s.fs.NArg() == 0 {
+		if len(args) == 0 {
 			if len(pos) == 0 {
-				return s, nil, errors.New("missing election NAME and VALUE")
+				return errors.New("missing election NAME and VALUE")
 			}
-			return s, nil, errors.New("missing VALUE: the identity or address observers see as the leader")
+			return errors.New("missing VALUE: the identity or address observers see as the leader")
 		}
-		pos, args = append(pos, s.fs.Arg(0)), s.fs.Args()[1:]
+		pos = append(pos, args[0])
+		var err error
+		if args, err = parseFlagsAfter(c, args[1:]); err != nil {
+			return err
+		}
 	}
-	if err := s.fs.Parse(args); err != nil {
-		return s, nil, err
-	}
-	o.name, o.value, o.argv = pos[0], pos[1], s.fs.Args()
+	o.name, o.value, o.argv = pos[0], pos[1], args
 	switch {
 	case o.value == "":
-		return s, nil, errors.New("VALUE is empty: give the identity or address observers see as the leader")
+		return errors.New("VALUE is empty: give the identity or address observers see as the leader")
 	case len(o.value) > api.MaxValueSize:
-		return s, nil, fmt.Errorf("VALUE is %d bytes long: at most %d are allowed", len(o.value), api.MaxValueSize)
+		return fmt.Errorf("VALUE is %d bytes long: at most %d are allowed", len(o.value), api.MaxValueSize)
 	case o.wait < 0:
-		return s, nil, fmt.Errorf("--wait %v is negative", o.wait)
+		return fmt.Errorf("--wait %v is negative", o.wait)
 	case o.ttl <= 0:
-		return s, nil, fmt.Errorf("--ttl %v must be positive", o.ttl)
+		return fmt.Errorf("--ttl %v must be positive", o.ttl)
 	case o.grace < 0:
-		return s, nil, fmt.Errorf("--kill-grace %v is negative", o.grace)
+		return fmt.Errorf("--kill-grace %v is negative", o.grace)
 	}
 	if err := api.ValidateLockName(o.name); err != nil {
-		return s, nil, fmt.Errorf("election %w", err)
+		return fmt.Errorf("election %w", err)
 	}
 	if o.owner == "" {
 		host, _ := os.Hostname()
 		o.owner = fmt.Sprintf("%s:%d", orDash(host), os.Getpid())
 	}
-	return s, o, nil
+	return nil
 }
 
-func runElect(ctx context.Context, e *env, args []string) int {
-	s, o, err := parseElect(e, args)
-	if err != nil {
-		return s.parseError(err)
-	}
-	c, code := s.newClient()
-	if c == nil {
+// runElect runs "raftlock elect" with the parsed o; c is the command, for
+// its usage.
+func runElect(ctx context.Context, e *env, c *cobra.Command, o *electOptions) int {
+	cl, code := e.newClient(c)
+	if cl == nil {
 		return code
 	}
-	defer c.Close()
+	defer cl.Close()
 
 	sigC := make(chan os.Signal, 4)
 	signal.Notify(sigC, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigC)
 
-	sess, err := c.NewSession(ctx, client.WithTTL(o.ttl), client.WithOwner(o.owner))
+	sess, err := cl.NewSession(ctx, client.WithTTL(o.ttl), client.WithOwner(o.owner))
 	if err != nil {
 		return e.fail("open session: %v", err)
 	}
-	el := &elector{e: e, c: c, sess: sess, o: o, sigC: sigC, el: sess.NewElection(o.name)}
+	el := &elector{e: e, c: cl, sess: sess, o: o, sigC: sigC, el: sess.NewElection(o.name)}
 	code = el.run(ctx)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.timeout)
 	defer cancel()

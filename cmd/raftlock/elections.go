@@ -12,38 +12,41 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/client"
 )
 
-func runElections(ctx context.Context, e *env, args []string) int {
-	s := e.newSubcommand("elections", "elections [flags]",
-		`Lists the elections that have a leader or candidates, sorted by name: the
+// newElectionsCommand returns "raftlock elections", bound to e.
+func newElectionsCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "elections [flags]",
+		Short: "list the elections that have a leader or candidates",
+		Long: `Lists the elections that have a leader or candidates, sorted by name: the
 leader's value, term (fencing token), session and owner, since when it
 leads, and the number of candidates queued behind it.`,
-		`  raftlock elections --prefix jobs/
-  raftlock elections --output json | jq -r '.elections[] | "\(.name) \(.leader.value)"'`)
-	prefix := s.fs.String("prefix", "", "only elections whose name starts with this prefix")
-	output := outputFlag(s.fs)
-	pos, err := s.parse(args)
-	if err == nil && len(pos) > 0 {
-		err = fmt.Errorf("unexpected arguments %q", pos)
+		Example: `  raftlock elections --prefix jobs/
+  raftlock elections --output json | jq -r '.elections[] | "\(.name) \(.leader.value)"'`,
 	}
-	if err == nil {
-		err = checkOutput(*output)
-	}
-	if err == nil {
-		err = api.ValidateLockPrefix(*prefix)
-	}
-	if err != nil {
-		return s.parseError(err)
-	}
-	c, code := s.newClient()
-	if c == nil {
+	prefix := c.Flags().String("prefix", "", "only elections whose name starts with this prefix")
+	output := outputFlag(c.Flags())
+	c.RunE = e.action(func(c *cobra.Command, args []string) int {
+		if err := checkListArgs(args, *prefix, *output); err != nil {
+			return e.usageError(c, err)
+		}
+		return runElections(c.Context(), e, c, *prefix, *output)
+	})
+	return c
+}
+
+func runElections(ctx context.Context, e *env, c *cobra.Command, prefix, output string) int {
+	cl, code := e.newClient(c)
+	if cl == nil {
 		return code
 	}
-	defer c.Close()
-	els, err := c.Elections(ctx, *prefix)
+	defer cl.Close()
+	els, err := cl.Elections(ctx, prefix)
 	if err != nil {
 		return e.fail("list elections: %v", err)
 	}
@@ -55,7 +58,7 @@ leads, and the number of candidates queued behind it.`,
 			els[i].Candidates = []api.Candidate{}
 		}
 	}
-	if *output == "json" {
+	if output == "json" {
 		return e.writeJSON(api.ElectionList{Elections: els})
 	}
 	if len(els) == 0 {
@@ -76,43 +79,57 @@ leads, and the number of candidates queued behind it.`,
 	return exitOK
 }
 
-func runElectionInfo(ctx context.Context, e *env, args []string) int {
-	s := e.newSubcommand("election-info", "election-info [flags] NAME",
-		`Shows one election: its leader (value, session and owner), the term of the
+// newElectionInfoCommand returns "raftlock election-info", bound to e.
+func newElectionInfoCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "election-info [flags] NAME",
+		Short: "show one election: leader, term, since, candidates",
+		Long: `Shows one election: its leader (value, session and owner), the term of the
 leadership (its fencing token), since when it leads, and the candidates in
 queue order (the first leads next). An election nobody runs in has no
 leader.`,
-		`  raftlock election-info scheduler
-  raftlock election-info jobs/compactor --output json`)
-	output := outputFlag(s.fs)
-	pos, err := s.parse(args)
-	if err == nil && len(pos) != 1 {
-		err = fmt.Errorf("want exactly one election NAME, got %d arguments", len(pos))
+		Example: `  raftlock election-info scheduler
+  raftlock election-info jobs/compactor --output json`,
 	}
-	if err == nil {
-		err = checkOutput(*output)
-	}
-	if err == nil {
-		if verr := api.ValidateLockName(pos[0]); verr != nil {
-			err = fmt.Errorf("election %w", verr)
+	output := outputFlag(c.Flags())
+	c.RunE = e.action(func(c *cobra.Command, args []string) int {
+		if err := checkElectionArg(args, *output); err != nil {
+			return e.usageError(c, err)
 		}
+		return runElectionInfo(c.Context(), e, c, args[0], *output)
+	})
+	return c
+}
+
+// checkElectionArg checks the arguments of a command that takes one
+// election NAME, and its --output.
+func checkElectionArg(args []string, output string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("want exactly one election NAME, got %d arguments", len(args))
 	}
-	if err != nil {
-		return s.parseError(err)
+	if err := checkOutput(output); err != nil {
+		return err
 	}
-	c, code := s.newClient()
-	if c == nil {
+	if err := api.ValidateLockName(args[0]); err != nil {
+		return fmt.Errorf("election %w", err)
+	}
+	return nil
+}
+
+func runElectionInfo(ctx context.Context, e *env, c *cobra.Command, name, output string) int {
+	cl, code := e.newClient(c)
+	if cl == nil {
 		return code
 	}
-	defer c.Close()
-	el, err := c.ElectionInfo(ctx, pos[0])
+	defer cl.Close()
+	el, err := cl.ElectionInfo(ctx, name)
 	if err != nil {
-		return e.fail("election %s: %v", pos[0], err)
+		return e.fail("election %s: %v", name, err)
 	}
 	if el.Candidates == nil {
 		el.Candidates = []api.Candidate{}
 	}
-	if *output == "json" {
+	if output == "json" {
 		return e.writeJSON(el)
 	}
 	writeElection(e.stdout, el, time.Now())
@@ -175,46 +192,45 @@ a change; should a node no longer hold the changes since the last one
 seen, a new "state" line gives the current leader. The cluster must answer
 when observe starts (else exit 1).`
 
-func runObserve(ctx context.Context, e *env, args []string) int {
-	s := e.newSubcommand("observe", "observe [flags] NAME", observeAbout,
-		`  raftlock observe scheduler
-  raftlock observe --output json scheduler | jq -r '.leader.value // "none"'`)
-	output := outputFlag(s.fs)
-	pos, err := s.parse(args)
-	if err == nil && len(pos) != 1 {
-		err = fmt.Errorf("want exactly one election NAME, got %d arguments", len(pos))
+// newObserveCommand returns "raftlock observe", bound to e.
+func newObserveCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "observe [flags] NAME",
+		Short: "print each leader change of an election",
+		Long:  observeAbout,
+		Example: `  raftlock observe scheduler
+  raftlock observe --output json scheduler | jq -r '.leader.value // "none"'`,
 	}
-	if err == nil {
-		err = checkOutput(*output)
-	}
-	if err == nil {
-		if verr := api.ValidateLockName(pos[0]); verr != nil {
-			err = fmt.Errorf("election %w", verr)
+	output := outputFlag(c.Flags())
+	c.RunE = e.action(func(c *cobra.Command, args []string) int {
+		if err := checkElectionArg(args, *output); err != nil {
+			return e.usageError(c, err)
 		}
-	}
-	if err != nil {
-		return s.parseError(err)
-	}
-	name := pos[0]
-	c, code := s.newClient()
-	if c == nil {
+		return runObserve(c.Context(), e, c, args[0], *output)
+	})
+	return c
+}
+
+func runObserve(ctx context.Context, e *env, c *cobra.Command, name, output string) int {
+	cl, code := e.newClient(c)
+	if cl == nil {
 		return code
 	}
-	defer c.Close()
+	defer cl.Close()
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The stream retries for ever; fail fast when the cluster does not
 	// answer at all.
-	if _, err := c.ElectionInfo(ctx, name); err != nil {
+	if _, err := cl.ElectionInfo(ctx, name); err != nil {
 		if ctx.Err() != nil {
 			return exitOK
 		}
 		return e.fail("election %s: %v", name, err)
 	}
-	for ev := range c.Observe(ctx, name) {
+	for ev := range cl.Observe(ctx, name) {
 		var err error
-		if *output == "json" {
+		if output == "json" {
 			var b []byte
 			b, err = json.Marshal(api.LeaderEvent{Revision: ev.Revision, Type: ev.Type, Leader: ev.Leader})
 			if err == nil {

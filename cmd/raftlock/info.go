@@ -7,43 +7,46 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/raftlock/raftlock/api"
 )
 
-func runLocks(ctx context.Context, e *env, args []string) int {
-	s := e.newSubcommand("locks", "locks [flags]",
-		`Lists the locks that are held or have waiters, sorted by name: holder
+// newLocksCommand returns "raftlock locks", bound to e.
+func newLocksCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "locks [flags]",
+		Short: "list the locks that are held or waited for",
+		Long: `Lists the locks that are held or have waiters, sorted by name: holder
 session and owner, fencing token, since when, and the number of waiters.`,
-		`  raftlock locks --prefix jobs/
-  raftlock locks --output json | jq '.locks[].name'`)
-	prefix := s.fs.String("prefix", "", "only locks whose name starts with this prefix")
-	output := outputFlag(s.fs)
-	pos, err := s.parse(args)
-	if err == nil && len(pos) > 0 {
-		err = fmt.Errorf("unexpected arguments %q", pos)
+		Example: `  raftlock locks --prefix jobs/
+  raftlock locks --output json | jq '.locks[].name'`,
 	}
-	if err == nil {
-		err = checkOutput(*output)
-	}
-	if err == nil {
-		err = api.ValidateLockPrefix(*prefix)
-	}
-	if err != nil {
-		return s.parseError(err)
-	}
-	c, code := s.newClient()
-	if c == nil {
+	prefix := c.Flags().String("prefix", "", "only locks whose name starts with this prefix")
+	output := outputFlag(c.Flags())
+	c.RunE = e.action(func(c *cobra.Command, args []string) int {
+		if err := checkListArgs(args, *prefix, *output); err != nil {
+			return e.usageError(c, err)
+		}
+		return runLocks(c.Context(), e, c, *prefix, *output)
+	})
+	return c
+}
+
+func runLocks(ctx context.Context, e *env, c *cobra.Command, prefix, output string) int {
+	cl, code := e.newClient(c)
+	if cl == nil {
 		return code
 	}
-	defer c.Close()
-	locks, err := c.Locks(ctx, *prefix)
+	defer cl.Close()
+	locks, err := cl.Locks(ctx, prefix)
 	if err != nil {
 		return e.fail("list locks: %v", err)
 	}
 	if locks == nil {
 		locks = []api.Lock{}
 	}
-	if *output == "json" {
+	if output == "json" {
 		return e.writeJSON(api.LockList{Locks: locks})
 	}
 	if len(locks) == 0 {
@@ -64,40 +67,65 @@ session and owner, fencing token, since when, and the number of waiters.`,
 	return exitOK
 }
 
-func runLockInfo(ctx context.Context, e *env, args []string) int {
-	s := e.newSubcommand("lock-info", "lock-info [flags] NAME",
-		`Shows one lock: its holder (session and owner), the fencing token of the
+// newLockInfoCommand returns "raftlock lock-info", bound to e.
+func newLockInfoCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "lock-info [flags] NAME",
+		Short: "show one lock: holder, fencing token, since, waiters",
+		Long: `Shows one lock: its holder (session and owner), the fencing token of the
 grant, since when it is held, and its waiters in queue order. A free lock
 has no holder.`,
-		`  raftlock lock-info nightly-backup
-  raftlock lock-info jobs/nightly --output json`)
-	output := outputFlag(s.fs)
-	pos, err := s.parse(args)
-	if err == nil && len(pos) != 1 {
-		err = fmt.Errorf("want exactly one lock NAME, got %d arguments", len(pos))
+		Example: `  raftlock lock-info nightly-backup
+  raftlock lock-info jobs/nightly --output json`,
 	}
-	if err == nil {
-		err = checkOutput(*output)
+	output := outputFlag(c.Flags())
+	c.RunE = e.action(func(c *cobra.Command, args []string) int {
+		if err := checkLockArg(args, *output); err != nil {
+			return e.usageError(c, err)
+		}
+		return runLockInfo(c.Context(), e, c, args[0], *output)
+	})
+	return c
+}
+
+// checkListArgs checks the arguments of a command that lists (there are
+// none), its --prefix and its --output.
+func checkListArgs(args []string, prefix, output string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected arguments %q", args)
 	}
-	if err == nil {
-		err = api.ValidateLockName(pos[0])
+	if err := checkOutput(output); err != nil {
+		return err
 	}
-	if err != nil {
-		return s.parseError(err)
+	return api.ValidateLockPrefix(prefix)
+}
+
+// checkLockArg checks the arguments of a command that takes one lock NAME,
+// and its --output.
+func checkLockArg(args []string, output string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("want exactly one lock NAME, got %d arguments", len(args))
 	}
-	c, code := s.newClient()
-	if c == nil {
+	if err := checkOutput(output); err != nil {
+		return err
+	}
+	return api.ValidateLockName(args[0])
+}
+
+func runLockInfo(ctx context.Context, e *env, c *cobra.Command, name, output string) int {
+	cl, code := e.newClient(c)
+	if cl == nil {
 		return code
 	}
-	defer c.Close()
-	l, err := c.LockInfo(ctx, pos[0])
+	defer cl.Close()
+	l, err := cl.LockInfo(ctx, name)
 	if err != nil {
-		return e.fail("lock %s: %v", pos[0], err)
+		return e.fail("lock %s: %v", name, err)
 	}
 	if l.Waiters == nil {
 		l.Waiters = []api.Waiter{}
 	}
-	if *output == "json" {
+	if output == "json" {
 		return e.writeJSON(l)
 	}
 	writeLock(e.stdout, l, time.Now())

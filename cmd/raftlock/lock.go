@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/client"
 )
@@ -58,59 +61,80 @@ type lockOptions struct {
 	grace time.Duration // --kill-grace
 }
 
-// parseLock parses the arguments of "raftlock lock": flags, NAME, more
-// flags, then CMD after "--" (or from the first argument that is not a flag).
-func parseLock(e *env, args []string) (*subcommand, *lockOptions, error) {
-	s := e.newSubcommand("lock", "lock [flags] NAME -- CMD [ARGS...]", lockAbout, lockExample)
+// newLockCommand returns "raftlock lock", bound to e.
+func newLockCommand(e *env) *cobra.Command {
 	o := &lockOptions{}
-	s.fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "session TTL: the lock is lost this long after raftlock stops renewing it")
-	s.fs.StringVar(&o.owner, "owner", "", "owner label shown to others (default hostname:pid)")
-	s.fs.BoolVar(&o.try, "try", false, "try once; if the lock is held, exit 3 without running CMD")
-	s.fs.DurationVar(&o.wait, "wait", 0, "wait at most this long for the lock, then exit 3 (default: wait for ever)")
-	s.fs.DurationVar(&o.grace, "kill-grace", 5*time.Second, "after the lock is lost, time between SIGTERM and SIGKILL to CMD")
-	if err := s.fs.Parse(args); err != nil {
-		return s, nil, err
+	c := &cobra.Command{
+		Use:     "lock [flags] NAME -- CMD [ARGS...]",
+		Short:   "run a command while holding a lock",
+		Long:    lockAbout,
+		Example: lockExample,
+		RunE: e.action(func(c *cobra.Command, args []string) int {
+			if err := o.parseArgs(c, args); err != nil {
+				return e.usageError(c, err)
+			}
+			return runLock(c.Context(), e, c, o)
+		}),
 	}
-	if s.fs.NArg() == 0 {
-		return s, nil, errors.New("missing lock NAME")
+	o.addFlags(c.Flags())
+	return c
+}
+
+// addFlags registers the flags of "raftlock lock" on fs. They are not
+// interspersed: cobra parses those before NAME, parseArgs those between
+// NAME and CMD.
+func (o *lockOptions) addFlags(fs *pflag.FlagSet) {
+	fs.SetInterspersed(false)
+	fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "session TTL: the lock is lost this long after raftlock stops renewing it")
+	fs.StringVar(&o.owner, "owner", "", "owner label shown to others (default hostname:pid)")
+	fs.BoolVar(&o.try, "try", false, "try once; if the lock is held, exit 3 without running CMD")
+	fs.DurationVar(&o.wait, "wait", 0, "wait at most this long for the lock, then exit 3 (default: wait for ever)")
+	fs.DurationVar(&o.grace, "kill-grace", 5*time.Second, "after the lock is lost, time between SIGTERM and SIGKILL to CMD")
+}
+
+// parseArgs completes o from the arguments that follow the flags before
+// NAME: NAME, more flags, then CMD after "--" (or from the first argument
+// that is not a flag), whose own flags are left to it. It checks the flags.
+func (o *lockOptions) parseArgs(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return errors.New("missing lock NAME")
 	}
-	o.name = s.fs.Arg(0)
-	if err := s.fs.Parse(s.fs.Args()[1:]); err != nil {
-		return s, nil, err
+	o.name = args[0]
+	argv, err := parseFlagsAfter(c, args[1:])
+	if err != nil {
+		return err
 	}
-	o.argv = s.fs.Args()
+	o.argv = argv
 	switch {
 	case len(o.argv) == 0:
-		return s, nil, errors.New("missing CMD: write it after --, as in raftlock lock NAME -- CMD [ARGS...]")
+		return errors.New("missing CMD: write it after --, as in raftlock lock NAME -- CMD [ARGS...]")
 	case o.try && o.wait != 0:
-		return s, nil, errors.New("--try and --wait exclude each other")
+		return errors.New("--try and --wait exclude each other")
 	case o.wait < 0:
-		return s, nil, fmt.Errorf("--wait %v is negative", o.wait)
+		return fmt.Errorf("--wait %v is negative", o.wait)
 	case o.ttl <= 0:
-		return s, nil, fmt.Errorf("--ttl %v must be positive", o.ttl)
+		return fmt.Errorf("--ttl %v must be positive", o.ttl)
 	case o.grace < 0:
-		return s, nil, fmt.Errorf("--kill-grace %v is negative", o.grace)
+		return fmt.Errorf("--kill-grace %v is negative", o.grace)
 	}
 	if err := api.ValidateLockName(o.name); err != nil {
-		return s, nil, err
+		return err
 	}
 	if o.owner == "" {
 		host, _ := os.Hostname()
 		o.owner = fmt.Sprintf("%s:%d", orDash(host), os.Getpid())
 	}
-	return s, o, nil
+	return nil
 }
 
-func runLock(ctx context.Context, e *env, args []string) int {
-	s, o, err := parseLock(e, args)
-	if err != nil {
-		return s.parseError(err)
-	}
-	c, code := s.newClient()
-	if c == nil {
+// runLock runs "raftlock lock" with the parsed o; c is the command, for
+// its usage.
+func runLock(ctx context.Context, e *env, c *cobra.Command, o *lockOptions) int {
+	cl, code := e.newClient(c)
+	if cl == nil {
 		return code
 	}
-	defer c.Close()
+	defer cl.Close()
 
 	// Signals are ours from now on: they abandon the wait for the lock, or
 	// go to CMD once it runs.
@@ -118,11 +142,11 @@ func runLock(ctx context.Context, e *env, args []string) int {
 	signal.Notify(sigC, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigC)
 
-	sess, err := c.NewSession(ctx, client.WithTTL(o.ttl), client.WithOwner(o.owner))
+	sess, err := cl.NewSession(ctx, client.WithTTL(o.ttl), client.WithOwner(o.owner))
 	if err != nil {
 		return e.fail("open session: %v", err)
 	}
-	l := &locker{e: e, c: c, sess: sess, o: o, sigC: sigC}
+	l := &locker{e: e, c: cl, sess: sess, o: o, sigC: sigC}
 	code = l.run(ctx)
 	if err := l.closeSession(ctx); err != nil && code != exitLost {
 		fmt.Fprintf(e.stderr, "raftlock: close session %s: %v (its locks are freed when its TTL runs out)\n", sess.ID(), err)

@@ -13,15 +13,32 @@
 //	election-info NAME                  show one election: leader, term, since, candidates
 //	sidecar --election NAME --id ID     lead as ID and serve the leader over HTTP (/ready, ...)
 //	status                              show the answering node's view of the cluster
+//	completion bash|zsh|fish            print the shell completion script
+//	help [COMMAND]                      show the help of raftlock or of COMMAND
 //
 // Global flags, accepted before or after the command: --endpoints (comma-
 // separated client URLs; default $RAFTLOCK_ENDPOINTS, else
 // http://127.0.0.1:7070) and --timeout (deadline of each request).
 //
+// Flags are spelt with two dashes, --ttl 10s or --ttl=10s; -h (--help) and
+// -o (--output) are the only short forms. A command's flags may come before,
+// between and after its arguments, up to a "--" after which every argument
+// is an argument. lock and elect are the exception: their flags end where
+// CMD begins (after "--", or at the first argument after NAME, or after
+// NAME VALUE, that is not a flag), so that CMD's own flags stay CMD's:
+//
+//	raftlock lock --ttl 30s jobs/x --try ./script --verbose   # --verbose is the script's
+//
+// raftlock completion bash (zsh, fish) prints a script that completes
+// commands and flags in that shell:
+//
+//	raftlock completion bash > /etc/bash_completion.d/raftlock
+//
 // # Exit codes
 //
 //	0       success; for lock and elect: CMD exited 0; elect without CMD,
-//	        observe, sidecar: stopped by SIGINT or SIGTERM (elect and sidecar resign)
+//	        observe, sidecar: stopped by SIGINT or SIGTERM (elect and sidecar resign);
+//	        help, --help and completion
 //	1       an error: the cluster is unreachable, a request failed, ...
 //	2       usage: unknown command, bad flag or argument
 //	3       lock: the lock is held by another session (--try, or --wait ran out); CMD did not run
@@ -45,13 +62,15 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/raftlock/raftlock/client"
 )
@@ -70,12 +89,18 @@ const (
 // defaultEndpoint is used when neither --endpoints nor RAFTLOCK_ENDPOINTS is set.
 const defaultEndpoint = "http://127.0.0.1:7070"
 
+func init() {
+	// List the commands in the order commands() gives them (lock, locks,
+	// lock-info, ...), not alphabetically. Set once, before anything runs.
+	cobra.EnableCommandSorting = false
+}
+
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
 // env is what a command gets from run: its streams, the environment and
-// the global flags.
+// the global flags. Each run has its own env and command tree.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -83,166 +108,227 @@ type env struct {
 
 	endpoints string        // --endpoints; "" means $RAFTLOCK_ENDPOINTS or defaultEndpoint
 	timeout   time.Duration // --timeout
+
+	code int // exit code of the command that ran (set by action)
 }
 
-// command is one subcommand.
+// command is one subcommand of raftlock: its name (the first word of its
+// Use) and newCmd, which builds it bound to an env.
 type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, e *env, args []string) int
+	name   string
+	newCmd func(e *env) *cobra.Command
 }
 
+// commands returns the subcommands, in the order the help lists them.
 func commands() []command {
 	return []command{
-		{"lock", "run a command while holding a lock", runLock},
-		{"locks", "list the locks that are held or waited for", runLocks},
-		{"lock-info", "show one lock: holder, fencing token, since, waiters", runLockInfo},
-		{"elect", "lead an election, running a command while leading", runElect},
-		{"observe", "print each leader change of an election", runObserve},
-		{"elections", "list the elections that have a leader or candidates", runElections},
-		{"election-info", "show one election: leader, term, since, candidates", runElectionInfo},
-		{"sidecar", "lead an election and serve the leader over HTTP (/ready for probes)", runSidecar},
-		{"status", "show the answering node's view of the cluster", runStatus},
+		{"lock", newLockCommand},
+		{"locks", newLocksCommand},
+		{"lock-info", newLockInfoCommand},
+		{"elect", newElectCommand},
+		{"observe", newObserveCommand},
+		{"elections", newElectionsCommand},
+		{"election-info", newElectionInfoCommand},
+		{"sidecar", newSidecarCommand},
+		{"status", newStatusCommand},
+		{"completion", newCompletionCommand},
 	}
 }
 
 // run runs the command line args (without the program name) and returns the
 // exit code. It is main without os.Exit, so that tests can call it.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, timeout: 10 * time.Second}
-	fs := flag.NewFlagSet("raftlock", flag.ContinueOnError)
-	e.globalFlags(fs)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			e.usage(stdout, fs)
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "raftlock: %v\n\n", err)
-		e.usage(stderr, fs)
-		return exitUsage
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	root := newRootCommand(e)
+	// Never nil: with nil args cobra reads os.Args.
+	root.SetArgs(append([]string{}, args...))
+	// Every error cobra returns is about the command line: an unknown
+	// command or flag, a bad flag value. The commands report their own
+	// errors and return their exit code through e.code.
+	if c, err := root.ExecuteContextC(ctx); err != nil {
+		return e.usageError(c, withDashHint(c, args, err))
 	}
-	if fs.NArg() == 0 {
-		fmt.Fprint(stderr, "raftlock: no command\n\n")
-		e.usage(stderr, fs)
-		return exitUsage
-	}
-	name, rest := fs.Arg(0), fs.Args()[1:]
-	if name == "help" {
-		if len(rest) == 0 {
-			e.usage(stdout, fs)
-			return exitOK
-		}
-		name, rest = rest[0], []string{"--help"}
-	}
-	for _, c := range commands() {
-		if c.name == name {
-			return c.run(ctx, e, rest)
-		}
-	}
-	fmt.Fprintf(stderr, "raftlock: unknown command %q\n\n", name)
-	e.usage(stderr, fs)
-	return exitUsage
+	return e.code
 }
 
-// globalFlags registers the global flags on fs. Every subcommand registers
-// them too, so they may come before or after the command; the current values
-// are the defaults, so a value set before the command is kept.
-func (e *env) globalFlags(fs *flag.FlagSet) {
-	fs.StringVar(&e.endpoints, "endpoints", e.endpoints, "comma-separated client URLs of the cluster (default $RAFTLOCK_ENDPOINTS, else "+defaultEndpoint+")")
-	fs.DurationVar(&e.timeout, "timeout", e.timeout, "deadline of each request to the cluster")
+// withDashHint adds a hint to err when args, up to "--", spell one of c's
+// flags with a single dash (-ttl), as the standard flag package allowed
+// before raftlock used cobra: cobra reads -ttl as the short flags -t -t -l,
+// and "-endpoints URL status" as the command URL.
+func withDashHint(c *cobra.Command, args []string, err error) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(a[1:], "=")
+		if c.LocalFlags().Lookup(name) != nil || c.InheritedFlags().Lookup(name) != nil {
+			return fmt.Errorf("%w\n(flags take two dashes: --%s)", err, name)
+		}
+	}
+	return err
 }
 
-func (e *env) usage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, `Usage: raftlock [global flags] COMMAND [flags] [args]
+const rootAbout = `raftlock is the command-line client of a raftlock cluster.`
 
-raftlock is the command-line client of a raftlock cluster.
-
-Commands:
-`)
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
-	}
-	fmt.Fprint(w, "\nGlobal flags (also accepted after the command):\n")
-	printDefaults(w, fs)
-	fmt.Fprint(w, `
-Exit codes: 0 ok; 1 error; 2 usage; 3 lock held (lock --try or --wait), or
+const rootExitCodes = `Exit codes: 0 ok; 1 error; 2 usage; 3 lock held (lock --try or --wait), or
 elect --wait ran out; 4 lock or leadership lost; 126/127 CMD not
 runnable/not found; 128+N signal N; otherwise lock, elect and sidecar pass
-CMD's exit code through.
+CMD's exit code through.`
 
-Examples:
-  raftlock lock nightly-backup -- ./backup.sh --full
+const rootExample = `  raftlock lock nightly-backup -- ./backup.sh --full
   raftlock --endpoints http://10.0.0.1:7070,http://10.0.0.2:7070 locks --prefix jobs/
   raftlock elect scheduler 10.0.0.7:8080 -- ./scheduler
   raftlock observe scheduler
   raftlock sidecar --election web --id "$POD_NAME" --listen :4040
   raftlock status --output json
+  raftlock completion bash > /etc/bash_completion.d/raftlock`
 
-Run 'raftlock COMMAND --help' for a command's flags and an example.
-`)
+// newRootCommand returns the command tree of raftlock, bound to e: the
+// global flags, the subcommands, help, and the usage that goes with errors.
+func newRootCommand(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:     "raftlock [global flags] COMMAND [flags] [args]",
+		Short:   "the command-line client of a raftlock cluster",
+		Long:    rootAbout,
+		Example: rootExample,
+		// run prints errors and the usage, and chooses the exit code.
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true}, // ours is in commands()
+		// Runnable, so that "raftlock" alone is a usage error and not the
+		// help; with arguments, cobra reports the unknown command.
+		RunE: e.action(func(c *cobra.Command, _ []string) int {
+			return e.usageError(c, errors.New("no command"))
+		}),
+	}
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetHelpFunc(func(c *cobra.Command, _ []string) { writeUsage(c.OutOrStdout(), c) })
+	root.SetUsageFunc(func(c *cobra.Command) error { writeUsage(c.OutOrStderr(), c); return nil })
+	root.SetHelpCommand(newHelpCommand(e))
+	fs := root.PersistentFlags()
+	fs.StringVar(&e.endpoints, "endpoints", "", "comma-separated client URLs of the cluster (default $RAFTLOCK_ENDPOINTS, else "+defaultEndpoint+")")
+	fs.DurationVar(&e.timeout, "timeout", 10*time.Second, "deadline of each request to the cluster")
+	for _, c := range commands() {
+		root.AddCommand(c.newCmd(e))
+	}
+	return root
 }
 
-// printDefaults prints fs's flags to w.
-func printDefaults(w io.Writer, fs *flag.FlagSet) {
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
+// newHelpCommand returns "raftlock help [COMMAND]". Unlike cobra's own, an
+// unknown COMMAND is a usage error (exit 2), as any unknown command is.
+func newHelpCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "show the help of raftlock or of a command",
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			parent, _, err := c.Root().Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, sub := range parent.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					names = append(names, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: e.action(func(c *cobra.Command, args []string) int {
+			target, _, err := c.Root().Find(args)
+			if err != nil {
+				return e.usageError(c.Root(), err)
+			}
+			target.InitDefaultHelpFlag() // listed with the flags, as with --help
+			writeUsage(e.stdout, target)
+			return exitOK
+		}),
+	}
 }
 
-// subcommand is a parsed-flags helper shared by the subcommands.
-type subcommand struct {
-	e        *env
-	fs       *flag.FlagSet
-	synopsis string // "lock [flags] NAME -- CMD [ARGS...]"
-	about    string // a paragraph
-	example  string // lines of examples
+// action adapts body, which reports its own errors and returns the exit
+// code, to cobra's RunE: the code is kept in e for run to return.
+func (e *env) action(body func(c *cobra.Command, args []string) int) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, args []string) error {
+		e.code = body(c, args)
+		return nil
+	}
 }
 
-func (e *env) newSubcommand(name, synopsis, about, example string) *subcommand {
-	fs := flag.NewFlagSet("raftlock "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	e.globalFlags(fs)
-	return &subcommand{e: e, fs: fs, synopsis: synopsis, about: about, example: example}
+// helpWidth is the width the flag descriptions of the help are wrapped to.
+const helpWidth = 80
+
+// writeUsage writes the help of c to w: synopsis, about, subcommands,
+// flags and examples. It is the help (stdout, exit 0) and, after a usage
+// error, the usage (stderr, exit 2).
+func writeUsage(w io.Writer, c *cobra.Command) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: %s\n", c.UseLine())
+	if c.Long != "" {
+		fmt.Fprintf(&b, "\n%s\n", strings.TrimSpace(c.Long))
+	}
+	if c.HasAvailableSubCommands() {
+		b.WriteString("\nCommands:\n")
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				fmt.Fprintf(&b, "  %-14s %s\n", sub.Name(), sub.Short)
+			}
+		}
+	}
+	example := "Example:"
+	if c.HasParent() {
+		if fs := c.LocalFlags(); fs.HasAvailableFlags() {
+			fmt.Fprintf(&b, "\nFlags:\n%s", fs.FlagUsagesWrapped(helpWidth))
+		}
+		if fs := c.InheritedFlags(); fs.HasAvailableFlags() {
+			fmt.Fprintf(&b, "\nGlobal flags:\n%s", fs.FlagUsagesWrapped(helpWidth))
+		}
+	} else {
+		fmt.Fprintf(&b, "\nGlobal flags (also accepted after the command):\n%s", c.PersistentFlags().FlagUsagesWrapped(helpWidth))
+		fmt.Fprintf(&b, "\n%s\n", rootExitCodes)
+		example = "Examples:"
+	}
+	if c.Example != "" {
+		fmt.Fprintf(&b, "\n%s\n%s\n", example, strings.TrimRight(c.Example, "\n"))
+	}
+	if c.HasAvailableSubCommands() {
+		fmt.Fprintf(&b, "\nRun '%s COMMAND --help' for a command's flags and an example.\n", c.CommandPath())
+	}
+	io.WriteString(w, b.String())
 }
 
-func (s *subcommand) usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: raftlock %s\n\n%s\n\nFlags:\n", s.synopsis, strings.TrimSpace(s.about))
-	printDefaults(w, s.fs)
-	fmt.Fprintf(w, "\nExample:\n%s\n", strings.TrimRight(s.example, "\n"))
-}
-
-// parseError handles an error of flag parsing or arguments: help goes to
-// stdout with exit 0, anything else to stderr with the usage and exit 2.
-func (s *subcommand) parseError(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		s.usage(s.e.stdout)
+// usageError handles an error in the command line of c: err and c's usage
+// go to stderr, exit 2. pflag.ErrHelp (--help where parseFlagsAfter parses)
+// is the help instead: to stdout, exit 0.
+func (e *env) usageError(c *cobra.Command, err error) int {
+	if errors.Is(err, pflag.ErrHelp) {
+		writeUsage(e.stdout, c)
 		return exitOK
 	}
-	fmt.Fprintf(s.e.stderr, "%s: %v\n\n", s.fs.Name(), err)
-	s.usage(s.e.stderr)
+	fmt.Fprintf(e.stderr, "%s: %s\n\n", c.CommandPath(), strings.TrimRight(err.Error(), "\n"))
+	writeUsage(e.stderr, c)
 	return exitUsage
 }
 
-// parse parses flags that may come before, between and after positional
-// arguments, up to a "--", and returns the positional arguments.
-func (s *subcommand) parse(args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := s.fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := s.fs.Args()
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
+// parseFlagsAfter parses the flags that follow a positional argument of a
+// command whose flags are not interspersed (lock NAME, elect NAME VALUE):
+// cobra stops at the first positional argument, so the flags after it are
+// parsed here, up to the next positional argument or "--". It returns the
+// arguments after those flags, untouched: they are CMD and CMD's own flags.
+// --help gives pflag.ErrHelp.
+func parseFlagsAfter(c *cobra.Command, args []string) ([]string, error) {
+	fs := c.Flags() // the command's and the global flags, merged by cobra
+	if err := fs.Parse(args); err != nil {
+		return nil, withDashHint(c, args, err)
 	}
+	if help, err := fs.GetBool("help"); err == nil && help {
+		return nil, pflag.ErrHelp
+	}
+	return fs.Args(), nil
 }
 
 // endpointList returns the endpoints from --endpoints, $RAFTLOCK_ENDPOINTS or
@@ -274,21 +360,21 @@ func (e *env) endpointList() ([]string, error) {
 }
 
 // newClient returns a client for the global flags, or an exit code after
-// saying why not.
-func (s *subcommand) newClient() (*client.Client, int) {
-	eps, err := s.e.endpointList()
+// saying why not; c is the command that runs, for its usage.
+func (e *env) newClient(c *cobra.Command) (*client.Client, int) {
+	eps, err := e.endpointList()
 	if err != nil {
-		return nil, s.parseError(err)
+		return nil, e.usageError(c, err)
 	}
-	if s.e.timeout <= 0 {
-		return nil, s.parseError(fmt.Errorf("--timeout %v must be positive", s.e.timeout))
+	if e.timeout <= 0 {
+		return nil, e.usageError(c, fmt.Errorf("--timeout %v must be positive", e.timeout))
 	}
-	c, err := client.New(client.Config{Endpoints: eps, RequestTimeout: s.e.timeout})
+	cl, err := client.New(client.Config{Endpoints: eps, RequestTimeout: e.timeout})
 	if err != nil {
-		fmt.Fprintf(s.e.stderr, "raftlock: %v\n", err)
+		fmt.Fprintf(e.stderr, "raftlock: %v\n", err)
 		return nil, exitError
 	}
-	return c, exitOK
+	return cl, exitOK
 }
 
 // fail prints err on stderr and returns exitError.

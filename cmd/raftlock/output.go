@@ -2,20 +2,17 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // outputFlag registers --output (and its short form -o) on fs.
-func outputFlag(fs *flag.FlagSet) *string {
-	o := new(string)
-	*o = "text"
-	fs.StringVar(o, "output", "text", "output format: text (aligned tables) or json (the API's types, for scripts)")
-	fs.StringVar(o, "o", "text", "short for --output")
-	return o
+func outputFlag(fs *pflag.FlagSet) *string {
+	return fs.StringP("output", "o", "text", "output format: text (aligned tables) or json (the API's types, for scripts)")
 }
 
 func checkOutput(o string) error {

@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/client"
 )
@@ -71,43 +74,63 @@ type sidecarOptions struct {
 	argv       []string
 }
 
-func parseSidecar(e *env, args []string) (*subcommand, *sidecarOptions, error) {
-	s := e.newSubcommand("sidecar", "sidecar [flags] --election NAME [--id ID] [-- CMD [ARGS...]]", sidecarAbout, sidecarExample)
+// newSidecarCommand returns "raftlock sidecar", bound to e.
+func newSidecarCommand(e *env) *cobra.Command {
 	o := &sidecarOptions{}
-	s.fs.StringVar(&o.election, "election", "", "election to run in (required)")
-	s.fs.StringVar(&o.id, "id", "", "this candidate's identity, shown as the leader's name (default the hostname, which is the pod's name in Kubernetes)")
-	s.fs.StringVar(&o.listen, "listen", "127.0.0.1:4040", "HOST:PORT to serve HTTP on (port 0: any free port)")
-	s.fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "session TTL: a sidecar that dies is replaced after at most this long")
-	s.fs.StringVar(&o.statusFile, "status-file", "", "file to rewrite with /leader's JSON on every change")
-	s.fs.DurationVar(&o.grace, "kill-grace", 5*time.Second, "after the leadership is lost, time between SIGTERM and SIGKILL to CMD")
-	pos, err := s.parse(args)
-	if err != nil {
-		return s, nil, err
+	c := &cobra.Command{
+		Use:     "sidecar [flags] --election NAME [--id ID] [-- CMD [ARGS...]]",
+		Short:   "lead an election and serve the leader over HTTP (/ready for probes)",
+		Long:    sidecarAbout,
+		Example: sidecarExample,
+		RunE: e.action(func(c *cobra.Command, args []string) int {
+			if err := o.parseArgs(args); err != nil {
+				return e.usageError(c, err)
+			}
+			return runSidecar(c.Context(), e, c, o)
+		}),
 	}
-	o.argv = pos
+	o.addFlags(c.Flags())
+	return c
+}
+
+// addFlags registers the flags of "raftlock sidecar" on fs. They may come
+// anywhere before "--": CMD's own flags go after "--".
+func (o *sidecarOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.election, "election", "", "election to run in (required)")
+	fs.StringVar(&o.id, "id", "", "this candidate's identity, shown as the leader's name (default the hostname, which is the pod's name in Kubernetes)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:4040", "HOST:PORT to serve HTTP on (port 0: any free port)")
+	fs.DurationVar(&o.ttl, "ttl", 10*time.Second, "session TTL: a sidecar that dies is replaced after at most this long")
+	fs.StringVar(&o.statusFile, "status-file", "", "file to rewrite with /leader's JSON on every change")
+	fs.DurationVar(&o.grace, "kill-grace", 5*time.Second, "after the leadership is lost, time between SIGTERM and SIGKILL to CMD")
+}
+
+// parseArgs completes o from the positional arguments (CMD and its
+// arguments, if any) and checks the flags.
+func (o *sidecarOptions) parseArgs(args []string) error {
+	o.argv = args
 	if o.id == "" {
 		host, _ := os.Hostname()
 		o.id = host
 	}
 	switch {
 	case o.election == "":
-		return s, nil, errors.New("missing --election NAME")
+		return errors.New("missing --election NAME")
 	case o.id == "":
-		return s, nil, errors.New("missing --id (and the hostname is unknown)")
+		return errors.New("missing --id (and the hostname is unknown)")
 	case len(o.id) > api.MaxValueSize:
-		return s, nil, fmt.Errorf("--id is %d bytes long: at most %d are allowed", len(o.id), api.MaxValueSize)
+		return fmt.Errorf("--id is %d bytes long: at most %d are allowed", len(o.id), api.MaxValueSize)
 	case o.ttl <= 0:
-		return s, nil, fmt.Errorf("--ttl %v must be positive", o.ttl)
+		return fmt.Errorf("--ttl %v must be positive", o.ttl)
 	case o.grace < 0:
-		return s, nil, fmt.Errorf("--kill-grace %v is negative", o.grace)
+		return fmt.Errorf("--kill-grace %v is negative", o.grace)
 	}
 	if err := api.ValidateLockName(o.election); err != nil {
-		return s, nil, fmt.Errorf("election %w", err)
+		return fmt.Errorf("election %w", err)
 	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
-		return s, nil, fmt.Errorf("--listen %q: want HOST:PORT, e.g. 127.0.0.1:4040 or :4040", o.listen)
+		return fmt.Errorf("--listen %q: want HOST:PORT, e.g. 127.0.0.1:4040 or :4040", o.listen)
 	}
-	return s, o, nil
+	return nil
 }
 
 // sidecar is one running "raftlock sidecar".
@@ -138,16 +161,14 @@ type leaderJSON struct {
 	Since string `json:"since"`
 }
 
-func runSidecar(ctx context.Context, e *env, args []string) int {
-	s, o, err := parseSidecar(e, args)
-	if err != nil {
-		return s.parseError(err)
-	}
-	c, code := s.newClient()
-	if c == nil {
+// runSidecar runs "raftlock sidecar" with the parsed o; c is the command,
+// for its usage.
+func runSidecar(ctx context.Context, e *env, c *cobra.Command, o *sidecarOptions) int {
+	cl, code := e.newClient(c)
+	if cl == nil {
 		return code
 	}
-	defer c.Close()
+	defer cl.Close()
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
@@ -157,14 +178,14 @@ func runSidecar(ctx context.Context, e *env, args []string) int {
 		return e.fail("listen: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	sc := &sidecar{e: e, o: o, c: c, running: make(chan struct{}), cmdCode: -1,
+	sc := &sidecar{e: e, o: o, c: cl, running: make(chan struct{}), cmdCode: -1,
 		log: logger.With("election", o.election, "identity", o.id)}
 	fmt.Fprintf(e.stderr, "raftlock: sidecar for election %s as %q listening on http://%s\n", o.election, o.id, ln.Addr())
 
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	sc.el = &client.Elector{
-		Client:          c,
+		Client:          cl,
 		Name:            o.election,
 		Identity:        o.id,
 		TTL:             o.ttl,

@@ -6,40 +6,50 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/spf13/cobra"
+
 	"github.com/raftlock/raftlock/api"
 )
 
-func runStatus(ctx context.Context, e *env, args []string) int {
-	s := e.newSubcommand("status", "status [flags]",
-		`Shows the answering node's view of the cluster: its ID, the leader, the
+// newStatusCommand returns "raftlock status", bound to e.
+func newStatusCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "status [flags]",
+		Short: "show the answering node's view of the cluster",
+		Long: `Shows the answering node's view of the cluster: its ID, the leader, the
 Raft term, the commit and applied indexes, whether it is ready, and the
 members. With several --endpoints, the first one that answers is shown.`,
-		`  raftlock status
-  raftlock --endpoints http://127.0.0.1:7080 status --output json`)
-	output := outputFlag(s.fs)
-	pos, err := s.parse(args)
-	if err == nil && len(pos) > 0 {
-		err = fmt.Errorf("unexpected arguments %q", pos)
+		Example: `  raftlock status
+  raftlock --endpoints http://127.0.0.1:7080 status --output json`,
 	}
-	if err == nil {
-		err = checkOutput(*output)
-	}
-	if err != nil {
-		return s.parseError(err)
-	}
-	c, code := s.newClient()
-	if c == nil {
+	output := outputFlag(c.Flags())
+	c.RunE = e.action(func(c *cobra.Command, args []string) int {
+		err := checkOutput(*output)
+		if len(args) > 0 {
+			err = fmt.Errorf("unexpected arguments %q", args)
+		}
+		if err != nil {
+			return e.usageError(c, err)
+		}
+		return runStatus(c.Context(), e, c, *output)
+	})
+	return c
+}
+
+func runStatus(ctx context.Context, e *env, c *cobra.Command, output string) int {
+	cl, code := e.newClient(c)
+	if cl == nil {
 		return code
 	}
-	defer c.Close()
-	st, err := c.Status(ctx)
+	defer cl.Close()
+	st, err := cl.Status(ctx)
 	if err != nil {
 		return e.fail("status: %v", err)
 	}
 	if st.Members == nil {
 		st.Members = []api.Member{}
 	}
-	if *output == "json" {
+	if output == "json" {
 		return e.writeJSON(st)
 	}
 	tw := newTable(e.stdout)
