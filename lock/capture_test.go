@@ -9,10 +9,10 @@ import (
 	"testing"
 )
 
-// legacySnapshot is Snapshot as it was before CaptureSnapshot and Encode:
-// it encodes straight from the machine's maps. Encode must give the same
-// bytes.
-func legacySnapshot(m *Machine) []byte {
+// referenceSnapshot encodes the machine's state in the snapshot format
+// straight from its queries (Locks, Elections, Members) and its sessions,
+// without a capture. Encode must give the same bytes.
+func referenceSnapshot(m *Machine) []byte {
 	e := encoder{}
 	e.byte(snapshotVersion)
 	e.uvarint(m.applied)
@@ -31,43 +31,34 @@ func legacySnapshot(m *Machine) []byte {
 		e.varint(s.ttl)
 		e.varint(s.deadline)
 		e.str(s.bound)
+		e.str(s.requestID)
 	}
-	names := make([]string, 0, len(m.locks))
-	for name := range m.locks {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	e.uvarint(uint64(len(names)))
-	for _, name := range names {
-		l := m.locks[name]
-		e.str(l.name)
-		e.uvarint(l.holder.id)
-		e.uvarint(l.token)
-		e.varint(l.since)
-		e.uvarint(uint64(len(l.queue)))
-		for _, w := range l.queue {
-			e.uvarint(w.s.id)
-			e.varint(w.since)
+	locks := m.Locks("")
+	e.uvarint(uint64(len(locks)))
+	for _, l := range locks {
+		e.str(l.Name)
+		e.uvarint(l.Holder.Session)
+		e.uvarint(l.Holder.Token)
+		e.varint(l.Holder.Since)
+		e.uvarint(uint64(len(l.Waiters)))
+		for _, w := range l.Waiters {
+			e.uvarint(w.Session)
+			e.varint(w.Since)
 		}
 	}
-	names = names[:0]
-	for name := range m.elections {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	e.uvarint(uint64(len(names)))
-	for _, name := range names {
-		el := m.elections[name]
-		e.str(el.name)
-		e.uvarint(el.leader.id)
-		e.uvarint(el.term)
-		e.varint(el.since)
-		e.str(el.value)
-		e.uvarint(uint64(len(el.queue)))
-		for _, c := range el.queue {
-			e.uvarint(c.s.id)
-			e.varint(c.since)
-			e.str(c.value)
+	elections := m.Elections("")
+	e.uvarint(uint64(len(elections)))
+	for _, el := range elections {
+		e.str(el.Name)
+		e.uvarint(el.Leader.Session)
+		e.uvarint(el.Leader.Term)
+		e.varint(el.Leader.Since)
+		e.str(el.Leader.Value)
+		e.uvarint(uint64(len(el.Candidates)))
+		for _, c := range el.Candidates {
+			e.uvarint(c.Session)
+			e.varint(c.Since)
+			e.str(c.Value)
 		}
 	}
 	members := m.Members()
@@ -98,29 +89,29 @@ func applyGen(g *gen, n int) {
 	}
 }
 
-// Encode gives the bytes of the former Snapshot, sized exactly, on random
+// Encode gives the bytes of the reference encoding, sized exactly, on random
 // states (with queues, elections, ephemeral sessions and members).
-func TestEncodeMatchesLegacySnapshot(t *testing.T) {
+func TestEncodeMatchesReferenceSnapshot(t *testing.T) {
 	for seed := range uint64(10) {
 		m := New()
 		g := newGen(seed, m)
 		for step := range 60 {
 			applyGen(g, 25)
-			want := legacySnapshot(m)
+			want := referenceSnapshot(m)
 			got := m.CaptureSnapshot().Encode()
 			if !bytes.Equal(got, want) {
-				t.Fatalf("seed %d step %d: Encode differs from the legacy snapshot (%d vs %d bytes)", seed, step, len(got), len(want))
+				t.Fatalf("seed %d step %d: Encode differs from the reference snapshot (%d vs %d bytes)", seed, step, len(got), len(want))
 			}
 			if cap(got) != len(got) {
 				t.Fatalf("seed %d step %d: size %d for %d bytes: the size computation is wrong", seed, step, cap(got), len(got))
 			}
 		}
 	}
-	if got, want := New().Snapshot(), legacySnapshot(New()); !bytes.Equal(got, want) {
+	if got, want := New().Snapshot(), referenceSnapshot(New()); !bytes.Equal(got, want) {
 		t.Fatalf("empty machine: %x, want %x", got, want)
 	}
 	var zero Machine
-	if got, want := zero.Snapshot(), legacySnapshot(&zero); !bytes.Equal(got, want) {
+	if got, want := zero.Snapshot(), referenceSnapshot(&zero); !bytes.Equal(got, want) {
 		t.Fatalf("zero machine: %x, want %x", got, want)
 	}
 }
@@ -204,17 +195,3 @@ func TestCaptureEncodeConcurrentWithApply(t *testing.T) {
 	}
 }
 
-// BenchmarkLegacySnapshotMillion is the former Snapshot (encoding straight
-// from the maps, all on the caller's goroutine) at 1,000,000 held locks,
-// for comparison with BenchmarkSnapshotCaptureMillion and
-// BenchmarkSnapshotEncodeMillion.
-func BenchmarkLegacySnapshotMillion(b *testing.B) {
-	m := bigMachine(b, 10_000, 1_000_000)
-	b.ReportAllocs()
-	b.ResetTimer()
-	var n int
-	for range b.N {
-		n = len(legacySnapshot(m))
-	}
-	b.SetBytes(int64(n))
-}

@@ -89,7 +89,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		return h.dump()
 	case "noop":
 	case "open":
-		cmd = &Command{Op: OpOpenSession, TTL: durArg(t, d, "ttl"), Owner: strArg(d, "owner")}
+		cmd = &Command{Op: OpOpenSession, TTL: durArg(t, d, "ttl"), Owner: strArg(d, "owner"), RequestID: strArg(d, "req")}
 	case "keepalive":
 		cmd = &Command{Op: OpKeepAlive, Sessions: idsArg(t, d, "ids")}
 	case "close":

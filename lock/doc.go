@@ -69,10 +69,19 @@
 // with errors.Is). Decoding never panics.
 //
 // Snapshot is CaptureSnapshot followed by SnapshotCapture.Encode. The
-// capture copies the state into flat slices that share nothing mutable
-// with the machine (no sorting, no encoding), so the owner of the machine
-// can hand it to another goroutine, which sorts and encodes it to the same
-// bytes while the machine goes on applying.
+// capture takes O(1) copy-on-write clones of the trees that hold the locks
+// and the elections (the machine copies a tree node it shares with a
+// capture before it changes it, and never changes a queue in place) and
+// copies the sessions and members, so the owner of the machine can hand it
+// to another goroutine, which encodes it to the same bytes while the
+// machine goes on applying. Snapshots are format version 2 (sessions carry
+// the client request ID that opened them); Restore reads versions 1 and 2.
+//
+// # Queries
+//
+// The read methods return deep copies and cost what they return: locks
+// and elections are kept in name order, so a listing by prefix (ListLocks,
+// ListElections: a page after a cursor) is O(log n + k) for k results.
 //
 // # Concurrency
 //

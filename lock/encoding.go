@@ -5,18 +5,28 @@ import (
 	"fmt"
 )
 
-// commandVersion is the format version of encoded commands.
-const commandVersion byte = 1
+// Format versions of encoded commands. Version 2 adds the client request
+// ID of OpOpenSession; Encode writes version 1 whenever a command has
+// nothing that needs version 2, so that a log written without request IDs
+// stays readable by a build that knows only version 1.
+const (
+	commandVersion1 byte = 1
+	commandVersion2 byte = 2
+)
 
-// Encode encodes c with the current format version: a version byte, the op
-// byte, then the fields that the op uses (varints and length-prefixed
-// strings) in a fixed order. The encoding is deterministic; fields the op
+// Encode encodes c: a version byte (1, or 2 for an OpOpenSession with a
+// RequestID), the op byte, then the fields that the op uses (varints and
+// length-prefixed strings) in a fixed order. The encoding is deterministic; fields the op
 // does not use are dropped, so Decode(Encode(c)) equals c with those fields
 // zeroed. An unknown Op encodes as version, op and Now only, and Decode
 // rejects it with ErrCorrupt. Encode does not retain c.
 func Encode(c *Command) []byte {
-	e := encoder{b: make([]byte, 0, 16+len(c.Name)+len(c.Owner)+len(c.Value)+len(c.Sessions)*3)}
-	e.byte(commandVersion)
+	e := encoder{b: make([]byte, 0, 16+len(c.Name)+len(c.Owner)+len(c.Value)+len(c.RequestID)+len(c.Sessions)*3)}
+	version := commandVersion1
+	if c.Op == OpOpenSession && c.RequestID != "" {
+		version = commandVersion2
+	}
+	e.byte(version)
 	e.byte(byte(c.Op))
 	e.varint(c.Now)
 	switch c.Op {
@@ -24,6 +34,9 @@ func Encode(c *Command) []byte {
 	case OpOpenSession:
 		e.varint(c.TTL)
 		e.str(c.Owner)
+		if version == commandVersion2 {
+			e.str(c.RequestID)
+		}
 	case OpKeepAlive:
 		e.uvarint(uint64(len(c.Sessions)))
 		for _, id := range c.Sessions {
@@ -75,8 +88,9 @@ func Decode(b []byte) (*Command, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("decode command: %w: empty", ErrCorrupt)
 	}
-	if b[0] != commandVersion {
-		return nil, fmt.Errorf("decode command: %w %d", ErrUnknownVersion, b[0])
+	version := b[0]
+	if version != commandVersion1 && version != commandVersion2 {
+		return nil, fmt.Errorf("decode command: %w %d", ErrUnknownVersion, version)
 	}
 	d := decoder{b: b, off: 1}
 	c := &Command{Op: Op(d.byte("op"))}
@@ -86,6 +100,9 @@ func Decode(b []byte) (*Command, error) {
 	case OpOpenSession:
 		c.TTL = d.varint("ttl")
 		c.Owner = d.str("owner")
+		if version == commandVersion2 {
+			c.RequestID = d.str("request id")
+		}
 	case OpKeepAlive:
 		n := d.count("sessions")
 		if n > 0 {
@@ -129,6 +146,9 @@ func Decode(b []byte) (*Command, error) {
 		c.Token = d.uvarint("token")
 	default:
 		d.fail(fmt.Sprintf("unknown op %d", c.Op))
+	}
+	if version == commandVersion2 && (c.Op != OpOpenSession || c.RequestID == "") {
+		d.fail("version 2 encoding of a command that needs version 1") // Encode would not write it
 	}
 	if err := d.finish(); err != nil {
 		return nil, fmt.Errorf("decode command: %w", err)

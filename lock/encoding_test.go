@@ -31,12 +31,14 @@ var allOps = []*Command{
 	{Op: OpProclaim, Now: 12, Session: 3, Name: "e", Token: 9},
 	{Op: OpResign, Now: 13, Session: 3, Name: "e", Token: 7},
 	{Op: OpResign, Now: 13, Session: 3, Name: "e"},
+	{Op: OpOpenSession, Now: 14, TTL: 5e9, Owner: "o", RequestID: "b3c1e0f7a9d24e61"},
+	{Op: OpOpenSession, Now: 14, TTL: 5e9, RequestID: strings.Repeat("r", MaxRequestIDLen)},
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
 	for _, c := range allOps {
 		b := Encode(c)
-		if b[0] != commandVersion {
+		if want := map[bool]byte{false: commandVersion1, true: commandVersion2}[c.Op == OpOpenSession && c.RequestID != ""]; b[0] != want {
 			t.Fatalf("%+v: version byte %d", c, b[0])
 		}
 		got, err := Decode(b)
@@ -97,7 +99,8 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"nil", nil, ErrCorrupt},
 		{"version 0", []byte{0, byte(OpTick), 0}, ErrUnknownVersion},
-		{"version 2", append([]byte{2}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
+		{"version 3", append([]byte{3}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
+		{"version 2 without a request ID", append([]byte{2}, Encode(allOps[0])[1:]...), ErrCorrupt},
 		{"op 0", []byte{1, 0, 0}, ErrCorrupt},
 		{"unknown op", []byte{1, 200, 0}, ErrCorrupt},
 		{"wait byte 2", func() []byte {

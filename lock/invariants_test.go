@@ -10,21 +10,26 @@ import (
 // once and never hold the lock they wait for, every election has exactly
 // one leader that exists and knows it, candidates exist, are queued once and
 // never lead the election they wait in, the deadline heap indexes every
-// session, and ephemeral sessions touch only their bound lock.
+// session, request IDs map to the sessions they opened, the trees are
+// well formed, and ephemeral sessions touch only their bound lock.
 func checkInvariants(m *Machine) error {
-	for name, e := range m.elections {
-		if e.name != name {
-			return fmt.Errorf("election %q stored under %q", e.name, name)
-		}
-		if e.leader == nil {
+	if err := m.locks.check(); err != nil {
+		return fmt.Errorf("locks tree: %w", err)
+	}
+	if err := m.elections.check(); err != nil {
+		return fmt.Errorf("elections tree: %w", err)
+	}
+	for name, e := range m.elections.Ascend("") {
+		leader := m.sessions[e.leader]
+		if e.leader == 0 {
 			// A queue without a leader: the head was not promoted.
 			return fmt.Errorf("election %q exists without leader (candidates %d)", name, len(e.queue))
 		}
-		if m.sessions[e.leader.id] != e.leader {
-			return fmt.Errorf("election %q led by missing session %d", name, e.leader.id)
+		if leader == nil {
+			return fmt.Errorf("election %q led by missing session %d", name, e.leader)
 		}
-		if !has(e.leader.leads, name) {
-			return fmt.Errorf("election %q leader %d does not know it", name, e.leader.id)
+		if !has(leader.leads, name) {
+			return fmt.Errorf("election %q leader %d does not know it", name, e.leader)
 		}
 		if e.term == 0 || e.term > m.applied {
 			return fmt.Errorf("election %q term %d (applied %d)", name, e.term, m.applied)
@@ -34,54 +39,54 @@ func checkInvariants(m *Machine) error {
 		}
 		seen := map[uint64]bool{}
 		for _, c := range e.queue {
-			if m.sessions[c.s.id] != c.s {
-				return fmt.Errorf("election %q candidate %d missing", name, c.s.id)
+			s := m.sessions[c.session]
+			if s == nil {
+				return fmt.Errorf("election %q candidate %d missing", name, c.session)
 			}
-			if c.s == e.leader {
-				return fmt.Errorf("election %q: leader %d also a candidate", name, c.s.id)
+			if c.session == e.leader {
+				return fmt.Errorf("election %q: leader %d also a candidate", name, c.session)
 			}
-			if seen[c.s.id] {
-				return fmt.Errorf("election %q: candidate %d queued twice", name, c.s.id)
+			if seen[c.session] {
+				return fmt.Errorf("election %q: candidate %d queued twice", name, c.session)
 			}
-			seen[c.s.id] = true
-			if !has(c.s.runs, name) {
-				return fmt.Errorf("election %q candidate %d does not know it", name, c.s.id)
+			seen[c.session] = true
+			if !has(s.runs, name) {
+				return fmt.Errorf("election %q candidate %d does not know it", name, c.session)
 			}
 			if len(c.value) > MaxValueSize {
-				return fmt.Errorf("election %q candidate %d value of %d bytes", name, c.s.id, len(c.value))
+				return fmt.Errorf("election %q candidate %d value of %d bytes", name, c.session, len(c.value))
 			}
 		}
 	}
-	for name, l := range m.locks {
-		if l.name != name {
-			return fmt.Errorf("lock %q stored under %q", l.name, name)
-		}
-		if l.holder == nil {
+	for name, l := range m.locks.Ascend("") {
+		if l.holder == 0 {
 			return fmt.Errorf("lock %q exists without holder (waiters %d)", name, len(l.queue))
 		}
-		if m.sessions[l.holder.id] != l.holder {
-			return fmt.Errorf("lock %q held by missing session %d", name, l.holder.id)
+		holder := m.sessions[l.holder]
+		if holder == nil {
+			return fmt.Errorf("lock %q held by missing session %d", name, l.holder)
 		}
-		if !has(l.holder.held, name) {
-			return fmt.Errorf("lock %q holder %d does not know it", name, l.holder.id)
+		if !has(holder.held, name) {
+			return fmt.Errorf("lock %q holder %d does not know it", name, l.holder)
 		}
 		if l.token == 0 || l.token > m.applied {
 			return fmt.Errorf("lock %q token %d (applied %d)", name, l.token, m.applied)
 		}
 		seen := map[uint64]bool{}
 		for _, w := range l.queue {
-			if m.sessions[w.s.id] != w.s {
-				return fmt.Errorf("lock %q waiter %d missing", name, w.s.id)
+			s := m.sessions[w.session]
+			if s == nil {
+				return fmt.Errorf("lock %q waiter %d missing", name, w.session)
 			}
-			if w.s == l.holder {
-				return fmt.Errorf("lock %q: holder %d also waits", name, w.s.id)
+			if w.session == l.holder {
+				return fmt.Errorf("lock %q: holder %d also waits", name, w.session)
 			}
-			if seen[w.s.id] {
-				return fmt.Errorf("lock %q: waiter %d queued twice", name, w.s.id)
+			if seen[w.session] {
+				return fmt.Errorf("lock %q: waiter %d queued twice", name, w.session)
 			}
-			seen[w.s.id] = true
-			if !has(w.s.waiting, name) {
-				return fmt.Errorf("lock %q waiter %d does not know it", name, w.s.id)
+			seen[w.session] = true
+			if !has(s.waiting, name) {
+				return fmt.Errorf("lock %q waiter %d does not know it", name, w.session)
 			}
 		}
 	}
@@ -96,6 +101,7 @@ func checkInvariants(m *Machine) error {
 			return fmt.Errorf("heap order broken at %d", i)
 		}
 	}
+	reqs := 0
 	for id, s := range m.sessions {
 		if s.id != id || id == 0 || id > m.applied {
 			return fmt.Errorf("session %d stored under %d", s.id, id)
@@ -103,25 +109,31 @@ func checkInvariants(m *Machine) error {
 		if s.pos < 0 || s.pos >= len(m.deadlines) || m.deadlines[s.pos] != s {
 			return fmt.Errorf("session %d not in heap", id)
 		}
+		if s.requestID != "" {
+			reqs++
+			if m.openReqs[s.requestID] != id {
+				return fmt.Errorf("session %d opened by request %q, which maps to %d", id, s.requestID, m.openReqs[s.requestID])
+			}
+		}
 		for name := range s.held {
-			if l := m.locks[name]; l == nil || l.holder != s {
+			if l, ok := m.locks.Get(name); !ok || l.holder != id {
 				return fmt.Errorf("session %d thinks it holds %q", id, name)
 			}
 		}
 		for name := range s.waiting {
-			l := m.locks[name]
-			if l == nil || !slices.ContainsFunc(l.queue, func(w waiter) bool { return w.s == s }) {
+			l, ok := m.locks.Get(name)
+			if !ok || !slices.ContainsFunc(l.queue, func(w waiter) bool { return w.session == id }) {
 				return fmt.Errorf("session %d thinks it waits for %q", id, name)
 			}
 		}
 		for name := range s.leads {
-			if e := m.elections[name]; e == nil || e.leader != s {
+			if e, ok := m.elections.Get(name); !ok || e.leader != id {
 				return fmt.Errorf("session %d thinks it leads %q", id, name)
 			}
 		}
 		for name := range s.runs {
-			e := m.elections[name]
-			if e == nil || !slices.ContainsFunc(e.queue, func(c candidate) bool { return c.s == s }) {
+			e, ok := m.elections.Get(name)
+			if !ok || !slices.ContainsFunc(e.queue, func(c candidate) bool { return c.session == id }) {
 				return fmt.Errorf("session %d thinks it is a candidate in %q", id, name)
 			}
 		}
@@ -133,6 +145,9 @@ func checkInvariants(m *Machine) error {
 				return fmt.Errorf("ephemeral session %d not (only) on %q: held %v waiting %v", id, s.bound, s.held, s.waiting)
 			}
 		}
+	}
+	if reqs != len(m.openReqs) {
+		return fmt.Errorf("%d request IDs recorded, %d sessions have one", len(m.openReqs), reqs)
 	}
 	if d, ok := m.NextDeadline(); ok {
 		for _, s := range m.sessions {

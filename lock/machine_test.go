@@ -212,7 +212,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 func TestRestoreErrorsKeepState(t *testing.T) {
 	m := scenario(t)
 	good := m.Snapshot()
-	unknown := append([]byte{2}, good[1:]...)
+	unknown := append([]byte{3}, good[1:]...)
 	// A waiter that also holds the lock: decodes, but is inconsistent.
 	bad := New()
 	bad.Apply(1, 1, &Command{Op: OpOpenSession, TTL: 1})
@@ -250,6 +250,14 @@ func TestRestoreErrorsKeepState(t *testing.T) {
 	}
 }
 
+// editElection changes election name in place (tests only: it breaks the
+// machine's invariants on purpose).
+func editElection(m *Machine, name string, f func(e *electionRec)) {
+	e, _ := m.elections.Get(name)
+	f(&e)
+	m.elections.Set(name, e)
+}
+
 // TestRestoreRejectsBadElections snapshots broken internal states: Restore
 // must refuse each of them.
 func TestRestoreRejectsBadElections(t *testing.T) {
@@ -258,38 +266,35 @@ func TestRestoreRejectsBadElections(t *testing.T) {
 		corrupt func(m *Machine) []byte
 	}{
 		{"leader missing", func(m *Machine) []byte {
-			m.elections["leader/y"].leader = &session{id: 5}
+			editElection(m, "leader/y", func(e *electionRec) { e.leader = 5 })
 			return m.Snapshot()
 		}},
 		{"leader also candidate", func(m *Machine) []byte {
-			e := m.elections["leader/x"]
-			e.queue = append(e.queue, candidate{s: e.leader})
+			editElection(m, "leader/x", func(e *electionRec) { e.queue = appended(e.queue, candidate{session: e.leader}) })
 			return m.Snapshot()
 		}},
 		{"candidate twice", func(m *Machine) []byte {
-			e := m.elections["leader/x"]
-			e.queue = append(e.queue, e.queue[0])
+			editElection(m, "leader/x", func(e *electionRec) { e.queue = appended(e.queue, e.queue[0]) })
 			return m.Snapshot()
 		}},
 		{"candidate missing", func(m *Machine) []byte {
-			e := m.elections["leader/x"]
-			e.queue = append(e.queue, candidate{s: &session{id: 4}})
+			editElection(m, "leader/x", func(e *electionRec) { e.queue = appended(e.queue, candidate{session: 4}) })
 			return m.Snapshot()
 		}},
 		{"term zero", func(m *Machine) []byte {
-			m.elections["leader/x"].term = 0
+			editElection(m, "leader/x", func(e *electionRec) { e.term = 0 })
 			return m.Snapshot()
 		}},
 		{"term after applied", func(m *Machine) []byte {
-			m.elections["leader/x"].term = m.applied + 1
+			editElection(m, "leader/x", func(e *electionRec) { e.term = m.applied + 1 })
 			return m.Snapshot()
 		}},
 		{"value too long", func(m *Machine) []byte {
-			m.elections["leader/x"].value = strings.Repeat("v", MaxValueSize+1)
+			editElection(m, "leader/x", func(e *electionRec) { e.value = strings.Repeat("v", MaxValueSize+1) })
 			return m.Snapshot()
 		}},
 		{"ephemeral leader", func(m *Machine) []byte {
-			m.elections["leader/y"].leader = m.sessions[7]
+			editElection(m, "leader/y", func(e *electionRec) { e.leader = 7 })
 			return m.Snapshot()
 		}},
 		{"unsorted", func(m *Machine) []byte {

@@ -6,19 +6,21 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"strings"
 )
 
-// snapshotVersion is the format version of snapshots.
-const snapshotVersion byte = 1
+// snapshotVersion is the format version of snapshots this build writes.
+// Restore reads it and version 1 (the same layout without the sessions'
+// client request IDs).
+const snapshotVersion byte = 2
 
 // Snapshot serialises the whole state: a version byte, then the applied
-// index, clock and last command term, the sessions sorted by ID, the locks
-// sorted by name (holder, token, grant time and queue in order), the
-// elections sorted by name (leader, term, election time, value and
-// candidates in queue order with their values) and the members sorted by
-// ID. Machines with equal state give byte-identical snapshots. The result
-// is a fresh slice owned by the caller.
+// index, clock and last command term, the sessions sorted by ID (with the
+// client request ID that opened each), the locks sorted by name (holder,
+// token, grant time and queue in order), the elections sorted by name
+// (leader, term, election time, value and candidates in queue order with
+// their values) and the members sorted by ID. Machines with equal state
+// give byte-identical snapshots. The result is a fresh slice owned by the
+// caller.
 //
 // Snapshot is CaptureSnapshot().Encode(). A caller that must not stall
 // (raftnode's loop) captures on its own goroutine and encodes on another.
@@ -26,95 +28,52 @@ func (m *Machine) Snapshot() []byte {
 	return m.CaptureSnapshot().Encode()
 }
 
-// SnapshotCapture is the state of a Machine at one applied index, copied
-// into flat slices that share nothing mutable with the Machine: its
-// Encode gives the bytes Snapshot gave at the time of the capture,
-// whatever the Machine applies afterwards. Only strings (immutable) are
-// shared. A capture is immutable: Encode may run on any goroutine,
-// concurrently with the Machine's methods and with other Encode calls.
+// SnapshotCapture is the state of a Machine at one applied index, held
+// apart from the Machine: its Encode gives the bytes Snapshot gave at the
+// time of the capture, whatever the Machine applies afterwards. The locks
+// and elections are copy-on-write clones of the Machine's trees (the
+// Machine copies a shared node before it changes it; queues are never
+// changed in place); the sessions and members are copied. A capture is
+// immutable: Encode may run on any goroutine, concurrently with the
+// Machine's methods and with other Encode calls.
 type SnapshotCapture struct {
 	applied uint64
 	clock   int64
 	term    uint64
 
-	sessions   []sessionRec   // in map order; Encode sorts by ID
-	locks      []lockRec      // in map order; Encode sorts by name
-	waiters    []waiterRec    // the queues of locks, each a range of it
-	elections  []electionRec  // in map order; Encode sorts by name
-	candidates []candidateRec // the queues of elections, each a range of it
-	members    []Member       // in map order; Encode sorts by ID
+	sessions  []sessionRec // in map order; Encode sorts by ID
+	locks     *tree[lockRec]
+	elections *tree[electionRec]
+	members   []Member // in map order; Encode sorts by ID
 }
 
 type sessionRec struct {
-	id       uint64
-	owner    string
-	ttl      int64
-	deadline int64
-	bound    string
+	id        uint64
+	owner     string
+	ttl       int64
+	deadline  int64
+	bound     string
+	requestID string
 }
 
-// lockRec is a lock; its queue is waiters[q : q+nq]. The offsets are
-// 32-bit to keep the record at 48 bytes (a million locks are copied on the
-// loop): 2^32 waiters would need far more memory than a machine has.
-type lockRec struct {
-	name   string
-	holder uint64
-	token  uint64
-	since  int64
-	q, nq  uint32
-}
-
-type waiterRec struct {
-	session uint64
-	since   int64
-}
-
-// electionRec is an election; its queue is candidates[q : q+nq].
-type electionRec struct {
-	name   string
-	leader uint64
-	term   uint64
-	since  int64
-	value  string
-	q, nq  int
-}
-
-type candidateRec struct {
-	session uint64
-	since   int64
-	value   string
-}
-
-// CaptureSnapshot copies the state for a later Encode. It is linear in the
-// size of the state but only copies: it neither sorts nor encodes, so it
-// costs a fraction of Snapshot (see BenchmarkSnapshotCaptureMillion). Like
-// every Machine method it must be called on the goroutine that owns m.
+// CaptureSnapshot takes the state for a later Encode. Locks and elections
+// cost O(1) whatever their number (a clone of their trees; the Machine
+// pays for the copy-on-write later, spread over the changes it makes);
+// sessions and members are copied, O(sessions). It neither sorts nor
+// encodes. Like every Machine method it must be called on the goroutine
+// that owns m.
 func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 	c := &SnapshotCapture{
 		applied:   m.applied,
 		clock:     m.clock,
 		term:      m.term,
 		sessions:  make([]sessionRec, 0, len(m.sessions)),
-		locks:     make([]lockRec, 0, len(m.locks)),
-		elections: make([]electionRec, 0, len(m.elections)),
+		locks:     m.locks.Clone(),
+		elections: m.elections.Clone(),
 		members:   make([]Member, 0, len(m.members)),
 	}
 	for _, s := range m.sessions {
-		c.sessions = append(c.sessions, sessionRec{id: s.id, owner: s.owner, ttl: s.ttl, deadline: s.deadline, bound: s.bound})
-	}
-	for _, l := range m.locks {
-		c.locks = append(c.locks, lockRec{name: l.name, holder: l.holder.id, token: l.token, since: l.since,
-			q: uint32(len(c.waiters)), nq: uint32(len(l.queue))})
-		for _, w := range l.queue {
-			c.waiters = append(c.waiters, waiterRec{session: w.s.id, since: w.since})
-		}
-	}
-	for _, e := range m.elections {
-		c.elections = append(c.elections, electionRec{name: e.name, leader: e.leader.id, term: e.term, since: e.since,
-			value: e.value, q: len(c.candidates), nq: len(e.queue)})
-		for _, cd := range e.queue {
-			c.candidates = append(c.candidates, candidateRec{session: cd.s.id, since: cd.since, value: cd.value})
-		}
+		c.sessions = append(c.sessions, sessionRec{id: s.id, owner: s.owner, ttl: s.ttl, deadline: s.deadline, bound: s.bound, requestID: s.requestID})
 	}
 	for _, mb := range m.members {
 		c.members = append(c.members, mb)
@@ -133,8 +92,6 @@ func (c *SnapshotCapture) AppliedIndex() uint64 { return c.applied }
 // capture.
 func (c *SnapshotCapture) Encode() []byte {
 	slices.SortFunc(c.sessions, func(a, b sessionRec) int { return cmp.Compare(a.id, b.id) })
-	slices.SortFunc(c.locks, func(a, b lockRec) int { return strings.Compare(a.name, b.name) })
-	slices.SortFunc(c.elections, func(a, b electionRec) int { return strings.Compare(a.name, b.name) })
 	slices.SortFunc(c.members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 
 	e := encoder{b: make([]byte, 0, c.size())}
@@ -151,32 +108,31 @@ func (c *SnapshotCapture) Encode() []byte {
 		e.varint(s.ttl)
 		e.varint(s.deadline)
 		e.str(s.bound)
+		e.str(s.requestID)
 	}
 
-	e.uvarint(uint64(len(c.locks)))
-	for i := range c.locks {
-		l := &c.locks[i]
-		e.str(l.name)
+	e.uvarint(uint64(c.locks.Len()))
+	for name, l := range c.locks.Ascend("") {
+		e.str(name)
 		e.uvarint(l.holder)
 		e.uvarint(l.token)
 		e.varint(l.since)
-		e.uvarint(uint64(l.nq))
-		for _, w := range c.waiters[l.q:][:l.nq] {
+		e.uvarint(uint64(len(l.queue)))
+		for _, w := range l.queue {
 			e.uvarint(w.session)
 			e.varint(w.since)
 		}
 	}
 
-	e.uvarint(uint64(len(c.elections)))
-	for i := range c.elections {
-		el := &c.elections[i]
-		e.str(el.name)
+	e.uvarint(uint64(c.elections.Len()))
+	for name, el := range c.elections.Ascend("") {
+		e.str(name)
 		e.uvarint(el.leader)
 		e.uvarint(el.term)
 		e.varint(el.since)
 		e.str(el.value)
-		e.uvarint(uint64(el.nq))
-		for _, cd := range c.candidates[el.q : el.q+el.nq] {
+		e.uvarint(uint64(len(el.queue)))
+		for _, cd := range el.queue {
 			e.uvarint(cd.session)
 			e.varint(cd.since)
 			e.str(cd.value)
@@ -200,25 +156,22 @@ func (c *SnapshotCapture) size() int {
 	n += uvarintLen(uint64(len(c.sessions)))
 	for i := range c.sessions {
 		s := &c.sessions[i]
-		n += uvarintLen(s.id) + strLen(s.owner) + varintLen(s.ttl) + varintLen(s.deadline) + strLen(s.bound)
+		n += uvarintLen(s.id) + strLen(s.owner) + varintLen(s.ttl) + varintLen(s.deadline) + strLen(s.bound) + strLen(s.requestID)
 	}
-	n += uvarintLen(uint64(len(c.locks)))
-	for i := range c.locks {
-		l := &c.locks[i]
-		n += strLen(l.name) + uvarintLen(l.holder) + uvarintLen(l.token) + varintLen(l.since) + uvarintLen(uint64(l.nq))
+	n += uvarintLen(uint64(c.locks.Len()))
+	for name, l := range c.locks.Ascend("") {
+		n += strLen(name) + uvarintLen(l.holder) + uvarintLen(l.token) + varintLen(l.since) + uvarintLen(uint64(len(l.queue)))
+		for _, w := range l.queue {
+			n += uvarintLen(w.session) + varintLen(w.since)
+		}
 	}
-	for _, w := range c.waiters {
-		n += uvarintLen(w.session) + varintLen(w.since)
-	}
-	n += uvarintLen(uint64(len(c.elections)))
-	for i := range c.elections {
-		el := &c.elections[i]
-		n += strLen(el.name) + uvarintLen(el.leader) + uvarintLen(el.term) + varintLen(el.since) + strLen(el.value) +
-			uvarintLen(uint64(el.nq))
-	}
-	for i := range c.candidates {
-		cd := &c.candidates[i]
-		n += uvarintLen(cd.session) + varintLen(cd.since) + strLen(cd.value)
+	n += uvarintLen(uint64(c.elections.Len()))
+	for name, el := range c.elections.Ascend("") {
+		n += strLen(name) + uvarintLen(el.leader) + uvarintLen(el.term) + varintLen(el.since) + strLen(el.value) +
+			uvarintLen(uint64(len(el.queue)))
+		for _, cd := range el.queue {
+			n += uvarintLen(cd.session) + varintLen(cd.since) + strLen(cd.value)
+		}
 	}
 	n += uvarintLen(uint64(len(c.members)))
 	for _, mb := range c.members {
@@ -255,8 +208,9 @@ func restore(b []byte) (*Machine, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrCorrupt)
 	}
-	if b[0] != snapshotVersion {
-		return nil, fmt.Errorf("%w %d", ErrUnknownVersion, b[0])
+	version := b[0]
+	if version != 1 && version != snapshotVersion {
+		return nil, fmt.Errorf("%w %d", ErrUnknownVersion, version)
 	}
 	d := decoder{b: b, off: 1}
 	m := New()
@@ -270,42 +224,56 @@ func restore(b []byte) (*Machine, error) {
 		owner := d.str("owner")
 		ttl := d.varint("ttl")
 		deadline := d.varint("deadline")
-		s := newSession(id, owner, ttl, deadline, d.str("bound"))
+		bound := d.str("bound")
+		var requestID string
+		if version >= 2 {
+			requestID = d.str("request id")
+		}
+		s := newSession(id, owner, ttl, deadline, bound, requestID)
 		switch {
 		case d.err != nil:
 		case s.id <= prevID || s.id > m.applied:
 			d.fail(fmt.Sprintf("session id %d out of order", s.id))
 		case s.ttl <= 0 || s.ttl > MaxTTL:
 			d.fail(fmt.Sprintf("session %d ttl %d", s.id, s.ttl))
+		case len(requestID) > MaxRequestIDLen:
+			d.fail(fmt.Sprintf("session %d request id of %d bytes", s.id, len(requestID)))
+		case requestID != "" && m.openReqs[requestID] != 0:
+			d.fail(fmt.Sprintf("session %d request id also opened session %d", s.id, m.openReqs[requestID]))
 		}
 		prevID = s.id
 		m.sessions[s.id] = s
+		if requestID != "" {
+			m.openReqs[requestID] = s.id
+		}
 		m.deadlines = append(m.deadlines, s)
 	}
 
 	var prevName string
 	for i, n := 0, d.count("locks"); i < n && d.err == nil; i++ {
-		l := &lockState{name: d.str("lock name")}
-		holder := d.uvarint("holder")
+		name := d.str("lock name")
+		var l lockRec
+		l.holder = d.uvarint("holder")
 		l.token = d.uvarint("token")
 		l.since = d.varint("since")
 		if d.err != nil {
 			break
 		}
-		if l.name == "" || (i > 0 && l.name <= prevName) {
-			d.fail(fmt.Sprintf("lock %q out of order", l.name))
+		if name == "" || (i > 0 && name <= prevName) {
+			d.fail(fmt.Sprintf("lock %q out of order", name))
 			break
 		}
-		prevName = l.name
-		if l.holder = m.sessions[holder]; l.holder == nil {
-			d.fail(fmt.Sprintf("lock %q held by missing session %d", l.name, holder))
+		prevName = name
+		holder := m.sessions[l.holder]
+		if holder == nil {
+			d.fail(fmt.Sprintf("lock %q held by missing session %d", name, l.holder))
 			break
 		}
 		if l.token == 0 || l.token > m.applied {
-			d.fail(fmt.Sprintf("lock %q token %d", l.name, l.token))
+			d.fail(fmt.Sprintf("lock %q token %d", name, l.token))
 			break
 		}
-		l.holder.held[l.name] = struct{}{}
+		holder.held[name] = struct{}{}
 		for j, nw := 0, d.count("waiters"); j < nw && d.err == nil; j++ {
 			id := d.uvarint("waiter")
 			since := d.varint("waiter since")
@@ -313,41 +281,43 @@ func restore(b []byte) (*Machine, error) {
 			switch {
 			case d.err != nil:
 			case s == nil:
-				d.fail(fmt.Sprintf("lock %q waiter %d missing", l.name, id))
-			case s == l.holder || has(s.waiting, l.name):
-				d.fail(fmt.Sprintf("lock %q waiter %d twice", l.name, id))
+				d.fail(fmt.Sprintf("lock %q waiter %d missing", name, id))
+			case s == holder || has(s.waiting, name):
+				d.fail(fmt.Sprintf("lock %q waiter %d twice", name, id))
 			default:
-				s.waiting[l.name] = struct{}{}
-				l.queue = append(l.queue, waiter{s: s, since: since})
+				s.waiting[name] = struct{}{}
+				l.queue = append(l.queue, waiter{session: id, since: since})
 			}
 		}
-		m.locks[l.name] = l
+		m.locks.Set(name, l)
 	}
 
 	prevName = ""
 	for i, n := 0, d.count("elections"); i < n && d.err == nil; i++ {
-		e := &election{name: d.str("election name")}
-		leader := d.uvarint("leader")
+		name := d.str("election name")
+		var e electionRec
+		e.leader = d.uvarint("leader")
 		e.term = d.uvarint("term")
 		e.since = d.varint("since")
 		e.value = d.str("value")
 		if d.err != nil {
 			break
 		}
-		if e.name == "" || (i > 0 && e.name <= prevName) {
-			d.fail(fmt.Sprintf("election %q out of order", e.name))
+		if name == "" || (i > 0 && name <= prevName) {
+			d.fail(fmt.Sprintf("election %q out of order", name))
 			break
 		}
-		prevName = e.name
-		if e.leader = m.sessions[leader]; e.leader == nil {
-			d.fail(fmt.Sprintf("election %q led by missing session %d", e.name, leader))
+		prevName = name
+		leader := m.sessions[e.leader]
+		if leader == nil {
+			d.fail(fmt.Sprintf("election %q led by missing session %d", name, e.leader))
 			break
 		}
 		if e.term == 0 || e.term > m.applied || len(e.value) > MaxValueSize {
-			d.fail(fmt.Sprintf("election %q term %d value length %d", e.name, e.term, len(e.value)))
+			d.fail(fmt.Sprintf("election %q term %d value length %d", name, e.term, len(e.value)))
 			break
 		}
-		e.leader.leads[e.name] = struct{}{}
+		leader.leads[name] = struct{}{}
 		for j, nc := 0, d.count("candidates"); j < nc && d.err == nil; j++ {
 			id := d.uvarint("candidate")
 			since := d.varint("candidate since")
@@ -356,17 +326,17 @@ func restore(b []byte) (*Machine, error) {
 			switch {
 			case d.err != nil:
 			case s == nil:
-				d.fail(fmt.Sprintf("election %q candidate %d missing", e.name, id))
-			case s == e.leader || has(s.runs, e.name):
-				d.fail(fmt.Sprintf("election %q candidate %d twice", e.name, id))
+				d.fail(fmt.Sprintf("election %q candidate %d missing", name, id))
+			case s == leader || has(s.runs, name):
+				d.fail(fmt.Sprintf("election %q candidate %d twice", name, id))
 			case len(value) > MaxValueSize:
-				d.fail(fmt.Sprintf("election %q candidate %d value length %d", e.name, id, len(value)))
+				d.fail(fmt.Sprintf("election %q candidate %d value length %d", name, id, len(value)))
 			default:
-				s.runs[e.name] = struct{}{}
-				e.queue = append(e.queue, candidate{s: s, value: value, since: since})
+				s.runs[name] = struct{}{}
+				e.queue = append(e.queue, candidate{session: id, value: value, since: since})
 			}
 		}
-		m.elections[e.name] = e
+		m.elections.Set(name, e)
 	}
 
 	var prevMember uint64

@@ -14,7 +14,10 @@ const (
 	OpTick Op = iota + 1
 	// OpOpenSession opens a session with TTL and Owner. Its ID is the index
 	// of the entry that opened it and its deadline clock+TTL. Result: CodeOK
-	// with Session and TTL; CodeInvalid unless 0 < TTL <= MaxTTL.
+	// with Session and TTL; CodeInvalid unless 0 < TTL <= MaxTTL. With a
+	// RequestID that opened a session that still lives (a client's retry
+	// of the same request), it opens nothing and answers that session's ID
+	// and TTL (no event).
 	OpOpenSession
 	// OpKeepAlive renews every session in Sessions (a batch): deadline =
 	// max(deadline, clock+TTL), even past its deadline as long as no
@@ -111,6 +114,10 @@ type Command struct {
 	// Owner is a free-form label of the session's owner (OpOpenSession,
 	// ephemeral OpAcquire).
 	Owner string
+	// RequestID is the client's ID of an OpOpenSession request (at most
+	// MaxRequestIDLen bytes, "" for none): a retry with the same ID answers
+	// the session the first attempt opened, for as long as it lives.
+	RequestID string
 	// Wait queues the session when the lock is held (OpAcquire) or the
 	// election has a leader (OpCampaign); without it the command fails at
 	// once with CodeLockHeld or CodeNotLeader.

@@ -1,0 +1,165 @@
+package lock
+
+import (
+	"fmt"
+	"slices"
+)
+
+// lockRec is one lock, stored by value in Machine.locks under its name. A
+// lock exists while it is held (holder != 0); its queue is non-empty only
+// while it is held: a release grants the head at once, and a lock with
+// neither holder nor waiters is deleted. queue is shared with snapshot
+// captures: it is replaced, never changed in place (see without).
+type lockRec struct {
+	holder uint64 // session ID
+	token  uint64
+	since  int64
+	queue  []waiter
+}
+
+// waiter is one place in a lock's queue.
+type waiter struct {
+	session uint64
+	since   int64
+}
+
+// holderOf describes l's holder, nil for a free lock.
+func (m *Machine) holderOf(l *lockRec) *Holder {
+	if l.holder == 0 {
+		return nil
+	}
+	return &Holder{Session: l.holder, Owner: m.sessions[l.holder].owner, Token: l.token, Since: l.since}
+}
+
+// grant makes s the holder of l (named name) with this entry's index as
+// token. The caller stores l.
+func (a *applier) grant(name string, l *lockRec, s *session) {
+	l.holder, l.token, l.since = s.id, a.index, a.m.clock
+	s.held[name] = struct{}{}
+	a.emit(EventLockGranted, s.id, name, l.token)
+}
+
+// releaseLock releases lock name from its holder and grants it to the head
+// waiter, or deletes it when nobody waits.
+func (a *applier) releaseLock(name string) {
+	m := a.m
+	l, ok := m.locks.Get(name)
+	if !ok || l.holder == 0 {
+		panic(fmt.Sprintf("lock: release of free lock %q", name))
+	}
+	h := m.sessions[l.holder]
+	a.emit(EventLockReleased, h.id, name, l.token)
+	delete(h.held, name)
+	l.holder, l.token, l.since = 0, 0, 0
+	if len(l.queue) == 0 {
+		m.locks.Delete(name)
+		return
+	}
+	w := l.queue[0]
+	l.queue = popped(l.queue)
+	s := m.sessions[w.session]
+	delete(s.waiting, name)
+	a.grant(name, &l, s)
+	m.locks.Set(name, l)
+}
+
+// dequeue removes s from the queue of lock name.
+func (a *applier) dequeue(name string, s *session) {
+	m := a.m
+	l, _ := m.locks.Get(name)
+	i := slices.IndexFunc(l.queue, func(w waiter) bool { return w.session == s.id })
+	if i < 0 {
+		panic(fmt.Sprintf("lock: session %d not in the queue of %q", s.id, name))
+	}
+	l.queue = without(l.queue, i)
+	delete(s.waiting, name)
+	a.emit(EventLockCancelled, s.id, name, 0)
+	if l.holder == 0 && len(l.queue) == 0 {
+		m.locks.Delete(name)
+		return
+	}
+	m.locks.Set(name, l)
+}
+
+func (a *applier) acquire(c *Command) {
+	m := a.m
+	l, exists := m.locks.Get(c.Name)
+	var s *session
+	if c.Session == 0 {
+		if exists && !c.Wait {
+			a.res = Result{Code: CodeLockHeld, Holder: m.holderOf(&l)}
+			return
+		}
+		s = a.open(c.Owner, c.TTL, c.Name, "")
+	} else {
+		// An ephemeral session acquiring another lock was refused before.
+		var ok bool
+		if s, ok = m.sessions[c.Session]; !ok {
+			a.res = Result{Code: CodeSessionNotFound, Session: c.Session}
+			return
+		}
+	}
+	a.res.Session = s.id
+	if c.Session == 0 {
+		a.res.TTL = s.ttl
+	}
+	switch {
+	case !exists:
+		a.grant(c.Name, &l, s)
+		m.locks.Set(c.Name, l)
+		a.res.Code, a.res.Token = CodeOK, l.token
+	case l.holder == s.id:
+		a.res.Code, a.res.Token = CodeOK, l.token
+	case has(s.waiting, c.Name):
+		a.res.Code, a.res.Holder = CodeQueued, m.holderOf(&l)
+	case !c.Wait:
+		a.res.Code, a.res.Holder = CodeLockHeld, m.holderOf(&l)
+	default:
+		l.queue = appended(l.queue, waiter{session: s.id, since: m.clock})
+		m.locks.Set(c.Name, l)
+		s.waiting[c.Name] = struct{}{}
+		a.emit(EventLockQueued, s.id, c.Name, 0)
+		a.res.Code, a.res.Holder = CodeQueued, m.holderOf(&l)
+	}
+}
+
+func (a *applier) release(id uint64, name string, token uint64) {
+	m := a.m
+	a.res.Session = id
+	l, ok := m.locks.Get(name)
+	if ok && l.holder != 0 && mutated(releaseWithStaleToken) {
+		token = l.token
+	}
+	if !ok || l.holder == 0 || l.holder != id || l.token != token {
+		a.res.Code = CodeNotHolder
+		return
+	}
+	s := m.sessions[l.holder]
+	a.releaseLock(name)
+	if s.bound == name {
+		a.end(s, EventSessionClosed)
+	}
+	a.res.Code = CodeOK
+}
+
+func (a *applier) cancel(id uint64, name string) {
+	m := a.m
+	a.res.Session = id
+	s, ok := m.sessions[id]
+	if !ok {
+		a.res.Code = CodeSessionNotFound
+		return
+	}
+	a.res.Code = CodeOK
+	switch {
+	case has(s.waiting, name):
+		a.dequeue(name, s)
+		if s.bound == name {
+			// An ephemeral session that gave up its only lock has no use.
+			a.end(s, EventSessionClosed)
+		}
+	case has(s.held, name):
+		l, _ := m.locks.Get(name)
+		a.res.Token = l.token
+	}
+}

@@ -1,0 +1,163 @@
+package lock
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
+
+// The read-only queries. Each returns deep copies, and each costs what it
+// returns: a lookup is O(log n), a listing O(log n + k) for k results.
+
+// AppliedIndex is the index of the last entry applied (or restored). The
+// next Apply must use a greater index.
+func (m *Machine) AppliedIndex() uint64 { return m.applied }
+
+// Clock is the machine's clock: the maximum Command.Now applied, Unix ns.
+func (m *Machine) Clock() int64 { return m.clock }
+
+// NextDeadline is the earliest session deadline (Unix ns on the machine's
+// clock), and false when there are no sessions. The leader proposes OpExpire
+// once its clock reaches it. O(1).
+func (m *Machine) NextDeadline() (int64, bool) {
+	if len(m.deadlines) == 0 {
+		return 0, false
+	}
+	return m.deadlines[0].deadline, true
+}
+
+// Session returns a copy of session id, and false if it does not exist.
+func (m *Machine) Session(id uint64) (SessionInfo, bool) {
+	s, ok := m.sessions[id]
+	if !ok {
+		return SessionInfo{}, false
+	}
+	return s.info(), true
+}
+
+func (s *session) info() SessionInfo {
+	si := SessionInfo{
+		ID:       s.id,
+		Owner:    s.owner,
+		TTL:      s.ttl,
+		Deadline: s.deadline,
+		Locks:    sortedKeys(s.held),
+		Waiting:  sortedKeys(s.waiting),
+		Bound:    s.bound,
+	}
+	if len(s.leads)+len(s.runs) > 0 {
+		si.Campaigns = append(sortedKeys(s.leads), sortedKeys(s.runs)...)
+		slices.Sort(si.Campaigns)
+	}
+	return si
+}
+
+// Lock returns a copy of lock name, and false when it is free with no
+// waiters (such a lock does not exist).
+func (m *Machine) Lock(name string) (LockInfo, bool) {
+	l, ok := m.locks.Get(name)
+	if !ok {
+		return LockInfo{}, false
+	}
+	return m.lockInfo(name, &l), true
+}
+
+func (m *Machine) lockInfo(name string, l *lockRec) LockInfo {
+	li := LockInfo{Name: name, Holder: m.holderOf(l)}
+	if len(l.queue) > 0 {
+		li.Waiters = make([]Waiter, len(l.queue))
+		for i, w := range l.queue {
+			li.Waiters[i] = Waiter{Session: w.session, Owner: m.sessions[w.session].owner, Since: w.since}
+		}
+	}
+	return li
+}
+
+// Locks returns copies of the existing locks whose name starts with prefix
+// (all of them for ""), sorted by name. It costs O(log n + k) for k results:
+// use ListLocks to bound k.
+func (m *Machine) Locks(prefix string) []LockInfo {
+	out, _ := m.ListLocks(prefix, "", 0)
+	return out
+}
+
+// ListLocks returns, sorted by name, copies of at most limit existing locks
+// (no limit when limit <= 0) whose name starts with prefix and sorts after
+// after (from the first one when after is ""), and whether more follow: a
+// page of a listing, resumed by passing the last name returned as after.
+// It costs O(log n + k) for k results.
+func (m *Machine) ListLocks(prefix, after string, limit int) ([]LockInfo, bool) {
+	var out []LockInfo
+	for name, l := range m.locks.Ascend(listFrom(prefix, after)) {
+		if !strings.HasPrefix(name, prefix) {
+			break
+		}
+		if limit > 0 && len(out) == limit {
+			return out, true
+		}
+		out = append(out, m.lockInfo(name, &l))
+	}
+	return out, false
+}
+
+// listFrom is the first key a listing of prefix after after may return.
+func listFrom(prefix, after string) string {
+	if after == "" || after < prefix {
+		return prefix
+	}
+	return after + "\x00" // the smallest string greater than after
+}
+
+// Election returns a copy of election name, and false when nobody leads it
+// (such an election does not exist; nobody can wait in it either).
+func (m *Machine) Election(name string) (ElectionInfo, bool) {
+	e := m.election(name)
+	if e == nil {
+		return ElectionInfo{}, false
+	}
+	return m.electionInfo(name, e), true
+}
+
+func (m *Machine) electionInfo(name string, e *electionRec) ElectionInfo {
+	ei := ElectionInfo{Name: name, Leader: m.leaderOf(e)}
+	if len(e.queue) > 0 {
+		ei.Candidates = make([]Candidate, len(e.queue))
+		for i, c := range e.queue {
+			ei.Candidates[i] = Candidate{Session: c.session, Owner: m.sessions[c.session].owner, Value: c.value, Since: c.since}
+		}
+	}
+	return ei
+}
+
+// Elections returns copies of the existing elections whose name starts with
+// prefix (all of them for ""), sorted by name, in O(log n + k): use
+// ListElections to bound k.
+func (m *Machine) Elections(prefix string) []ElectionInfo {
+	out, _ := m.ListElections(prefix, "", 0)
+	return out
+}
+
+// ListElections is ListLocks for elections.
+func (m *Machine) ListElections(prefix, after string, limit int) ([]ElectionInfo, bool) {
+	var out []ElectionInfo
+	for name, e := range m.elections.Ascend(listFrom(prefix, after)) {
+		if !strings.HasPrefix(name, prefix) {
+			break
+		}
+		if limit > 0 && len(out) == limit {
+			return out, true
+		}
+		out = append(out, m.electionInfo(name, &e))
+	}
+	return out, false
+}
+
+// Members returns the published members sorted by ID.
+func (m *Machine) Members() []Member {
+	out := make([]Member, 0, len(m.members))
+	for _, mb := range m.members {
+		out = append(out, mb)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}

@@ -1,0 +1,219 @@
+package lock
+
+import (
+	"container/heap"
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// session is one open session. held and waiting are the names of the locks
+// it holds and is queued for, leads and runs the names of the elections it
+// leads and is a candidate in; pos is its position in Machine.deadlines.
+type session struct {
+	id        uint64
+	owner     string
+	ttl       int64
+	deadline  int64
+	bound     string
+	requestID string // the client request ID that opened it ("" if none)
+	held      map[string]struct{}
+	waiting   map[string]struct{}
+	leads     map[string]struct{}
+	runs      map[string]struct{}
+	pos       int
+}
+
+func newSession(id uint64, owner string, ttl, deadline int64, bound, requestID string) *session {
+	return &session{
+		id:        id,
+		owner:     owner,
+		ttl:       ttl,
+		deadline:  deadline,
+		bound:     bound,
+		requestID: requestID,
+		held:      make(map[string]struct{}),
+		waiting:   make(map[string]struct{}),
+		leads:     make(map[string]struct{}),
+		runs:      make(map[string]struct{}),
+	}
+}
+
+// extendAll applies the term rule: every deadline becomes at least clock+TTL.
+func (m *Machine) extendAll() {
+	if mutated(noTermExtension) {
+		return
+	}
+	for _, s := range m.deadlines {
+		s.deadline = max(s.deadline, addSat(m.clock, s.ttl))
+	}
+	heap.Init(&m.deadlines)
+}
+
+// openSession applies OpOpenSession: a new session, unless a session opened
+// by the same client request ID still lives (a retry): then that one.
+func (a *applier) openSession(c *Command) {
+	if c.RequestID != "" {
+		if id, ok := a.m.openReqs[c.RequestID]; ok {
+			s := a.m.sessions[id]
+			a.res = Result{Code: CodeOK, Session: s.id, TTL: s.ttl}
+			return
+		}
+	}
+	s := a.open(c.Owner, c.TTL, "", c.RequestID)
+	a.res = Result{Code: CodeOK, Session: s.id, TTL: s.ttl, Events: a.res.Events}
+}
+
+// open creates a session whose ID is the entry's index.
+func (a *applier) open(owner string, ttl int64, bound, requestID string) *session {
+	m := a.m
+	if _, dup := m.sessions[a.index]; dup {
+		panic(fmt.Sprintf("lock: session %d already exists", a.index))
+	}
+	s := newSession(a.index, owner, ttl, addSat(m.clock, ttl), bound, requestID)
+	m.sessions[s.id] = s
+	if requestID != "" {
+		m.openReqs[requestID] = s.id
+	}
+	heap.Push(&m.deadlines, s)
+	a.emit(EventSessionOpened, s.id, "", 0)
+	return s
+}
+
+func (a *applier) keepAlive(ids []uint64) {
+	m := a.m
+	var missing []uint64
+	for _, id := range ids {
+		s, ok := m.sessions[id]
+		if !ok {
+			missing = append(missing, id)
+			continue
+		}
+		if d := addSat(m.clock, s.ttl); d > s.deadline {
+			s.deadline = d
+			heap.Fix(&m.deadlines, s.pos)
+		}
+	}
+	slices.Sort(missing)
+	a.res = Result{Code: CodeOK, Missing: slices.Compact(missing)}
+}
+
+func (a *applier) closeSession(id uint64) {
+	s, ok := a.m.sessions[id]
+	if !ok {
+		a.res = Result{Code: CodeSessionNotFound, Session: id}
+		return
+	}
+	a.end(s, EventSessionClosed)
+	a.res.Code, a.res.Session = CodeOK, id
+}
+
+// expire ends every session whose deadline is at or before the clock, in
+// ascending ID order. All of them first leave every queue (ascending ID,
+// then lock queues by name, then candidate queues by name), so that no lock
+// released by one is granted to another that expires in the same entry, and
+// no leadership passes to a dying candidate: each lock is granted and each
+// election won at most once per entry, and a dying session never sees a
+// grant or an election.
+func (a *applier) expire() {
+	m := a.m
+	var due []*session
+	for len(m.deadlines) > 0 && m.deadlines[0].deadline <= m.clock {
+		due = append(due, heap.Pop(&m.deadlines).(*session))
+	}
+	sort.Slice(due, func(i, j int) bool { return due[i].id < due[j].id })
+	for _, s := range due {
+		if mutated(noLeaseRecheckAfterWait) {
+			break
+		}
+		for _, name := range sortedKeys(s.waiting) {
+			a.dequeue(name, s)
+		}
+		for _, name := range sortedKeys(s.runs) {
+			a.withdraw(name, s)
+		}
+	}
+	for _, s := range due {
+		a.end(s, EventSessionExpired)
+	}
+	a.res.Code = CodeOK
+}
+
+// end releases every lock s holds (granting each to its head waiter), removes
+// s from every lock queue, ends every leadership of s (electing each
+// election's head candidate) with a resigned event, or leader_expired when
+// final is EventSessionExpired, withdraws s from every candidate queue, and
+// deletes it; the last event is final. Each group goes in name order.
+func (a *applier) end(s *session, final EventType) {
+	m := a.m
+	for _, name := range sortedKeys(s.held) {
+		a.releaseLock(name)
+	}
+	for _, name := range sortedKeys(s.waiting) {
+		a.dequeue(name, s)
+	}
+	left := EventResigned
+	if final == EventSessionExpired {
+		left = EventLeaderExpired
+	}
+	for _, name := range sortedKeys(s.leads) {
+		a.stepDown(name, left)
+	}
+	for _, name := range sortedKeys(s.runs) {
+		a.withdraw(name, s)
+	}
+	if s.pos >= 0 {
+		heap.Remove(&m.deadlines, s.pos)
+	}
+	delete(m.sessions, s.id)
+	if s.requestID != "" {
+		delete(m.openReqs, s.requestID)
+	}
+	a.emit(final, s.id, "", 0)
+}
+
+func has(set map[string]struct{}, k string) bool {
+	_, ok := set[k]
+	return ok
+}
+
+func sortedKeys(set map[string]struct{}) []string {
+	if len(set) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// deadlineHeap is a min-heap of sessions on (deadline, id); each session
+// knows its position so that renewals and closes are O(log n).
+type deadlineHeap []*session
+
+func (h deadlineHeap) Len() int { return len(h) }
+func (h deadlineHeap) Less(i, j int) bool {
+	if h[i].deadline != h[j].deadline {
+		return h[i].deadline < h[j].deadline
+	}
+	return h[i].id < h[j].id
+}
+func (h deadlineHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].pos, h[j].pos = i, j
+}
+func (h *deadlineHeap) Push(x any) {
+	s := x.(*session)
+	s.pos = len(*h)
+	*h = append(*h, s)
+}
+func (h *deadlineHeap) Pop() any {
+	old := *h
+	s := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	s.pos = -1
+	return s
+}
