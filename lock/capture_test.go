@@ -194,4 +194,3 @@ func TestCaptureEncodeConcurrentWithApply(t *testing.T) {
 	default:
 	}
 }
-

@@ -31,7 +31,11 @@ type simChecker struct {
 	clock    int64
 	term     uint64 // term of the last clocked command
 	sessions map[uint64]*chkSession
-	locks    map[string]*chkQueue
+	// realBound: a session may not expire before this simulated time (µs):
+	// the send time of its last acknowledged renewal (or open) plus its
+	// TTL at the fastest clock rate, whatever the leaders' wall clocks say.
+	realBound map[uint64]int64
+	locks     map[string]*chkQueue
 	elects   map[string]*chkQueue
 }
 
@@ -58,8 +62,9 @@ func newSimChecker(s *sim) *simChecker {
 		ref:      lock.New(),
 		leaders:  map[uint64]uint64{},
 		pending:  map[uint64][]simAck{},
-		sessions: map[uint64]*chkSession{},
-		locks:    map[string]*chkQueue{},
+		sessions:  map[uint64]*chkSession{},
+		realBound: map[uint64]int64{},
+		locks:     map[string]*chkQueue{},
 		elects:   map[string]*chkQueue{},
 	}
 }
@@ -82,6 +87,18 @@ func hashBytes(b []byte) uint64 {
 	h := fnv.New64a()
 	h.Write(b)
 	return h.Sum64()
+}
+
+// renewed records that a renewal (or the open) of session id, sent at
+// simulated time sent (µs), was acknowledged: the cluster may not expire
+// the session before sent + ttl (µs) as the fastest node's monotonic clock
+// measures it. A leader measures a TTL from a stamp it takes after the
+// request was sent, on its monotonic clock; a new leader first extends
+// every session by a whole TTL from its own first stamp. Wall clock steps
+// must change nothing of it.
+func (c *simChecker) renewed(id uint64, sent, ttl int64) {
+	bound := sent + ttl*1_000_000/simMaxRatePPM
+	c.realBound[id] = max(c.realBound[id], bound)
 }
 
 // leads records that node id leads term t, and fails the run if another
@@ -224,6 +241,12 @@ func (c *simChecker) events(idx uint64, cmd *lock.Command, evs []lock.Event) {
 					ev.Session, idx, c.clock, time.Duration(cs.bound-c.clock), cs.bound)
 				return
 			}
+			if b, ok := c.realBound[ev.Session]; ok && s.now < b {
+				s.fail("session-expiry-real-time", "session %d expired at entry %d at simulated time %.6fs, %v before the send time of its last acknowledged renewal + its TTL at the fastest clock rate",
+					ev.Session, idx, float64(s.now)/float64(simSec), time.Duration(b-s.now)*time.Microsecond)
+				return
+			}
+			delete(c.realBound, ev.Session)
 			if slices.Contains(granted, ev.Session) {
 				s.fail("grant-to-dying", "entry %d granted a lock or an election to session %d and expired it", idx, ev.Session)
 				return

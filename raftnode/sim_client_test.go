@@ -348,8 +348,12 @@ func (c *simClient) act() {
 
 func (c *simClient) openSession() {
 	ttl := c.host.ttl
+	sent := c.s.now
 	c.propose(&lock.Command{Op: lock.OpOpenSession, TTL: ttl * 1000, Owner: fmt.Sprintf("client-%d", c.id)}, simOpTimeout,
 		func(res lock.Result, _ uint64, out simOutcome, _ int) {
+			if out == outOK && res.Code == lock.CodeOK {
+				c.s.chk.renewed(res.Session, sent, ttl)
+			}
 			if out == outOK && res.Code == lock.CodeOK && !c.dead {
 				c.sess, c.ttl = res.Session, ttl
 				c.held, c.stale, c.lead, c.old = [simLocks]uint64{}, [simLocks]uint64{}, [simElections]uint64{}, [simElections]uint64{}
@@ -410,9 +414,15 @@ func (h *simHost) keepAlive() {
 		return
 	}
 	h.busy = true
+	sent := s.now
 	h.ka.propose(&lock.Command{Op: lock.OpKeepAlive, Sessions: ids}, min(simOpTimeout, period),
 		func(res lock.Result, _ uint64, out simOutcome, _ int) {
 			h.busy = false
+			for _, id := range ids {
+				if out == outOK && !slices.Contains(res.Missing, id) {
+					s.chk.renewed(id, sent, h.ttl)
+				}
+			}
 			for i, id := range ids {
 				c, op := owners[i], ops[i]
 				if c.epoch != epochs[i] {

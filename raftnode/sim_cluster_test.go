@@ -32,6 +32,8 @@ const (
 	simElection           = simTick * simElectionTick
 	// simEpoch is the wall clock of time 0 (Unix ns).
 	simEpoch int64 = 1_800_000_000 * 1_000_000_000
+	// simMaxRatePPM is the fastest clock rate of a node (+10 %).
+	simMaxRatePPM = 1_100_000
 )
 
 type simOptions struct {
@@ -274,7 +276,7 @@ func newSim(opt simOptions) *sim {
 		sn := &simNode{
 			idx: i, id: id,
 			offset:  int64(s.rng.IntN(600)-300) * 1_000_000,
-			ratePPM: int64(900_000 + s.rng.IntN(200_001)),
+			ratePPM: int64(2*1_000_000 - simMaxRatePPM + s.rng.IntN(2*(simMaxRatePPM-1_000_000)+1)),
 		}
 		sn.period = simTick * 1_000_000 / sn.ratePPM
 		sn.disk = &memDisk{s: s, sn: sn, meta: meta}
@@ -1187,6 +1189,17 @@ func (s *sim) nemesis() {
 		}
 		s.fault("client-host-crash", uint64(h.id))
 		h.crash()
+	case r < 97: // the wall clock of a node (preferably the leader) steps an hour
+		sn := pick(s.rng.IntN(4) != 0)
+		if sn == nil {
+			return
+		}
+		step := int64(time.Hour)
+		if s.rng.IntN(2) == 0 {
+			step = -step
+		}
+		sn.offset += step
+		s.fault("clock-step", sn.id, uint64(step))
 	default: // quiet
 		s.note("quiet")
 	}
