@@ -35,7 +35,7 @@ func (c *leaderClock) at(mono time.Duration) int64 {
 // now is the leader's clock for the command being proposed. A node that
 // has never led (it proposes no clocked command) answers its wall clock.
 func (n *Node) now() int64 {
-	if !n.clock.set {
+	if !n.clock.set || mutated(leaderStampsWallClock) {
 		return n.cfg.Now().UnixNano()
 	}
 	return n.clock.at(n.cfg.Monotonic())

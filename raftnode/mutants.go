@@ -33,6 +33,10 @@ const (
 	// Entries counted committed can vanish, and their indexes (fencing
 	// tokens, session IDs) are used again.
 	tokenReusedAfterRestart
+	// leaderStampsWallClock (now): the leader stamps its wall clock into
+	// commands, so a step of that clock while it leads moves the state's
+	// clock: a forward step expires every session at once.
+	leaderStampsWallClock
 )
 
 // mutantForgetUncommitted is the tokenReusedAfterRestart mutant: it drops

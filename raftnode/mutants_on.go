@@ -17,6 +17,7 @@ var mutantNames = map[string]mutant{
 	"AnswerBeforeCommit":           answerBeforeCommit,
 	"FollowerReadWithoutReadIndex": followerReadWithoutReadIndex,
 	"TokenReusedAfterRestart":      tokenReusedAfterRestart,
+	"LeaderStampsWallClock":        leaderStampsWallClock,
 }
 
 var activeMutants atomic.Uint64
