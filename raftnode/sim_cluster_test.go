@@ -69,6 +69,7 @@ type simStats struct {
 	// written.
 	snapStarted, snapAwaited, snapLostEarly, snapOrphaned int
 	ops, opsUnknown, opsDropped, reads                    int
+	readIndexRounds, readIndexRetries                     uint64 // sent by the nodes
 	committed                                             uint64
 	grants, expiries, elected, leaderTerms                int
 	faults                                                map[string]int
@@ -337,6 +338,12 @@ func runSim(opt simOptions) (res simResult) {
 		s.countOps()
 		res = simResult{hash: s.trace, failure: s.failure, stats: s.stats}
 		res.stats.committed = uint64(len(s.chk.clog))
+		for _, sn := range s.nodes {
+			if sn.n != nil {
+				s.countReads(sn)
+			}
+		}
+		res.stats.readIndexRounds, res.stats.readIndexRetries = s.stats.readIndexRounds, s.stats.readIndexRetries
 	}()
 	s.start()
 	for s.stats.steps < opt.steps && s.failure == nil && len(s.events) > 0 {
@@ -588,6 +595,7 @@ func (s *sim) enqueue(sn *simNode, in simInput) {
 
 func (s *sim) crash(sn *simNode) {
 	s.note("crash", sn.id)
+	s.countReads(sn)
 	sn.n = nil
 	sn.inc++
 	sn.inbox = nil
@@ -613,6 +621,14 @@ func (s *sim) crash(sn *simNode) {
 			s.endWait(w, false)
 		}
 	}
+}
+
+// countReads adds the ReadIndex requests node sn sent (and sent again) to
+// the run's statistics; call it once per incarnation, when it ends.
+func (s *sim) countReads(sn *simNode) {
+	st := sn.n.Status()
+	s.stats.readIndexRounds += st.ReadIndexRounds
+	s.stats.readIndexRetries += st.ReadIndexRetries
 }
 
 // startSnapshot stands in for the goroutine of a node's snapshot job (see
