@@ -36,7 +36,7 @@ type simChecker struct {
 	// TTL at the fastest clock rate, whatever the leaders' wall clocks say.
 	realBound map[uint64]int64
 	locks     map[string]*chkQueue
-	elects   map[string]*chkQueue
+	elects    map[string]*chkQueue
 }
 
 type chkSession struct {
@@ -58,14 +58,14 @@ type simAck struct {
 
 func newSimChecker(s *sim) *simChecker {
 	return &simChecker{
-		s:        s,
-		ref:      lock.New(),
-		leaders:  map[uint64]uint64{},
-		pending:  map[uint64][]simAck{},
+		s:         s,
+		ref:       lock.New(),
+		leaders:   map[uint64]uint64{},
+		pending:   map[uint64][]simAck{},
 		sessions:  map[uint64]*chkSession{},
 		realBound: map[uint64]int64{},
 		locks:     map[string]*chkQueue{},
-		elects:   map[string]*chkQueue{},
+		elects:    map[string]*chkQueue{},
 	}
 }
 
