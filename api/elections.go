@@ -42,9 +42,11 @@ type Election struct {
 	Candidates []Candidate `json:"candidates"`
 }
 
-// ElectionList answers GET /v1/elections?prefix=p, sorted by name.
+// ElectionList answers GET /v1/elections?prefix=p&limit=n&after=name: a page
+// of the elections, sorted by name; Next as in LockList.
 type ElectionList struct {
 	Elections []Election `json:"elections"`
+	Next      string     `json:"next,omitempty"`
 }
 
 // CampaignRequest is the body of POST /v1/elections/{name}/campaign.
@@ -54,6 +56,18 @@ type CampaignRequest struct {
 	// Wait is how long to wait in the queue for leadership; zero tries
 	// once. At most the server's MaxWait.
 	Wait Duration `json:"wait,omitempty"`
+	// KeepQueued keeps the candidacy when the wait runs out or the client
+	// goes away (409 not_leader with "queued": true), as for locks. Only
+	// with a Wait.
+	KeepQueued bool `json:"keep_queued,omitempty"`
+}
+
+// ElectionCancelResponse answers a cancel of a candidacy (200): Left as in
+// CancelResponse; Grant is the session's leadership when it leads (it won
+// the race): the caller resigns it.
+type ElectionCancelResponse struct {
+	Left  bool        `json:"left"`
+	Grant *Leadership `json:"grant"`
 }
 
 // Leadership answers a campaign (and a proclaim): the session leads with

@@ -119,6 +119,9 @@ type Error struct {
 	// Leader is the election's current leader when Code is CodeNotLeader
 	// (absent when nobody leads).
 	Leader *Leader `json:"leader,omitempty"`
+	// Queued is true when the session still waits in the queue: a wait
+	// with keep_queued ran out (CodeLockHeld, CodeNotLeader).
+	Queued bool `json:"queued,omitempty"`
 }
 
 // Errorf returns an *Error with code and a formatted message.

@@ -24,8 +24,23 @@ const (
 	QueryConsistency = "consistency"
 	// ConsistencyStale is the value of QueryConsistency for a stale read.
 	ConsistencyStale = "stale"
-	// QueryPrefix filters GET /v1/locks by name prefix.
+	// QueryPrefix filters GET /v1/locks and GET /v1/elections by name
+	// prefix.
 	QueryPrefix = "prefix"
+	// QueryLimit bounds the number of items of one page of a listing
+	// (1 to MaxListLimit; DefaultListLimit when absent).
+	QueryLimit = "limit"
+	// QueryAfter resumes a listing after this name: the Next of the
+	// previous page.
+	QueryAfter = "after"
+)
+
+// Sizes of the pages of listings (GET /v1/locks, GET /v1/elections).
+const (
+	// DefaultListLimit is the page size of a listing without ?limit=.
+	DefaultListLimit = 1000
+	// MaxListLimit is the largest ?limit= of a listing.
+	MaxListLimit = 10000
 )
 
 // Limits enforced by the server.
@@ -173,6 +188,9 @@ const KeepAlivePath = "/v1/sessions/keepalive"
 // SessionPath returns the URL path of session id, "/v1/sessions/<id>".
 func SessionPath(id SessionID) string { return "/v1/sessions/" + id.String() }
 
+// MaxRequestIDLen is the longest client request ID, in bytes.
+const MaxRequestIDLen = 64
+
 // CreateSessionRequest is the body of POST /v1/sessions.
 type CreateSessionRequest struct {
 	// TTL is the session's time to live, renewed by each keep-alive.
@@ -181,6 +199,12 @@ type CreateSessionRequest struct {
 	// Owner is a free-form label (at most MaxOwnerLen bytes) shown to
 	// others, e.g. "host-a/pid-42".
 	Owner string `json:"owner,omitempty"`
+	// RequestID makes opening a session safe to retry: a request with the
+	// RequestID of one that opened a session that still exists answers
+	// that session (201, same ID) instead of opening another. Choose a new
+	// random one per session (the Go SDK sends 32 hex digits); at most
+	// MaxRequestIDLen bytes of printable ASCII. Optional.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // SessionResponse answers POST /v1/sessions (201) and
@@ -249,6 +273,28 @@ type AcquireRequest struct {
 	TTL Duration `json:"ttl,omitempty"`
 	// Owner labels the ephemeral session (only with TTL).
 	Owner string `json:"owner,omitempty"`
+	// KeepQueued keeps the session's place in the queue when the wait
+	// runs out or the client goes away: the answer is then 409 lock_held
+	// with "queued": true, and a later acquire by the session (which keeps
+	// its place) or a cancel settles it. Only with Session and a Wait.
+	KeepQueued bool `json:"keep_queued,omitempty"`
+}
+
+// CancelRequest is the body of POST /v1/locks/{name}/cancel and
+// POST /v1/elections/{name}/cancel: take Session out of the queue.
+type CancelRequest struct {
+	Session SessionID `json:"session"`
+}
+
+// CancelResponse answers a cancel of a lock (200). Left is true when the
+// session was taken out of the queue by this request. Grant is the lock's
+// grant when the session holds it (the grant won the race with the
+// cancel, or an earlier attempt): it is the caller's to release. A session
+// that was neither queued nor holding gets {"left":false,"grant":null}: a
+// retried cancel is safe.
+type CancelResponse struct {
+	Left  bool       `json:"left"`
+	Grant *LockGrant `json:"grant"`
 }
 
 // LockGrant answers a successful acquire and release: the lock, the session
@@ -292,10 +338,12 @@ type Lock struct {
 	Waiters []Waiter `json:"waiters"`
 }
 
-// LockList answers GET /v1/locks?prefix=p: the locks that are held or have
-// waiters, sorted by name. Never null.
+// LockList answers GET /v1/locks?prefix=p&limit=n&after=name: a page of the
+// locks that are held or have waiters, sorted by name. Locks is never null.
+// Next is set when more locks follow: pass it as ?after= for the next page.
 type LockList struct {
 	Locks []Lock `json:"locks"`
+	Next  string `json:"next,omitempty"`
 }
 
 // Member is one member of the cluster.

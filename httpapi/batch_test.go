@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -267,29 +266,3 @@ func (g *gatedNode) Propose(ctx context.Context, cmd *lock.Command) (lock.Result
 	return g.fakeNode.Propose(ctx, cmd)
 }
 
-func TestAppendBatchResponseIsJSONMarshal(t *testing.T) {
-	grant := func(name string, session api.SessionID, token uint64) *api.LockGrant {
-		return &api.LockGrant{Name: name, Session: session, Token: token}
-	}
-	cases := [][]api.BatchResult{
-		{},
-		{{Status: 200, Grant: grant("a", 1, 2)}},
-		{{Status: 200, Grant: grant("jobs/nightly:x_y-z.1", 18446744073709551615, 18446744073709551615)}, {Status: 409, Error: &api.Error{Code: api.CodeLockHeld, Message: "held \"x\" <&>", Holder: &api.Holder{Session: 3, Owner: "o", Token: 4}}}},
-		{{Status: 503, Error: &api.Error{Code: api.CodeTimeout, Message: "unknown"}}, {Status: 200, Grant: grant("b", 5, 6)}},
-		// Not what the server makes; encoded by encoding/json.
-		{{Status: 200, Grant: grant("needs \"escaping\"", 1, 2)}},
-		{{Status: 200}},
-	}
-	for _, results := range cases {
-		want, err := json.Marshal(api.BatchResponse{Results: results})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(results) == 0 {
-			want = []byte(`{"results":[]}`) // the server never answers an empty batch
-		}
-		if got := appendBatchResponse(nil, results); !bytes.Equal(got, want) {
-			t.Errorf("appendBatchResponse:\n got %s\nwant %s", got, want)
-		}
-	}
-}

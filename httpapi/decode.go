@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
-	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
 
 	"github.com/raftlock/raftlock/api"
@@ -39,16 +43,15 @@ func readBody(c echo.Context) ([]byte, error) {
 	return b, nil
 }
 
-// decodeBody reads the body and decodes it strictly into v: unknown fields,
-// wrong types and trailing data are errors. An empty body is an error when
-// required, and leaves v as it is otherwise.
+// decodeBody reads the body and decodes it strictly into v: an unknown or
+// repeated field, a field in another case, a wrong type, invalid UTF-8 and
+// trailing data are errors (400 invalid_argument with a message that names
+// the field in the API's words). An empty body is an error when required,
+// and leaves v as it is otherwise.
 func decodeBody(c echo.Context, v any, required bool, example string) error {
 	b, err := readBody(c)
 	if err != nil {
 		return err
-	}
-	if decodeFast(b, v) {
-		return nil
 	}
 	return decodeStrict(b, v, required, example)
 }
@@ -61,17 +64,111 @@ func decodeStrict(b []byte, v any, required bool, example string) error {
 		}
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return api.Errorf(api.CodeInvalidArgument, "invalid JSON body: %s (expected e.g. %s)", strings.TrimPrefix(err.Error(), "json: "), example)
-	}
-	// Only white space may follow the value (InputOffset is where the
-	// decoder stopped in b).
-	if len(bytes.TrimSpace(b[dec.InputOffset():])) != 0 {
-		return api.Errorf(api.CodeInvalidArgument, "invalid JSON body: trailing data after the JSON object")
+	if err := jsonv2.Unmarshal(b, v, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return api.Errorf(api.CodeInvalidArgument, "invalid JSON body: %s (expected e.g. %s)", describeJSONError(err), example)
 	}
 	return nil
+}
+
+// describeJSONError says what is wrong with a body in the API's words: the
+// field by its path (ops[2].token), what was expected and what was found,
+// never a Go type name.
+func describeJSONError(err error) string {
+	var sy *jsontext.SyntacticError
+	if errors.As(err, &sy) {
+		switch {
+		case errors.Is(sy.Err, jsontext.ErrDuplicateName):
+			return fmt.Sprintf("field %q appears more than once", fieldPath(sy.JSONPointer))
+		case strings.Contains(sy.Err.Error(), "after top-level value"):
+			return "trailing data after the JSON object"
+		}
+		return fmt.Sprintf("not valid JSON at byte %d: %v", sy.ByteOffset, sy.Err)
+	}
+	var se *jsonv2.SemanticError
+	if !errors.As(err, &se) {
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	field := fieldPath(se.JSONPointer)
+	switch {
+	case errors.Is(se.Err, jsonv2.ErrUnknownName):
+		name := se.JSONPointer.LastToken()
+		if parent := fieldPath(se.JSONPointer.Parent()); parent != "" {
+			return fmt.Sprintf("%s: unknown field %q", parent, name)
+		}
+		return fmt.Sprintf("unknown field %q", name)
+	case field == "":
+		return fmt.Sprintf("the body must be a JSON object, not %s", jsonKind(se.JSONKind))
+	case se.Err != nil && se.GoType != nil && reflect.PointerTo(se.GoType).Implements(jsonUnmarshaler):
+		// The API's own types (session IDs, durations) say what they want.
+		return fmt.Sprintf("%s: %v", field, se.Err)
+	case se.JSONKind == '0' && se.GoType != nil && isInteger(se.GoType.Kind()):
+		return fmt.Sprintf("%s: %s is not an integer between 0 and %d", field, se.JSONValue, uint64(math.MaxUint64))
+	case se.GoType != nil:
+		return fmt.Sprintf("%s: expected %s, found %s", field, jsonWant(se.GoType.Kind()), jsonKind(se.JSONKind))
+	}
+	return fmt.Sprintf("%s: %v", field, se.Err)
+}
+
+var jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// fieldPath turns a JSON pointer (/ops/2/token) into the API's path of a
+// field (ops[2].token).
+func fieldPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.ParseUint(tok, 10, 64); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+func isInteger(k reflect.Kind) bool {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
+}
+
+// jsonWant names the JSON a field of Go kind k takes.
+func jsonWant(k reflect.Kind) string {
+	switch {
+	case isInteger(k):
+		return "an integer (a JSON number)"
+	case k == reflect.String:
+		return "a string"
+	case k == reflect.Bool:
+		return "true or false"
+	case k == reflect.Slice, k == reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
+// jsonKind names a JSON value's kind.
+func jsonKind(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "another value"
 }
 
 // sessionParam parses the :id path parameter.
@@ -100,190 +197,24 @@ func consistency(c echo.Context) (stale bool, err error) {
 	return false, api.Errorf(api.CodeInvalidArgument, "consistency=%q: the only accepted value is %q (leave it out for a linearizable read)", strings.Join(vs, ","), api.ConsistencyStale)
 }
 
-func (s *Server) checkTTL(field string, d api.Duration) error {
-	t := time.Duration(d)
-	if t < s.cfg.MinTTL || t > s.cfg.MaxTTL {
-		return api.Errorf(api.CodeInvalidArgument, "%s %v is out of bounds: it must be between %v and %v", field, t, s.cfg.MinTTL, s.cfg.MaxTTL)
+// listPage parses the ?limit= and ?after= of a listing.
+func listPage(c echo.Context) (limit int, after string, err error) {
+	limit = api.DefaultListLimit
+	if v := c.QueryParam(api.QueryLimit); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n == 0 {
+			return 0, "", api.Errorf(api.CodeInvalidArgument, "limit=%q: give an integer between 1 and %d", v, api.MaxListLimit)
+		}
+		if err := api.ValidateListLimit(n); err != nil {
+			return 0, "", err
+		}
+		limit = n
 	}
-	return nil
-}
-
-func (s *Server) checkWait(d api.Duration) error {
-	t := time.Duration(d)
-	if t < 0 || t > s.cfg.MaxWait {
-		return api.Errorf(api.CodeInvalidArgument, "wait %v is out of bounds: it must be between 0s (try once) and %v", t, s.cfg.MaxWait)
-	}
-	return nil
-}
-
-func checkOwner(owner string) error {
-	if len(owner) > api.MaxOwnerLen {
-		return api.Errorf(api.CodeInvalidArgument, "owner is %d bytes long: at most %d are allowed", len(owner), api.MaxOwnerLen)
-	}
-	return nil
-}
-
-// decodeFast decodes the bodies of acquire, release and batch when they are
-// in the exact compact form the Go SDK sends ({"session":"42","wait":"5m0s"},
-// {"session":"42","token":17}, see fastBatch) without encoding/json, and reports whether
-// it did. Anything else (other spacing, key order or case, escapes,
-// another type) returns false and goes through the strict decoder. It
-// accepts only what the strict decoder accepts, with the same result
-// (TestDecodeFastAgreesWithStrict).
-func decodeFast(b []byte, v any) bool {
-	switch req := v.(type) {
-	case *api.AcquireRequest:
-		id, rest, ok := fastSession(b)
-		if !ok {
-			return false
-		}
-		var wait api.Duration
-		if r, ok := bytes.CutPrefix(rest, []byte(`,"wait":"`)); ok {
-			j := bytes.IndexByte(r, '"')
-			if j < 0 || !plainASCII(r[:j]) {
-				return false
-			}
-			d, err := time.ParseDuration(string(r[:j]))
-			if err != nil {
-				return false
-			}
-			wait, rest = api.Duration(d), r[j+1:]
-		}
-		if string(rest) != "}" {
-			return false
-		}
-		*req = api.AcquireRequest{Session: id, Wait: wait}
-		return true
-	case *api.ReleaseRequest:
-		id, rest, ok := fastSession(b)
-		if !ok {
-			return false
-		}
-		r, ok := bytes.CutPrefix(rest, []byte(`,"token":`))
-		if !ok || len(r) < 2 || r[len(r)-1] != '}' {
-			return false
-		}
-		digits := r[:len(r)-1]
-		if !allDigits(digits) || (len(digits) > 1 && digits[0] == '0') {
-			return false // a JSON number has no leading zero
-		}
-		tok, err := strconv.ParseUint(string(digits), 10, 64)
-		if err != nil {
-			return false
-		}
-		*req = api.ReleaseRequest{Session: id, Token: tok}
-		return true
-	case *api.BatchRequest:
-		return fastBatch(b, req)
-	}
-	return false
-}
-
-// fastBatch decodes a batch in the compact form the Go SDK sends:
-// {"ops":[{"op":"acquire","name":"a","session":"42"},{"op":"release",
-// "name":"b","session":"42","token":17}]}: keys in that order, strings of
-// plain ASCII without escapes, at least one operation.
-func fastBatch(b []byte, req *api.BatchRequest) bool {
-	rest, ok := bytes.CutPrefix(b, []byte(`{"ops":[`))
-	if !ok {
-		return false
-	}
-	var ops []api.BatchOp
-	for {
-		var op api.BatchOp
-		if op.Op, rest, ok = fastString(rest, `{"op":"`); !ok {
-			return false
-		}
-		if op.Name, rest, ok = fastString(rest, `,"name":"`); !ok {
-			return false
-		}
-		var id string
-		if id, rest, ok = fastString(rest, `,"session":"`); !ok || !allDigits([]byte(id)) {
-			return false
-		}
-		sid, err := api.ParseSessionID(id)
-		if err != nil {
-			return false
-		}
-		op.Session = sid
-		if r, ok := bytes.CutPrefix(rest, []byte(`,"token":`)); ok {
-			n := 0
-			for n < len(r) && r[n] >= '0' && r[n] <= '9' {
-				n++
-			}
-			if n == 0 || (n > 1 && r[0] == '0') {
-				return false // a JSON number has no leading zero
-			}
-			tok, err := strconv.ParseUint(string(r[:n]), 10, 64)
-			if err != nil {
-				return false
-			}
-			op.Token, rest = tok, r[n:]
-		}
-		if rest, ok = bytes.CutPrefix(rest, []byte("}")); !ok {
-			return false
-		}
-		ops = append(ops, op)
-		if r, ok := bytes.CutPrefix(rest, []byte(",")); ok {
-			rest = r
-			continue
-		}
-		if string(rest) != "]}" {
-			return false
-		}
-		*req = api.BatchRequest{Ops: ops}
-		return true
-	}
-}
-
-// fastString parses prefix followed by the body of a JSON string of plain
-// ASCII and its closing quote, and returns the body and the rest.
-func fastString(b []byte, prefix string) (string, []byte, bool) {
-	r, ok := bytes.CutPrefix(b, []byte(prefix))
-	if !ok {
-		return "", nil, false
-	}
-	i := bytes.IndexByte(r, '"')
-	if i < 0 || !plainASCII(r[:i]) {
-		return "", nil, false
-	}
-	return string(r[:i]), r[i+1:], true
-}
-
-// fastSession parses the prefix {"session":"<decimal ID>" of b and returns
-// the rest.
-func fastSession(b []byte) (api.SessionID, []byte, bool) {
-	rest, ok := bytes.CutPrefix(b, []byte(`{"session":"`))
-	if !ok {
-		return 0, nil, false
-	}
-	i := bytes.IndexByte(rest, '"')
-	if i <= 0 || !allDigits(rest[:i]) {
-		return 0, nil, false
-	}
-	id, err := api.ParseSessionID(string(rest[:i]))
-	if err != nil {
-		return 0, nil, false
-	}
-	return id, rest[i+1:], true
-}
-
-func allDigits(b []byte) bool {
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
+	after = c.QueryParam(api.QueryAfter)
+	if after != "" {
+		if err := api.ValidateLockName(after); err != nil {
+			return 0, "", api.Errorf(api.CodeInvalidArgument, "after: %v (give the next of the previous page)", err)
 		}
 	}
-	return len(b) > 0
-}
-
-// plainASCII reports whether b is printable ASCII without a backslash or a
-// quote: the body of a JSON string that means itself.
-func plainASCII(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c > 0x7e || c == '\\' || c == '"' {
-			return false
-		}
-	}
-	return true
+	return limit, after, nil
 }

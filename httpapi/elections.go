@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,12 +12,6 @@ import (
 
 	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/lock"
-)
-
-const (
-	exampleCampaign = `{"session":"42","value":"10.0.0.7:8080","wait":"30s"}`
-	exampleProclaim = `{"session":"42","term":17,"value":"10.0.0.7:9090"}`
-	exampleResign   = `{"session":"42","term":17}`
 )
 
 // electionName splits a /v1/elections/* path into the election name and,
@@ -44,13 +37,6 @@ func electionName(c echo.Context, actions ...string) (name, action string, err e
 	return name, action, nil
 }
 
-func checkValue(v string) error {
-	if len(v) > api.MaxValueSize {
-		return api.Errorf(api.CodeInvalidArgument, "value is %d bytes long: at most %d are allowed", len(v), api.MaxValueSize)
-	}
-	return nil
-}
-
 func apiLeader(l *lock.Leader) *api.Leader {
 	if l == nil {
 		return nil
@@ -66,7 +52,7 @@ func apiElection(ei lock.ElectionInfo) api.Election {
 	return out
 }
 
-func notLeader(name string, l *lock.Leader, what string) error {
+func notLeader(name string, l *lock.Leader, what string) *api.Error {
 	e := &api.Error{Code: api.CodeNotLeader, Leader: apiLeader(l)}
 	if l != nil {
 		e.Message = fmt.Sprintf("%s: election %q is led by session %d (term %d)", what, name, l.Session, l.Term)
@@ -76,204 +62,126 @@ func notLeader(name string, l *lock.Leader, what string) error {
 	return e
 }
 
-// electionAction: POST /v1/elections/{name}/campaign, /proclaim, /resign.
+// electionAction: POST /v1/elections/{name}/campaign, /proclaim, /resign
+// and /cancel.
 func (s *Server) electionAction(c echo.Context) error {
-	name, action, err := electionName(c, "campaign", "proclaim", "resign")
+	name, action, err := electionName(c, "campaign", "proclaim", "resign", "cancel")
 	if err != nil && action == "" {
+		return err
+	}
+	if action == "" {
+		c.Response().Header().Set(echo.HeaderAllow, http.MethodGet)
+		return api.Errorf(api.CodeMethodNotAllowed, "method POST is not allowed on %s: POST to /v1/elections/{name}/campaign, /proclaim, /resign or /cancel", c.Request().URL.Path)
+	}
+	if err != nil {
 		return err
 	}
 	switch action {
 	case "campaign":
-		if err != nil {
-			return err
-		}
 		return s.campaign(c, name)
 	case "proclaim":
-		if err != nil {
-			return err
-		}
 		return s.proclaim(c, name)
 	case "resign":
-		if err != nil {
-			return err
-		}
 		return s.resign(c, name)
 	}
-	c.Response().Header().Set(echo.HeaderAllow, http.MethodGet)
-	return api.Errorf(api.CodeMethodNotAllowed, "method POST is not allowed on %s: POST to /v1/elections/{name}/campaign, /proclaim or /resign", c.Request().URL.Path)
+	return s.cancelQueue(c, &electionQueue, name, func(left bool, held stake) error {
+		out := api.ElectionCancelResponse{Left: left}
+		if held.grant != nil {
+			out.Grant = held.leadership
+		}
+		return writeJSON(c, http.StatusOK, out)
+	})
 }
 
 // campaign serves POST /v1/elections/{name}/campaign: 200 api.Leadership
 // once the session leads; 409 not_leader with the current leader when it
 // did not wait, or its wait ran out (then it has left the queue, unless it
-// won leadership in that race: then 200). A campaign by the leader answers its
-// term and, like etcd's Campaign, proclaims its value if it differs; a
-// campaign by a queued candidate keeps its place (and, if it waits, takes
-// its value). A client that goes away while queued is
-// withdrawn from the queue, never resigned (as for locks: its session may
-// have retried elsewhere; a session whose client is gone ends with its TTL).
+// won leadership in that race: then 200; with keep_queued it keeps its
+// place and the answer says "queued": true). A campaign by the leader
+// answers its term and, like etcd's Campaign, proclaims its value if it
+// differs; a campaign by a queued candidate keeps its place (and, if it
+// waits, takes its value). A client that goes away while queued is
+// withdrawn from the queue (unless keep_queued), never resigned (as for
+// locks: its session may have retried elsewhere; a session whose client is
+// gone ends with its TTL). The wait itself is the wait path's (awaitGrant).
 func (s *Server) campaign(c echo.Context, name string) error {
 	var req api.CampaignRequest
-	if err := decodeBody(c, &req, true, exampleCampaign); err != nil {
+	if err := decodeBody(c, &req, true, api.ExampleCampaign); err != nil {
 		return err
 	}
-	if req.Session == 0 {
-		return api.Errorf(api.CodeInvalidArgument, "session is required, e.g. %s", exampleCampaign)
-	}
-	if err := checkValue(req.Value); err != nil {
-		return err
-	}
-	if err := s.checkWait(req.Wait); err != nil {
+	if err := req.Validate(s.limits()); err != nil {
 		return err
 	}
 	wait := time.Duration(req.Wait)
 	start := time.Now()
 	sid := uint64(req.Session)
 	ctx, cancel := s.writeCtx(c)
-	res, idx, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpCampaign, Session: sid, Name: name, Value: req.Value, Wait: wait > 0})
+	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpCampaign, Session: sid, Name: name, Value: req.Value, Wait: wait > 0})
 	cancel()
 	if err != nil {
 		return s.proposeFailed(c, err, wait)
 	}
-	leading := func(term uint64, value string) error {
-		return writeJSON(c, http.StatusOK, api.Leadership{Name: name, Session: req.Session, Value: value, Term: term})
-	}
 	switch res.Code {
 	case lock.CodeOK:
-		value := req.Value
-		if res.Leader != nil {
-			value = res.Leader.Value
-		}
-		return leading(res.Token, value)
+		return electionStake(name, sid, res.Leader).grant(c)
 	case lock.CodeQueued:
+		return s.awaitGrant(c, queueWait{kind: &electionQueue, name: name, session: sid, wait: wait, start: start, keep: req.KeepQueued})
 	case lock.CodeNotLeader:
 		return notLeader(name, res.Leader, "not leading")
 	case lock.CodeSessionNotFound:
 		return sessionNotFound(req.Session)
-	default:
-		return api.Errorf(api.CodeInvalidArgument, "session %d cannot campaign in %q (an ephemeral session is bound to its one lock)", sid, name)
 	}
+	return api.Errorf(api.CodeInvalidArgument, "session %d cannot campaign in %q (an ephemeral session is bound to its one lock)", sid, name)
+}
 
-	withdraw := func(ctx context.Context) (lock.Result, error) {
-		r, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpResign, Session: sid, Name: name})
-		return r, err
-	}
-	// clientGone withdraws the candidacy of a client that went away.
-	clientGone := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-		defer cancel()
-		if _, err := withdraw(ctx); err != nil {
-			s.log.Warn("withdraw the candidacy of a client that has gone", "election", name, "session", sid, "error", err)
-		}
-		return c.Request().Context().Err()
-	}
-	// giveUp ends a wait that ran out (or a subscription that fell
-	// behind): leave the queue; if leadership won the race, answer it.
-	giveUp := func() error {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), s.cfg.RequestTimeout)
-		defer cancel()
-		r, err := withdraw(ctx)
-		if err != nil {
-			return api.Errorf(api.CodeTimeout, "the wait of %v for election %q ran out, but leaving its queue failed (%v): the session may still be a candidate and may yet lead; retrying the same campaign is safe and tells", wait, name, err)
-		}
-		if r.Code == lock.CodeSessionNotFound {
-			return sessionNotFound(req.Session)
-		}
-		if r.Token > 0 {
-			var value string
-			_ = s.node.Read(ctx, true, func(m *lock.Machine) {
-				if ei, ok := m.Election(name); ok && ei.Leader != nil {
-					value = ei.Leader.Value
-				}
-			})
-			return leading(r.Token, value)
-		}
-		var leader *lock.Leader
-		_ = s.node.Read(ctx, true, func(m *lock.Machine) {
-			if ei, ok := m.Election(name); ok {
-				leader = ei.Leader
-			}
-		})
-		return notLeader(name, leader, "the wait of "+wait.String()+" ran out and the session left the queue")
-	}
-
-	// Queued. Subscribe only now (most campaigns lead at once or are
-	// refused): ReadWatch reads this node's state, which already holds the
-	// entry that queued the session, and delivers every event after exactly
-	// that state. What happened in between is in the state.
-	var (
-		term           uint64
-		value          string
-		gone, dequeued bool
-	)
-	ctx, cancel = s.writeCtx(c)
-	events, unsubscribe, err := s.node.ReadWatch(ctx, true, func(m *lock.Machine) {
-		if _, ok := m.Session(sid); !ok {
-			gone = true
-			return
-		}
+// electionQueue is the queue of an election for the wait path.
+var electionQueue = queueKind{
+	kind: lock.KindElection,
+	join: "campaign",
+	look: func(m *lock.Machine, name string, session uint64) stake {
 		ei, _ := m.Election(name)
-		if ei.Leader != nil && ei.Leader.Session == sid {
-			term, value = ei.Leader.Term, ei.Leader.Value
-			return
+		st := electionStake(name, session, ei.Leader)
+		_, alive := m.Session(session)
+		st.gone = !alive
+		st.queued = slices.ContainsFunc(ei.Candidates, func(cd lock.Candidate) bool { return cd.Session == session })
+		return st
+	},
+	leave: func(name string, session uint64) *lock.Command {
+		// A resign with term 0 withdraws a candidacy.
+		return &lock.Command{Op: lock.OpResign, Session: session, Name: name}
+	},
+	cancelled: func(res lock.Result, name string, session uint64) (bool, stake) {
+		var st stake
+		if res.Token != 0 {
+			st = electionStake(name, session, res.Leader)
 		}
-		dequeued = !slices.ContainsFunc(ei.Candidates, func(c lock.Candidate) bool { return c.Session == sid })
-	}, subscribeBuf)
-	cancel()
-	if err != nil {
-		if c.Request().Context().Err() != nil {
-			return clientGone()
-		}
-		return giveUp()
-	}
-	defer unsubscribe()
-	switch {
-	case gone:
-		return api.Errorf(api.CodeSessionNotFound, "session %d expired or was closed while it campaigned in %q", sid, name)
-	case term != 0:
-		return leading(term, value)
-	case dequeued:
-		// Taken out of the queue by another request of the same session
-		// (a withdraw): settle it as a wait that ran out.
-		return giveUp()
-	}
+		return leftQueue(res.Events, lock.KindElection, name, session), st
+	},
+}
 
-	timer := time.NewTimer(wait - time.Since(start))
-	defer timer.Stop()
-	for {
-		select {
-		case ev, ok := <-events:
-			if !ok {
-				return giveUp()
-			}
-			if ev.Revision <= idx || ev.Session != sid {
-				continue
-			}
-			switch {
-			case ev.Type == lock.EventElected && ev.Name == name:
-				return leading(ev.Token, ev.Value)
-			case ev.Type == lock.EventSessionExpired, ev.Type == lock.EventSessionClosed:
-				return api.Errorf(api.CodeSessionNotFound, "session %d expired or was closed while it campaigned in %q", sid, name)
-			}
-		case <-timer.C:
-			return giveUp()
-		case <-c.Request().Context().Done():
-			return clientGone()
-		}
+// electionStake is the stake of session in election name led by l.
+func electionStake(name string, session uint64, l *lock.Leader) stake {
+	st := stake{refusal: func(suffix string, queued bool) error {
+		e := notLeader(name, l, "not leading"+suffix)
+		e.Queued = queued
+		return e
+	}}
+	if l != nil && l.Session == session {
+		ld := api.Leadership{Name: name, Session: api.SessionID(session), Value: l.Value, Term: l.Term}
+		st.leadership = &ld
+		st.grant = func(c echo.Context) error { return writeJSON(c, http.StatusOK, ld) }
 	}
+	return st
 }
 
 // proclaim serves POST /v1/elections/{name}/proclaim: the leader with term
 // changes its value. 409 not_leader otherwise (nothing changes).
 func (s *Server) proclaim(c echo.Context, name string) error {
 	var req api.ProclaimRequest
-	if err := decodeBody(c, &req, true, exampleProclaim); err != nil {
+	if err := decodeBody(c, &req, true, api.ExampleProclaim); err != nil {
 		return err
 	}
-	if req.Session == 0 || req.Term == 0 {
-		return api.Errorf(api.CodeInvalidArgument, "session and term (> 0, from the campaign) are required, e.g. %s", exampleProclaim)
-	}
-	if err := checkValue(req.Value); err != nil {
+	if err := req.Validate(); err != nil {
 		return err
 	}
 	ctx, cancel := s.writeCtx(c)
@@ -293,11 +201,11 @@ func (s *Server) proclaim(c echo.Context, name string) error {
 // (nothing changes: a retried resign that already happened answers it too).
 func (s *Server) resign(c echo.Context, name string) error {
 	var req api.ResignRequest
-	if err := decodeBody(c, &req, true, exampleResign); err != nil {
+	if err := decodeBody(c, &req, true, api.ExampleResign); err != nil {
 		return err
 	}
-	if req.Session == 0 || req.Term == 0 {
-		return api.Errorf(api.CodeInvalidArgument, "session and term (> 0, from the campaign) are required, e.g. %s", exampleResign)
+	if err := req.Validate(); err != nil {
+		return err
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
@@ -306,13 +214,8 @@ func (s *Server) resign(c echo.Context, name string) error {
 		return s.proposeFailed(c, err, 0)
 	}
 	if res.Code != lock.CodeOK {
-		var leader *lock.Leader
-		_ = s.node.Read(ctx, true, func(m *lock.Machine) {
-			if ei, ok := m.Election(name); ok {
-				leader = ei.Leader
-			}
-		})
-		return notLeader(name, leader, fmt.Sprintf("session %s does not lead with term %d", req.Session, req.Term))
+		// The refusal names the current leader (lock.OpResign's result).
+		return notLeader(name, res.Leader, fmt.Sprintf("session %s does not lead with term %d", req.Session, req.Term))
 	}
 	return writeJSON(c, http.StatusOK, api.Leadership{Name: name, Session: req.Session, Term: req.Term})
 }
@@ -337,19 +240,30 @@ func (s *Server) getElection(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, out)
 }
 
-// listElections: GET /v1/elections?prefix=p → 200 api.ElectionList.
+// listElections: GET /v1/elections?prefix=p&limit=n&after=name → 200
+// api.ElectionList, paged as listLocks.
 func (s *Server) listElections(c echo.Context) error {
 	prefix := c.QueryParam(api.QueryPrefix)
 	if err := api.ValidateLockPrefix(prefix); err != nil {
 		return api.Errorf(api.CodeInvalidArgument, "%v", err)
 	}
-	out := api.ElectionList{Elections: []api.Election{}}
-	if err := s.read(c, func(m *lock.Machine) {
-		for _, ei := range m.Elections(prefix) {
-			out.Elections = append(out.Elections, apiElection(ei))
-		}
-	}); err != nil {
+	limit, after, err := listPage(c)
+	if err != nil {
 		return err
+	}
+	var (
+		infos []lock.ElectionInfo
+		more  bool
+	)
+	if err := s.read(c, func(m *lock.Machine) { infos, more = m.ListElections(prefix, after, limit) }); err != nil {
+		return err
+	}
+	out := api.ElectionList{Elections: make([]api.Election, 0, len(infos))}
+	for _, ei := range infos {
+		out.Elections = append(out.Elections, apiElection(ei))
+	}
+	if more {
+		out.Next = infos[len(infos)-1].Name
 	}
 	return writeJSON(c, http.StatusOK, out)
 }

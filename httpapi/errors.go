@@ -92,7 +92,7 @@ func (s *Server) classify(err error, c echo.Context) (int, api.Error) {
 		out := api.Error{Code: row.code, Message: row.message}
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code == row.code {
-			out.Holder, out.Leader = ae.Holder, ae.Leader
+			out.Holder, out.Leader, out.Queued = ae.Holder, ae.Leader, ae.Queued
 			if ae.Message != "" {
 				out.Message = ae.Message
 			}

@@ -55,8 +55,8 @@ func TestMalformedRequests(t *testing.T) {
 		{"POST", "/v1/sessions", `{"ttl":"10s","owner":"` + long + `"}`, 400, inv, "at most 256"},
 		{"POST", "/v1/sessions", `{}`, 400, inv, "ttl is required"},
 		{"POST", "/v1/sessions", `null`, 400, inv, "ttl is required"},
-		{"POST", "/v1/sessions", `[]`, 400, inv, "cannot unmarshal array"},
-		{"POST", "/v1/sessions", `"10s"`, 400, inv, "cannot unmarshal string"},
+		{"POST", "/v1/sessions", `[]`, 400, inv, "must be a JSON object, not an array"},
+		{"POST", "/v1/sessions", `"10s"`, 400, inv, "must be a JSON object, not a string"},
 		{"POST", "/v1/sessions", huge, 413, big, "exceeds"},
 		// Session IDs in paths, and bodies where none is needed.
 		{"POST", "/v1/sessions/abc/keepalive", "", 400, inv, "session id"},

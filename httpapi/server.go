@@ -161,6 +161,11 @@ func writeJSON(c echo.Context, status int, v any) error {
 	return c.JSONBlob(status, b)
 }
 
+// limits are the server's bounds on the durations of requests.
+func (s *Server) limits() api.Limits {
+	return api.Limits{MinTTL: s.cfg.MinTTL, MaxTTL: s.cfg.MaxTTL, MaxWait: s.cfg.MaxWait}
+}
+
 // writeCtx returns a context for one proposal or linearizable read of the
 // request: the request's context bounded by RequestTimeout.
 func (s *Server) writeCtx(c echo.Context) (context.Context, context.CancelFunc) {

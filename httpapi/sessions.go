@@ -11,31 +11,24 @@ import (
 	"github.com/raftlock/raftlock/lock"
 )
 
-const (
-	exampleSession = `{"ttl":"10s","owner":"host-a"}`
-	exampleNone    = `no body, or {}`
-	// exampleKeepAlive is the body of a batched keep-alive.
-	exampleKeepAlive = `{"ids":["12","14"]}`
-)
+// exampleNone is the body of requests that take none.
+const exampleNone = `no body, or {}`
 
-// createSession: POST /v1/sessions {"ttl","owner"} → 201 api.SessionResponse.
+// createSession: POST /v1/sessions {"ttl","owner","request_id"} → 201
+// api.SessionResponse. A request_id of a request that opened a session
+// that still lives answers that session (a retry): opening is safe to
+// retry with one.
 func (s *Server) createSession(c echo.Context) error {
 	var req api.CreateSessionRequest
-	if err := decodeBody(c, &req, true, exampleSession); err != nil {
+	if err := decodeBody(c, &req, true, api.ExampleCreateSession); err != nil {
 		return err
 	}
-	if req.TTL == 0 {
-		return api.Errorf(api.CodeInvalidArgument, "ttl is required: a Go duration between %v and %v, e.g. %s", s.cfg.MinTTL, s.cfg.MaxTTL, exampleSession)
-	}
-	if err := s.checkTTL("ttl", req.TTL); err != nil {
-		return err
-	}
-	if err := checkOwner(req.Owner); err != nil {
+	if err := req.Validate(s.limits()); err != nil {
 		return err
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpOpenSession, TTL: int64(req.TTL), Owner: req.Owner})
+	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpOpenSession, TTL: int64(req.TTL), Owner: req.Owner, RequestID: req.RequestID})
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
 	}
@@ -75,13 +68,20 @@ func (s *Server) keepAlive(c echo.Context) error {
 	}
 	// The TTL is not in the keep-alive's result: read it from the local
 	// state, which includes the keep-alive just applied on this node.
-	var ttl int64
+	var (
+		ttl   int64
+		found bool
+	)
 	if err := s.node.Read(ctx, true, func(m *lock.Machine) {
-		if si, ok := m.Session(uint64(id)); ok {
+		var si lock.SessionInfo
+		if si, found = m.Session(uint64(id)); found {
 			ttl = si.TTL
 		}
 	}); err != nil {
-		s.log.Warn("read the ttl after a keep-alive", "session", uint64(id), "error", err)
+		return api.Errorf(api.CodeTimeout, "the session was renewed, but reading its TTL failed (%v); retrying the same keep-alive is safe", err)
+	}
+	if !found {
+		return sessionNotFound(id) // closed right after the renewal
 	}
 	return writeJSON(c, http.StatusOK, api.SessionResponse{ID: id, TTL: api.Duration(ttl)})
 }
@@ -93,29 +93,17 @@ func (s *Server) keepAlive(c echo.Context) error {
 // session IDs; anything else is a 400 and proposes nothing.
 func (s *Server) keepAliveBatch(c echo.Context) error {
 	var req api.KeepAliveRequest
-	if err := decodeBody(c, &req, true, exampleKeepAlive); err != nil {
+	if err := decodeBody(c, &req, true, api.ExampleKeepAlive); err != nil {
 		return err
 	}
-	if len(req.IDs) == 0 {
-		return api.Errorf(api.CodeInvalidArgument, "ids is required: 1 to %d session IDs, e.g. %s", api.MaxKeepAliveIDs, exampleKeepAlive)
-	}
-	if len(req.IDs) > api.MaxKeepAliveIDs {
-		return api.Errorf(api.CodeInvalidArgument, "ids has %d session IDs: at most %d are allowed in one keep-alive", len(req.IDs), api.MaxKeepAliveIDs)
+	if err := req.Validate(); err != nil {
+		return err
 	}
 	ids := make([]uint64, len(req.IDs))
 	for i, id := range req.IDs {
-		if id == 0 {
-			// null in the array: SessionID leaves it zero.
-			return api.Errorf(api.CodeInvalidArgument, "ids[%d] is not a session ID: each must be a decimal string such as \"12\"", i)
-		}
 		ids[i] = uint64(id)
 	}
 	slices.Sort(ids)
-	for i := 1; i < len(ids); i++ {
-		if ids[i] == ids[i-1] {
-			return api.Errorf(api.CodeInvalidArgument, "session %d appears more than once in ids: give each ID once", ids[i])
-		}
-	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
 	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpKeepAlive, Sessions: ids})
@@ -253,7 +241,7 @@ func resultError(res lock.Result, name string, session uint64) error {
 	return api.Errorf(api.CodeInternal, "unexpected result %v", res.Code)
 }
 
-func lockHeld(name string, h *lock.Holder, suffix string) error {
+func lockHeld(name string, h *lock.Holder, suffix string) *api.Error {
 	e := &api.Error{Code: api.CodeLockHeld}
 	if h != nil {
 		e.Holder = apiHolder(h)

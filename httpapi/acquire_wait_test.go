@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
@@ -10,59 +9,64 @@ import (
 	"github.com/raftlock/raftlock/lock"
 )
 
-// watchCountingNode wraps a fakeNode: it counts subscriptions, and can run
-// a hook (under the node's lock) just before ReadWatch reads the state.
-type watchCountingNode struct {
+// waitCountingNode wraps a fakeNode: it counts the waits for a place
+// (Await, and the event subscriptions that no wait may use any more), and
+// runs a hook once (under the node's lock) at the first Await, i.e. between
+// the entry that queued the session and the wait path's first read of the
+// state.
+type waitCountingNode struct {
 	*fakeNode
-	subscriptions atomic.Int64
-	beforeWatch   func(f *fakeNode)
+	waits       atomic.Int64
+	beforeAwait atomic.Pointer[func(f *fakeNode)]
 }
 
-func (w *watchCountingNode) Subscribe(buf int) (<-chan lock.Event, func()) {
-	w.subscriptions.Add(1)
+func (w *waitCountingNode) Subscribe(buf int) (<-chan lock.Event, func()) {
+	w.waits.Add(1)
 	return w.fakeNode.Subscribe(buf)
 }
 
-func (w *watchCountingNode) ReadWatch(ctx context.Context, stale bool, fn func(m *lock.Machine), buf int) (<-chan lock.Event, func(), error) {
-	w.subscriptions.Add(1)
-	if h := w.beforeWatch; h != nil {
-		w.fakeNode.set(h)
+func (w *waitCountingNode) Await(p lock.Place) (<-chan struct{}, func()) {
+	w.waits.Add(1)
+	if h := w.beforeAwait.Swap(nil); h != nil {
+		w.fakeNode.set(*h)
 	}
-	return w.fakeNode.ReadWatch(ctx, stale, fn, buf)
+	return w.fakeNode.Await(p)
 }
 
-func newWatchCountingServer(t *testing.T) (*watchCountingNode, *httptest.Server) {
+func (w *waitCountingNode) hook(h func(f *fakeNode)) { w.beforeAwait.Store(&h) }
+
+func newWaitCountingServer(t *testing.T) (*waitCountingNode, *httptest.Server) {
 	t.Helper()
-	w := &watchCountingNode{fakeNode: newFakeNode()}
+	w := &waitCountingNode{fakeNode: newFakeNode()}
 	return w, serveOver(t, w, nil, nil)
 }
 
-// TestAcquireSubscribesOnlyWhenQueued: a waiting acquire of a free lock is
+// TestAcquireWaitsOnlyWhenQueued: a waiting acquire of a free lock is
 // granted without any subscription (the hot path of Mutex.Lock).
-func TestAcquireSubscribesOnlyWhenQueued(t *testing.T) {
-	w, ts := newWatchCountingServer(t)
+func TestAcquireWaitsOnlyWhenQueued(t *testing.T) {
+	w, ts := newWaitCountingServer(t)
 	a := openSession(t, ts, "a")
 	for range 3 {
 		tok := must(t, ts, "POST", "/v1/locks/free/acquire", `{"session":"`+a+`","wait":"30s"}`, 200).num("token")
 		must(t, ts, "POST", "/v1/locks/free/release", `{"session":"`+a+`","token":`+u(tok)+`}`, 200)
 	}
-	if n := w.subscriptions.Load(); n != 0 {
-		t.Fatalf("%d subscriptions for acquires that were granted at once", n)
+	if n := w.waits.Load(); n != 0 {
+		t.Fatalf("%d waits for acquires that were granted at once", n)
 	}
 }
 
-// TestAcquireGrantedBeforeWatch: the grant comes between the entry that
+// TestAcquireGrantedBeforeFirstRead: the grant comes between the entry that
 // queued the session and the subscription; the state read by ReadWatch
 // shows it, so the answer is the grant at once (no wait, no cancel).
-func TestAcquireGrantedBeforeWatch(t *testing.T) {
-	w, ts := newWatchCountingServer(t)
+func TestAcquireGrantedBeforeFirstRead(t *testing.T) {
+	w, ts := newWaitCountingServer(t)
 	a := openSession(t, ts, "a")
 	b := openSession(t, ts, "b")
 	tok := must(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+a+`"}`, 200).num("token")
 	aid, _ := api.ParseSessionID(a)
-	w.beforeWatch = func(f *fakeNode) {
+	w.hook(func(f *fakeNode) {
 		f.applyLocked(&lock.Command{Op: lock.OpRelease, Session: uint64(aid), Name: "job", Token: tok})
-	}
+	})
 	r := must(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+b+`","wait":"2s"}`, 200)
 	if r.str("session") != b || r.num("token") <= tok {
 		t.Fatalf("acquire granted before the watch: %s", r.raw)
@@ -72,29 +76,26 @@ func TestAcquireGrantedBeforeWatch(t *testing.T) {
 			t.Fatalf("a cancel was proposed: %+v", c)
 		}
 	}
-	if n := w.subscribers(); n != 0 {
-		t.Fatalf("%d subscriptions left", n)
-	}
 }
 
-// TestAcquireSessionGoneBeforeWatch: the session ends between the entry
+// TestAcquireSessionGoneBeforeFirstRead: the session ends between the entry
 // that queued it and the subscription: 404 at once.
-func TestAcquireSessionGoneBeforeWatch(t *testing.T) {
-	w, ts := newWatchCountingServer(t)
+func TestAcquireSessionGoneBeforeFirstRead(t *testing.T) {
+	w, ts := newWaitCountingServer(t)
 	a := openSession(t, ts, "a")
 	b := openSession(t, ts, "b")
 	must(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+a+`"}`, 200)
 	bid, _ := api.ParseSessionID(b)
-	w.beforeWatch = func(f *fakeNode) {
+	w.hook(func(f *fakeNode) {
 		f.applyLocked(&lock.Command{Op: lock.OpCloseSession, Session: uint64(bid)})
-	}
+	})
 	mustErr(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+b+`","wait":"5m"}`, 404, api.CodeSessionNotFound)
 }
 
-// TestCampaignSubscribesOnlyWhenQueued: a waiting campaign in a free
+// TestCampaignWaitsOnlyWhenQueued: a waiting campaign in a free
 // election leads without any subscription.
-func TestCampaignSubscribesOnlyWhenQueued(t *testing.T) {
-	w, ts := newWatchCountingServer(t)
+func TestCampaignWaitsOnlyWhenQueued(t *testing.T) {
+	w, ts := newWaitCountingServer(t)
 	a := openSession(t, ts, "a")
 	for i := range 3 {
 		term := must(t, ts, "POST", "/v1/elections/web/campaign", `{"session":"`+a+`","value":"v","wait":"30s"}`, 200).num("term")
@@ -103,23 +104,23 @@ func TestCampaignSubscribesOnlyWhenQueued(t *testing.T) {
 		}
 		must(t, ts, "POST", "/v1/elections/web/resign", `{"session":"`+a+`","term":`+u(term)+`}`, 200)
 	}
-	if n := w.subscriptions.Load(); n != 0 {
-		t.Fatalf("%d subscriptions for campaigns that led at once", n)
+	if n := w.waits.Load(); n != 0 {
+		t.Fatalf("%d waits for campaigns that led at once", n)
 	}
 }
 
-// TestCampaignElectedBeforeWatch: the leader resigns between the entry that
+// TestCampaignElectedBeforeFirstRead: the leader resigns between the entry that
 // queued the candidate and the subscription; the state read by ReadWatch
 // shows the candidate leading, so the answer is its leadership at once.
-func TestCampaignElectedBeforeWatch(t *testing.T) {
-	w, ts := newWatchCountingServer(t)
+func TestCampaignElectedBeforeFirstRead(t *testing.T) {
+	w, ts := newWaitCountingServer(t)
 	a := openSession(t, ts, "a")
 	b := openSession(t, ts, "b")
 	term := must(t, ts, "POST", "/v1/elections/web/campaign", `{"session":"`+a+`","value":"va"}`, 200).num("term")
 	aid, _ := api.ParseSessionID(a)
-	w.beforeWatch = func(f *fakeNode) {
+	w.hook(func(f *fakeNode) {
 		f.applyLocked(&lock.Command{Op: lock.OpResign, Session: uint64(aid), Name: "web", Token: term})
-	}
+	})
 	r := must(t, ts, "POST", "/v1/elections/web/campaign", `{"session":"`+b+`","value":"vb","wait":"2s"}`, 200)
 	if r.str("session") != b || r.num("term") <= term || r.str("value") != "vb" {
 		t.Fatalf("campaign elected before the watch: %s", r.raw)

@@ -1,0 +1,245 @@
+package api
+
+import "time"
+
+// Limits are a server's bounds on the durations of requests. The server
+// validates every request against its own; a client may check against the
+// defaults (DefaultLimits) before it sends.
+type Limits struct {
+	MinTTL, MaxTTL time.Duration // session TTL, bounds included
+	MaxWait        time.Duration // wait of an acquire or a campaign
+}
+
+// DefaultLimits are the bounds of a server with default settings.
+func DefaultLimits() Limits {
+	return Limits{MinTTL: 2 * time.Second, MaxTTL: time.Hour, MaxWait: 5 * time.Minute}
+}
+
+// Examples of request bodies, quoted by the errors that refuse a body.
+const (
+	ExampleCreateSession = `{"ttl":"10s","owner":"host-a"}`
+	ExampleAcquire       = `{"session":"42","wait":"5s"} or {"ttl":"30s","owner":"job-1"}`
+	ExampleRelease       = `{"session":"42","token":17}`
+	ExampleCancel        = `{"session":"42"}`
+	ExampleKeepAlive     = `{"ids":["12","14"]}`
+	ExampleCampaign      = `{"session":"42","value":"10.0.0.7:8080","wait":"30s"}`
+	ExampleProclaim      = `{"session":"42","term":17,"value":"10.0.0.7:9090"}`
+	ExampleResign        = `{"session":"42","term":17}`
+	ExampleBatch         = `{"ops":[{"op":"acquire","name":"jobs/a","session":"42"},{"op":"release","name":"jobs/b","session":"42","token":17}]}`
+)
+
+// The Validate methods check a decoded request body against the API's
+// rules and l (where durations matter) and return an *Error with
+// CodeInvalidArgument that says what is wrong, or nil. They check the body
+// alone: names in the path are checked by ValidateLockName.
+
+func invalid(format string, args ...any) *Error {
+	return Errorf(CodeInvalidArgument, format, args...)
+}
+
+func checkTTL(field string, d Duration, l Limits) error {
+	if t := time.Duration(d); t < l.MinTTL || t > l.MaxTTL {
+		return invalid("%s %v is out of bounds: it must be between %v and %v", field, t, l.MinTTL, l.MaxTTL)
+	}
+	return nil
+}
+
+func checkWait(d Duration, l Limits) error {
+	if t := time.Duration(d); t < 0 || t > l.MaxWait {
+		return invalid("wait %v is out of bounds: it must be between 0s (try once) and %v", t, l.MaxWait)
+	}
+	return nil
+}
+
+func checkOwner(owner string) error {
+	if len(owner) > MaxOwnerLen {
+		return invalid("owner is %d bytes long: at most %d are allowed", len(owner), MaxOwnerLen)
+	}
+	return nil
+}
+
+func checkValue(v string) error {
+	if len(v) > MaxValueSize {
+		return invalid("value is %d bytes long: at most %d are allowed", len(v), MaxValueSize)
+	}
+	return nil
+}
+
+// Validate checks a POST /v1/sessions body: a TTL within l, an owner of at
+// most MaxOwnerLen bytes, a request ID of at most MaxRequestIDLen bytes of
+// printable ASCII.
+func (r *CreateSessionRequest) Validate(l Limits) error {
+	if r.TTL == 0 {
+		return invalid("ttl is required: a Go duration between %v and %v, e.g. %s", l.MinTTL, l.MaxTTL, ExampleCreateSession)
+	}
+	if err := checkTTL("ttl", r.TTL, l); err != nil {
+		return err
+	}
+	if err := checkOwner(r.Owner); err != nil {
+		return err
+	}
+	if len(r.RequestID) > MaxRequestIDLen {
+		return invalid("request_id is %d bytes long: at most %d are allowed", len(r.RequestID), MaxRequestIDLen)
+	}
+	for i := 0; i < len(r.RequestID); i++ {
+		if c := r.RequestID[i]; c < 0x21 || c > 0x7e {
+			return invalid("request_id has the byte %q at %d: use printable ASCII without spaces (e.g. 32 random hex digits)", c, i)
+		}
+	}
+	return nil
+}
+
+// Validate checks a POST /v1/locks/{name}/acquire body: exactly one of
+// session and ttl; ttl within l and owner only with it; a wait within l;
+// keep_queued only with a session and a wait.
+func (r *AcquireRequest) Validate(l Limits) error {
+	if (r.Session == 0) == (r.TTL == 0) {
+		return invalid("give exactly one of session (acquire for an existing session) or ttl (open an ephemeral session bound to this lock), e.g. %s", ExampleAcquire)
+	}
+	if r.Session == 0 {
+		if err := checkTTL("ttl", r.TTL, l); err != nil {
+			return err
+		}
+		if err := checkOwner(r.Owner); err != nil {
+			return err
+		}
+		if r.KeepQueued {
+			return invalid("keep_queued needs a session: an ephemeral session (ttl) exists for this one request, and its place ends with it")
+		}
+	} else if r.Owner != "" {
+		return invalid("owner is only for an ephemeral acquire (with ttl); a session's owner is set when it is opened")
+	}
+	if err := checkWait(r.Wait, l); err != nil {
+		return err
+	}
+	if r.KeepQueued && r.Wait == 0 {
+		return invalid("keep_queued needs a wait: a try (no wait) never queues")
+	}
+	return nil
+}
+
+// Validate checks a POST /v1/locks/{name}/release body: a session and a
+// token.
+func (r *ReleaseRequest) Validate() error {
+	if r.Session == 0 {
+		return invalid("session is required, e.g. %s", ExampleRelease)
+	}
+	if r.Token == 0 {
+		return invalid("token is required and must be > 0: the fencing token of the acquire, e.g. %s", ExampleRelease)
+	}
+	return nil
+}
+
+// Validate checks a cancel body: a session.
+func (r *CancelRequest) Validate() error {
+	if r.Session == 0 {
+		return invalid("session is required, e.g. %s", ExampleCancel)
+	}
+	return nil
+}
+
+// Validate checks a POST /v1/sessions/keepalive body: 1 to MaxKeepAliveIDs
+// distinct session IDs.
+func (r *KeepAliveRequest) Validate() error {
+	if len(r.IDs) == 0 {
+		return invalid("ids is required: 1 to %d session IDs, e.g. %s", MaxKeepAliveIDs, ExampleKeepAlive)
+	}
+	if len(r.IDs) > MaxKeepAliveIDs {
+		return invalid("ids has %d session IDs: at most %d are allowed in one keep-alive", len(r.IDs), MaxKeepAliveIDs)
+	}
+	seen := make(map[SessionID]struct{}, len(r.IDs))
+	for i, id := range r.IDs {
+		if id == 0 {
+			// null in the array: SessionID leaves it zero.
+			return invalid("ids[%d] is not a session ID: each must be a decimal string such as \"12\"", i)
+		}
+		if _, dup := seen[id]; dup {
+			return invalid("session %d appears more than once in ids: give each ID once", id)
+		}
+		seen[id] = struct{}{}
+	}
+	return nil
+}
+
+// Validate checks a POST /v1/elections/{name}/campaign body: a session, a
+// value of at most MaxValueSize bytes, a wait within l, keep_queued only
+// with a wait.
+func (r *CampaignRequest) Validate(l Limits) error {
+	if r.Session == 0 {
+		return invalid("session is required, e.g. %s", ExampleCampaign)
+	}
+	if err := checkValue(r.Value); err != nil {
+		return err
+	}
+	if err := checkWait(r.Wait, l); err != nil {
+		return err
+	}
+	if r.KeepQueued && r.Wait == 0 {
+		return invalid("keep_queued needs a wait: a try (no wait) never queues")
+	}
+	return nil
+}
+
+// Validate checks a POST /v1/elections/{name}/proclaim body.
+func (r *ProclaimRequest) Validate() error {
+	if r.Session == 0 || r.Term == 0 {
+		return invalid("session and term (> 0, from the campaign) are required, e.g. %s", ExampleProclaim)
+	}
+	return checkValue(r.Value)
+}
+
+// Validate checks a POST /v1/elections/{name}/resign body.
+func (r *ResignRequest) Validate() error {
+	if r.Session == 0 || r.Term == 0 {
+		return invalid("session and term (> 0, from the campaign) are required, e.g. %s", ExampleResign)
+	}
+	return nil
+}
+
+// Validate checks a POST /v1/batch body: 1 to MaxBatchOps operations, each
+// valid as the request it stands for (an acquire is a try: no wait, no
+// ephemeral session). The error names the first invalid operation.
+func (r *BatchRequest) Validate() error {
+	if len(r.Ops) == 0 {
+		return invalid("ops is required: 1 to %d operations, e.g. %s", MaxBatchOps, ExampleBatch)
+	}
+	if len(r.Ops) > MaxBatchOps {
+		return invalid("ops has %d operations: at most %d are allowed in one batch", len(r.Ops), MaxBatchOps)
+	}
+	for i := range r.Ops {
+		if err := r.Ops[i].Validate(); err != nil {
+			e := err.(*Error)
+			return invalid("ops[%d]: %s", i, e.Message)
+		}
+	}
+	return nil
+}
+
+// Validate checks one operation of a batch.
+func (o *BatchOp) Validate() error {
+	if err := ValidateLockName(o.Name); err != nil {
+		return invalid("%v", err)
+	}
+	switch o.Op {
+	case BatchAcquire:
+		if o.Token != 0 {
+			return invalid("token is only for a release")
+		}
+		if o.Session == 0 {
+			return invalid("session is required, e.g. %s", ExampleBatch)
+		}
+		return nil
+	case BatchRelease:
+		return (&ReleaseRequest{Session: o.Session, Token: o.Token}).Validate()
+	}
+	return invalid("op %q is not an operation: use %q (a try, without wait) or %q", o.Op, BatchAcquire, BatchRelease)
+}
+
+// ValidateListLimit checks the ?limit= of a listing: 0 (absent: the
+// default) or 1 to MaxListLimit.
+func ValidateListLimit(limit int) error {
+	if limit < 0 || limit > MaxListLimit {
+		return invalid("limit %d is out of bounds: it must be between 1 and %d", limit, MaxListLimit)
+	}
+	return nil
+}
