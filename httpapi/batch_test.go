@@ -265,4 +265,3 @@ func (g *gatedNode) Propose(ctx context.Context, cmd *lock.Command) (lock.Result
 	}
 	return g.fakeNode.Propose(ctx, cmd)
 }
-

@@ -74,7 +74,6 @@ func TestKeepQueuedKeepsFIFOPlaceAcrossWaits(t *testing.T) {
 	}
 }
 
-
 // TestWithoutKeepQueuedAWaitLeaves: as before keep_queued, a wait that runs
 // out leaves the queue, and so does a client that goes away; with
 // keep_queued the client that goes away keeps its place.
