@@ -1,14 +1,12 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -179,7 +177,15 @@ func (b *batcher) send(ops []*batchOp) {
 	var resp api.BatchResponse
 	base := c.target()
 	cl := call{method: http.MethodPost, path: api.BatchPath, write: true}
-	leader, err := c.attempt(ctx, base, cl, encodeBatch(ops), &resp)
+	req := api.BatchRequest{Ops: make([]api.BatchOp, len(ops))}
+	for i, o := range ops {
+		req.Ops[i] = o.op
+	}
+	body, err := json.Marshal(req)
+	if err != nil { // strings and integers: cannot fail
+		panic(fmt.Sprintf("client: encode a batch: %v", err))
+	}
+	leader, err := c.attempt(ctx, base, cl, body, &resp)
 	if leader != "" {
 		c.setLeader(leader)
 	}
@@ -216,107 +222,4 @@ func (b *batcher) send(ops []*batchOp) {
 		o.fail, o.unknown = true, unknown
 		close(o.done)
 	}
-}
-
-// encodeBatch is json.Marshal(api.BatchRequest{...}) of ops, built without
-// reflection when every name is a valid lock name and every op one of the
-// two operations (such strings need no escaping in JSON). The output is identical
-// (TestEncodeBatchIsJSONMarshal).
-func encodeBatch(ops []*batchOp) []byte {
-	b := make([]byte, 0, 16+len(ops)*80)
-	b = append(b, `{"ops":[`...)
-	for i, o := range ops {
-		if api.ValidateLockName(o.op.Name) != nil || (o.op.Op != api.BatchAcquire && o.op.Op != api.BatchRelease) {
-			req := api.BatchRequest{Ops: make([]api.BatchOp, len(ops))}
-			for i, o := range ops {
-				req.Ops[i] = o.op
-			}
-			out, _ := json.Marshal(req) // cannot fail: strings and integers
-			return out
-		}
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"op":"`...)
-		b = append(b, o.op.Op...)
-		b = append(b, `","name":"`...)
-		b = append(b, o.op.Name...)
-		b = append(b, `","session":"`...)
-		b = strconv.AppendUint(b, uint64(o.op.Session), 10)
-		b = append(b, '"')
-		if o.op.Token != 0 {
-			b = append(b, `,"token":`...)
-			b = strconv.AppendUint(b, o.op.Token, 10)
-		}
-		b = append(b, '}')
-	}
-	return append(b, "]}"...)
-}
-
-// decodeBatchFast decodes a batch answer in the compact form the server
-// writes when every operation was granted ({"results":[{"status":200,
-// "grant":{"name":"a","session":"42","token":17}},...]}) without
-// encoding/json, and reports whether it did. Anything else is left to
-// json.Unmarshal; what it accepts decodes as json.Unmarshal would decode it
-// (TestDecodeBatchFastAgreesWithJSON).
-func decodeBatchFast(b []byte, out *api.BatchResponse) bool {
-	rest, ok := bytes.CutPrefix(b, []byte(`{"results":[`))
-	if !ok {
-		return false
-	}
-	var res []api.BatchResult
-	for {
-		r, ok := bytes.CutPrefix(rest, []byte(`{"status":200,"grant":{"name":"`))
-		if !ok {
-			return false
-		}
-		i := bytes.IndexByte(r, '"')
-		if i < 0 || api.ValidateLockName(string(r[:i])) != nil {
-			return false
-		}
-		g := &api.LockGrant{Name: string(r[:i])}
-		if r, ok = bytes.CutPrefix(r[i:], []byte(`","session":"`)); !ok {
-			return false
-		}
-		n := digits(r)
-		if n == 0 || r[0] == '0' || n >= len(r) || r[n] != '"' {
-			return false
-		}
-		id, err := strconv.ParseUint(string(r[:n]), 10, 64)
-		if err != nil {
-			return false
-		}
-		g.Session = api.SessionID(id)
-		if r, ok = bytes.CutPrefix(r[n:], []byte(`","token":`)); !ok {
-			return false
-		}
-		if n = digits(r); n == 0 || (n > 1 && r[0] == '0') {
-			return false
-		}
-		if g.Token, err = strconv.ParseUint(string(r[:n]), 10, 64); err != nil {
-			return false
-		}
-		if rest, ok = bytes.CutPrefix(r[n:], []byte("}}")); !ok {
-			return false
-		}
-		res = append(res, api.BatchResult{Status: http.StatusOK, Grant: g})
-		if r, ok := bytes.CutPrefix(rest, []byte(",")); ok {
-			rest = r
-			continue
-		}
-		if string(rest) != "]}" {
-			return false
-		}
-		*out = api.BatchResponse{Results: res}
-		return true
-	}
-}
-
-// digits returns the length of the run of ASCII digits that starts b.
-func digits(b []byte) int {
-	n := 0
-	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
-		n++
-	}
-	return n
 }

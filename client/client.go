@@ -28,6 +28,10 @@ const EnvEndpoints = "RAFTLOCK_ENDPOINTS"
 // DefaultRequestTimeout is Config.RequestTimeout when it is zero.
 const DefaultRequestTimeout = 10 * time.Second
 
+// DefaultWaitChunk is Config.WaitChunk when it is zero: the server's
+// default limit on one wait.
+const DefaultWaitChunk = 5 * time.Minute
+
 // Config configures a Client. Only Endpoints is required.
 type Config struct {
 	// Endpoints are the client URLs of some or all cluster members, e.g.
@@ -39,8 +43,8 @@ type Config struct {
 	// acquire adds its wait to it.
 	RequestTimeout time.Duration
 	// HTTPClient sends the requests. nil means a client of its own with
-	// keep-alive connection reuse. Its Timeout, if any, must exceed the
-	// longest wait of a Mutex.Lock chunk (5m), or waits will fail.
+	// keep-alive connection reuse. Its Timeout, if any, must exceed
+	// WaitChunk, or waits will fail.
 	HTTPClient *http.Client
 	// Logger receives debug logs of retries and Info logs of session
 	// losses. nil discards them.
@@ -52,6 +56,13 @@ type Config struct {
 	// server without that endpoint is detected per request (404 or 405)
 	// and then served per session anyway.
 	PerSessionKeepAlives bool
+	// WaitChunk is the longest wait of one waiting request of Mutex.Lock
+	// and Election.Campaign: a longer wait goes in chunks, each keeping
+	// the session's place in the queue (keep_queued), so chunks cost
+	// requests, never the FIFO place. Default (and when zero) 5 minutes,
+	// the server's limit; lower it behind a proxy or load balancer that
+	// cuts requests idle for less.
+	WaitChunk time.Duration
 	// UnbatchedLocks sends every acquire and release in a request of its
 	// own, as SDKs before POST /v1/batch did. By default (false) a Client
 	// with 8 such requests in flight at once (2 once its batches carry
@@ -83,12 +94,14 @@ func FromEnv() Config {
 // endpoint (the leader once known); on a connection error or a 503 they are
 // retried on the next endpoint, at most two passes over the endpoints and
 // never past the caller's context. Writes are retried after an unknown
-// outcome too, as they are idempotent, except opening a session.
+// outcome too, as they are idempotent (opening a session too: it carries a
+// client request ID).
 type Client struct {
-	eps     []string
-	timeout time.Duration
-	hc      *http.Client
-	log     *slog.Logger
+	eps       []string
+	timeout   time.Duration
+	waitChunk time.Duration
+	hc        *http.Client
+	log       *slog.Logger
 
 	keeper     keeper                    // renews the sessions
 	batch      batcher                   // coalesces lock requests
@@ -106,7 +119,10 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, fmt.Errorf("client: %w: no endpoint: give at least one client URL such as %s", api.ErrInvalidArgument, DefaultEndpoint)
 	}
-	c := &Client{timeout: cfg.RequestTimeout, hc: cfg.HTTPClient, log: cfg.Logger}
+	c := &Client{timeout: cfg.RequestTimeout, waitChunk: cfg.WaitChunk, hc: cfg.HTTPClient, log: cfg.Logger}
+	if c.waitChunk <= 0 {
+		c.waitChunk = DefaultWaitChunk
+	}
 	c.keeper.init(c, cfg.PerSessionKeepAlives)
 	c.batch.c = c
 	c.batch.off.Store(cfg.UnbatchedLocks)
@@ -178,23 +194,33 @@ func (c *Client) LockInfo(ctx context.Context, name string) (*api.Lock, error) {
 }
 
 // Locks returns the locks whose name starts with prefix that are held or
-// have waiters, sorted by name (GET /v1/locks?prefix=, linearizable).
+// have waiters, sorted by name (GET /v1/locks?prefix=, linearizable per
+// page). It reads every page of the listing (api.DefaultListLimit locks
+// each), so a prefix with very many locks costs as many requests.
 func (c *Client) Locks(ctx context.Context, prefix string) ([]api.Lock, error) {
 	if err := api.ValidateLockPrefix(prefix); err != nil {
 		return nil, fmt.Errorf("client: %w: %v", api.ErrInvalidArgument, err)
 	}
-	q := url.Values{}
-	if prefix != "" {
-		q.Set(api.QueryPrefix, prefix)
+	out := []api.Lock{}
+	after := ""
+	for {
+		q := url.Values{}
+		if prefix != "" {
+			q.Set(api.QueryPrefix, prefix)
+		}
+		if after != "" {
+			q.Set(api.QueryAfter, after)
+		}
+		var page api.LockList
+		if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/locks", query: q}, &page); err != nil {
+			return nil, err
+		}
+		out = append(out, page.Locks...)
+		if page.Next == "" || page.Next <= after {
+			return out, nil
+		}
+		after = page.Next
 	}
-	var l api.LockList
-	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/locks", query: q}, &l); err != nil {
-		return nil, err
-	}
-	if l.Locks == nil {
-		l.Locks = []api.Lock{}
-	}
-	return l.Locks, nil
 }
 
 // SessionInfo returns session id's TTL, deadline and locks (GET

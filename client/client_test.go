@@ -1,11 +1,14 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/internal/testserver"
+	"github.com/raftlock/raftlock/lock"
 )
 
 // testCtx returns a context that ends with the test or after 30s.
@@ -604,21 +608,79 @@ func TestLeaderHeaderFollowed(t *testing.T) {
 	}
 }
 
-func TestCreateSessionOutcomeUnknownNotRetried(t *testing.T) {
+// TestCreateSessionRetriedWithItsRequestID: the first attempt to open a
+// session opens it on the server, but its answer is lost (a 503 timeout);
+// NewSession retries with the same client request ID and gets the session
+// that attempt opened: no second session.
+func TestCreateSessionRetriedWithItsRequestID(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	var (
+		mu     sync.Mutex
+		bodies []string
+	)
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	lossy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/sessions" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		first := len(bodies) == 1
+		mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		if !first {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		// The server opens the session; its answer is lost.
+		rec := httptest.NewRecorder()
+		proxy.ServeHTTP(rec, r)
+		if rec.Code != http.StatusCreated {
+			t.Errorf("first attempt: %d %s", rec.Code, rec.Body)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, bodyTimeout)
+	}))
+	t.Cleanup(lossy.Close)
+	c := newClient(t, lossy.URL)
+	ctx := testCtx(t)
+	s, err := c.NewSession(ctx, WithTTL(time.Second))
+	if err != nil {
+		t.Fatalf("NewSession: %v", err)
+	}
+	defer s.Close(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 2 || bodies[0] != bodies[1] || !strings.Contains(bodies[0], `"request_id":"`) {
+		t.Fatalf("attempts %q: want two with the same request ID", bodies)
+	}
+	var opened int
+	if err := srv.Node.Read(ctx, false, func(m *lock.Machine) {
+		for id := uint64(1); id <= m.AppliedIndex(); id++ {
+			if _, ok := m.Session(id); ok {
+				opened++
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if opened != 1 {
+		t.Fatalf("%d sessions exist after a retried open, want 1 (%s)", opened, s.ID())
+	}
+}
+
+func TestIdempotentWritesRetriedUntilKnown(t *testing.T) {
 	f1 := newFake(t, http.StatusServiceUnavailable, bodyTimeout, "")
 	f2 := newFake(t, http.StatusServiceUnavailable, bodyTimeout, "")
 	c := newClient(t, f1.URL, f2.URL)
 	ctx := testCtx(t)
-	_, err := c.NewSession(ctx, WithTTL(time.Second))
-	if !errors.Is(err, api.ErrOutcomeUnknown) {
-		t.Fatalf("NewSession: %v, want api.ErrOutcomeUnknown", err)
-	}
-	if n := f1.count("POST /v1/sessions") + f2.count("POST /v1/sessions"); n != 1 {
-		t.Fatalf("session create sent %d times, want 1", n)
-	}
 	// An idempotent write is retried, and exhausted retries still say
 	// "unknown", never success.
-	err = c.CloseSession(ctx, 42)
+	err := c.CloseSession(ctx, 42)
 	if !errors.Is(err, api.ErrOutcomeUnknown) {
 		t.Fatalf("CloseSession: %v, want api.ErrOutcomeUnknown", err)
 	}

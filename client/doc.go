@@ -42,17 +42,19 @@
 // or a 503 moves to the next endpoint after a short jittered backoff, at
 // most two passes over the endpoints and never past the caller's context.
 // Writes are also retried after a 503 timeout (outcome unknown): acquire,
-// release, keep-alive and close are idempotent for a session. Opening a
-// session is not, so its unknown outcome is returned as an error matching
-// api.ErrOutcomeUnknown. A call whose retries run out after an unknown outcome
-// returns an error matching api.ErrOutcomeUnknown, never success.
+// release, cancel, keep-alive and close are idempotent for a session, and
+// opening a session carries a random client request ID, so that a retry
+// answers the session the first attempt may have opened. A call whose
+// retries run out after an unknown outcome returns an error matching
+// api.ErrOutcomeUnknown, never success.
 //
 // # Errors
 //
-// Errors answered by the server are *api.Error values that match the api
-// sentinels, re-exported here (api.ErrLockHeld, api.ErrNotHolder, api.ErrSessionNotFound,
-// api.ErrUnavailable, api.ErrOutcomeUnknown, api.ErrInvalidArgument, api.ErrElectionNotLeader); test them with
-// errors.Is. The SDK adds ErrSessionLost, ErrSessionClosed and ErrNotLocked.
+// Errors answered by the server are *api.Error values that match the
+// sentinels of package api, one per wire code (api.ErrLockHeld,
+// api.ErrNotHolder, api.ErrSessionNotFound, api.ErrUnavailable,
+// api.ErrOutcomeUnknown, api.ErrInvalidArgument, api.ErrElectionNotLeader);
+// test them with errors.Is. The SDK adds ErrSessionLost, ErrSessionClosed and ErrNotLocked.
 //
 // # Safety
 //

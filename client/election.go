@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -114,21 +113,21 @@ func (e *Election) leading() *hold {
 // and blocks until it leads or ctx ends. It returns nil at once if the
 // Election already leads (the value is not changed: use Proclaim).
 //
-// Each request waits on the server for the time left in ctx, at most 5
-// minutes (the server's limit); without a deadline, or with one further
-// away, the wait goes in 5-minute chunks, and between two chunks the
-// session leaves the queue and re-joins it at the tail. Connection errors
-// and 503 answers are retried (a campaign by a session is idempotent: it
-// keeps its queue place, and a leader's retry answers its term) for as
-// long as ctx and the session last.
+// Each request waits on the server for the time left in ctx, at most
+// Config.WaitChunk (5 minutes by default, the server's limit), with
+// keep_queued: between two chunks the session keeps its place in the
+// queue. Connection errors and 503 answers are retried (a campaign by a
+// session is idempotent: it keeps its queue place, and a leader's retry
+// answers its term) for as long as ctx and the session last.
 //
-// If ctx ends first, Campaign returns an error matching ctx.Err(). The
-// server withdraws the candidacy when the request is cancelled; Campaign
-// then makes sure (with a fresh context of at most 5s) that the session is
-// left neither leading nor queued on behalf of a caller that has gone:
-// leadership that won the race is resigned. If the session ends first, the
-// error matches Session.Err (ErrSessionLost or ErrSessionClosed).
-func (e *Election) Campaign(ctx context.Context, value string) error {
+// If ctx ends first, Campaign returns an error matching ctx.Err(), after it
+// has left the queue (POST /v1/elections/{name}/cancel, retried until
+// answered) and resigned a leadership that won the race; as for
+// Mutex.Lock, a clean-up the cluster does not answer within 5 seconds goes
+// on in the background, and the Election's next call waits for it. If the
+// session ends first, the error matches Session.Err (ErrSessionLost or
+// ErrSessionClosed).
+func (e *Election) Campaign(ctx context.Context, value string) (err error) {
 	if err := api.ValidateLockName(e.name); err != nil {
 		return fmt.Errorf("client: campaign: %w: election %v", api.ErrInvalidArgument, err)
 	}
@@ -138,7 +137,12 @@ func (e *Election) Campaign(ctx context.Context, value string) error {
 	if err := e.enter(ctx); err != nil {
 		return err
 	}
-	defer e.leave()
+	turn := true // held until return, or handed to a clean-up
+	defer func() {
+		if turn {
+			e.leave()
+		}
+	}()
 	if e.leading() != nil {
 		return nil
 	}
@@ -149,39 +153,48 @@ func (e *Election) Campaign(ctx context.Context, value string) error {
 	defer cancel()
 	stop := context.AfterFunc(e.s.ctx, cancel)
 	defer stop()
+	giveUp := func(cause error) error {
+		turn = !e.s.settle(ctx, cleanupTimeout, e.name, e.cleanup, e.leave)
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("client: campaign %q: %w", e.name, ctx.Err())
+		case e.s.Err() != nil:
+			return fmt.Errorf("client: campaign %q: %w", e.name, e.s.Err())
+		}
+		return fmt.Errorf("client: campaign %q: %w", e.name, cause)
+	}
 
 	path := api.ElectionPath(e.name) + "/campaign"
 	for try := 1; ; try++ {
-		w := maxWaitChunk
+		w := e.s.c.waitChunk
 		if dl, ok := actx.Deadline(); ok {
 			w = min(w, time.Until(dl))
 		}
 		if w <= 0 {
 			<-actx.Done()
-			return e.giveUp(ctx, value, actx.Err())
+			return giveUp(actx.Err())
 		}
 		var l api.Leadership
 		_, err := e.s.c.do(actx, call{
 			method: http.MethodPost, path: path, write: true, retryUnknown: true, extra: w,
-			body: api.CampaignRequest{Session: e.s.id, Value: value, Wait: api.Duration(w)},
+			body: api.CampaignRequest{Session: e.s.id, Value: value, Wait: api.Duration(w), KeepQueued: true},
 		}, &l)
 		if err == nil {
 			return e.won(l.Term)
 		}
 		switch {
 		case errors.Is(err, api.ErrElectionNotLeader) && actx.Err() == nil:
-			// The wait chunk ran out and the server took the session out
-			// of the queue: join again (at the tail).
+			// The chunk ran out; the session kept its place: wait on.
 			continue
 		case errors.Is(err, api.ErrSessionNotFound):
 			e.s.lost(err)
 			return fmt.Errorf("client: campaign %q: %w", e.name, e.s.Err())
 		case actx.Err() != nil:
-			return e.giveUp(ctx, value, err)
+			return giveUp(err)
 		case errors.Is(err, api.ErrUnavailable) || errors.Is(err, api.ErrOutcomeUnknown):
 			e.s.log.Debug("campaign failed, retrying", "election", e.name, "try", try, "error", err)
 			if sleep(actx, backoff(min(try, 6))) != nil {
-				return e.giveUp(ctx, value, err)
+				return giveUp(err)
 			}
 		default:
 			return fmt.Errorf("client: campaign %q: %w", e.name, err)
@@ -205,48 +218,35 @@ func (e *Election) won(term uint64) error {
 	return nil
 }
 
-// giveUp ends a Campaign that did not lead: it cleans up, then returns an
-// error matching ctx's error, else the session's, else cause.
-func (e *Election) giveUp(ctx context.Context, value string, cause error) error {
-	e.cleanup(ctx, value)
+// cleanup makes sure the session neither waits in nor leads the election
+// on behalf of a caller that has gone: it cancels the candidacy
+// (POST /v1/elections/{name}/cancel) and resigns the leadership the answer
+// names (one that won the race). It reports whether both were answered by
+// the server (see Session.settle, which runs it).
+func (e *Election) cleanup(ctx context.Context) bool {
+	var out api.ElectionCancelResponse
+	_, err := e.s.c.do(ctx, call{
+		method: http.MethodPost, path: api.ElectionPath(e.name) + "/cancel", write: true, retryUnknown: true,
+		body: api.CancelRequest{Session: e.s.id},
+	}, &out)
 	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("client: campaign %q: %w", e.name, ctx.Err())
-	case e.s.Err() != nil:
-		return fmt.Errorf("client: campaign %q: %w", e.name, e.s.Err())
+	case errors.Is(err, api.ErrSessionNotFound):
+		return true
+	case err != nil:
+		e.s.log.Debug("clean up after a campaign: cancel", "election", e.name, "error", err)
+		return !retryable(err)
+	case out.Grant == nil:
+		return true
 	}
-	return fmt.Errorf("client: campaign %q: %w", e.name, cause)
-}
-
-// cleanup makes sure the session neither leads nor waits in the election
-// on behalf of a caller that has gone: it reads the election; a leadership
-// of this session is resigned; a queue place still there is left by a
-// campaign with a 1ms wait (the server withdraws the candidacy when it runs
-// out; if leadership wins that race, it is resigned). Best effort, bounded
-// by cleanupTimeout.
-func (e *Election) cleanup(parent context.Context, value string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), cleanupTimeout)
-	defer cancel()
-	c := e.s.c
-	el, err := c.ElectionInfo(ctx, e.name)
-	if err != nil {
-		e.s.log.Warn("clean up after a campaign: read the election", "election", e.name, "error", err)
-		return
+	_, err = e.s.c.do(ctx, call{
+		method: http.MethodPost, path: api.ElectionPath(e.name) + "/resign", write: true, retryUnknown: true,
+		body: api.ResignRequest{Session: e.s.id, Term: out.Grant.Term},
+	}, nil)
+	if err != nil && !errors.Is(err, api.ErrElectionNotLeader) && !errors.Is(err, api.ErrSessionNotFound) {
+		e.s.log.Debug("clean up after a campaign: resign", "election", e.name, "term", out.Grant.Term, "error", err)
+		return !retryable(err)
 	}
-	if slices.ContainsFunc(el.Candidates, func(cd api.Candidate) bool { return cd.Session == e.s.id }) {
-		var l api.Leadership
-		_, err := c.do(ctx, call{
-			method: http.MethodPost, path: api.ElectionPath(e.name) + "/campaign", write: true, retryUnknown: true, extra: time.Millisecond,
-			body: api.CampaignRequest{Session: e.s.id, Value: value, Wait: api.Duration(time.Millisecond)},
-		}, &l)
-		if err == nil {
-			e.resignTerm(ctx, l.Term)
-			return
-		}
-	}
-	if el.Leader != nil && el.Leader.Session == e.s.id {
-		e.resignTerm(ctx, el.Leader.Term)
-	}
+	return true
 }
 
 // resignTerm resigns leadership term, ignoring the answer (clean-up).

@@ -5,18 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/raftlock/raftlock/api"
 )
 
-// maxWaitChunk is the longest wait of one acquire request: the server's
-// default MaxWait.
-const maxWaitChunk = 5 * time.Minute
-
-// cleanupTimeout bounds the clean-up after a Lock gave up.
+// cleanupTimeout bounds how long a Lock, TryLock or Campaign that gave up
+// waits for its clean-up (leaving the queue, releasing a grant that won
+// the race) before it returns; the clean-up goes on in the background after
+// that (see Session.settle).
 const cleanupTimeout = 5 * time.Second
 
 // Mutex is a distributed lock named Name, acquired on behalf of a Session.
@@ -109,43 +107,51 @@ func (m *Mutex) held() bool {
 //
 // It first tries the lock without waiting (a request that may share a
 // POST /v1/batch with other goroutines' requests, see Config.UnbatchedLocks);
-// if the lock is held, it sends a waiting acquire and joins the queue.
+// if the lock is held, it joins the queue and waits. Each waiting request
+// waits on the server for the time left in ctx, at most Config.WaitChunk
+// (5 minutes by default, the server's limit), with keep_queued: when a
+// chunk runs out, the session keeps its place, and the next chunk goes on
+// waiting in it, so a long wait never loses its FIFO place. Connection
+// errors and 503 answers are retried (an acquire by a session is
+// idempotent: it keeps its queue place and never makes a second grant) for
+// as long as ctx and the session last.
 //
-// Each request waits on the server for the time left in ctx, at most 5
-// minutes (the server's limit). Without a deadline, or with one further
-// away, the wait goes in 5-minute chunks; between two chunks the session
-// leaves the queue and re-joins it at the tail. Connection errors and 503
-// answers are retried (an acquire by a session is idempotent: it keeps its
-// queue place and never makes a second grant) for as long as ctx and the
-// session last.
-//
-// If ctx ends first, Lock returns an error matching ctx.Err(). The server
-// withdraws the session from the queue when the request is cancelled; Lock
-// then makes sure (with a fresh context of at most 5s) that nothing was
-// granted to it meanwhile, releasing a grant that won the race and leaving
-// a queue place that survived. If the session ends first, the error
-// matches Session.Err (ErrSessionLost or ErrSessionClosed).
+// If ctx ends first, Lock returns an error matching ctx.Err(), after it
+// has left the queue: it cancels the session's place
+// (POST /v1/locks/{name}/cancel), retrying until the server answers, and
+// releases a grant that won the race. If the cluster does not answer within
+// 5 seconds, Lock returns and the clean-up goes on in the background until
+// it is answered or the session ends; meanwhile the Mutex's next Lock,
+// TryLock or Unlock waits for it. No session keeps a place or a hold that
+// nobody uses. If the session ends first, the error matches Session.Err
+// (ErrSessionLost or ErrSessionClosed).
 func (m *Mutex) Lock(ctx context.Context) error {
 	return m.lock(ctx, true)
 }
 
 // TryLock acquires the lock if it is free, once, without queueing. If
 // another session holds it the error is a *LockedError naming the holder,
-// matching api.ErrLockHeld. It returns nil at once if the Mutex already holds
-// the lock. Transport failures are retried like any request; if ctx ends
-// or the outcome stays unknown, TryLock releases a grant it may have got.
+// matching api.ErrLockHeld. It returns nil at once if the Mutex already
+// holds the lock. Transport failures are retried like any request; if ctx
+// ends or the outcome stays unknown, TryLock releases a grant it may have
+// got, as Lock does.
 func (m *Mutex) TryLock(ctx context.Context) error {
 	return m.lock(ctx, false)
 }
 
-func (m *Mutex) lock(ctx context.Context, wait bool) error {
+func (m *Mutex) lock(ctx context.Context, wait bool) (err error) {
 	if err := api.ValidateLockName(m.name); err != nil {
 		return fmt.Errorf("client: lock: %w: %v", api.ErrInvalidArgument, err)
 	}
 	if err := m.enter(ctx); err != nil {
 		return err
 	}
-	defer m.leave()
+	turn := true // this call holds the Mutex's turn until it returns, or hands it to a clean-up
+	defer func() {
+		if turn {
+			m.leave()
+		}
+	}()
 	if m.held() {
 		return nil
 	}
@@ -157,44 +163,29 @@ func (m *Mutex) lock(ctx context.Context, wait bool) error {
 	defer cancel()
 	stop := context.AfterFunc(m.s.ctx, cancel)
 	defer stop()
+	giveUp := func(cause error) error {
+		turn = !m.s.settle(ctx, cleanupTimeout, m.name, m.cleanup, m.leave)
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("client: lock %q: %w", m.name, ctx.Err())
+		case m.s.Err() != nil:
+			return fmt.Errorf("client: lock %q: %w", m.name, m.s.Err())
+		}
+		return fmt.Errorf("client: lock %q: %w", m.name, cause)
+	}
 
 	path := api.LockPath(m.name) + "/acquire"
+	var g api.LockGrant
+	// The first attempt is a try (no wait): most locks are free, and a try
+	// is short, so it may share a request with other goroutines' (see
+	// batcher).
+	_, err = m.s.c.doLock(actx, call{method: http.MethodPost, path: path, write: true, retryUnknown: true,
+		body: api.AcquireRequest{Session: m.s.id}}, api.BatchOp{Op: api.BatchAcquire, Name: m.name, Session: m.s.id}, &g)
 	for try := 1; ; try++ {
-		var w time.Duration
-		if wait {
-			w = maxWaitChunk
-			if dl, ok := actx.Deadline(); ok {
-				w = min(w, time.Until(dl))
-			}
-			if w <= 0 {
-				<-actx.Done()
-				return m.giveUp(ctx, actx.Err())
-			}
-		}
-		var g api.LockGrant
-		cl := call{
-			method: http.MethodPost, path: path, write: true, retryUnknown: true, extra: w,
-			body: api.AcquireRequest{Session: m.s.id, Wait: api.Duration(w)},
-		}
-		var err error
-		if try == 1 {
-			// The first attempt is a try (no wait): most locks are free,
-			// and a try is short, so it may share a request with other
-			// goroutines' (see batcher). If the lock is held, a Lock
-			// sends its waiting acquire at once.
-			try := call{method: http.MethodPost, path: path, write: true, retryUnknown: true, body: api.AcquireRequest{Session: m.s.id}}
-			_, err = m.s.c.doLock(actx, try, api.BatchOp{Op: api.BatchAcquire, Name: m.name, Session: m.s.id}, &g)
-			if wait && errors.Is(err, api.ErrLockHeld) {
-				_, err = m.s.c.do(actx, cl, &g)
-			}
-		} else {
-			_, err = m.s.c.do(actx, cl, &g)
-		}
-		if err == nil {
-			return m.granted(g.Token)
-		}
 		var ae *api.Error
 		switch {
+		case err == nil:
+			return m.granted(g.Token)
 		case errors.As(err, &ae) && ae.Code == api.CodeLockHeld:
 			if !wait {
 				le := &LockedError{Name: m.name}
@@ -203,24 +194,40 @@ func (m *Mutex) lock(ctx context.Context, wait bool) error {
 				}
 				return le
 			}
-			// The wait chunk ran out and the server took the session out
-			// of the queue: join again (at the tail).
-			continue
+			// Held: wait (the first time), or wait on (a chunk ran out and
+			// the session kept its place).
 		case errors.Is(err, api.ErrSessionNotFound):
 			m.s.lost(err)
 			return fmt.Errorf("client: lock %q: %w", m.name, m.s.Err())
 		case actx.Err() != nil:
-			return m.giveUp(ctx, err)
+			return giveUp(err)
 		case !wait && errors.Is(err, api.ErrOutcomeUnknown):
-			return m.giveUp(ctx, err)
+			return giveUp(err)
 		case errors.Is(err, api.ErrUnavailable) || errors.Is(err, api.ErrOutcomeUnknown):
 			m.s.log.Debug("acquire failed, retrying", "lock", m.name, "try", try, "error", err)
 			if sleep(actx, backoff(min(try, 6))) != nil {
-				return m.giveUp(ctx, err)
+				return giveUp(err)
+			}
+			if !wait {
+				_, err = m.s.c.do(actx, call{method: http.MethodPost, path: path, write: true, retryUnknown: true,
+					body: api.AcquireRequest{Session: m.s.id}}, &g)
+				continue
 			}
 		default:
 			return fmt.Errorf("client: lock %q: %w", m.name, err)
 		}
+		w := m.s.c.waitChunk
+		if dl, ok := actx.Deadline(); ok {
+			w = min(w, time.Until(dl))
+		}
+		if w <= 0 {
+			<-actx.Done()
+			return giveUp(actx.Err())
+		}
+		_, err = m.s.c.do(actx, call{
+			method: http.MethodPost, path: path, write: true, retryUnknown: true, extra: w,
+			body: api.AcquireRequest{Session: m.s.id, Wait: api.Duration(w), KeepQueued: true},
+		}, &g)
 	}
 }
 
@@ -229,7 +236,9 @@ func (m *Mutex) lock(ctx context.Context, wait bool) error {
 func (m *Mutex) granted(token uint64) error {
 	h := &hold{name: m.name, token: token, lost: make(chan struct{})}
 	if err := m.s.addHold(h); err != nil {
-		m.cleanup(context.Background(), token)
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		m.cleanup(ctx)
+		cancel()
 		return fmt.Errorf("client: lock %q: %w", m.name, err)
 	}
 	m.mu.Lock()
@@ -238,63 +247,35 @@ func (m *Mutex) granted(token uint64) error {
 	return nil
 }
 
-// giveUp ends a Lock or TryLock that did not get a definite answer: it
-// cleans up, then returns an error matching ctx's error, else the
-// session's, else cause.
-func (m *Mutex) giveUp(ctx context.Context, cause error) error {
-	m.cleanup(ctx, 0)
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("client: lock %q: %w", m.name, ctx.Err())
-	case m.s.Err() != nil:
-		return fmt.Errorf("client: lock %q: %w", m.name, m.s.Err())
-	}
-	return fmt.Errorf("client: lock %q: %w", m.name, cause)
-}
-
-// cleanup makes sure the session neither holds nor waits for the lock on
-// behalf of a caller that has gone: it reads the lock; a grant to this
-// session is released (token, if not 0, is a grant known to be ours); a
-// queue place still there is left by an acquire with a 1ms wait (the
-// server cancels the place when it runs out; if the grant wins that race,
-// it is released). Best effort, bounded by cleanupTimeout.
-func (m *Mutex) cleanup(parent context.Context, token uint64) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), cleanupTimeout)
-	defer cancel()
-	c := m.s.c
-	l, err := c.LockInfo(ctx, m.name)
-	if err != nil {
-		m.s.log.Warn("clean up after a lock attempt: read the lock", "lock", m.name, "error", err)
-		if token != 0 {
-			m.release(ctx, token)
-		}
-		return
-	}
-	if slices.ContainsFunc(l.Waiters, func(w api.Waiter) bool { return w.Session == m.s.id }) {
-		var g api.LockGrant
-		_, err := c.do(ctx, call{
-			method: http.MethodPost, path: api.LockPath(m.name) + "/acquire", write: true, retryUnknown: true, extra: time.Millisecond,
-			body: api.AcquireRequest{Session: m.s.id, Wait: api.Duration(time.Millisecond)},
-		}, &g)
-		if err == nil {
-			m.release(ctx, g.Token)
-			return
-		}
-	}
-	if l.Holder != nil && l.Holder.Session == m.s.id {
-		m.release(ctx, l.Holder.Token)
-	}
-}
-
-// release releases token, ignoring the answer (clean-up).
-func (m *Mutex) release(ctx context.Context, token uint64) {
+// cleanup makes sure the session neither waits for nor holds the lock on
+// behalf of a caller that has gone: it cancels the session's place
+// (POST /v1/locks/{name}/cancel) and releases the grant the answer names (a
+// grant that won the race). It reports whether both were answered by the
+// server (see Session.settle, which runs it).
+func (m *Mutex) cleanup(ctx context.Context) bool {
+	var out api.CancelResponse
 	_, err := m.s.c.do(ctx, call{
+		method: http.MethodPost, path: api.LockPath(m.name) + "/cancel", write: true, retryUnknown: true,
+		body: api.CancelRequest{Session: m.s.id},
+	}, &out)
+	switch {
+	case errors.Is(err, api.ErrSessionNotFound):
+		return true // the session is gone, and its place and holds with it
+	case err != nil:
+		m.s.log.Debug("clean up after a lock attempt: cancel", "lock", m.name, "error", err)
+		return !retryable(err)
+	case out.Grant == nil:
+		return true
+	}
+	_, err = m.s.c.do(ctx, call{
 		method: http.MethodPost, path: api.LockPath(m.name) + "/release", write: true, retryUnknown: true,
-		body: api.ReleaseRequest{Session: m.s.id, Token: token},
+		body: api.ReleaseRequest{Session: m.s.id, Token: out.Grant.Token},
 	}, nil)
 	if err != nil && !errors.Is(err, api.ErrNotHolder) && !errors.Is(err, api.ErrSessionNotFound) {
-		m.s.log.Warn("clean up after a lock attempt: release", "lock", m.name, "token", token, "error", err)
+		m.s.log.Debug("clean up after a lock attempt: release", "lock", m.name, "token", out.Grant.Token, "error", err)
+		return !retryable(err)
 	}
+	return true
 }
 
 // Unlock releases the lock (POST release with the hold's token); Token

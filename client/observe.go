@@ -64,23 +64,31 @@ func (c *Client) ElectionInfo(ctx context.Context, name string) (*api.Election, 
 
 // Elections returns the elections whose name starts with prefix that have
 // a leader or candidates, sorted by name (GET /v1/elections?prefix=,
-// linearizable).
+// linearizable per page), reading every page as Locks does.
 func (c *Client) Elections(ctx context.Context, prefix string) ([]api.Election, error) {
 	if err := api.ValidateLockPrefix(prefix); err != nil {
 		return nil, fmt.Errorf("client: %w: %v", api.ErrInvalidArgument, err)
 	}
-	q := url.Values{}
-	if prefix != "" {
-		q.Set(api.QueryPrefix, prefix)
+	out := []api.Election{}
+	after := ""
+	for {
+		q := url.Values{}
+		if prefix != "" {
+			q.Set(api.QueryPrefix, prefix)
+		}
+		if after != "" {
+			q.Set(api.QueryAfter, after)
+		}
+		var page api.ElectionList
+		if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/elections", query: q}, &page); err != nil {
+			return nil, err
+		}
+		out = append(out, page.Elections...)
+		if page.Next == "" || page.Next <= after {
+			return out, nil
+		}
+		after = page.Next
 	}
-	var l api.ElectionList
-	if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/elections", query: q}, &l); err != nil {
-		return nil, err
-	}
-	if l.Elections == nil {
-		l.Elections = []api.Election{}
-	}
-	return l.Elections, nil
 }
 
 // Observe streams the leader changes of election name (GET

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	cryptorand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +73,7 @@ type Session struct {
 
 	ka       kaState        // guarded by c.keeper.mu
 	watchWG  sync.WaitGroup // watch goroutines; Add only under mu while err is nil
+	settleWG sync.WaitGroup // background clean-ups (settle); Add only under mu while err is nil
 	watching atomic.Bool    // a watch goroutine runs
 
 	mu        sync.Mutex
@@ -97,11 +100,12 @@ func safetyMargin(ttl time.Duration) time.Duration {
 // NewSession opens a session (POST /v1/sessions) and starts keeping it
 // alive. It is safe for concurrent use.
 //
-// Opening a session is not idempotent: if the request's outcome is unknown
-// (a 503 timeout, or the connection broke after the request was sent), it
-// is not retried and the error matches api.ErrOutcomeUnknown; a session may
-// have been opened, and it will expire after its TTL. Other failures
-// (unavailable, connection refused) are retried like any request.
+// Opening is safe to retry: the request carries a random client request
+// ID, and the server answers a retry with the same ID with the session the
+// first attempt opened. Connection errors, 503 answers and unknown outcomes
+// are therefore retried like any idempotent write (as long as ctx lasts);
+// a failed NewSession leaves at most a session nobody renews, which expires
+// after its TTL.
 func (c *Client) NewSession(ctx context.Context, opts ...SessionOption) (*Session, error) {
 	o := sessionOptions{ttl: DefaultTTL}
 	for _, f := range opts {
@@ -113,8 +117,8 @@ func (c *Client) NewSession(ctx context.Context, opts ...SessionOption) (*Sessio
 	sent := time.Now()
 	var resp api.SessionResponse
 	_, err := c.do(ctx, call{
-		method: http.MethodPost, path: "/v1/sessions", write: true,
-		body: api.CreateSessionRequest{TTL: api.Duration(o.ttl), Owner: o.owner},
+		method: http.MethodPost, path: "/v1/sessions", write: true, retryUnknown: true,
+		body: api.CreateSessionRequest{TTL: api.Duration(o.ttl), Owner: o.owner, RequestID: newRequestID()},
 	}, &resp)
 	if err != nil {
 		return nil, fmt.Errorf("client: new session: %w", err)
@@ -138,6 +142,14 @@ func (c *Client) NewSession(ctx context.Context, opts ...SessionOption) (*Sessio
 	c.keeper.add(s)
 	s.log.Debug("session opened", "ttl", ttl)
 	return s, nil
+}
+
+// newRequestID returns 32 random hex digits: a client request ID that no
+// other request will carry.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = cryptorand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // ID returns the session's ID.
@@ -197,6 +209,7 @@ func (s *Session) Close(ctx context.Context) error {
 	}
 	s.end(ErrSessionClosed)
 	s.watchWG.Wait()
+	s.settleWG.Wait()
 	_, err := s.c.do(ctx, call{method: http.MethodDelete, path: api.SessionPath(s.id), write: true, retryUnknown: true}, nil)
 	if err != nil && !errors.Is(err, api.ErrSessionNotFound) {
 		return fmt.Errorf("client: close session %s: %w", s.id, err)
@@ -214,6 +227,7 @@ func (s *Session) Close(ctx context.Context) error {
 func (s *Session) abandon() {
 	s.end(ErrSessionClosed)
 	s.watchWG.Wait()
+	s.settleWG.Wait()
 }
 
 // end ends the session with err (the first reason wins): Done closes, Ctx

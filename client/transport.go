@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,7 +55,7 @@ type callInfo struct {
 func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 	var body []byte
 	if cl.body != nil {
-		b, err := encodeBody(cl.body)
+		b, err := json.Marshal(cl.body)
 		if err != nil {
 			return callInfo{}, fmt.Errorf("client: encode %s %s: %w", cl.method, cl.path, err)
 		}
@@ -169,9 +168,6 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, body []byte,
 		return leader, err
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if br, ok := out.(*api.BatchResponse); ok && decodeBatchFast(b, br) {
-			return leader, nil
-		}
 		if out != nil {
 			if err := json.Unmarshal(b, out); err != nil {
 				return leader, &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("%s %s answered %d with a body that does not decode: %v", cl.method, u, resp.StatusCode, err)}
@@ -180,37 +176,6 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, body []byte,
 		return leader, nil
 	}
 	return leader, errorFromResponse(resp.StatusCode, b)
-}
-
-// encodeBody is json.Marshal(v), with the bytes of the two requests of
-// every lock cycle (acquire by a session, release) built without
-// reflection. The output is identical (TestEncodeBodyIsJSONMarshal).
-func encodeBody(v any) ([]byte, error) {
-	switch r := v.(type) {
-	case api.AcquireRequest:
-		if r.Session != 0 && r.TTL == 0 && r.Owner == "" {
-			b := make([]byte, 0, 64)
-			b = append(b, `{"session":"`...)
-			b = strconv.AppendUint(b, uint64(r.Session), 10)
-			b = append(b, '"')
-			if r.Wait != 0 {
-				b = append(b, `,"wait":"`...)
-				b = append(b, time.Duration(r.Wait).String()...)
-				b = append(b, '"')
-			}
-			return append(b, '}'), nil
-		}
-	case api.ReleaseRequest:
-		if r.Session != 0 {
-			b := make([]byte, 0, 64)
-			b = append(b, `{"session":"`...)
-			b = strconv.AppendUint(b, uint64(r.Session), 10)
-			b = append(b, `","token":`...)
-			b = strconv.AppendUint(b, r.Token, 10)
-			return append(b, '}'), nil
-		}
-	}
-	return json.Marshal(v)
 }
 
 // jsonHeader is the value of the Content-Type and Accept headers. Never
