@@ -1,26 +1,29 @@
 // Package httpapi serves raftlock's REST API v1 (JSON over HTTP) with echo.
-// It depends only on the raftnode.Proposer interface (Propose, Read,
-// Subscribe, Status), never on the concrete node, and on the wire types of
-// package api.
+// It depends only on the raftnode.Proposer interface (Propose, Read, Await,
+// Subscribe, Watch, Status), never on the concrete node, and on the wire
+// types of package api, whose request types validate themselves.
 //
 // # Endpoints
 //
-//	POST   /v1/sessions                 {"ttl":"10s","owner":"o"}  → 201 {"id","ttl","owner"}
+//	POST   /v1/sessions                 {"ttl":"10s","owner":"o","request_id":"r"} → 201 {"id","ttl","owner"}
 //	POST   /v1/sessions/{id}/keepalive                             → 200 {"id","ttl"}
 //	POST   /v1/sessions/keepalive       {"ids":["12","14"]}        → 200 {"sessions":[{"id","ttl"}],"expired":[...]}
 //	DELETE /v1/sessions/{id}                                       → 200 {"id"}
 //	GET    /v1/sessions/{id}                                       → 200 {"id","owner","ttl","deadline","locks","waiting"}
-//	POST   /v1/locks/{name}/acquire     {"session":"42","wait":"5s"} or {"ttl":"30s","owner":"o"}
+//	POST   /v1/locks/{name}/acquire     {"session":"42","wait":"5s","keep_queued":true} or {"ttl":"30s","owner":"o"}
 //	                                                               → 200 {"name","session","token"}
 //	POST   /v1/locks/{name}/release     {"session":"42","token":17} → 200 {"name","session","token"}
+//	POST   /v1/locks/{name}/cancel      {"session":"42"}           → 200 {"left","grant"}
 //	GET    /v1/locks/{name}                                        → 200 {"name","holder","waiters"}
-//	GET    /v1/locks?prefix=p                                      → 200 {"locks":[...]}
-//	POST   /v1/elections/{name}/campaign {"session":"42","value":"v","wait":"30s"}
+//	GET    /v1/locks?prefix=p&limit=n&after=a                      → 200 {"locks":[...],"next"}
+//	POST   /v1/batch                    {"ops":[...]}              → 200 {"results":[...]}
+//	POST   /v1/elections/{name}/campaign {"session":"42","value":"v","wait":"30s","keep_queued":true}
 //	                                                               → 200 {"name","session","value","term"}
+//	POST   /v1/elections/{name}/cancel  {"session":"42"}           → 200 {"left","grant"}
 //	POST   /v1/elections/{name}/proclaim {"session":"42","term":17,"value":"v2"} → 200
 //	POST   /v1/elections/{name}/resign   {"session":"42","term":17} → 200
 //	GET    /v1/elections/{name}                                    → 200 {"name","leader","candidates"}
-//	GET    /v1/elections?prefix=p                                  → 200 {"elections":[...]}
+//	GET    /v1/elections?prefix=p&limit=n&after=a                  → 200 {"elections":[...],"next"}
 //	GET    /v1/elections/{name}/observe                            → Server-Sent Events of the leader
 //	GET    /v1/watch?prefix=p                                      → Server-Sent Events of lock changes
 //	GET    /v1/status                                              → 200 {"id","leader","term","commit","applied","members"}
@@ -46,6 +49,22 @@
 // (url.PathEscape, api.LockPath) is always safe; clients and proxies that
 // normalise paths may also merge "//", so avoid names with empty segments.
 //
+// # Waiting
+//
+// An acquire or a campaign that queues waits on the one wait path of
+// wait.go (awaitGrant), which every queue of the state machine shares: it
+// waits for its own session's place (raftnode's Await), settles a wait that
+// ran out or whose client went away (leave the queue, or keep the place with
+// keep_queued), and answers a grant that won the race. cancel leaves a
+// queue on request.
+//
+// # Bodies
+//
+// Bodies are decoded strictly (github.com/go-json-experiment/json): an
+// unknown, repeated or wrongly cased field, a wrong type, invalid UTF-8 or
+// trailing data is a 400 whose message names the field by its path in the
+// body (ops[2].token) and says what was expected, never a Go type.
+//
 // # Consistency and leaders
 //
 // Writes are proposed through the log and answer once applied. A follower
@@ -62,11 +81,11 @@
 // Every error is {"error":{"code":"...","message":"..."}} with, for
 // lock_held, the holder. Codes and statuses:
 //
-//	invalid_argument     400  malformed JSON, unknown field, bad name, TTL or wait out of bounds, ...
+//	invalid_argument     400  malformed JSON, unknown or repeated field, bad name, TTL or wait out of bounds, ...
 //	session_not_found    404  the session never existed, was closed or expired
 //	not_found            404  no such path
 //	method_not_allowed   405  the path exists, the method does not
-//	lock_held            409  held by another session (no wait, or the wait ran out)
+//	lock_held            409  held by another session (no wait, or the wait ran out; "queued": true if the place is kept)
 //	not_holder           409  release by a non-holder or with a stale token; nothing changed
 //	not_leader           409  proclaim/resign without leading with that term; a campaign that did not get to lead
 //	too_large            413  body over 1 MiB

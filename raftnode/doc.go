@@ -6,13 +6,27 @@
 //
 // A single goroutine (Node.Run) owns the RawNode, the raft MemoryStorage,
 // the WAL and the lock.Machine. Every other goroutine talks to it through
-// channels: Propose, Read, Process (inbound raft messages), ReportUnreachable
-// and ReportSnapshot send a request and wait for the loop's answer. Nothing
-// else touches consensus or state-machine state.
+// channels: Propose, Read, Process (inbound raft messages),
+// ReportUnreachable, ReportSnapshot and TransferLeadership send a request
+// and wait for the loop's answer. Nothing else touches consensus or
+// state-machine state.
+//
+// # The loop and its drivers
+//
+// The loop is the function iterate (loop.go): it takes one input (a tick, a
+// message, a proposal, a read, a transport report, a leadership transfer, a
+// finished snapshot job), and with a message, proposal or read also those
+// of the same kinds already waiting (up to 4096), so that they share one
+// Ready: one WAL write and fsync, one batch of messages per peer, one
+// ReadIndex request. Then it proposes what it gathered and handles the
+// Ready. Run is the product's driver: it turns its channels and ticker
+// into inputs and runs snapshot jobs on goroutines. The deterministic
+// simulation is another driver of the same function; no part of the loop
+// exists twice.
 //
 // The one piece of work done elsewhere is writing the node's own
-// snapshots: the loop captures the state machine (a flat copy,
-// lock.Machine.CaptureSnapshot), a goroutine encodes it and writes and
+// snapshots: the loop captures the state machine (an O(1) copy-on-write
+// capture, lock.Machine.CaptureSnapshot), a goroutine encodes it and writes and
 // fsyncs the snap file (Durable.SaveSnapshotFile), and the loop, once told
 // on a channel, writes the WAL snapshot record, compacts the MemoryStorage
 // and releases old WAL segments. At most one such snapshot is in flight; a
@@ -43,9 +57,27 @@
 // Any storage error stops the loop; Run returns it and every pending caller
 // gets ErrStopped.
 //
+// # Reads
+//
+// A stale read runs on the loop at once. Linearizable reads share ReadIndex
+// requests (read.go): one request serves every read queued when it is sent;
+// one unanswered for half an election timeout, or sent to a leader that
+// stepped down, is sent again; a read whose caller gave up is dropped at
+// the next tick.
+//
+// # Waiting for a place
+//
+// Await (await.go) wakes a request that waits for one session's place in
+// one queue (a grant, a departure, the session's end) when an applied
+// entry changes it, and no other: a waiting acquire never reads the
+// cluster's event stream.
+//
 // # Time and the leader
 //
-// Only the leader stamps its wall clock into commands; a follower refuses
+// Only the leader stamps its clock into commands: from the moment it
+// became leader, anchored at the later of the state's clock and its wall
+// clock, it advances with the monotonic clock (clock.go), so a step of the
+// wall clock changes no stamp. A follower refuses
 // clocked writes with ErrNotLeader so the HTTP layer can forward them. The
 // leader proposes OpTick as soon as it is elected (so that the state machine
 // extends every session on the first command of the new term) and OpExpire
