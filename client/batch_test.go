@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -132,7 +133,7 @@ func awaitNil(t *testing.T, errc <-chan error, n int) {
 func fillFlights(t *testing.T, s *Session, g *lockGate) ([]*Mutex, chan error) {
 	t.Helper()
 	ms, errc := startLocks(t, s, "f", maxLockFlights)
-	eventually(t, 10*time.Second, "every flight held by the gate", func() bool {
+	await.True(t, 10*time.Second, "every flight held by the gate", func() bool {
 		_, held, _ := g.stats()
 		return held == maxLockFlights
 	})
@@ -152,7 +153,7 @@ func TestLocksCoalesce(t *testing.T) {
 
 	const n = 20
 	ms, errc := startLocks(t, s, "q", n)
-	eventually(t, 10*time.Second, "every further Lock queued", func() bool { return c.queued() == n })
+	await.True(t, 10*time.Second, "every further Lock queued", func() bool { return c.queued() == n })
 	if singles, _, batches := g.stats(); singles != maxLockFlights || len(batches) != 0 {
 		t.Fatalf("before the flights land: %d sent alone, %d batches; want %d and 0", singles, len(batches), maxLockFlights)
 	}
@@ -197,14 +198,14 @@ func TestLocksCoalesce(t *testing.T) {
 	for i := range first {
 		go func() { firstErrs <- first[i].Unlock(ctx) }()
 	}
-	eventually(t, 10*time.Second, "the first unlocks held by the gate or queued", func() bool {
+	await.True(t, 10*time.Second, "the first unlocks held by the gate or queued", func() bool {
 		_, held, _ := g.stats()
 		return held == busyLockFlights && c.queued() == maxLockFlights-busyLockFlights
 	})
 	for i := range ms {
 		go func() { errc <- ms[i].Unlock(ctx) }()
 	}
-	eventually(t, 10*time.Second, "every further Unlock queued", func() bool { return c.queued() == n+maxLockFlights-busyLockFlights })
+	await.True(t, 10*time.Second, "every further Unlock queued", func() bool { return c.queued() == n+maxLockFlights-busyLockFlights })
 	close(open)
 	for range maxLockFlights + n {
 		select {
@@ -241,7 +242,7 @@ func TestBatchWithdrawnWhenCallerGivesUp(t *testing.T) {
 	errc := make(chan error, 1)
 	m := s.NewMutex("gives-up")
 	go func() { errc <- m.Lock(ctx) }()
-	eventually(t, 10*time.Second, "the Lock queued", func() bool { return c.queued() == 1 })
+	await.True(t, 10*time.Second, "the Lock queued", func() bool { return c.queued() == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Lock: %v, want context.Canceled", err)
@@ -286,7 +287,7 @@ func TestBatchFailureFallsBack(t *testing.T) {
 			_, firstErrs := fillFlights(t, s, g)
 			const n = 5
 			ms, errc := startLocks(t, s, "q", n)
-			eventually(t, 10*time.Second, "every further Lock queued", func() bool { return c.queued() == n })
+			await.True(t, 10*time.Second, "every further Lock queued", func() bool { return c.queued() == n })
 			close(g.open)
 			awaitNil(t, firstErrs, maxLockFlights)
 			awaitNil(t, errc, n)

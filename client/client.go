@@ -198,10 +198,16 @@ func (c *Client) LockInfo(ctx context.Context, name string) (*api.Lock, error) {
 // page). It reads every page of the listing (api.DefaultListLimit locks
 // each), so a prefix with very many locks costs as many requests.
 func (c *Client) Locks(ctx context.Context, prefix string) ([]api.Lock, error) {
+	return listAll(ctx, c, "/v1/locks", prefix, func(p *api.LockList) ([]api.Lock, string) { return p.Locks, p.Next })
+}
+
+// listAll reads every page of the listing at path (GET path?prefix=&after=):
+// items and next give a page's items and its cursor.
+func listAll[P any, T any](ctx context.Context, c *Client, path, prefix string, items func(*P) ([]T, string)) ([]T, error) {
 	if err := api.ValidateLockPrefix(prefix); err != nil {
 		return nil, fmt.Errorf("client: %w: %v", api.ErrInvalidArgument, err)
 	}
-	out := []api.Lock{}
+	out := []T{}
 	after := ""
 	for {
 		q := url.Values{}
@@ -211,15 +217,16 @@ func (c *Client) Locks(ctx context.Context, prefix string) ([]api.Lock, error) {
 		if after != "" {
 			q.Set(api.QueryAfter, after)
 		}
-		var page api.LockList
-		if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/locks", query: q}, &page); err != nil {
+		var page P
+		if _, err := c.do(ctx, call{method: http.MethodGet, path: path, query: q}, &page); err != nil {
 			return nil, err
 		}
-		out = append(out, page.Locks...)
-		if page.Next == "" || page.Next <= after {
+		got, next := items(&page)
+		out = append(out, got...)
+		if next == "" || next <= after {
 			return out, nil
 		}
-		after = page.Next
+		after = next
 	}
 }
 

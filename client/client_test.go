@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 	"github.com/raftlock/raftlock/lock"
 )
@@ -51,18 +52,6 @@ func newSession(t *testing.T, c *Client, ttl time.Duration, opts ...SessionOptio
 		}
 	})
 	return s
-}
-
-// eventually polls cond until it holds, failing the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // closedWithin reports whether c is closed within d.
@@ -359,7 +348,7 @@ func TestLockWaitsForRelease(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- m2.Lock(ctx) }()
-	eventually(t, 5*time.Second, "the second session queued", func() bool {
+	await.True(t, 5*time.Second, "the second session queued", func() bool {
 		l, err := c.LockInfo(ctx, "w")
 		return err == nil && len(l.Waiters) == 1 && l.Waiters[0].Session == s2.ID()
 	})
@@ -486,7 +475,7 @@ func TestSessionLostWhenRenewalsStop(t *testing.T) {
 		t.Fatalf("Err %v, want ErrSessionLost", err)
 	}
 	// The server expires it on its own, which frees the lock.
-	eventually(t, 5*time.Second, "the server expires the session", func() bool {
+	await.True(t, 5*time.Second, "the server expires the session", func() bool {
 		_, err := c.SessionInfo(ctx, s.ID())
 		return errors.Is(err, api.ErrSessionNotFound)
 	})

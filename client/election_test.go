@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -74,7 +75,7 @@ func TestCampaignWaitsForResign(t *testing.T) {
 	t1 := e1.Term()
 	done := make(chan error, 1)
 	go func() { done <- e2.Campaign(ctx, "two") }()
-	eventually(t, 5*time.Second, "the second session queued", func() bool {
+	await.True(t, 5*time.Second, "the second session queued", func() bool {
 		el, err := c.ElectionInfo(ctx, "e")
 		return err == nil && len(el.Candidates) == 1 && el.Candidates[0].Session == s2.ID() && el.Candidates[0].Value == "two"
 	})
@@ -134,7 +135,7 @@ func TestCampaignTimeoutLeavesQueue(t *testing.T) {
 	cctx, ccancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- e2.Campaign(cctx, "two") }()
-	eventually(t, 5*time.Second, "queued", func() bool {
+	await.True(t, 5*time.Second, "queued", func() bool {
 		el, err := c.ElectionInfo(ctx, "q")
 		return err == nil && len(el.Candidates) == 1
 	})
@@ -192,7 +193,7 @@ func TestElectionLostWhenOperatorClosesSession(t *testing.T) {
 	e2 := s2.NewElection("ops")
 	done := make(chan error, 1)
 	go func() { done <- e2.Campaign(ctx, "b") }()
-	eventually(t, 5*time.Second, "queued", func() bool {
+	await.True(t, 5*time.Second, "queued", func() bool {
 		el, err := c.ElectionInfo(ctx, "ops")
 		return err == nil && len(el.Candidates) == 1
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -126,13 +127,13 @@ func TestElectorHandsOverOnCancel(t *testing.T) {
 	x := watchExclusion(a, b)
 
 	stopA := runElector(t, a)
-	eventually(t, 5*time.Second, "A leads", a.IsLeader)
+	await.True(t, 5*time.Second, "A leads", a.IsLeader)
 	termA := a.Term()
 	if termA == 0 {
 		t.Fatal("A leads with term 0")
 	}
 	stopB := runElector(t, b)
-	eventually(t, 5*time.Second, "B queued and has seen A", func() bool {
+	await.True(t, 5*time.Second, "B queued and has seen A", func() bool {
 		el, err := c.ElectionInfo(ctx, "svc")
 		id, term, ok := b.Leader()
 		return err == nil && len(el.Candidates) == 1 && el.Candidates[0].Value == "B" && ok && id == "A" && term == termA
@@ -153,13 +154,13 @@ func TestElectorHandsOverOnCancel(t *testing.T) {
 	if got, want := firstOf(ra.split()), []string{"started", "ctx done", "stopped"}; !slices.Equal(got, want) {
 		t.Fatalf("A's callbacks %q, want %q", got, want)
 	}
-	eventually(t, 5*time.Second, "B leads", b.IsLeader)
+	await.True(t, 5*time.Second, "B leads", b.IsLeader)
 	if termB := b.Term(); termB <= termA {
 		t.Fatalf("B's term %d, want > %d", termB, termA)
 	}
 	// A's resign hands over in one log entry; the stream may show it as
 	// "resigned" (nobody) then "elected", so "" may come in between.
-	eventually(t, 5*time.Second, "B reported as the new leader", func() bool {
+	await.True(t, 5*time.Second, "B reported as the new leader", func() bool {
 		_, leaders := rb.split()
 		return len(leaders) > 0 && leaders[len(leaders)-1] == "B"
 	})
@@ -188,7 +189,7 @@ func TestElectorWithoutReleaseLetsLeaseRunOut(t *testing.T) {
 	var ra recorder
 	a := &Elector{Client: c, Name: "lease", Identity: "A", TTL: ttl, Callbacks: ra.callbacks()}
 	stopA := runElector(t, a)
-	eventually(t, 5*time.Second, "A leads", a.IsLeader)
+	await.True(t, 5*time.Second, "A leads", a.IsLeader)
 	termA := a.Term()
 	if err := stopA(); err != nil {
 		t.Fatal(err)
@@ -204,7 +205,7 @@ func TestElectorWithoutReleaseLetsLeaseRunOut(t *testing.T) {
 	}
 	b := &Elector{Client: c, Name: "lease", Identity: "B", TTL: ttl}
 	runElector(t, b)
-	eventually(t, 5*time.Second, "B leads", b.IsLeader)
+	await.True(t, 5*time.Second, "B leads", b.IsLeader)
 	if d := time.Since(stoppedAt); d < ttl/2 {
 		t.Fatalf("B led %v after A stopped renewing, before A's lease could run out", d)
 	}
@@ -220,7 +221,7 @@ func TestElectorLeadsAgainAfterSessionLoss(t *testing.T) {
 	var ra recorder
 	a := &Elector{Client: c, Name: "again", Identity: "A", TTL: 600 * time.Millisecond, Callbacks: ra.callbacks(), ReleaseOnCancel: true}
 	runElector(t, a)
-	eventually(t, 5*time.Second, "A leads", a.IsLeader)
+	await.True(t, 5*time.Second, "A leads", a.IsLeader)
 	term := a.Term()
 	a.mu.Lock()
 	sid := a.sess.ID()
@@ -230,8 +231,8 @@ func TestElectorLeadsAgainAfterSessionLoss(t *testing.T) {
 	}
 	// The observe stream shows nobody leading: the leadership ends, and
 	// A campaigns again with a new session.
-	eventually(t, 5*time.Second, "A leads again", func() bool { return a.Term() > term })
-	eventually(t, 5*time.Second, "started again", func() bool {
+	await.True(t, 5*time.Second, "A leads again", func() bool { return a.Term() > term })
+	await.True(t, 5*time.Second, "started again", func() bool {
 		return slices.Equal(firstOf(ra.split()), []string{"started", "ctx done", "stopped", "started"})
 	})
 	if _, leaders := ra.split(); len(leaders) < 3 || leaders[0] != "A" || leaders[len(leaders)-1] != "A" || !slices.Contains(leaders, "") {
@@ -244,7 +245,7 @@ func TestElectorIsLeaderChecksSafeUntilAtCallTime(t *testing.T) {
 	c := newClient(t, srv.URL)
 	a := &Elector{Client: c, Name: "frozen", Identity: "A", TTL: 10 * time.Second}
 	runElector(t, a)
-	eventually(t, 5*time.Second, "A leads", a.IsLeader)
+	await.True(t, 5*time.Second, "A leads", a.IsLeader)
 	// As if the process had been stopped past its lease: SafeUntil is in
 	// the past, and no goroutine has had a chance to notice.
 	a.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -85,7 +86,7 @@ func TestKeepAliveSharedAcrossSessions(t *testing.T) {
 	}
 	// Every session has been renewed at least twice (its SafeUntil moved
 	// by more than one renewal interval).
-	eventually(t, 10*time.Second, "every session renewed twice", func() bool {
+	await.True(t, 10*time.Second, "every session renewed twice", func() bool {
 		for _, s := range ss {
 			if !s.SafeUntil().After(first[s].Add(ttl / 3)) {
 				return false
@@ -140,7 +141,7 @@ func TestKeepAliveExpiredEndsOnlyThatSession(t *testing.T) {
 	}
 	// a is renewed on: its SafeUntil moves past its current value.
 	su := a.SafeUntil()
-	eventually(t, 5*time.Second, "a renewed after b ended", func() bool { return a.SafeUntil().After(su) })
+	await.True(t, 5*time.Second, "a renewed after b ended", func() bool { return a.SafeUntil().After(su) })
 	if a.Err() != nil {
 		t.Fatalf("a ended: %v", a.Err())
 	}
@@ -169,7 +170,7 @@ func TestKeepAliveJeopardyPerSession(t *testing.T) {
 		t.Fatalf("b.Err %v, want ErrSessionLost (no answer), not expired", err)
 	}
 	su := a.SafeUntil()
-	eventually(t, 5*time.Second, "a renewed", func() bool { return a.SafeUntil().After(su) })
+	await.True(t, 5*time.Second, "a renewed", func() bool { return a.SafeUntil().After(su) })
 	if a.Err() != nil {
 		t.Fatalf("a ended: %v", a.Err())
 	}
@@ -237,6 +238,6 @@ func TestKeeperStopsWithLastSession(t *testing.T) {
 		if err := s.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "the keeper exits", func() bool { return !running() })
+		await.True(t, 5*time.Second, "the keeper exits", func() bool { return !running() })
 	}
 }

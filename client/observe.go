@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -66,29 +65,7 @@ func (c *Client) ElectionInfo(ctx context.Context, name string) (*api.Election, 
 // a leader or candidates, sorted by name (GET /v1/elections?prefix=,
 // linearizable per page), reading every page as Locks does.
 func (c *Client) Elections(ctx context.Context, prefix string) ([]api.Election, error) {
-	if err := api.ValidateLockPrefix(prefix); err != nil {
-		return nil, fmt.Errorf("client: %w: %v", api.ErrInvalidArgument, err)
-	}
-	out := []api.Election{}
-	after := ""
-	for {
-		q := url.Values{}
-		if prefix != "" {
-			q.Set(api.QueryPrefix, prefix)
-		}
-		if after != "" {
-			q.Set(api.QueryAfter, after)
-		}
-		var page api.ElectionList
-		if _, err := c.do(ctx, call{method: http.MethodGet, path: "/v1/elections", query: q}, &page); err != nil {
-			return nil, err
-		}
-		out = append(out, page.Elections...)
-		if page.Next == "" || page.Next <= after {
-			return out, nil
-		}
-		after = page.Next
-	}
+	return listAll(ctx, c, "/v1/elections", prefix, func(p *api.ElectionList) ([]api.Election, string) { return p.Elections, p.Next })
 }
 
 // Observe streams the leader changes of election name (GET

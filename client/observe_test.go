@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -172,7 +173,7 @@ func TestObserveInOrderAndResumesAfterCut(t *testing.T) {
 	proxy.cut()
 	done := make(chan error, 1)
 	go func() { done <- e2.Campaign(ctx, "B") }()
-	eventually(t, 5*time.Second, "queued", func() bool {
+	await.True(t, 5*time.Second, "queued", func() bool {
 		el, err := c.ElectionInfo(ctx, "obs")
 		return err == nil && len(el.Candidates) == 1
 	})

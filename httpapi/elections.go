@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -138,13 +137,8 @@ func (s *Server) campaign(c echo.Context, name string) error {
 var electionQueue = queueKind{
 	kind: lock.KindElection,
 	join: "campaign",
-	look: func(m *lock.Machine, name string, session uint64) stake {
-		ei, _ := m.Election(name)
-		st := electionStake(name, session, ei.Leader)
-		_, alive := m.Session(session)
-		st.gone = !alive
-		st.queued = slices.ContainsFunc(ei.Candidates, func(cd lock.Candidate) bool { return cd.Session == session })
-		return st
+	stake: func(ps lock.PlaceState, name string, session uint64) stake {
+		return electionStake(name, session, ps.Leader)
 	},
 	leave: func(name string, session uint64) *lock.Command {
 		// A resign with term 0 withdraws a candidacy.

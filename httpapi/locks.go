@@ -3,7 +3,6 @@ package httpapi
 import (
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -205,13 +204,8 @@ func granted(c echo.Context, name string, session, token uint64) error {
 var lockQueue = queueKind{
 	kind: lock.KindLock,
 	join: "acquire",
-	look: func(m *lock.Machine, name string, session uint64) stake {
-		li, _ := m.Lock(name)
-		st := lockStake(name, session, li.Holder)
-		_, alive := m.Session(session)
-		st.gone = !alive
-		st.queued = slices.ContainsFunc(li.Waiters, func(w lock.Waiter) bool { return w.Session == session })
-		return st
+	stake: func(ps lock.PlaceState, name string, session uint64) stake {
+		return lockStake(name, session, ps.Holder)
 	},
 	leave: func(name string, session uint64) *lock.Command {
 		return &lock.Command{Op: lock.OpCancel, Session: session, Name: name}

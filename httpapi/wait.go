@@ -36,8 +36,9 @@ import (
 type queueKind struct {
 	kind lock.Kind
 	join string // the request that joins: "acquire", "campaign"
-	// look reads the stake of session in queue name from the state.
-	look func(m *lock.Machine, name string, session uint64) stake
+	// stake describes the stake of session in queue name from what the
+	// state machine says of its place (lock.Machine.PlaceState).
+	stake func(ps lock.PlaceState, name string, session uint64) stake
 	// leave is the command that takes session out of queue name (and
 	// answers its hold if the grant won the race: see cancelled).
 	leave func(name string, session uint64) *lock.Command
@@ -118,9 +119,16 @@ func (s *Server) awaitGrant(c echo.Context, w queueWait) error {
 // read: the node applied the entry that queued the session, and a grant
 // reaches it through its log, whether it leads or follows).
 func (s *Server) look(ctx context.Context, w queueWait) (stake, error) {
-	var st stake
-	err := s.node.Read(ctx, true, func(m *lock.Machine) { st = w.kind.look(m, w.name, w.session) })
-	return st, err
+	var ps lock.PlaceState
+	err := s.node.Read(ctx, true, func(m *lock.Machine) {
+		ps = m.PlaceState(lock.Place{Kind: w.kind.kind, Name: w.name, Session: w.session})
+	})
+	if err != nil {
+		return stake{}, err
+	}
+	st := w.kind.stake(ps, w.name, w.session)
+	st.gone, st.queued = !ps.SessionExists, ps.Queued
+	return st, nil
 }
 
 func sessionEnded(w queueWait) error {

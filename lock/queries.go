@@ -52,6 +52,36 @@ func (s *session) info() SessionInfo {
 	return si
 }
 
+// PlaceState is what a session has in one queue, as Machine.PlaceState
+// reads it for a waiter.
+type PlaceState struct {
+	SessionExists bool    // the session exists
+	Queued        bool    // the session waits in the queue
+	Holder        *Holder // KindLock: the lock's holder, nil when free
+	Leader        *Leader // KindElection: the leader, nil when nobody leads
+}
+
+// PlaceState reads the stake of p.Session in the queue p names, in
+// O(log n): whether the session exists and waits in the queue, and the
+// queue's holder (or leader), which may be the session itself. It copies
+// no queue.
+func (m *Machine) PlaceState(p Place) PlaceState {
+	var ps PlaceState
+	s, ok := m.sessions[p.Session]
+	ps.SessionExists = ok
+	switch p.Kind {
+	case KindLock:
+		ps.Queued = ok && has(s.waiting, p.Name)
+		if l, ok := m.locks.Get(p.Name); ok {
+			ps.Holder = m.holderOf(&l)
+		}
+	case KindElection:
+		ps.Queued = ok && has(s.runs, p.Name)
+		ps.Leader = m.leaderOf(m.election(p.Name))
+	}
+	return ps
+}
+
 // Lock returns a copy of lock name, and false when it is free with no
 // waiters (such a lock does not exist).
 func (m *Machine) Lock(name string) (LockInfo, bool) {

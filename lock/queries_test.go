@@ -118,3 +118,46 @@ func TestRestoreVersion1(t *testing.T) {
 		t.Fatal("a version 1 snapshot restores to another state")
 	}
 }
+
+// TestPlaceState: a waiter's view of its place, for both kinds of queue.
+func TestPlaceState(t *testing.T) {
+	m := New()
+	i := uint64(0)
+	apply := func(c *Command) Result { i++; c.Now = 1; return m.Apply(i, 1, c) }
+	a := apply(&Command{Op: OpOpenSession, TTL: MaxTTL}).Session
+	b := apply(&Command{Op: OpOpenSession, TTL: MaxTTL}).Session
+	tok := apply(&Command{Op: OpAcquire, Session: a, Name: "x"}).Token
+	apply(&Command{Op: OpAcquire, Session: b, Name: "x", Wait: true})
+	term := apply(&Command{Op: OpCampaign, Session: a, Name: "x", Value: "va"}).Token
+	apply(&Command{Op: OpCampaign, Session: b, Name: "x", Value: "vb", Wait: true})
+	for _, c := range []struct {
+		p      Place
+		exists bool
+		queued bool
+		holder uint64 // holder or leader session, 0 for none
+	}{
+		{Place{KindLock, "x", a}, true, false, a},
+		{Place{KindLock, "x", b}, true, true, a},
+		{Place{KindLock, "y", b}, true, false, 0},
+		{Place{KindElection, "x", b}, true, true, a},
+		{Place{KindElection, "x", 99}, false, false, a},
+	} {
+		ps := m.PlaceState(c.p)
+		var holder uint64
+		switch {
+		case ps.Holder != nil:
+			holder = ps.Holder.Session
+			if ps.Holder.Token != tok {
+				t.Errorf("%+v: holder token %d, want %d", c.p, ps.Holder.Token, tok)
+			}
+		case ps.Leader != nil:
+			holder = ps.Leader.Session
+			if ps.Leader.Term != term || ps.Leader.Value != "va" {
+				t.Errorf("%+v: leader %+v", c.p, ps.Leader)
+			}
+		}
+		if ps.SessionExists != c.exists || ps.Queued != c.queued || holder != c.holder {
+			t.Errorf("%+v: %+v, want exists %v queued %v holder %d", c.p, ps, c.exists, c.queued, c.holder)
+		}
+	}
+}
