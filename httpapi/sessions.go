@@ -72,12 +72,7 @@ func (s *Server) keepAlive(c echo.Context) error {
 		ttl   int64
 		found bool
 	)
-	if err := s.node.Read(ctx, true, func(m *lock.Machine) {
-		var si lock.SessionInfo
-		if si, found = m.Session(uint64(id)); found {
-			ttl = si.TTL
-		}
-	}); err != nil {
+	if err := s.node.Read(ctx, true, func(m *lock.Machine) { ttl, found = m.SessionTTL(uint64(id)) }); err != nil {
 		return api.Errorf(api.CodeTimeout, "the session was renewed, but reading its TTL failed (%v); retrying the same keep-alive is safe", err)
 	}
 	if !found {
@@ -123,9 +118,7 @@ func (s *Server) keepAliveBatch(c echo.Context) error {
 	ttls := make([]int64, len(req.IDs))
 	if err := s.node.Read(ctx, true, func(m *lock.Machine) {
 		for i, id := range req.IDs {
-			if si, ok := m.Session(uint64(id)); ok {
-				ttls[i] = si.TTL
-			}
+			ttls[i], _ = m.SessionTTL(uint64(id))
 		}
 	}); err != nil {
 		return api.Errorf(api.CodeTimeout, "the sessions were renewed, but reading their TTLs failed (%v); retrying the same keep-alive is safe", err)

@@ -35,6 +35,16 @@ func (m *Machine) Session(id uint64) (SessionInfo, bool) {
 	return s.info(), true
 }
 
+// SessionTTL returns the TTL of session id (ns), and false if it does not
+// exist. O(1): for keep-alive answers, which need nothing else.
+func (m *Machine) SessionTTL(id uint64) (int64, bool) {
+	s, ok := m.sessions[id]
+	if !ok {
+		return 0, false
+	}
+	return s.ttl, true
+}
+
 func (s *session) info() SessionInfo {
 	si := SessionInfo{
 		ID:       s.id,
