@@ -368,6 +368,12 @@ type Status struct {
 	// knows to be committed (as /readyz).
 	Ready   bool     `json:"ready"`
 	Members []Member `json:"members"`
+	// ReadIndexRequests counts the ReadIndex requests this node sent since
+	// it started: one serves every linearizable read queued when it was
+	// sent, so under load it grows slower than the reads.
+	// ReadIndexRetries counts those sent again after going unanswered.
+	ReadIndexRequests uint64 `json:"read_index_requests"`
+	ReadIndexRetries  uint64 `json:"read_index_retries"`
 }
 
 // Health answers GET /healthz and GET /readyz: {"status":"ok"}.

@@ -209,6 +209,9 @@ func (s *Server) status(c echo.Context) error {
 		Applied:   st.Applied,
 		Ready:     st.Ready,
 		Members:   make([]api.Member, 0, len(st.Members)),
+
+		ReadIndexRequests: st.ReadIndexRounds,
+		ReadIndexRetries:  st.ReadIndexRetries,
 	}
 	for _, m := range st.Members {
 		out.Members = append(out.Members, api.Member{ID: m.ID, PeerURL: m.PeerURL, ClientURL: m.ClientURL})
