@@ -56,8 +56,8 @@ func TestAcquireWaitsOnlyWhenQueued(t *testing.T) {
 }
 
 // TestAcquireGrantedBeforeFirstRead: the grant comes between the entry that
-// queued the session and the subscription; the state read by ReadWatch
-// shows it, so the answer is the grant at once (no wait, no cancel).
+// queued the session and the wait path's first read of the state; that
+// read shows it, so the answer is the grant at once (no wait, no cancel).
 func TestAcquireGrantedBeforeFirstRead(t *testing.T) {
 	w, ts := newWaitCountingServer(t)
 	a := openSession(t, ts, "a")
@@ -109,9 +109,9 @@ func TestCampaignWaitsOnlyWhenQueued(t *testing.T) {
 	}
 }
 
-// TestCampaignElectedBeforeFirstRead: the leader resigns between the entry that
-// queued the candidate and the subscription; the state read by ReadWatch
-// shows the candidate leading, so the answer is its leadership at once.
+// TestCampaignElectedBeforeFirstRead: the leader resigns between the entry
+// that queued the candidate and the first read, which shows the candidate
+// leading, so the answer is its leadership at once.
 func TestCampaignElectedBeforeFirstRead(t *testing.T) {
 	w, ts := newWaitCountingServer(t)
 	a := openSession(t, ts, "a")
