@@ -42,7 +42,7 @@ func newWaitCountingServer(t *testing.T) (*waitCountingNode, *httptest.Server) {
 }
 
 // TestAcquireWaitsOnlyWhenQueued: a waiting acquire of a free lock is
-// granted without any subscription (the hot path of Mutex.Lock).
+// granted without any wait (the hot path of Mutex.Lock).
 func TestAcquireWaitsOnlyWhenQueued(t *testing.T) {
 	w, ts := newWaitCountingServer(t)
 	a := openSession(t, ts, "a")
@@ -79,7 +79,7 @@ func TestAcquireGrantedBeforeFirstRead(t *testing.T) {
 }
 
 // TestAcquireSessionGoneBeforeFirstRead: the session ends between the entry
-// that queued it and the subscription: 404 at once.
+// that queued it and the first read: 404 at once.
 func TestAcquireSessionGoneBeforeFirstRead(t *testing.T) {
 	w, ts := newWaitCountingServer(t)
 	a := openSession(t, ts, "a")
@@ -93,7 +93,7 @@ func TestAcquireSessionGoneBeforeFirstRead(t *testing.T) {
 }
 
 // TestCampaignWaitsOnlyWhenQueued: a waiting campaign in a free
-// election leads without any subscription.
+// election leads without any wait.
 func TestCampaignWaitsOnlyWhenQueued(t *testing.T) {
 	w, ts := newWaitCountingServer(t)
 	a := openSession(t, ts, "a")
