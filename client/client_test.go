@@ -269,7 +269,7 @@ func TestContentionNeverTwoHolders(t *testing.T) {
 				mu.Lock()
 				tokens = append(tokens, m.Token())
 				mu.Unlock()
-				time.Sleep(2 * time.Millisecond) // hold it a little, to give others a chance to break in
+				time.Sleep(2 * time.Millisecond) // under test: hold it a little, to give others a chance to break in
 				inside.Add(-1)
 				if err := m.Unlock(ctx); err != nil {
 					errs <- err

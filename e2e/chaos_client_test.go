@@ -656,7 +656,9 @@ func (w *worker) keepAlives(rng *rand.Rand) {
 	}
 }
 
-// sleep sleeps d or until ctx ends.
+// sleep sleeps d or until ctx ends. It paces the scenario (how long a
+// fault lasts, a worker's think time, a simulated process pause); it never
+// waits for a condition (that is await's job).
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -231,7 +231,7 @@ func (f *socksFront) accept() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			time.Sleep(10 * time.Millisecond) // transient (EMFILE); Close ends the loop
+			time.Sleep(10 * time.Millisecond) // retry pace after a transient error (EMFILE), not a wait; Close ends the loop
 			continue
 		}
 		f.mu.Lock()

@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/tcpproxy"
 )
 
@@ -444,8 +445,11 @@ func (r *chaosRun) progress(name string, healedAt time.Time) time.Duration {
 	ctx := context.Background()
 	var sess api.SessionID
 	var last restResult
-	for i := 0; i < 10000 && time.Since(healedAt) < chaosProgress; i++ {
+	var took time.Duration
+	i := 0
+	if _, ok := await.Within(time.Until(healedAt.Add(chaosProgress)), func() bool {
 		m := r.c.members[i%len(r.c.members)]
+		i++
 		if sess == 0 {
 			res := r.rest(ctx, m, "POST", "/v1/sessions", api.CreateSessionRequest{TTL: api.Duration(2 * time.Second), Owner: "probe"}, time.Second)
 			if s, ok := decodeJSON[api.SessionResponse](res.body); ok && res.status == http.StatusCreated {
@@ -457,16 +461,18 @@ func (r *chaosRun) progress(name string, healedAt time.Time) time.Duration {
 		if sess != 0 {
 			res := r.rest(ctx, m, "POST", api.LockPath(name)+"/acquire", api.AcquireRequest{Session: sess}, time.Second)
 			if g, ok := decodeJSON[api.LockGrant](res.body); ok && res.status == http.StatusOK && g.Session == sess {
-				took := time.Since(healedAt)
+				took = time.Since(healedAt)
 				r.rest(ctx, m, "DELETE", api.SessionPath(sess), nil, time.Second)
-				return took
+				return true
 			}
 			if res.status == http.StatusNotFound {
 				sess = 0 // expired meanwhile
 			}
 			last = res
 		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	}); ok {
+		return took
 	}
 	r.t.Errorf("no progress within %v of healing: a fresh session + lock %q did not succeed (last answer: %v)", chaosProgress, name, last)
 	return chaosProgress
@@ -514,14 +520,13 @@ func (r *chaosRun) converge() uint64 {
 		}
 		return b.String()
 	}
-	deadline := time.Now().Add(60 * time.Second)
 	var lastSts []api.Status
-	for i := 0; i < 10000 && time.Now().Before(deadline); i++ {
+	var applied uint64
+	if _, ok := await.Within(60*time.Second, func() bool {
 		sts, ok := statuses()
 		lastSts = sts
 		if !ok || !same(sts) {
-			time.Sleep(50 * time.Millisecond)
-			continue
+			return false
 		}
 		var states []string
 		for _, m := range r.c.members {
@@ -529,7 +534,7 @@ func (r *chaosRun) converge() uint64 {
 		}
 		after, ok := statuses()
 		if !ok || !same(after) || after[0].Applied != sts[0].Applied {
-			continue // something was applied meanwhile (an expiry): again
+			return false // something was applied meanwhile (an expiry): again
 		}
 		for k := 1; k < len(states); k++ {
 			if states[k] != states[0] {
@@ -537,11 +542,14 @@ func (r *chaosRun) converge() uint64 {
 					r.c.members[0].id, r.c.members[k].id, sts[0].Applied, diffLines(states[0], states[k]))
 			}
 		}
-		r.t.Logf("all members at applied index %d show the same state (%d locks/elections/sessions reads each)", sts[0].Applied, len(sessions)+2)
-		return sts[0].Applied
+		applied = sts[0].Applied
+		return true
+	}); !ok {
+		r.t.Errorf("the members did not reach the same applied index within 60s: %+v", lastSts)
+		return 0
 	}
-	r.t.Errorf("the members did not reach the same applied index within 60s: %+v", lastSts)
-	return 0
+	r.t.Logf("all members at applied index %d show the same state (%d locks/elections/sessions reads each)", applied, len(sessions)+2)
+	return applied
 }
 
 // scanLogs reads the members' logs: a panic or an internal error fails the

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/raftlock/raftlock/internal/await"
 )
 
 var (
@@ -285,20 +287,6 @@ func (c *cluster) must(method, url string, body any, want int) reply {
 	return r
 }
 
-// waitFor polls cond every 20 ms until it holds or timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < timeout {
-		if cond() {
-			return time.Since(start)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v", what, timeout)
-	return 0
-}
-
 // status returns member m's view: its leader's ID (0 if none).
 func status(m *member) (leader float64, ok bool) {
 	r, err := do("GET", m.clientURL+"/v1/status?consistency=stale", nil)
@@ -313,7 +301,7 @@ func status(m *member) (leader float64, ok bool) {
 func (c *cluster) leader(ms ...*member) *member {
 	c.t.Helper()
 	var lead *member
-	waitFor(c.t, "a leader all members agree on", 30*time.Second, func() bool {
+	await.True(c.t, 30*time.Second, "a leader all members agree on", func() bool {
 		var id float64
 		for i, m := range ms {
 			l, ok := status(m)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/client"
+	"github.com/raftlock/raftlock/internal/await"
 )
 
 // TestElectorSurvivesSIGKILLOfRaftLeader: two Electors campaign against a
@@ -57,11 +58,11 @@ func TestElectorSurvivesSIGKILLOfRaftLeader(t *testing.T) {
 	}
 	stopA := run("A", a)
 	defer stopA()
-	waitFor(t, "A leads", 20*time.Second, a.IsLeader)
+	await.True(t, 20*time.Second, "A leads", a.IsLeader)
 	stopB := run("B", b)
 	defer stopB()
 	obs := sdkClient(t, c.members...)
-	waitFor(t, "B queued, and B sees A leading", 20*time.Second, func() bool {
+	await.True(t, 20*time.Second, "B queued, and B sees A leading", func() bool {
 		el, err := obs.ElectionInfo(ctx, "e2e/elector")
 		id, _, ok := b.Leader()
 		return err == nil && len(el.Candidates) == 1 && ok && id == "A"
@@ -88,7 +89,7 @@ func TestElectorSurvivesSIGKILLOfRaftLeader(t *testing.T) {
 			t.Fatalf("A stopped leading (term %d, was %d) after the SIGKILL of raft leader %d (poll %d)", a.Term(), term, lead.id, polls)
 		}
 		polls++
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pace of sampling an invariant over a fixed window, not a wait
 	}
 	el, err := obs.ElectionInfo(ctx, "e2e/elector")
 	if err != nil {
@@ -110,7 +111,7 @@ func TestElectorSurvivesSIGKILLOfRaftLeader(t *testing.T) {
 	if a.IsLeader() || stopped.Load() != 1 {
 		t.Fatalf("after A's Run returned: A leads %v, OnStoppedLeading called %d times", a.IsLeader(), stopped.Load())
 	}
-	waitFor(t, "B leads", 20*time.Second, b.IsLeader)
+	await.True(t, 20*time.Second, "B leads", b.IsLeader)
 	if b.Term() <= term {
 		t.Fatalf("B's term %d, want > %d", b.Term(), term)
 	}

@@ -3,6 +3,8 @@ package e2e
 import (
 	"testing"
 	"time"
+
+	"github.com/raftlock/raftlock/internal/await"
 )
 
 // others returns the members of c other than the given ones.
@@ -22,19 +24,21 @@ next:
 
 // acquireRetrying acquires like an SDK: on a transport error or a 503 it
 // retries the same request (safe: acquire is idempotent for a session) on
-// the next live member, until it gets a definite answer.
+// the next live member, until it gets a definite answer (for at most 10s:
+// then it returns the last transport error, nil after a 503).
 func acquireRetrying(ms []*member, name string, body map[string]any) (reply, error) {
+	var got reply
 	var last error
-	for i := 0; i < 40; i++ {
+	i := 0
+	if _, ok := await.Within(10*time.Second, func() bool {
 		m := ms[i%len(ms)]
-		r, err := do("POST", m.clientURL+"/v1/locks/"+name+"/acquire", body)
-		if err == nil && r.status != 503 {
-			return r, nil
-		}
-		last = err
-		time.Sleep(100 * time.Millisecond)
+		i++
+		got, last = do("POST", m.clientURL+"/v1/locks/"+name+"/acquire", body)
+		return last == nil && got.status != 503
+	}); !ok {
+		return reply{}, last
 	}
-	return reply{}, last
+	return got, nil
 }
 
 func TestLeaderSIGKILLKeepsLocksAndTokens(t *testing.T) {
@@ -66,7 +70,7 @@ func TestLeaderSIGKILLKeepsLocksAndTokens(t *testing.T) {
 		r, err := acquireRetrying([]*member{y, x}, "nightly-job", map[string]any{"session": b, "wait": "60s"})
 		bDone <- res{r, err}
 	}()
-	waitFor(t, "B queued, visible from the third member", 10*time.Second, func() bool {
+	await.True(t, 10*time.Second, "B queued, visible from the third member", func() bool {
 		r, err := do("GET", y.clientURL+"/v1/locks/nightly-job", nil)
 		if err != nil || r.status != 200 {
 			return false
@@ -109,7 +113,7 @@ func TestLeaderSIGKILLKeepsLocksAndTokens(t *testing.T) {
 	// The killed member restarts from its data dir alone and catches up.
 	restartAt := time.Now()
 	c.start(lead, false)
-	took := waitFor(t, "the restarted member catches up", 30*time.Second, func() bool {
+	took := await.True(t, 30*time.Second, "the restarted member catches up", func() bool {
 		r, err := do("GET", lead.clientURL+"/v1/locks/nightly-job?consistency=stale", nil)
 		if err != nil || r.status != 200 {
 			return false

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/client"
+	"github.com/raftlock/raftlock/internal/await"
 )
 
 // sdkClient returns an SDK client for the given members, in that order.
@@ -71,7 +72,7 @@ func TestSDKLockWaitSurvivesSIGKILLOfItsEndpoint(t *testing.T) {
 	wm := ws.NewMutex("e2e/sdk-wait")
 	done := make(chan error, 1)
 	go func() { done <- wm.Lock(ctx) }()
-	waitFor(t, "the waiter queued", 10*time.Second, func() bool {
+	await.True(t, 10*time.Second, "the waiter queued", func() bool {
 		l, err := hc.LockInfo(ctx, "e2e/sdk-wait")
 		return err == nil && len(l.Waiters) == 1 && l.Waiters[0].Session == ws.ID()
 	})
@@ -138,7 +139,7 @@ func TestSDKSessionSurvivesLeaderSIGKILL(t *testing.T) {
 	// A renewal sent after the kill was acknowledged: SafeUntil (send time
 	// + TTL - TTL/10 for this TTL) moved past what any renewal sent before
 	// the kill could give.
-	waitFor(t, "a keep-alive acknowledged by the new leader", 20*time.Second, func() bool {
+	await.True(t, 20*time.Second, "a keep-alive acknowledged by the new leader", func() bool {
 		return s.SafeUntil().After(killedAt.Add(s.TTL() - s.TTL()/10))
 	})
 	// And a couple more keep-alive intervals pass without a loss.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 )
 
 // raftlockCLI builds the raftlock CLI into a directory of t's.
@@ -177,7 +178,7 @@ func TestSidecarsFailover(t *testing.T) {
 		defer obsMu.Unlock()
 		return append([]seen(nil), events...)
 	}
-	waitFor(t, "the observer's first event", 20*time.Second, func() bool { return len(observed()) > 0 })
+	await.True(t, 20*time.Second, "the observer's first event", func() bool { return len(observed()) > 0 })
 
 	// The sidecars.
 	type sidecar struct {
@@ -318,7 +319,7 @@ func TestSidecarsFailover(t *testing.T) {
 		t.Helper()
 		var lead int
 		var term uint64
-		d := waitFor(t, what, within, func() bool {
+		d := await.True(t, within, what, func() bool {
 			var ok bool
 			lead, term, ok = leading()
 			return ok && lead != not
@@ -346,7 +347,7 @@ func TestSidecarsFailover(t *testing.T) {
 	// The observer saw term1's leader, then (perhaps an "expired" at the
 	// same revision) term2's, nothing in between.
 	var afterKill []api.LeaderEvent
-	waitFor(t, "the observer sees the new leader", 10*time.Second, func() bool {
+	await.True(t, 10*time.Second, "the observer sees the new leader", func() bool {
 		afterKill = afterKill[:0]
 		in := false
 		for _, s := range observed() {
@@ -388,7 +389,7 @@ func TestSidecarsFailover(t *testing.T) {
 		t.Fatalf("after the SIGSTOP: %s leads with term %d (was term %d)", scs[third].id, term3, term2)
 	}
 	// The scenario's length, not a synchronisation: stopped for 2×TTL.
-	time.Sleep(time.Until(stoppedAt.Add(2 * ttl)))
+	time.Sleep(time.Until(stoppedAt.Add(2 * ttl))) // under test, not a wait
 	// Requests already sent to the stopped sidecar (the kernel accepts
 	// the connections) are the first it serves when it resumes, maybe
 	// before it has read anything from the cluster: they must say 503 too.
@@ -448,13 +449,13 @@ func TestSidecarsFailover(t *testing.T) {
 			t.Fatalf("the resumed sidecar answers %d with term %d (%v after SIGCONT, answer %d); it led with term %d, the election is at term %d",
 				a.status, a.term, a.at.Sub(resumed), answers, term2, term3)
 		}
-		time.Sleep(10 * time.Millisecond) // polling pace
+		time.Sleep(10 * time.Millisecond) // pace of sampling an invariant over a fixed window, not a wait
 	}
 	t.Logf("FIGURE: the resumed sidecar answered 503 %d times in 3s, the first %v after SIGCONT", answers, firstAt.Round(time.Millisecond))
 	pollMu.Lock()
 	stopped[second] = false
 	pollMu.Unlock()
-	waitFor(t, "the resumed sidecar campaigns again", 15*time.Second, func() bool {
+	await.True(t, 15*time.Second, "the resumed sidecar campaigns again", func() bool {
 		el, err := sdk.ElectionInfo(ctx, election)
 		if err != nil || el.Leader == nil || el.Leader.Term != term3 {
 			return false

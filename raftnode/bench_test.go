@@ -12,6 +12,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/wal"
 )
@@ -62,13 +63,7 @@ func benchNode(b *testing.B) *Node {
 			b.Errorf("node: %v", err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !n.Status().IsLeader {
-		if time.Now().After(deadline) {
-			b.Fatal("the single node did not lead within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	await.True(b, 10*time.Second, "the single node leads", func() bool { return n.Status().IsLeader })
 	return n
 }
 

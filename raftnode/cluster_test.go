@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/lock"
 )
 
@@ -110,8 +111,23 @@ func (c *testCluster) stop(id uint64) {
 	delete(c.nodes, id)
 }
 
+// quietTimeout bounds how long one tick's messages may take to cross the
+// in-memory network (delays included), how long a node's loop may take to
+// come round to a read, and how long a condition still false after the
+// last tick may take to come true: generous, as a loaded machine under
+// -race is slow; it is reached only when something is stuck.
+const quietTimeout = 10 * time.Second
+
 // tickUntil ticks every running node, one tick at a time, until cond holds;
-// it fails the test after max ticks.
+// it fails the test after max ticks. After each tick it waits until the
+// cluster has settled (see settle) before it checks cond, so raft's time
+// moves only when nothing else can happen without it.
+//
+// A tick costs microseconds, so it must not outrun a goroutine outside the
+// cluster that cond may wait for (one that waits for a Propose or a Read
+// and passes the answer on, and was not scheduled in time): after the last
+// tick, cond gets quietTimeout more to come true without ticks. A
+// condition that needs ticks fails all the same.
 func (c *testCluster) tickUntil(what string, max int, cond func() bool) {
 	c.t.Helper()
 	for i := 0; i < max; i++ {
@@ -124,13 +140,38 @@ func (c *testCluster) tickUntil(what string, max int, cond func() bool) {
 			case <-tn.n.Done():
 			}
 		}
-		// Let messages of this tick cross the in-memory network before the
-		// next one; the condition is what the test waits for.
-		time.Sleep(2 * time.Millisecond)
+		c.settle()
 	}
-	if !cond() {
+	if _, ok := await.Within(quietTimeout, cond); !ok {
 		c.t.Fatalf("%s: not reached after %d ticks", what, max)
 	}
+}
+
+// settle waits until no message is in flight and every running node's loop
+// has come round to a stale Read (a no-op that passes through the loop
+// behind what the loop had), and again for as long as that sends anything:
+// the tick's messages, their answers and what those caused have then
+// reached their receivers' loops. The loop may still be handling the last
+// of them (a Read is answered as soon as the loop takes it); a condition
+// that needs that is checked again after the next tick.
+func (c *testCluster) settle() {
+	c.t.Helper()
+	for range 1000 {
+		sent := c.nw.Sent()
+		c.nw.AwaitQuiet(c.t, quietTimeout)
+		for _, tn := range c.nodes {
+			ctx, cancel := context.WithTimeout(context.Background(), quietTimeout)
+			err := tn.n.Read(ctx, true, func(*lock.Machine) {})
+			cancel()
+			if err != nil && !errors.Is(err, ErrStopped) {
+				c.t.Fatalf("node %d's loop did not come round to a read: %v", tn.n.ID(), err)
+			}
+		}
+		if c.nw.Sent() == sent {
+			return
+		}
+	}
+	c.t.Fatalf("the cluster did not settle: messages keep being sent without ticks")
 }
 
 // ticks ticks every running node n times.
@@ -174,12 +215,17 @@ func (c *testCluster) propose(tn *testNode, cmd *lock.Command) (lock.Result, uin
 		err error
 	}
 	ch := make(chan out, 1)
+	calling := make(chan struct{})
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		close(calling)
 		r, i, err := tn.n.Propose(ctx, cmd)
 		ch <- out{r, i, err}
 	}()
+	// Ticks are cheap: start them once the proposal is on its way, not
+	// while its goroutine waits to be scheduled.
+	<-calling
 	var o out
 	c.tickUntil("proposal answered", 2000, func() bool {
 		select {
@@ -260,9 +306,12 @@ func TestClusterElectsCommitsAndReadsFromFollower(t *testing.T) {
 		// A linearizable read on a follower sees the grant.
 		var info lock.LockInfo
 		done := make(chan error, 1)
+		calling := make(chan struct{})
 		go func() {
+			close(calling)
 			done <- tn.n.Read(context.Background(), false, func(m *lock.Machine) { info, _ = m.Lock("job") })
 		}()
+		<-calling // see propose
 		var err2 error
 		c.tickUntil("follower read", 500, func() bool {
 			select {

@@ -11,6 +11,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/wal"
 )
@@ -56,6 +57,7 @@ func (g *gatedDurable) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 // gatedCluster is three Nodes on a MemNetwork whose WALs can be gated.
 type gatedCluster struct {
 	t       *testing.T
+	nw      *MemNetwork
 	nodes   map[uint64]*Node
 	durable map[uint64]*gatedDurable
 	ticks   map[uint64]chan struct{}
@@ -65,7 +67,7 @@ func newGatedCluster(t *testing.T) *gatedCluster {
 	t.Helper()
 	nw := NewMemNetwork(1)
 	peers := map[uint64]string{1: "mem://1", 2: "mem://2", 3: "mem://3"}
-	c := &gatedCluster{t: t, nodes: map[uint64]*Node{}, durable: map[uint64]*gatedDurable{}, ticks: map[uint64]chan struct{}{}}
+	c := &gatedCluster{t: t, nw: nw, nodes: map[uint64]*Node{}, durable: map[uint64]*gatedDurable{}, ticks: map[uint64]chan struct{}{}}
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
 	for id := range peers {
@@ -111,7 +113,8 @@ func newGatedCluster(t *testing.T) *gatedCluster {
 	return c
 }
 
-// leader ticks every node until one leads and is ready.
+// leader ticks every node until one leads and is ready; after each tick it
+// waits until the tick's messages have crossed the network.
 func (c *gatedCluster) leader() *Node {
 	c.t.Helper()
 	for range 1000 {
@@ -126,7 +129,7 @@ func (c *gatedCluster) leader() *Node {
 			case <-c.nodes[id].Done():
 			}
 		}
-		time.Sleep(2 * time.Millisecond) // let the tick's messages cross
+		c.nw.AwaitQuiet(c.t, quietTimeout)
 	}
 	c.t.Fatal("no leader")
 	return nil
@@ -163,22 +166,16 @@ func TestLeaderReplicatesWhileItPersists(t *testing.T) {
 		t.Fatal("the leader never saved the proposal")
 	}
 	// While the leader is stuck in its save, both followers get the entry.
-	deadline := time.After(10 * time.Second)
-	for {
+	if _, ok := await.Within(10*time.Second, func() bool {
 		got := 0
 		for id, n := range c.nodes {
 			if id != lead.ID() && lastIndex(n) >= idx {
 				got++
 			}
 		}
-		if got == 2 {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("followers did not receive entry %d while the leader persisted it: the leader sends only after its save", idx)
-		case <-time.After(time.Millisecond):
-		}
+		return got == 2
+	}); !ok {
+		t.Fatalf("followers did not receive entry %d while the leader persisted it: the leader sends only after its save", idx)
 	}
 	select {
 	case err := <-res:

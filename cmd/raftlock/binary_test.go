@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -324,12 +325,8 @@ func TestBinarySignalWhileWaiting(t *testing.T) {
 	holder := r.session("10s", "holder")
 	r.acquire("queue", holder)
 	p := startBinary(t, "--endpoints", s.URL, "lock", "--ttl", "1s", "queue", "--", "echo", "ran")
-	deadline := time.Now().Add(10 * time.Second)
-	for len(r.lock("queue").Waiters) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("raftlock never queued; stderr:\n%s", p.stderr)
-		}
-		time.Sleep(5 * time.Millisecond) // polling for a state with a deadline
+	if _, ok := await.Within(10*time.Second, func() bool { return len(r.lock("queue").Waiters) > 0 }); !ok {
+		t.Fatalf("raftlock never queued; stderr:\n%s", p.stderr)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

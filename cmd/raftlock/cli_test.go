@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -210,13 +211,7 @@ func TestLocksLockInfoStatusOutput(t *testing.T) {
 		}
 		waitErr <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(r.lock("jobs/nightly").Waiters) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("waiter never queued")
-		}
-		time.Sleep(5 * time.Millisecond) // polling for a state with a deadline
-	}
+	await.True(t, 10*time.Second, "the waiter queued", func() bool { return len(r.lock("jobs/nightly").Waiters) > 0 })
 
 	// locks, text.
 	got := runCLI(t, env, "locks")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -123,18 +124,6 @@ func (b *bg) wait(t *testing.T, d time.Duration) int {
 	return 0
 }
 
-// waitUntil polls cond every 5ms until it holds, failing the test after d.
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond) // polling for a state with a deadline
-	}
-}
-
 func (r *rest) campaign(name string, id api.SessionID, value string) api.Leadership {
 	var l api.Leadership
 	r.do("POST", api.ElectionPath(name)+"/campaign", fmt.Sprintf(`{"session":"%d","value":%q}`, id, value), &l)
@@ -161,7 +150,7 @@ func (r *rest) queue(t *testing.T, name string, id api.SessionID, value string) 
 		}
 		errC <- err
 	}()
-	waitUntil(t, "candidate queued", 10*time.Second, func() bool {
+	await.True(t, 10*time.Second, "candidate queued", func() bool {
 		for _, c := range r.election(name).Candidates {
 			if c.Session == id {
 				return true
@@ -506,7 +495,7 @@ func TestBinaryElectSignals(t *testing.T) {
 	holder := r.session("30s", "holder")
 	r.campaign("sig", holder, "the-leader")
 	p = startBinary(t, "--endpoints", s.URL, "elect", "--ttl", "30s", "sig", "host-b", "--", "echo", "ran")
-	waitUntil(t, "elect queued", 10*time.Second, func() bool { return len(r.election("sig").Candidates) == 1 })
+	await.True(t, 10*time.Second, "elect queued", func() bool { return len(r.election("sig").Candidates) == 1 })
 	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -548,15 +537,15 @@ func TestBinarySidecarSIGTERMResigns(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{})
 	r := newREST(t, s.URL)
 	p := startBinary(t, "--endpoints", s.URL, "sidecar", "--election", "web", "--id", "pod-a", "--ttl", "30s", "--listen", "127.0.0.1:0")
-	waitUntil(t, "pod-a leads", 10*time.Second, func() bool { el := r.election("web"); return el.Leader != nil && el.Leader.Value == "pod-a" })
+	await.True(t, 10*time.Second, "pod-a leads", func() bool { el := r.election("web"); return el.Leader != nil && el.Leader.Value == "pod-a" })
 	var m []string
-	waitUntil(t, "the address on stderr", 10*time.Second, func() bool {
+	await.True(t, 10*time.Second, "the address on stderr", func() bool {
 		m = listeningRE.FindStringSubmatch(p.stderr.String())
 		return m != nil
 	})
 	// The server's view can run ahead of the sidecar's: it says leader only
 	// once its own campaign call has returned.
-	waitUntil(t, "pod-a's /ready says leader", 10*time.Second, func() bool {
+	await.True(t, 10*time.Second, "pod-a's /ready says leader", func() bool {
 		code, body := get(t, m[1]+"/ready")
 		return code == 200 && body["is_leader"] == true
 	})

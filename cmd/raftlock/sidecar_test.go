@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
@@ -82,7 +83,7 @@ func TestSidecarEndpoints(t *testing.T) {
 
 	// A TTL of 30s: only a resign hands over within the test's bounds.
 	a, aURL := startSidecar(t, env, "--election", "web", "--id", "pod-a", "--ttl", "30s", "--status-file", status)
-	waitUntil(t, "pod-a ready", 10*time.Second, func() bool { code, _ := get(t, aURL+"/ready"); return code == 200 })
+	await.True(t, 10*time.Second, "pod-a ready", func() bool { code, _ := get(t, aURL+"/ready"); return code == 200 })
 	el := r.election("web")
 	if el.Leader == nil || el.Leader.Value != "pod-a" {
 		t.Fatalf("election: %+v", el.Leader)
@@ -105,7 +106,7 @@ func TestSidecarEndpoints(t *testing.T) {
 		t.Errorf("GET /healthz: %d", code)
 	}
 	var file map[string]any
-	waitUntil(t, "status file names pod-a as leader", 10*time.Second, func() bool {
+	await.True(t, 10*time.Second, "status file names pod-a as leader", func() bool {
 		b, err := os.ReadFile(status)
 		file = nil
 		return err == nil && json.Unmarshal(b, &file) == nil && file["is_leader"] == true && file["term"] == term && file["name"] == "pod-a"
@@ -115,8 +116,8 @@ func TestSidecarEndpoints(t *testing.T) {
 	}
 
 	b, bURL := startSidecar(t, env, "--election", "web", "--id", "pod-b", "--ttl", "30s")
-	waitUntil(t, "pod-b queued", 10*time.Second, func() bool { return len(r.election("web").Candidates) == 1 })
-	waitUntil(t, "pod-b sees pod-a", 10*time.Second, func() bool { _, body := get(t, bURL+"/"); return body["name"] == "pod-a" })
+	await.True(t, 10*time.Second, "pod-b queued", func() bool { return len(r.election("web").Candidates) == 1 })
+	await.True(t, 10*time.Second, "pod-b sees pod-a", func() bool { _, body := get(t, bURL+"/"); return body["name"] == "pod-a" })
 	if code, body := get(t, bURL+"/ready"); code != 503 || body["is_leader"] != false || body["name"] != "pod-a" || body["term"] != term {
 		t.Errorf("GET /ready of the follower: %d %v", code, body)
 	}
@@ -175,7 +176,7 @@ func TestSidecarEndpoints(t *testing.T) {
 	if code := a.wait(t, 10*time.Second); code != exitOK {
 		t.Errorf("pod-a exit %d; stderr:\n%s", code, a.errOut)
 	}
-	waitUntil(t, "pod-b ready after pod-a stopped", 10*time.Second, func() bool { code, _ := get(t, bURL+"/ready"); return code == 200 })
+	await.True(t, 10*time.Second, "pod-b ready after pod-a stopped", func() bool { code, _ := get(t, bURL+"/ready"); return code == 200 })
 	if d := time.Since(stopped); d > 10*time.Second {
 		t.Errorf("hand-over took %v: no resign?", d)
 	}

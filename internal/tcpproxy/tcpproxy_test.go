@@ -8,10 +8,13 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/raftlock/raftlock/internal/await"
 )
 
 func TestMain(m *testing.M) {
@@ -141,18 +144,6 @@ func readNothing(t *testing.T, c net.Conn, d time.Duration) {
 	}
 }
 
-// eventually polls cond every 5 ms for up to 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func randomBytes(t *testing.T, n int) []byte {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -206,7 +197,7 @@ func TestHalfClose(t *testing.T) {
 	if err != nil || string(b) != "bye" {
 		t.Fatalf("after half-close read %q, %v; want \"bye\", EOF", b, err)
 	}
-	eventually(t, "connection gone", func() bool { return p.Stats().Active == 0 })
+	await.True(t, 10*time.Second, "connection gone", func() bool { return p.Stats().Active == 0 })
 }
 
 func TestBlackholeBothHoldsAndHeals(t *testing.T) {
@@ -271,7 +262,7 @@ func TestBlackholeDownOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The target gets it (up passes), its echo is held (down is blackholed).
-	eventually(t, "target receives through the open up link", func() bool { return string(e.received()) == "ab" })
+	await.True(t, 10*time.Second, "target receives through the open up link", func() bool { return string(e.received()) == "ab" })
 	readNothing(t, c, 150*time.Millisecond)
 	p.Pass()
 	if got := readN(t, c, 1, 5*time.Second); string(got) != "b" {
@@ -325,7 +316,7 @@ func TestHealDuringDelayReleasesAtOnce(t *testing.T) {
 	if _, err := c.Write([]byte("z")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the chunk held", func() bool { return p.Stats().Held == 1 })
+	await.True(t, 10*time.Second, "the chunk held", func() bool { return p.Stats().Held == 1 })
 	p.Pass()
 	if got := readN(t, c, 1, 2*time.Second); string(got) != "z" {
 		t.Fatalf("read %q", got)
@@ -360,7 +351,7 @@ func TestCloseAll(t *testing.T) {
 			t.Fatalf("connection %d still open after CloseAll", i)
 		}
 	}
-	eventually(t, "no active connection", func() bool { return p.Stats().Active == 0 })
+	await.True(t, 10*time.Second, "no active connection", func() bool { return p.Stats().Active == 0 })
 	p.Pass()
 	roundTrip(t, dial(t, p), []byte("after"))
 	if st := p.Stats(); st.Reset != 3 || st.Accepted != 4 {
@@ -381,7 +372,7 @@ func TestTargetDown(t *testing.T) {
 	if n, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read %d, %v from a proxy whose target is down; want the connection closed", n, err)
 	}
-	eventually(t, "the failed dial counted", func() bool { return p.Stats().Failed == 1 })
+	await.True(t, 10*time.Second, "the failed dial counted", func() bool { return p.Stats().Failed == 1 })
 }
 
 func TestMaxConns(t *testing.T) {
@@ -466,6 +457,7 @@ func TestConcurrentModeChanges(t *testing.T) {
 		}(g)
 	}
 	var streams sync.WaitGroup
+	var ended atomic.Int32
 	errc := make(chan error, 4)
 	for s := 0; s < 4; s++ {
 		c := dial(t, p)
@@ -473,6 +465,7 @@ func TestConcurrentModeChanges(t *testing.T) {
 		streams.Add(1)
 		go func() {
 			defer streams.Done()
+			defer ended.Add(1)
 			go func() { _, _ = c.Write(msg) }()
 			c.SetReadDeadline(time.Now().Add(60 * time.Second))
 			got := make([]byte, len(msg))
@@ -485,8 +478,12 @@ func TestConcurrentModeChanges(t *testing.T) {
 			}
 		}()
 	}
-	// The flippers end in Pass eventually: stop them, heal, and wait.
-	time.Sleep(300 * time.Millisecond)
+	// The streams run while the modes flip: until every byte is back
+	// through the proxy (or every stream ended), rather than for a guess at
+	// how long that takes; at most 30s, then the heal below lets them end.
+	// Then stop the flippers, heal, and check what was read.
+	const total = 4 * (128 << 10) // four streams of 128 KiB
+	await.Within(30*time.Second, func() bool { return p.Stats().BytesDown >= total || ended.Load() == 4 })
 	close(stop)
 	flippers.Wait()
 	p.Pass()
