@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -177,15 +176,7 @@ func (b *batcher) send(ops []*batchOp) {
 	var resp api.BatchResponse
 	base := c.target()
 	cl := call{method: http.MethodPost, path: api.BatchPath, write: true}
-	req := api.BatchRequest{Ops: make([]api.BatchOp, len(ops))}
-	for i, o := range ops {
-		req.Ops[i] = o.op
-	}
-	body, err := json.Marshal(req)
-	if err != nil { // strings and integers: cannot fail
-		panic(fmt.Sprintf("client: encode a batch: %v", err))
-	}
-	leader, err := c.attempt(ctx, base, cl, body, &resp)
+	leader, err := c.attempt(ctx, base, cl, encodeBatch(ops), &resp)
 	if leader != "" {
 		c.setLeader(leader)
 	}

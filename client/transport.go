@@ -168,6 +168,9 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, body []byte,
 		return leader, err
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if br, ok := out.(*api.BatchResponse); ok && decodeBatchFast(b, br) {
+			return leader, nil // the server's compact form (fastbatch.go)
+		}
 		if out != nil {
 			if err := json.Unmarshal(b, out); err != nil {
 				return leader, &api.Error{Code: api.CodeInternal, Message: fmt.Sprintf("%s %s answered %d with a body that does not decode: %v", cl.method, u, resp.StatusCode, err)}

@@ -59,7 +59,7 @@ func (s *Server) batch(c echo.Context) error {
 		wg.Go(func() { results[i] = s.batchOp(ctx, c, &cmds[i]) })
 	}
 	wg.Wait()
-	return writeJSON(c, http.StatusOK, api.BatchResponse{Results: results})
+	return c.JSONBlob(http.StatusOK, appendBatchResponse(nil, results))
 }
 
 // batchOp proposes one operation of a batch and returns its result.

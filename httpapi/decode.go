@@ -64,6 +64,9 @@ func decodeStrict(b []byte, v any, required bool, example string) error {
 		}
 		return nil
 	}
+	if br, ok := v.(*api.BatchRequest); ok && fastBatch(b, br) {
+		return nil // the SDK's compact form (fastbatch.go)
+	}
 	if err := jsonv2.Unmarshal(b, v, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return api.Errorf(api.CodeInvalidArgument, "invalid JSON body: %s (expected e.g. %s)", describeJSONError(err), example)
 	}
