@@ -183,7 +183,7 @@ func (n *Node) finishSnapshot(job *snapJob) error {
 	// The loop spent capture_ms and record_ms on it; encode_ms and
 	// write_ms (the snap file and its fsync) ran on another goroutine.
 	n.log.Info("snapshot saved", "index", job.index, "term", job.term, "bytes", len(job.snap.GetData()),
-		"capture_ms", job.captured.Milliseconds(), "encode_ms", job.encoded.Milliseconds(),
+		"capture_ms", float64(job.captured.Microseconds())/1000, "encode_ms", job.encoded.Milliseconds(),
 		"write_ms", job.written.Milliseconds(), "record_ms", recorded.Milliseconds())
 	return nil
 }

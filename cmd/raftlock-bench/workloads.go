@@ -618,6 +618,7 @@ func runScale(ctx context.Context, t Target, cl *cluster, cfg benchConfig, seq i
 			res.add("last_snapshot_record_ms", st.lastRecordMS, kindMillis)
 			res.add("last_snapshot_stall_ms", st.lastStallMS, kindMillis)
 			res.add("max_snapshot_stall_ms", st.maxStallMS, kindMillis)
+			res.add("max_snapshot_capture_ms", st.maxCaptureMS, kindMillis)
 		}
 	}
 	if n, err := dirSize(cl.snapDir(leader)); err == nil {
@@ -718,11 +719,12 @@ type snapStats struct {
 	// of raftlockd versions that snapshotted on the loop).
 	lastCaptureMS, lastEncodeMS, lastWriteMS, lastRecordMS float64
 	lastStallMS, maxStallMS                                float64
+	maxCaptureMS                                           float64
 }
 
 var (
 	snapLine  = regexp.MustCompile(`msg="snapshot saved"[^\n]*`)
-	snapField = regexp.MustCompile(`\b(bytes|capture_ms|encode_ms|write_ms|record_ms|took_ms)=(\d+)`)
+	snapField = regexp.MustCompile(`\b(bytes|capture_ms|encode_ms|write_ms|record_ms|took_ms)=(\d+(?:\.\d+)?)`)
 )
 
 // snapshotStats reads the "snapshot saved" lines of the raftlockd log at
@@ -747,6 +749,7 @@ func snapshotStats(path string) (snapStats, error) {
 			st.lastStallMS = took
 		}
 		st.maxStallMS = max(st.maxStallMS, st.lastStallMS)
+		st.maxCaptureMS = max(st.maxCaptureMS, f["capture_ms"])
 	}
 	return st, nil
 }

@@ -52,8 +52,9 @@ func TestSnapshotStats(t *testing.T) {
 	path := t.TempDir() + "/raftlockd.log"
 	log := `time=2026-11-26T21:00:00Z level=INFO msg="raftlockd started" node_id=1
 time=2026-11-26T21:00:01Z level=INFO msg="snapshot saved" node_id=1 index=10000 bytes=2048 encode_ms=3 took_ms=9
-time=2026-11-26T21:00:02Z level=INFO msg="snapshot saved" node_id=1 index=20000 term=2 bytes=4096 capture_ms=2 encode_ms=7 write_ms=5 record_ms=1
-time=2026-11-26T21:00:03Z level=INFO msg="saved snapshot" node_id=1 index=20000 term=2
+time=2026-11-26T21:00:02Z level=INFO msg="snapshot saved" node_id=1 index=20000 term=2 bytes=4096 capture_ms=2.5 encode_ms=7 write_ms=5 record_ms=1
+time=2026-11-26T21:00:03Z level=INFO msg="snapshot saved" node_id=1 index=30000 term=2 bytes=4096 capture_ms=0.125 encode_ms=7 write_ms=5 record_ms=1
+time=2026-11-26T21:00:04Z level=INFO msg="saved snapshot" node_id=1 index=20000 term=2
 `
 	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
 		t.Fatal(err)
@@ -62,9 +63,10 @@ time=2026-11-26T21:00:03Z level=INFO msg="saved snapshot" node_id=1 index=20000 
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The old format's whole took_ms, then the new one's capture + record.
-	if st.count != 2 || st.lastBytes != 4096 || st.lastCaptureMS != 2 || st.lastEncodeMS != 7 || st.lastWriteMS != 5 ||
-		st.lastRecordMS != 1 || st.lastStallMS != 3 || st.maxStallMS != 9 {
+	// The old format's whole took_ms, then the new one's capture + record
+	// (the capture in fractions of a millisecond).
+	if st.count != 3 || st.lastBytes != 4096 || st.lastCaptureMS != 0.125 || st.lastEncodeMS != 7 || st.lastWriteMS != 5 ||
+		st.lastRecordMS != 1 || st.lastStallMS != 1.125 || st.maxStallMS != 9 || st.maxCaptureMS != 2.5 {
 		t.Fatalf("stats %+v", st)
 	}
 }
