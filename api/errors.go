@@ -39,6 +39,24 @@ const (
 	CodeMethodNotAllowed = "method_not_allowed"
 	// CodeInternal: a server bug (HTTP 500).
 	CodeInternal = "internal"
+	// CodeUnauthenticated: auth is on and the request has no valid
+	// principal (no token, an unknown or revoked token, a certificate
+	// without a user) (HTTP 401).
+	CodeUnauthenticated = "unauthenticated"
+	// CodePermissionDenied: the principal lacks the permission; the message
+	// names the action and the name, or the session that belongs to
+	// another principal (HTTP 403).
+	CodePermissionDenied = "permission_denied"
+	// CodeQuotaExceeded: a limit of the cluster (sessions per principal,
+	// locks per session, waiters per lock, ...) would be exceeded; the
+	// message names it; nothing changed (HTTP 429).
+	CodeQuotaExceeded = "quota_exceeded"
+	// CodeRateLimited: the principal sent requests faster than its rate
+	// limit; retry after the Retry-After header's seconds (HTTP 429).
+	CodeRateLimited = "rate_limited"
+	// CodeNoSpace: the replicated state reached the cluster's size quota;
+	// requests that would grow it are refused until it shrinks (HTTP 507).
+	CodeNoSpace = "no_space"
 )
 
 // Sentinel errors, one per error code. An *Error matches the sentinel of its
@@ -72,6 +90,16 @@ var (
 	ErrCompacted = errors.New("api: revision compacted")
 	// ErrInternal matches CodeInternal.
 	ErrInternal = errors.New("api: internal error")
+	// ErrUnauthenticated matches CodeUnauthenticated.
+	ErrUnauthenticated = errors.New("api: unauthenticated")
+	// ErrPermissionDenied matches CodePermissionDenied.
+	ErrPermissionDenied = errors.New("api: permission denied")
+	// ErrQuotaExceeded matches CodeQuotaExceeded.
+	ErrQuotaExceeded = errors.New("api: quota exceeded")
+	// ErrRateLimited matches CodeRateLimited.
+	ErrRateLimited = errors.New("api: rate limited")
+	// ErrNoSpace matches CodeNoSpace.
+	ErrNoSpace = errors.New("api: no space")
 )
 
 // Sentinel returns the sentinel error of code, and nil for a code this
@@ -102,6 +130,16 @@ func Sentinel(code string) error {
 		return ErrInternal
 	case CodeCompacted:
 		return ErrCompacted
+	case CodeUnauthenticated:
+		return ErrUnauthenticated
+	case CodePermissionDenied:
+		return ErrPermissionDenied
+	case CodeQuotaExceeded:
+		return ErrQuotaExceeded
+	case CodeRateLimited:
+		return ErrRateLimited
+	case CodeNoSpace:
+		return ErrNoSpace
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,17 +40,55 @@ type Config struct {
 	// Server.Close releases. Its Timeout should be zero: requests are
 	// bounded by their context.
 	ForwardClient *http.Client
+	// ForwardTLS is the TLS configuration of the Server's own forwarding
+	// client (ignored when ForwardClient is set): the leader's client URL is
+	// https when the cluster serves TLS. It should present this member's
+	// certificate, so that the leader can tell a forwarded request from a
+	// member (see IsMember).
+	ForwardTLS *tls.Config
+	// IsMember reports whether a request was sent by a member of the
+	// cluster, proven by its TLS client certificate (a follower forwarding
+	// to the leader). Only then is the principal named in the forwarded
+	// request's header trusted. nil: no request is from a member.
+	IsMember func(r *http.Request) bool
+	// AuthBootstrapToken, when set on a cluster whose auth is off and that
+	// has no users, makes the first request the node serves propose the
+	// bootstrap: user root with role admin on every name and this token,
+	// and auth on. Requests wait for it (or get 503). Ignored once the
+	// cluster has users. Give it to every member of a new cluster.
+	AuthBootstrapToken string
+	// AllowedHosts are the host names (without port) that requests may
+	// name in Host besides loopback names and IP literals: the node's own
+	// advertised names and any the operator adds. Empty: only loopback
+	// names and IP literals.
+	AllowedHosts []string
+	// RateLimit is the sustained requests per second allowed to one
+	// principal on this node (token bucket of RateBurst). Zero: 1000.
+	// Negative: no limit.
+	RateLimit float64
+	// RateBurst is the bucket's size. Zero: 2000.
+	RateBurst int
+	// MaxStreams bounds the concurrent watch and observe streams of this
+	// node. Zero: 10000.
+	MaxStreams int
+	// MaxStreamsPerPrincipal bounds the concurrent streams of one
+	// principal on this node. Zero: 1000.
+	MaxStreamsPerPrincipal int
 }
 
 // DefaultConfig returns a Config with every default set; Node remains to be
 // set.
 func DefaultConfig() Config {
 	return Config{
-		MinTTL:          2 * time.Second,
-		MaxTTL:          time.Hour,
-		MaxWait:         5 * time.Minute,
-		RequestTimeout:  5 * time.Second,
-		StreamKeepAlive: 10 * time.Second,
+		MinTTL:                 2 * time.Second,
+		MaxTTL:                 time.Hour,
+		MaxWait:                5 * time.Minute,
+		RequestTimeout:         5 * time.Second,
+		StreamKeepAlive:        10 * time.Second,
+		RateLimit:              1000,
+		RateBurst:              2000,
+		MaxStreams:             10000,
+		MaxStreamsPerPrincipal: 1000,
 	}
 }
 
@@ -70,6 +109,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamKeepAlive <= 0 {
 		c.StreamKeepAlive = d.StreamKeepAlive
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = d.RateLimit
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = d.RateBurst
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = d.MaxStreams
+	}
+	if c.MaxStreamsPerPrincipal == 0 {
+		c.MaxStreamsPerPrincipal = d.MaxStreamsPerPrincipal
 	}
 	return c
 }

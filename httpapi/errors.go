@@ -40,6 +40,11 @@ var errorTable = []struct {
 	{raftnode.ErrStopped, http.StatusServiceUnavailable, api.CodeUnavailable, "the node is stopping; nothing was changed, retry on another node"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, api.CodeUnavailable, "the request could not be served before its deadline (no quorum?); nothing was changed, retry"},
 	{context.Canceled, http.StatusServiceUnavailable, api.CodeUnavailable, "the request was cancelled; nothing was changed"},
+	{api.ErrUnauthenticated, http.StatusUnauthorized, api.CodeUnauthenticated, "unauthenticated: send Authorization: Bearer <token> or a client certificate of a known user"},
+	{api.ErrPermissionDenied, http.StatusForbidden, api.CodePermissionDenied, "permission denied"},
+	{api.ErrQuotaExceeded, http.StatusTooManyRequests, api.CodeQuotaExceeded, "quota exceeded; nothing was changed"},
+	{api.ErrRateLimited, http.StatusTooManyRequests, api.CodeRateLimited, "too many requests; retry later"},
+	{api.ErrNoSpace, http.StatusInsufficientStorage, api.CodeNoSpace, "the cluster's state reached its size quota; nothing was changed"},
 	{api.ErrInternal, http.StatusInternalServerError, api.CodeInternal, "internal error"},
 }
 
