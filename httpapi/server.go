@@ -121,6 +121,9 @@ func (s *Server) routes() *echo.Echo {
 		},
 	}))
 	e.Use(s.leaderHeader)
+	e.Use(s.guardRequest) // guard.go: Host, cross-site requests
+	e.Use(s.authenticate) // principal.go/auth.go: the principal, 401
+	e.Use(s.rateLimit)    // ratelimit.go: per principal
 
 	e.POST("/v1/sessions", s.createSession)
 	e.GET("/v1/sessions/:id", s.getSession)
