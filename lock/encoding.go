@@ -9,10 +9,21 @@ import (
 // ID of OpOpenSession; Encode writes version 1 whenever a command has
 // nothing that needs version 2, so that a log written without request IDs
 // stays readable by a build that knows only version 1.
+//
+// Version 3 adds the principal of every command (after Now), the Force of
+// OpRelease, and the access-control ops; it is written only for a command
+// that has a principal, a Force or an auth op, so a cluster without auth
+// writes the versions it wrote before.
 const (
 	commandVersion1 byte = 1
 	commandVersion2 byte = 2
+	commandVersion3 byte = 3
 )
+
+// needsV3 reports whether c can only be written in version 3.
+func needsV3(c *Command) bool {
+	return c.Principal != "" || (c.Op == OpRelease && c.Force) || authOp(c.Op)
+}
 
 // Encode encodes c: a version byte (1, or 2 for an OpOpenSession with a
 // RequestID), the op byte, then the fields that the op uses (varints and
@@ -23,18 +34,24 @@ const (
 func Encode(c *Command) []byte {
 	e := encoder{b: make([]byte, 0, 16+len(c.Name)+len(c.Owner)+len(c.Value)+len(c.RequestID)+len(c.Sessions)*3)}
 	version := commandVersion1
-	if c.Op == OpOpenSession && c.RequestID != "" {
+	switch {
+	case needsV3(c):
+		version = commandVersion3
+	case c.Op == OpOpenSession && c.RequestID != "":
 		version = commandVersion2
 	}
 	e.byte(version)
 	e.byte(byte(c.Op))
 	e.varint(c.Now)
+	if version == commandVersion3 {
+		e.str(c.Principal)
+	}
 	switch c.Op {
 	case OpTick, OpExpire:
 	case OpOpenSession:
 		e.varint(c.TTL)
 		e.str(c.Owner)
-		if version == commandVersion2 {
+		if version >= commandVersion2 {
 			e.str(c.RequestID)
 		}
 	case OpKeepAlive:
@@ -54,6 +71,9 @@ func Encode(c *Command) []byte {
 		e.uvarint(c.Session)
 		e.str(c.Name)
 		e.uvarint(c.Token)
+		if version == commandVersion3 {
+			e.bool(c.Force)
+		}
 	case OpCancel:
 		e.uvarint(c.Session)
 		e.str(c.Name)
@@ -75,6 +95,29 @@ func Encode(c *Command) []byte {
 		e.uvarint(c.Session)
 		e.str(c.Name)
 		e.uvarint(c.Token)
+	case OpAuthPutUser:
+		e.str(c.Name)
+		e.uvarint(uint64(len(c.Roles)))
+		for _, r := range c.Roles {
+			e.str(r)
+		}
+	case OpAuthPutRole:
+		e.str(c.Name)
+		e.uvarint(uint64(len(c.Permissions)))
+		for _, p := range c.Permissions {
+			e.str(p.Prefix)
+			e.byte(byte(p.Actions))
+		}
+	case OpAuthDeleteUser, OpAuthDeleteRole:
+		e.str(c.Name)
+	case OpAuthCreateToken:
+		e.str(c.Name)
+		e.str(c.Hash)
+	case OpAuthRevokeToken:
+		e.uvarint(c.Token)
+	case OpAuthEnable:
+	case OpAuthBootstrap:
+		e.str(c.Hash)
 	}
 	return e.b
 }
@@ -89,18 +132,21 @@ func Decode(b []byte) (*Command, error) {
 		return nil, fmt.Errorf("decode command: %w: empty", ErrCorrupt)
 	}
 	version := b[0]
-	if version != commandVersion1 && version != commandVersion2 {
+	if version < commandVersion1 || version > commandVersion3 {
 		return nil, fmt.Errorf("decode command: %w %d", ErrUnknownVersion, version)
 	}
 	d := decoder{b: b, off: 1}
 	c := &Command{Op: Op(d.byte("op"))}
 	c.Now = d.varint("now")
+	if version == commandVersion3 {
+		c.Principal = d.str("principal")
+	}
 	switch c.Op {
 	case OpTick, OpExpire:
 	case OpOpenSession:
 		c.TTL = d.varint("ttl")
 		c.Owner = d.str("owner")
-		if version == commandVersion2 {
+		if version >= commandVersion2 {
 			c.RequestID = d.str("request id")
 		}
 	case OpKeepAlive:
@@ -123,6 +169,9 @@ func Decode(b []byte) (*Command, error) {
 		c.Session = d.uvarint("session")
 		c.Name = d.str("name")
 		c.Token = d.uvarint("token")
+		if version == commandVersion3 {
+			c.Force = d.bool("force")
+		}
 	case OpCancel:
 		c.Session = d.uvarint("session")
 		c.Name = d.str("name")
@@ -144,11 +193,63 @@ func Decode(b []byte) (*Command, error) {
 		c.Session = d.uvarint("session")
 		c.Name = d.str("name")
 		c.Token = d.uvarint("token")
+	case OpAuthPutUser:
+		if version != commandVersion3 {
+			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
+		}
+		c.Name = d.str("user")
+		if n := d.count("roles"); n > 0 {
+			c.Roles = make([]string, n)
+			for i := range c.Roles {
+				c.Roles[i] = d.str("role")
+			}
+		}
+	case OpAuthPutRole:
+		if version != commandVersion3 {
+			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
+		}
+		c.Name = d.str("role")
+		if n := d.count("permissions"); n > 0 {
+			c.Permissions = make([]Permission, n)
+			for i := range c.Permissions {
+				c.Permissions[i] = Permission{Prefix: d.str("prefix"), Actions: Actions(d.byte("actions"))}
+			}
+		}
+	case OpAuthDeleteUser, OpAuthDeleteRole:
+		if version != commandVersion3 {
+			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
+		}
+		c.Name = d.str("name")
+	case OpAuthCreateToken:
+		if version != commandVersion3 {
+			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
+		}
+		c.Name = d.str("user")
+		c.Hash = d.str("hash")
+	case OpAuthRevokeToken:
+		if version != commandVersion3 {
+			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
+		}
+		c.Token = d.uvarint("token id")
+	case OpAuthEnable:
+		if version != commandVersion3 {
+			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
+		}
+	case OpAuthBootstrap:
+		if version != commandVersion3 {
+			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
+		}
+		c.Hash = d.str("hash")
 	default:
 		d.fail(fmt.Sprintf("unknown op %d", c.Op))
 	}
-	if version == commandVersion2 && (c.Op != OpOpenSession || c.RequestID == "") {
-		d.fail("version 2 encoding of a command that needs version 1") // Encode would not write it
+	// Encode writes the lowest version that holds the command; any other
+	// is not an encoding of ours.
+	switch {
+	case version == commandVersion2 && (c.Op != OpOpenSession || c.RequestID == ""):
+		d.fail("version 2 encoding of a command that needs version 1")
+	case version == commandVersion3 && !needsV3(c):
+		d.fail("version 3 encoding of a command that needs an older version")
 	}
 	if err := d.finish(); err != nil {
 		return nil, fmt.Errorf("decode command: %w", err)

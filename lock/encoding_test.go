@@ -33,12 +33,39 @@ var allOps = []*Command{
 	{Op: OpResign, Now: 13, Session: 3, Name: "e"},
 	{Op: OpOpenSession, Now: 14, TTL: 5e9, Owner: "o", RequestID: "b3c1e0f7a9d24e61"},
 	{Op: OpOpenSession, Now: 14, TTL: 5e9, RequestID: strings.Repeat("r", MaxRequestIDLen)},
+	// Version 3: a principal, a forced release, access control.
+	{Op: OpOpenSession, Now: 15, TTL: 5e9, Owner: "o", Principal: "alice"},
+	{Op: OpOpenSession, Now: 15, TTL: 5e9, RequestID: "r", Principal: "alice"},
+	{Op: OpKeepAlive, Now: 15, Sessions: []uint64{4}, Principal: "alice"},
+	{Op: OpRelease, Now: 16, Name: "x", Force: true, Principal: "root"},
+	{Op: OpRelease, Now: 16, Session: 3, Name: "x", Token: 4, Principal: "bob"},
+	{Op: OpAuthPutUser, Now: 17, Name: "alice", Roles: []string{"a", "b"}, Principal: "root"},
+	{Op: OpAuthPutUser, Now: 17, Name: "carol"},
+	{Op: OpAuthDeleteUser, Name: "alice", Principal: "root"},
+	{Op: OpAuthPutRole, Name: "jobs", Permissions: []Permission{{Prefix: "", Actions: ActionRead}, {Prefix: "jobs/", Actions: ActionLock | ActionElect}}},
+	{Op: OpAuthPutRole, Name: "none"},
+	{Op: OpAuthDeleteRole, Name: "jobs"},
+	{Op: OpAuthCreateToken, Name: "alice", Hash: strings.Repeat("h", TokenHashLen)},
+	{Op: OpAuthRevokeToken, Token: 12},
+	{Op: OpAuthEnable, Principal: "root"},
+	{Op: OpAuthBootstrap, Hash: strings.Repeat("\x00", TokenHashLen)},
+}
+
+// wantVersion is the version Encode must write for c.
+func wantVersion(c *Command) byte {
+	switch {
+	case needsV3(c):
+		return commandVersion3
+	case c.Op == OpOpenSession && c.RequestID != "":
+		return commandVersion2
+	}
+	return commandVersion1
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
 	for _, c := range allOps {
 		b := Encode(c)
-		if want := map[bool]byte{false: commandVersion1, true: commandVersion2}[c.Op == OpOpenSession && c.RequestID != ""]; b[0] != want {
+		if want := wantVersion(c); b[0] != want {
 			t.Fatalf("%+v: version byte %d", c, b[0])
 		}
 		got, err := Decode(b)
@@ -99,7 +126,9 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"nil", nil, ErrCorrupt},
 		{"version 0", []byte{0, byte(OpTick), 0}, ErrUnknownVersion},
-		{"version 3", append([]byte{3}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
+		{"version 4", append([]byte{4}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
+		{"version 3 without a principal", []byte{3, byte(OpTick), 0, 0}, ErrCorrupt},
+		{"version 1 auth op", []byte{1, byte(OpAuthEnable), 0}, ErrCorrupt},
 		{"version 2 without a request ID", append([]byte{2}, Encode(allOps[0])[1:]...), ErrCorrupt},
 		{"op 0", []byte{1, 0, 0}, ErrCorrupt},
 		{"unknown op", []byte{1, 200, 0}, ErrCorrupt},

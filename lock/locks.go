@@ -90,7 +90,7 @@ func (a *applier) acquire(c *Command) {
 			a.res = Result{Code: CodeLockHeld, Holder: m.holderOf(&l)}
 			return
 		}
-		s = a.open(c.Owner, c.TTL, c.Name, "")
+		s = a.open(c.Owner, c.TTL, c.Name, "", c.Principal)
 	} else {
 		// An ephemeral session acquiring another lock was refused before.
 		var ok bool
@@ -135,6 +135,27 @@ func (a *applier) release(id uint64, name string, token uint64) {
 		return
 	}
 	s := m.sessions[l.holder]
+	a.releaseLock(name)
+	if s.bound == name {
+		a.end(s, EventSessionClosed)
+	}
+	a.res.Code = CodeOK
+}
+
+// forceRelease applies OpRelease with Force: the lock is released whoever
+// holds it (granting the head waiter), the events name the admin by; an
+// ephemeral holder bound to it is closed. CodeNotHolder when it is free.
+// Result.Session and Token are the holder and token released.
+func (a *applier) forceRelease(name, by string) {
+	m := a.m
+	l, ok := m.locks.Get(name)
+	if !ok || l.holder == 0 {
+		a.res.Code = CodeNotHolder
+		return
+	}
+	s := m.sessions[l.holder]
+	a.by = by
+	a.res.Session, a.res.Token = s.id, l.token
 	a.releaseLock(name)
 	if s.bound == name {
 		a.end(s, EventSessionClosed)

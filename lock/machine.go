@@ -39,6 +39,7 @@ type Machine struct {
 	locks     tree[lockRec]
 	elections tree[electionRec]
 	members   map[uint64]Member
+	auth      *AuthView // nil: no auth state yet (auth.go)
 }
 
 // New returns an empty machine: applied index 0, clock 0, no sessions, locks
@@ -104,6 +105,9 @@ func (m *Machine) Apply(index, term uint64, cmd *Command) Result {
 	if id, bad := m.refused(cmd); bad {
 		return Result{Code: CodeInvalid, Session: id}
 	}
+	if res, bad := m.denied(cmd); bad {
+		return res
+	}
 	if cmd.Now > m.clock {
 		m.clock = cmd.Now
 	}
@@ -123,13 +127,17 @@ func (m *Machine) Apply(index, term uint64, cmd *Command) Result {
 	case OpKeepAlive:
 		a.keepAlive(cmd.Sessions)
 	case OpCloseSession:
-		a.closeSession(cmd.Session)
+		a.closeSession(cmd.Session, cmd.Principal)
 	case OpExpire:
 		a.expire()
 	case OpAcquire:
 		a.acquire(cmd)
 	case OpRelease:
-		a.release(cmd.Session, cmd.Name, cmd.Token)
+		if cmd.Force {
+			a.forceRelease(cmd.Name, cmd.Principal)
+		} else {
+			a.release(cmd.Session, cmd.Name, cmd.Token)
+		}
 	case OpCancel:
 		a.cancel(cmd.Session, cmd.Name)
 	case OpPublish:
@@ -141,6 +149,9 @@ func (m *Machine) Apply(index, term uint64, cmd *Command) Result {
 		a.proclaim(cmd.Session, cmd.Name, cmd.Token, cmd.Value)
 	case OpResign:
 		a.resign(cmd.Session, cmd.Name, cmd.Token)
+	case OpAuthPutUser, OpAuthDeleteUser, OpAuthPutRole, OpAuthDeleteRole,
+		OpAuthCreateToken, OpAuthRevokeToken, OpAuthEnable, OpAuthBootstrap:
+		a.applyAuth(cmd)
 	default:
 		panic(fmt.Sprintf("lock: op %d passed validation", cmd.Op))
 	}
@@ -160,14 +171,16 @@ func valid(c *Command) bool {
 		return c.Session != 0
 	case OpAcquire:
 		return c.Name != "" && (c.Session != 0 || ttlOK)
-	case OpRelease, OpCancel, OpResign:
+	case OpRelease:
+		return c.Name != "" && (c.Session != 0 || c.Force)
+	case OpCancel, OpResign:
 		return c.Name != "" && c.Session != 0
 	case OpCampaign, OpProclaim:
 		return c.Name != "" && c.Session != 0 && len(c.Value) <= MaxValueSize
 	case OpPublish:
 		return c.Member.ID != 0
 	}
-	return false
+	return authOp(c.Op) && validAuth(c)
 }
 
 // refused reports the commands that are well formed but that an existing
@@ -199,6 +212,7 @@ type applier struct {
 	m     *Machine
 	index uint64
 	res   Result
+	by    string // the admin who forces this command's changes (Event.By)
 }
 
 func (a *applier) emit(t EventType, session uint64, name string, token uint64) {
@@ -215,6 +229,7 @@ func (a *applier) emitValue(t EventType, session uint64, name string, token uint
 		Token:    token,
 		Time:     a.m.clock,
 		Value:    value,
+		By:       a.by,
 	}
 	if s, ok := a.m.sessions[session]; ok {
 		ev.Owner = s.owner

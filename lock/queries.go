@@ -47,13 +47,14 @@ func (m *Machine) SessionTTL(id uint64) (int64, bool) {
 
 func (s *session) info() SessionInfo {
 	si := SessionInfo{
-		ID:       s.id,
-		Owner:    s.owner,
-		TTL:      s.ttl,
-		Deadline: s.deadline,
-		Locks:    sortedKeys(s.held),
-		Waiting:  sortedKeys(s.waiting),
-		Bound:    s.bound,
+		ID:        s.id,
+		Principal: s.principal,
+		Owner:     s.owner,
+		TTL:       s.ttl,
+		Deadline:  s.deadline,
+		Locks:     sortedKeys(s.held),
+		Waiting:   sortedKeys(s.waiting),
+		Bound:     s.bound,
 	}
 	if len(s.leads)+len(s.runs) > 0 {
 		si.Campaigns = append(sortedKeys(s.leads), sortedKeys(s.runs)...)

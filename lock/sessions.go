@@ -17,6 +17,7 @@ type session struct {
 	deadline  int64
 	bound     string
 	requestID string // the client request ID that opened it ("" if none)
+	principal string // the user that opened it ("" when anonymous)
 	held      map[string]struct{}
 	waiting   map[string]struct{}
 	leads     map[string]struct{}
@@ -60,17 +61,19 @@ func (a *applier) openSession(c *Command) {
 			return
 		}
 	}
-	s := a.open(c.Owner, c.TTL, "", c.RequestID)
+	s := a.open(c.Owner, c.TTL, "", c.RequestID, c.Principal)
 	a.res = Result{Code: CodeOK, Session: s.id, TTL: s.ttl, Events: a.res.Events}
 }
 
-// open creates a session whose ID is the entry's index.
-func (a *applier) open(owner string, ttl int64, bound, requestID string) *session {
+// open creates a session whose ID is the entry's index, belonging to
+// principal.
+func (a *applier) open(owner string, ttl int64, bound, requestID, principal string) *session {
 	m := a.m
 	if _, dup := m.sessions[a.index]; dup {
 		panic(fmt.Sprintf("lock: session %d already exists", a.index))
 	}
 	s := newSession(a.index, owner, ttl, addSat(m.clock, ttl), bound, requestID)
+	s.principal = principal
 	m.sessions[s.id] = s
 	if requestID != "" {
 		m.openReqs[requestID] = s.id
@@ -98,11 +101,16 @@ func (a *applier) keepAlive(ids []uint64) {
 	a.res = Result{Code: CodeOK, Missing: slices.Compact(missing)}
 }
 
-func (a *applier) closeSession(id uint64) {
+// closeSession applies OpCloseSession by principal: when that is not the
+// session's own principal (an admin), its events name the admin in By.
+func (a *applier) closeSession(id uint64, principal string) {
 	s, ok := a.m.sessions[id]
 	if !ok {
 		a.res = Result{Code: CodeSessionNotFound, Session: id}
 		return
+	}
+	if principal != s.principal {
+		a.by = principal
 	}
 	a.end(s, EventSessionClosed)
 	a.res.Code, a.res.Session = CodeOK, id

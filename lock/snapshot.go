@@ -8,10 +8,17 @@ import (
 	"slices"
 )
 
-// snapshotVersion is the format version of snapshots this build writes.
-// Restore reads it and version 1 (the same layout without the sessions'
-// client request IDs).
-const snapshotVersion byte = 2
+// snapshotVersion is the format version of snapshots this build writes
+// when the state has no access control: Restore reads it and version 1
+// (the same layout without the sessions' client request IDs).
+// snapshotVersionAuth (3) adds each session's principal and, after the
+// members, the access-control state; it is written only when the state
+// has users, roles, tokens, auth on, or a session with a principal, so a
+// cluster without auth writes what older builds read.
+const (
+	snapshotVersion     byte = 2
+	snapshotVersionAuth byte = 3
+)
 
 // Snapshot serialises the whole state: a version byte, then the applied
 // index, clock and last command term, the sessions sorted by ID (with the
@@ -45,6 +52,8 @@ type SnapshotCapture struct {
 	locks     *tree[lockRec]
 	elections *tree[electionRec]
 	members   []Member // in map order; Encode sorts by ID
+	auth      *AuthView
+	version   byte
 }
 
 type sessionRec struct {
@@ -54,6 +63,7 @@ type sessionRec struct {
 	deadline  int64
 	bound     string
 	requestID string
+	principal string
 }
 
 // CaptureSnapshot takes the state for a later Encode. Locks and elections
@@ -71,9 +81,17 @@ func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 		locks:     m.locks.Clone(),
 		elections: m.elections.Clone(),
 		members:   make([]Member, 0, len(m.members)),
+		auth:      m.Auth(),
+		version:   snapshotVersion,
+	}
+	if !c.auth.empty() {
+		c.version = snapshotVersionAuth
 	}
 	for _, s := range m.sessions {
-		c.sessions = append(c.sessions, sessionRec{id: s.id, owner: s.owner, ttl: s.ttl, deadline: s.deadline, bound: s.bound, requestID: s.requestID})
+		c.sessions = append(c.sessions, sessionRec{id: s.id, owner: s.owner, ttl: s.ttl, deadline: s.deadline, bound: s.bound, requestID: s.requestID, principal: s.principal})
+		if s.principal != "" {
+			c.version = snapshotVersionAuth
+		}
 	}
 	for _, mb := range m.members {
 		c.members = append(c.members, mb)
@@ -94,8 +112,12 @@ func (c *SnapshotCapture) Encode() []byte {
 	slices.SortFunc(c.sessions, func(a, b sessionRec) int { return cmp.Compare(a.id, b.id) })
 	slices.SortFunc(c.members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 
-	e := encoder{b: make([]byte, 0, c.size())}
-	e.byte(snapshotVersion)
+	var auth encoder
+	if c.version >= snapshotVersionAuth {
+		c.encodeAuth(&auth)
+	}
+	e := encoder{b: make([]byte, 0, c.size()+len(auth.b))}
+	e.byte(c.version)
 	e.uvarint(c.applied)
 	e.varint(c.clock)
 	e.uvarint(c.term)
@@ -109,6 +131,9 @@ func (c *SnapshotCapture) Encode() []byte {
 		e.varint(s.deadline)
 		e.str(s.bound)
 		e.str(s.requestID)
+		if c.version >= snapshotVersionAuth {
+			e.str(s.principal)
+		}
 	}
 
 	e.uvarint(uint64(c.locks.Len()))
@@ -145,10 +170,104 @@ func (c *SnapshotCapture) Encode() []byte {
 		e.str(mb.PeerURL)
 		e.str(mb.ClientURL)
 	}
+	e.b = append(e.b, auth.b...)
 	return e.b
 }
 
-// size is the exact length of the encoding, so that Encode allocates once
+// encodeAuth writes the access-control state: enabled, the users sorted by
+// name (roles sorted), the roles sorted by name (permissions sorted by
+// prefix), the tokens sorted by ID.
+func (c *SnapshotCapture) encodeAuth(e *encoder) {
+	v := c.auth
+	e.bool(v.Enabled())
+	users := v.Users()
+	e.uvarint(uint64(len(users)))
+	for _, u := range users {
+		e.str(u.Name)
+		e.uvarint(uint64(len(u.Roles)))
+		for _, r := range u.Roles {
+			e.str(r)
+		}
+	}
+	roles := v.Roles()
+	e.uvarint(uint64(len(roles)))
+	for _, r := range roles {
+		e.str(r.Name)
+		e.uvarint(uint64(len(r.Permissions)))
+		for _, p := range r.Permissions {
+			e.str(p.Prefix)
+			e.byte(byte(p.Actions))
+		}
+	}
+	tokens := v.Tokens("")
+	e.uvarint(uint64(len(tokens)))
+	for _, t := range tokens {
+		e.uvarint(t.ID)
+		e.str(t.User)
+		e.str(t.Hash)
+	}
+}
+
+// restoreAuth reads what encodeAuth wrote, checking that the records are
+// sorted, valid and refer to each other (a user's roles exist, a token's
+// user exists, hashes are unique).
+func restoreAuth(d *decoder, m *Machine) {
+	v := &AuthView{users: map[string]AuthUser{}, roles: map[string]AuthRole{}, tokens: map[uint64]AuthToken{}, byHash: map[string]uint64{}}
+	v.enabled = d.bool("auth enabled")
+	var prev string
+	var users []AuthUser
+	for i, n := 0, d.count("users"); i < n && d.err == nil; i++ {
+		u := AuthUser{Name: d.str("user")}
+		for j, nr := 0, d.count("user roles"); j < nr && d.err == nil; j++ {
+			u.Roles = append(u.Roles, d.str("user role"))
+		}
+		if d.err == nil && (i > 0 && u.Name <= prev || !validAuth(&Command{Op: OpAuthPutUser, Name: u.Name, Roles: u.Roles})) {
+			d.fail(fmt.Sprintf("user %q out of order or invalid", u.Name))
+		}
+		prev = u.Name
+		users = append(users, u)
+	}
+	prev = ""
+	for i, n := 0, d.count("roles"); i < n && d.err == nil; i++ {
+		r := AuthRole{Name: d.str("role")}
+		for j, np := 0, d.count("permissions"); j < np && d.err == nil; j++ {
+			r.Permissions = append(r.Permissions, Permission{Prefix: d.str("prefix"), Actions: Actions(d.byte("actions"))})
+		}
+		if d.err == nil && (i > 0 && r.Name <= prev || !validAuth(&Command{Op: OpAuthPutRole, Name: r.Name, Permissions: r.Permissions})) {
+			d.fail(fmt.Sprintf("role %q out of order or invalid", r.Name))
+		}
+		prev = r.Name
+		v.roles[r.Name] = r
+	}
+	for _, u := range users {
+		for _, r := range u.Roles {
+			if _, ok := v.roles[r]; !ok && d.err == nil {
+				d.fail(fmt.Sprintf("user %q has missing role %q", u.Name, r))
+			}
+		}
+		v.users[u.Name] = u
+	}
+	var prevID uint64
+	for i, n := 0, d.count("tokens"); i < n && d.err == nil; i++ {
+		t := AuthToken{ID: d.uvarint("token id"), User: d.str("token user"), Hash: d.str("token hash")}
+		if d.err != nil {
+			break
+		}
+		_, userOK := v.users[t.User]
+		_, dup := v.byHash[t.Hash]
+		if t.ID <= prevID || t.ID > m.applied || !userOK || dup || len(t.Hash) != TokenHashLen {
+			d.fail(fmt.Sprintf("token %d invalid", t.ID))
+			break
+		}
+		prevID = t.ID
+		v.tokens[t.ID] = t
+		v.byHash[t.Hash] = t.ID
+	}
+	m.auth = v
+}
+
+// size is the exact length of the encoding but for the access-control
+// state (encoded apart, it is small), so that Encode allocates once
 // and the snapshot (kept in memory by raft's storage) holds no spare
 // capacity.
 func (c *SnapshotCapture) size() int {
@@ -157,6 +276,9 @@ func (c *SnapshotCapture) size() int {
 	for i := range c.sessions {
 		s := &c.sessions[i]
 		n += uvarintLen(s.id) + strLen(s.owner) + varintLen(s.ttl) + varintLen(s.deadline) + strLen(s.bound) + strLen(s.requestID)
+		if c.version >= snapshotVersionAuth {
+			n += strLen(s.principal)
+		}
 	}
 	n += uvarintLen(uint64(c.locks.Len()))
 	for name, l := range c.locks.Ascend("") {
@@ -209,7 +331,7 @@ func restore(b []byte) (*Machine, error) {
 		return nil, fmt.Errorf("%w: empty", ErrCorrupt)
 	}
 	version := b[0]
-	if version != 1 && version != snapshotVersion {
+	if version < 1 || version > snapshotVersionAuth {
 		return nil, fmt.Errorf("%w %d", ErrUnknownVersion, version)
 	}
 	d := decoder{b: b, off: 1}
@@ -230,6 +352,9 @@ func restore(b []byte) (*Machine, error) {
 			requestID = d.str("request id")
 		}
 		s := newSession(id, owner, ttl, deadline, bound, requestID)
+		if version >= snapshotVersionAuth {
+			s.principal = d.str("principal")
+		}
 		switch {
 		case d.err != nil:
 		case s.id <= prevID || s.id > m.applied:
@@ -347,6 +472,9 @@ func restore(b []byte) (*Machine, error) {
 		}
 		prevMember = mb.ID
 		m.members[mb.ID] = mb
+	}
+	if version >= snapshotVersionAuth && d.err == nil {
+		restoreAuth(&d, m)
 	}
 	if err := d.finish(); err != nil {
 		return nil, err

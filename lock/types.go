@@ -87,6 +87,32 @@ const (
 	// changes, so the caller resigns with that term; neither: CodeOK with
 	// Token 0. CodeSessionNotFound if the session does not exist.
 	OpResign
+	// OpAuthPutUser creates or replaces user Name with Roles (sorted,
+	// unique; each must exist, else CodeNotFound).
+	OpAuthPutUser
+	// OpAuthDeleteUser deletes user Name and its tokens (CodeNotFound if
+	// none). Its sessions stay until they end.
+	OpAuthDeleteUser
+	// OpAuthPutRole creates or replaces role Name with Permissions (sorted
+	// by prefix, one per prefix, non-empty actions).
+	OpAuthPutRole
+	// OpAuthDeleteRole deletes role Name and takes it from every user
+	// (CodeNotFound if none).
+	OpAuthDeleteRole
+	// OpAuthCreateToken records a token of user Name whose secret hashes
+	// to Hash; its ID is this index (Result.Token). CodeNotFound for an
+	// unknown user.
+	OpAuthCreateToken
+	// OpAuthRevokeToken deletes token Token (CodeNotFound if none).
+	OpAuthRevokeToken
+	// OpAuthEnable turns auth on; CodeInvalid unless a user has admin on
+	// every name.
+	OpAuthEnable
+	// OpAuthBootstrap, on a state without users, makes role admin (admin
+	// on every name), user root with that role, a token with Hash (ID =
+	// this index, Result.Token) and turns auth on. With users it changes
+	// nothing (CodeOK with a Reason).
+	OpAuthBootstrap
 )
 
 // Command is one entry of the replicated log, decoded. Only the fields that
@@ -131,6 +157,21 @@ type Command struct {
 	Value string
 	// Member is the member published by OpPublish.
 	Member Member
+	// Principal is the authenticated user the command acts for ("" when
+	// anonymous). With auth on, Apply checks it (see Machine.denied); the
+	// session an OpOpenSession or ephemeral OpAcquire opens belongs to it.
+	Principal string
+	// Force makes OpRelease release the lock whoever holds it (Session and
+	// Token are ignored; an admin's release, named in the event's By).
+	Force bool
+	// Roles are the roles of OpAuthPutUser (sorted, unique).
+	Roles []string
+	// Permissions are the permissions of OpAuthPutRole (see
+	// SortedPermissions).
+	Permissions []Permission
+	// Hash is the SHA-256 hash of a token's secret (OpAuthCreateToken,
+	// OpAuthBootstrap), TokenHashLen raw bytes.
+	Hash string
 }
 
 // Code is the outcome of applying a command. Business refusals are codes,
@@ -139,13 +180,16 @@ type Code uint8
 
 // Result codes.
 const (
-	CodeOK              Code = iota // applied as asked
-	CodeQueued                      // acquire, campaign: the session waits in the queue
-	CodeLockHeld                    // acquire without wait: held by another session (Holder set)
-	CodeNotHolder                   // release: not held by this session, or a stale token
-	CodeSessionNotFound             // the session does not exist (never opened, closed or expired)
-	CodeInvalid                     // the command is malformed (zero TTL, empty name, unknown op); nothing changed
-	CodeNotLeader                   // proclaim, resign: the session does not lead with that term; campaign without wait: another session leads (Leader set)
+	CodeOK               Code = iota // applied as asked
+	CodeQueued                       // acquire, campaign: the session waits in the queue
+	CodeLockHeld                     // acquire without wait: held by another session (Holder set)
+	CodeNotHolder                    // release: not held by this session, or a stale token
+	CodeSessionNotFound              // the session does not exist (never opened, closed or expired)
+	CodeInvalid                      // the command is malformed (zero TTL, empty name, unknown op); nothing changed
+	CodeNotLeader                    // proclaim, resign: the session does not lead with that term; campaign without wait: another session leads (Leader set)
+	CodeUnauthenticated              // auth is on and the command has no principal that is a user; nothing changed
+	CodePermissionDenied             // the principal may not do this (Reason says what); nothing changed
+	CodeNotFound                     // auth administration: no such user, role or token; nothing changed
 )
 
 // String returns the code's stable name (used in logs and tests).
@@ -165,6 +209,12 @@ func (c Code) String() string {
 		return "invalid"
 	case CodeNotLeader:
 		return "not_leader"
+	case CodeUnauthenticated:
+		return "unauthenticated"
+	case CodePermissionDenied:
+		return "permission_denied"
+	case CodeNotFound:
+		return "not_found"
 	}
 	return "unknown"
 }
@@ -197,6 +247,10 @@ type Result struct {
 	Missing []uint64
 	// Events are the changes this command made, in order.
 	Events []Event
+	// Reason explains a refusal (CodeUnauthenticated,
+	// CodePermissionDenied, CodeNotFound, and CodeInvalid of auth
+	// commands) for humans; empty otherwise.
+	Reason string
 }
 
 // EventType names a change of state.
@@ -283,6 +337,9 @@ type Event struct {
 	// Owner is the owner label of Session when the session still exists at
 	// the event (empty for the final events of a closed or expired one).
 	Owner string
+	// By is the admin who forced the change (a force-release, a session
+	// closed by an admin); empty otherwise.
+	By string
 }
 
 // Holder describes the session holding a lock.
@@ -345,6 +402,8 @@ type SessionInfo struct {
 	Bound    string   // for an ephemeral session: the lock it is bound to
 	// Campaigns are the elections it leads or is a candidate in, sorted.
 	Campaigns []string
+	// Principal is the user that opened it ("" when anonymous).
+	Principal string
 }
 
 // Member is a cluster member's published address.
