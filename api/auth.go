@@ -41,6 +41,12 @@ const (
 // HeaderAuthorization carries "Bearer <token>".
 const HeaderAuthorization = "Authorization"
 
+// HeaderPrincipal names the principal a follower forwards a request for.
+// The leader trusts it only from a member, proven by the member's TLS
+// certificate; a follower always replaces what a client sent in it.
+// Clients never set it.
+const HeaderPrincipal = "Raftlock-Principal"
+
 // MaxUserNameLen, MaxRoleNameLen bound the names of users and roles, in bytes.
 const (
 	MaxUserNameLen = 128

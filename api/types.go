@@ -307,9 +307,13 @@ type LockGrant struct {
 
 // ReleaseRequest is the body of POST /v1/locks/{name}/release.
 type ReleaseRequest struct {
-	Session SessionID `json:"session"`
+	Session SessionID `json:"session,omitempty"`
 	// Token is the fencing token of the grant being released (> 0).
-	Token uint64 `json:"token"`
+	Token uint64 `json:"token,omitempty"`
+	// Force releases the lock whoever holds it (admin only; session and
+	// token are then optional and ignored). The lock_released event names
+	// the admin in "by".
+	Force bool `json:"force,omitempty"`
 }
 
 // Holder is the session holding a lock.

@@ -65,7 +65,7 @@ func (s *Server) batch(c echo.Context) error {
 // batchOp proposes one operation of a batch and returns its result.
 func (s *Server) batchOp(ctx context.Context, c echo.Context, cmd *lock.Command) api.BatchResult {
 	token := cmd.Token // a release answers the released token
-	res, _, err := s.node.Propose(ctx, cmd)
+	res, _, err := s.propose(c, ctx, cmd)
 	switch {
 	case errors.Is(err, raftnode.ErrNotLeader):
 		// This node was the leader when the batch began.

@@ -115,7 +115,7 @@ func (s *Server) campaign(c echo.Context, name string) error {
 	start := time.Now()
 	sid := uint64(req.Session)
 	ctx, cancel := s.writeCtx(c)
-	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpCampaign, Session: sid, Name: name, Value: req.Value, Wait: wait > 0})
+	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpCampaign, Session: sid, Name: name, Value: req.Value, Wait: wait > 0})
 	cancel()
 	if err != nil {
 		return s.proposeFailed(c, err, wait)
@@ -129,6 +129,9 @@ func (s *Server) campaign(c echo.Context, name string) error {
 		return notLeader(name, res.Leader, "not leading")
 	case lock.CodeSessionNotFound:
 		return sessionNotFound(req.Session)
+	}
+	if err, ok := authResultError(res); ok {
+		return err
 	}
 	return api.Errorf(api.CodeInvalidArgument, "session %d cannot campaign in %q (an ephemeral session is bound to its one lock)", sid, name)
 }
@@ -180,9 +183,12 @@ func (s *Server) proclaim(c echo.Context, name string) error {
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpProclaim, Session: uint64(req.Session), Name: name, Token: req.Term, Value: req.Value})
+	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpProclaim, Session: uint64(req.Session), Name: name, Token: req.Term, Value: req.Value})
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
+	}
+	if err, ok := authResultError(res); ok {
+		return err
 	}
 	if res.Code != lock.CodeOK {
 		return notLeader(name, res.Leader, fmt.Sprintf("session %s does not lead with term %d", req.Session, req.Term))
@@ -203,9 +209,12 @@ func (s *Server) resign(c echo.Context, name string) error {
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpResign, Session: uint64(req.Session), Name: name, Token: req.Term})
+	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpResign, Session: uint64(req.Session), Name: name, Token: req.Term})
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
+	}
+	if err, ok := authResultError(res); ok {
+		return err
 	}
 	if res.Code != lock.CodeOK {
 		// The refusal names the current leader (lock.OpResign's result).
@@ -218,6 +227,9 @@ func (s *Server) resign(c echo.Context, name string) error {
 func (s *Server) getElection(c echo.Context) error {
 	name, action, err := electionName(c, "observe")
 	if err != nil {
+		return err
+	}
+	if err := s.allow(c, lock.ActionRead, name); err != nil {
 		return err
 	}
 	if action == "observe" {
@@ -240,6 +252,9 @@ func (s *Server) listElections(c echo.Context) error {
 	prefix := c.QueryParam(api.QueryPrefix)
 	if err := api.ValidateLockPrefix(prefix); err != nil {
 		return api.Errorf(api.CodeInvalidArgument, "%v", err)
+	}
+	if err := s.allowPrefix(c, lock.ActionRead, prefix); err != nil {
+		return err
 	}
 	limit, after, err := listPage(c)
 	if err != nil {

@@ -215,6 +215,12 @@ func (f *fakeNode) register(ch chan lock.Event) func() {
 	}
 }
 
+func (f *fakeNode) Auth() *lock.AuthView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m.Auth()
+}
+
 func (f *fakeNode) Status() raftnode.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()

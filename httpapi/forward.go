@@ -71,6 +71,13 @@ func (s *Server) forward(c echo.Context, base string, limit time.Duration) error
 		}
 	}
 	req.Header.Set(api.HeaderForwarded, "1")
+	// The principal this node resolved travels with the request; whatever
+	// the client put in the header is dropped (the leader trusts it from a
+	// member).
+	req.Header.Del(api.HeaderPrincipal)
+	if p := principalOf(c); p != "" {
+		req.Header.Set(api.HeaderPrincipal, p)
+	}
 	resp, err := s.fwd.Do(req)
 	if err != nil {
 		var op *net.OpError

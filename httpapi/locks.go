@@ -71,6 +71,9 @@ func (s *Server) getLock(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.allow(c, lock.ActionRead, name); err != nil {
+		return err
+	}
 	out := api.Lock{Name: name, Waiters: []api.Waiter{}}
 	if err := s.read(c, func(m *lock.Machine) {
 		if li, ok := m.Lock(name); ok {
@@ -89,6 +92,9 @@ func (s *Server) listLocks(c echo.Context) error {
 	prefix := c.QueryParam(api.QueryPrefix)
 	if err := api.ValidateLockPrefix(prefix); err != nil {
 		return api.Errorf(api.CodeInvalidArgument, "%v", err)
+	}
+	if err := s.allowPrefix(c, lock.ActionRead, prefix); err != nil {
+		return err
 	}
 	limit, after, err := listPage(c)
 	if err != nil {
@@ -122,7 +128,8 @@ func apiLock(li lock.LockInfo) api.Lock {
 	return out
 }
 
-// release: POST /v1/locks/{name}/release {"session","token"} → 200
+// release: POST /v1/locks/{name}/release {"session","token"} (or
+// {"force":true}, admin only: whoever holds it) → 200
 // api.LockGrant (the released token), 409 not_holder when the session does
 // not hold the lock or the token is stale (nothing changes: a retried release
 // that already succeeded answers not_holder).
@@ -136,12 +143,22 @@ func (s *Server) release(c echo.Context, name string) error {
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpRelease, Session: uint64(req.Session), Name: name, Token: req.Token})
+	cmd := &lock.Command{Op: lock.OpRelease, Session: uint64(req.Session), Name: name, Token: req.Token}
+	if req.Force {
+		cmd = &lock.Command{Op: lock.OpRelease, Name: name, Force: true}
+	}
+	res, _, err := s.propose(c, ctx, cmd)
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
 	}
+	if req.Force && res.Code == lock.CodeNotHolder {
+		return api.Errorf(api.CodeNotHolder, "lock %q is not held; nothing changed", name)
+	}
 	if res.Code != lock.CodeOK {
 		return resultError(res, name, uint64(req.Session))
+	}
+	if req.Force {
+		return granted(c, name, res.Session, res.Token)
 	}
 	return granted(c, name, uint64(req.Session), req.Token)
 }
@@ -175,7 +192,7 @@ func (s *Server) acquire(c echo.Context, name string) error {
 		cmd.Owner = req.Owner
 	}
 	ctx, cancel := s.writeCtx(c)
-	res, _, err := s.node.Propose(ctx, cmd)
+	res, _, err := s.propose(c, ctx, cmd)
 	cancel()
 	if err != nil {
 		return s.proposeFailed(c, err, wait)

@@ -100,7 +100,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"POST", rel, `{"session":"` + s + `","token":"` + u(tok) + `"}`, 400, inv, "token"},
 		{"POST", rel, `{"session":"` + s + `","token":1.5}`, 400, inv, "token"},
 		{"POST", rel, `{"token":` + u(tok) + `}`, 400, inv, "session is required"},
-		{"POST", rel, `{"session":"` + s + `","token":` + u(tok) + `,"force":true}`, 400, inv, "unknown field"},
+		{"POST", rel, `{"session":"` + s + `","token":` + u(tok) + `,"forced":true}`, 400, inv, "unknown field"},
 		// Query parameters.
 		{"GET", "/v1/locks/held?consistency=strong", "", 400, inv, "consistency"},
 		{"GET", "/v1/locks?consistency=", "", 400, inv, "consistency"},

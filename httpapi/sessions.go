@@ -28,7 +28,7 @@ func (s *Server) createSession(c echo.Context) error {
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpOpenSession, TTL: int64(req.TTL), Owner: req.Owner, RequestID: req.RequestID})
+	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpOpenSession, TTL: int64(req.TTL), Owner: req.Owner, RequestID: req.RequestID})
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
 	}
@@ -54,7 +54,7 @@ func (s *Server) keepAlive(c echo.Context) error {
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpKeepAlive, Sessions: []uint64{uint64(id)}})
+	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpKeepAlive, Sessions: []uint64{uint64(id)}})
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
 	}
@@ -101,7 +101,7 @@ func (s *Server) keepAliveBatch(c echo.Context) error {
 	slices.Sort(ids)
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpKeepAlive, Sessions: ids})
+	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpKeepAlive, Sessions: ids})
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
 	}
@@ -147,7 +147,7 @@ func (s *Server) closeSession(c echo.Context) error {
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	res, _, err := s.node.Propose(ctx, &lock.Command{Op: lock.OpCloseSession, Session: uint64(id)})
+	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpCloseSession, Session: uint64(id)})
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
 	}
@@ -166,6 +166,7 @@ func (s *Server) getSession(c echo.Context) error {
 	var (
 		out   api.Session
 		found bool
+		owner string
 	)
 	if err := s.read(c, func(m *lock.Machine) {
 		si, ok := m.Session(uint64(id))
@@ -173,6 +174,7 @@ func (s *Server) getSession(c echo.Context) error {
 			return
 		}
 		found = true
+		owner = si.Principal
 		out = api.Session{
 			ID:       id,
 			Owner:    si.Owner,
@@ -187,6 +189,9 @@ func (s *Server) getSession(c echo.Context) error {
 	}
 	if !found {
 		return sessionNotFound(id)
+	}
+	if err := s.allowSession(c, owner, uint64(id)); err != nil {
+		return err
 	}
 	return writeJSON(c, http.StatusOK, out)
 }
@@ -215,6 +220,9 @@ func sessionNotFound(id api.SessionID) error {
 
 // resultError turns a refusal of the state machine into its API error.
 func resultError(res lock.Result, name string, session uint64) error {
+	if err, ok := authResultError(res); ok {
+		return err
+	}
 	if res.Session != 0 {
 		session = res.Session
 	}

@@ -159,7 +159,7 @@ func (s *Server) waitEnded(c echo.Context, w queueWait, last stake, readErr erro
 		}
 		return st.refusal(ranOut+" and the session keeps its place in the queue (keep_queued): "+w.kind.join+" again to go on waiting, or cancel", st.queued)
 	}
-	res, _, err := s.node.Propose(ctx, w.kind.leave(w.name, w.session))
+	res, _, err := s.propose(c, ctx, w.kind.leave(w.name, w.session))
 	if err != nil {
 		s.log.Warn("leave a queue after a wait", w.kind.kind.String(), w.name, "session", w.session, "error", err)
 		return api.Errorf(api.CodeTimeout, "the wait of %v in %s %q ran out, but leaving its queue failed (%v): the session may still be queued and may yet be granted; retrying the same request is safe and tells",
@@ -167,6 +167,9 @@ func (s *Server) waitEnded(c echo.Context, w queueWait, last stake, readErr erro
 	}
 	if res.Code == lock.CodeSessionNotFound {
 		return sessionEnded(w)
+	}
+	if err, ok := authResultError(res); ok {
+		return err
 	}
 	_, held := w.kind.cancelled(res, w.name, w.session)
 	if held.grant != nil {
@@ -196,7 +199,7 @@ func (s *Server) clientGone(c echo.Context, w queueWait) error {
 	if w.ephemeral {
 		cmd = &lock.Command{Op: lock.OpCloseSession, Session: w.session}
 	}
-	if _, _, err := s.node.Propose(ctx, cmd); err != nil && !errors.Is(err, raftnode.ErrStopped) {
+	if _, _, err := s.propose(c, ctx, cmd); err != nil && !errors.Is(err, raftnode.ErrStopped) {
 		s.log.Warn("leave the queue of a client that has gone", w.kind.kind.String(), w.name, "session", w.session, "error", err)
 	}
 	return c.Request().Context().Err()
@@ -216,7 +219,7 @@ func (s *Server) cancelQueue(c echo.Context, k *queueKind, name string, answer f
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	res, _, err := s.node.Propose(ctx, k.leave(name, uint64(req.Session)))
+	res, _, err := s.propose(c, ctx, k.leave(name, uint64(req.Session)))
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
 	}

@@ -128,4 +128,9 @@ type Proposer interface {
 	ReadWatch(ctx context.Context, stale bool, fn func(m *lock.Machine), buf int) (events <-chan lock.Event, cancel func(), err error)
 	// Status returns the node's current status.
 	Status() Status
+	// Auth returns the access-control state this node has applied: an
+	// immutable view, safe on any goroutine, that may lag the leader's by
+	// the entries this node has not applied yet. The leader's state
+	// machine checks every command again when it is applied.
+	Auth() *lock.AuthView
 }

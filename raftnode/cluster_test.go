@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -682,4 +683,59 @@ func TestCommitsThroughLossyDelayedNetwork(t *testing.T) {
 	}
 	c.nw.Heal()
 	c.converged()
+}
+
+// With auth on, keep-alives of different principals gathered in one loop
+// iteration go in one entry per principal: each is checked against its
+// own sessions, and none is refused for another's.
+func TestKeepAlivesBatchedPerPrincipal(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	lead := c.leader()
+	hash := strings.Repeat("h", lock.TokenHashLen)
+	c.mustPropose(lead, &lock.Command{Op: lock.OpAuthBootstrap, Hash: hash})
+	c.mustPropose(lead, &lock.Command{Op: lock.OpAuthPutUser, Name: "alice", Principal: lock.RootUser})
+	c.mustPropose(lead, &lock.Command{Op: lock.OpAuthPutUser, Name: "bob", Principal: lock.RootUser})
+	if !lead.n.Auth().Enabled() {
+		t.Fatal("the node does not publish the applied auth state")
+	}
+	const each = 20
+	owners := map[uint64]string{}
+	for i := 0; i < 2*each; i++ {
+		p := []string{"alice", "bob"}[i%2]
+		r, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute), Principal: p})
+		owners[r.Session] = p
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*each)
+	start := make(chan struct{})
+	for id, p := range owners {
+		wg.Go(func() {
+			<-start
+			r, _, err := lead.n.Propose(context.Background(), &lock.Command{Op: lock.OpKeepAlive, Sessions: []uint64{id}, Principal: p})
+			switch {
+			case err != nil:
+				errs <- err
+			case r.Code != lock.CodeOK:
+				errs <- fmt.Errorf("%s's keep-alive of %d: %v %s", p, id, r.Code, r.Reason)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// A keep-alive of another's session is refused for its sender only.
+	var alices, bobs uint64
+	for id, p := range owners {
+		if p == "alice" {
+			alices = id
+		} else {
+			bobs = id
+		}
+	}
+	if r, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpKeepAlive, Sessions: []uint64{alices, bobs}, Principal: "alice"}); r.Code != lock.CodePermissionDenied {
+		t.Fatalf("alice renews bob's session: %v", r.Code)
+	}
 }

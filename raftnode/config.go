@@ -22,6 +22,12 @@ type Config struct {
 	// ClientURL is the URL clients reach this member's API at. It is
 	// published through the log so that followers can name the leader.
 	ClientURL string
+	// AuthBootstrapHash, when set (lock.TokenHashLen bytes: the SHA-256 of
+	// the bootstrap token), makes the node propose lock.OpAuthBootstrap
+	// until the state has users: root, role admin, that token, auth on. It
+	// carries no clock, so any member may propose it. Ignored once the
+	// state has users or auth on.
+	AuthBootstrapHash string
 	// TickInterval is the duration of one raft tick. Default 100ms.
 	TickInterval time.Duration
 	// ElectionTicks is the election timeout in ticks. Default 10.

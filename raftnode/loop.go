@@ -136,6 +136,7 @@ func (n *Node) onTick() {
 		}
 	}
 	n.maybePublish()
+	n.maybeBootstrapAuth()
 	n.tickReads()
 }
 

@@ -34,6 +34,9 @@ type Node struct {
 	log   *slog.Logger
 	id    uint64
 	peers map[uint64]string // member ID → peer URL; read-only after New
+	// auth is the machine's access-control view, published by the loop
+	// after every apply and restore that changes it (Auth).
+	auth atomic.Pointer[lock.AuthView]
 
 	propC     chan *proposal
 	readC     chan *readReq
@@ -78,7 +81,10 @@ type Node struct {
 	clock        leaderClock
 	expireReq    uint64
 	ticks        uint64
-	publishedAt  uint64 // tick of the last publish proposal
+	publishedAt  uint64                 // tick of the last publish proposal
+	bootstrapAt  uint64                 // tick of the last auth bootstrap proposal
+	kaGroups     map[string][]*proposal // flushKeepAlives' scratch: keep-alives by principal
+	authSettled  bool                   // the state has users or auth on: no bootstrap needed
 	members      []MemberStatus
 	membersDirty bool
 	snapJob      *snapJob // our snapshot in flight (at most one), see snapshot.go
@@ -161,6 +167,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		}
 		n.applied = snap.GetMetadata().GetIndex()
 		n.snapIndex = n.applied
+		n.auth.Store(n.machine.Auth())
 		n.confState = proto.Clone(snap.GetMetadata().GetConfState()).(*raftpb.ConfState)
 		// Entries after the snapshot are applied again, and their events
 		// published again; those before it are gone.

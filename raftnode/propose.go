@@ -35,7 +35,7 @@ func (w *waiter) answer(res lock.Result, index uint64) {
 		return
 	}
 	for _, p := range w.batch {
-		r := lock.Result{Code: res.Code}
+		r := lock.Result{Code: res.Code, Reason: res.Reason}
 		for _, id := range p.cmd.Sessions {
 			if _, found := slices.BinarySearch(res.Missing, id); found {
 				r.Missing = append(r.Missing, id)
@@ -166,7 +166,7 @@ func (n *Node) propose(cmd *lock.Command, w *waiter) uint64 {
 }
 
 // flushKeepAlives proposes the keep-alives gathered in this loop iteration
-// as one entry.
+// as one entry per principal.
 func (n *Node) flushKeepAlives() {
 	if len(n.kaBatch) == 0 {
 		return
@@ -179,13 +179,30 @@ func (n *Node) flushKeepAlives() {
 		}
 		return
 	}
-	var ids []uint64
-	for _, p := range batch {
-		ids = append(ids, p.cmd.Sessions...)
+	// One entry per principal: the state machine checks that every
+	// session of an entry belongs to its principal, so keep-alives of
+	// different principals never share one (nor one's refusal).
+	if n.kaGroups == nil {
+		n.kaGroups = map[string][]*proposal{}
 	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	n.propose(&lock.Command{Op: lock.OpKeepAlive, Sessions: ids}, &waiter{batch: batch})
+	var order []string
+	for _, p := range batch {
+		if _, seen := n.kaGroups[p.cmd.Principal]; !seen {
+			order = append(order, p.cmd.Principal)
+		}
+		n.kaGroups[p.cmd.Principal] = append(n.kaGroups[p.cmd.Principal], p)
+	}
+	for _, principal := range order {
+		group := n.kaGroups[principal]
+		delete(n.kaGroups, principal)
+		var ids []uint64
+		for _, p := range group {
+			ids = append(ids, p.cmd.Sessions...)
+		}
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		n.propose(&lock.Command{Op: lock.OpKeepAlive, Sessions: ids, Principal: principal}, &waiter{batch: group})
+	}
 }
 
 // maybePublish proposes this member's URLs until the state machine holds
@@ -209,5 +226,27 @@ func (n *Node) maybePublish() {
 		Member: lock.Member{ID: n.id, PeerURL: n.peers[n.id], ClientURL: n.cfg.ClientURL}})
 	if err := n.rn.Propose(data); err != nil {
 		n.log.Debug("publish member", "err", err)
+	}
+}
+
+// maybeBootstrapAuth proposes OpAuthBootstrap with Config.AuthBootstrapHash
+// once per election timeout while the state has no users and auth is off.
+// Like OpPublish it carries no clock, so a follower may propose it.
+func (n *Node) maybeBootstrapAuth() {
+	if n.cfg.AuthBootstrapHash == "" || n.lead == 0 || n.authSettled {
+		return
+	}
+	if v := n.machine.Auth(); v.Enabled() || len(v.Users()) > 0 {
+		n.authSettled = true
+		return
+	}
+	if n.bootstrapAt != 0 && n.ticks-n.bootstrapAt < uint64(n.cfg.ElectionTicks) {
+		return
+	}
+	n.bootstrapAt = n.ticks
+	n.reqSeq++
+	data := encodeEnvelope(n.id, n.reqSeq, &lock.Command{Op: lock.OpAuthBootstrap, Hash: n.cfg.AuthBootstrapHash})
+	if err := n.rn.Propose(data); err != nil {
+		n.log.Debug("propose the auth bootstrap", "err", err)
 	}
 }

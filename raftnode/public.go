@@ -55,6 +55,14 @@ func (n *Node) Read(ctx context.Context, stale bool, fn func(m *lock.Machine)) e
 	}
 }
 
+// Auth implements Proposer.
+func (n *Node) Auth() *lock.AuthView {
+	if v := n.auth.Load(); v != nil {
+		return v
+	}
+	return lock.New().Auth()
+}
+
 // Status implements Proposer.
 func (n *Node) Status() Status {
 	st := *n.status.Load()

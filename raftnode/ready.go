@@ -133,6 +133,7 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	}
 	n.applied = md.GetIndex()
 	n.snapIndex = md.GetIndex()
+	n.auth.Store(n.machine.Auth())
 	n.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
 	n.membersDirty = true
 	// The events between the old state and the snapshot were never seen
@@ -170,6 +171,9 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 					idx, term, n.cfg.DataDir, err)
 			}
 			res := n.machine.Apply(idx, term, cmd)
+			if v := n.machine.Auth(); v != n.auth.Load() {
+				n.auth.Store(v)
+			}
 			n.publishEvents(res.Events)
 			if cmd.Op == lock.OpPublish {
 				n.membersDirty = true
