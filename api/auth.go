@@ -38,6 +38,29 @@ const (
 	WhoAmIPath = "/v1/auth/whoami"
 )
 
+// LimitsPath reads (GET) and sets (POST, admin) the cluster's quotas.
+const LimitsPath = "/v1/limits"
+
+// ClusterLimits are the cluster's quotas (replicated settings). In a POST, an
+// absent or zero field means the default. Exceeding one answers 429
+// quota_exceeded (507 no_space for max_state_bytes) naming it.
+type ClusterLimits struct {
+	// SessionsPerPrincipal bounds the open sessions of one principal
+	// (anonymous sessions, without auth, are not counted).
+	SessionsPerPrincipal uint64 `json:"sessions_per_principal,omitempty"`
+	// LocksPerSession bounds the locks a session holds or waits for.
+	LocksPerSession uint64 `json:"locks_per_session,omitempty"`
+	// WaitersPerLock bounds a lock's queue (and an election's candidates).
+	WaitersPerLock uint64 `json:"waiters_per_lock,omitempty"`
+	// ElectionsPerSession bounds the elections a session leads or runs in.
+	ElectionsPerSession uint64 `json:"elections_per_session,omitempty"`
+	// MaxStateBytes bounds the state's estimated size.
+	MaxStateBytes uint64 `json:"max_state_bytes,omitempty"`
+	// StateBytes is the state's estimated size now (answers only): 256
+	// bytes per session and lock, 512 per election.
+	StateBytes uint64 `json:"state_bytes,omitempty"`
+}
+
 // HeaderAuthorization carries "Bearer <token>".
 const HeaderAuthorization = "Authorization"
 

@@ -165,8 +165,47 @@ func authResultError(res lock.Result) (error, bool) {
 		return api.Errorf(api.CodePermissionDenied, "%s; nothing changed", res.Reason), true
 	case lock.CodeNotFound:
 		return api.Errorf(api.CodeNotFound, "%s", res.Reason), true
+	case lock.CodeQuotaExceeded:
+		return api.Errorf(api.CodeQuotaExceeded, "%s", res.Reason), true
+	case lock.CodeNoSpace:
+		return api.Errorf(api.CodeNoSpace, "%s", res.Reason), true
 	}
 	return nil, false
+}
+
+// getLimits answers the cluster's quotas and the state's estimated size.
+func (s *Server) getLimits(c echo.Context) error {
+	var out api.ClusterLimits
+	if err := s.read(c, func(m *lock.Machine) {
+		l := m.Limits()
+		out = api.ClusterLimits{SessionsPerPrincipal: l.SessionsPerPrincipal, LocksPerSession: l.LocksPerSession,
+			WaitersPerLock: l.WaitersPerLock, ElectionsPerSession: l.ElectionsPerSession,
+			MaxStateBytes: l.MaxStateBytes, StateBytes: m.StateBytes()}
+	}); err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, out)
+}
+
+// setLimits sets the cluster's quotas (admin once auth is on); absent
+// fields take their defaults.
+func (s *Server) setLimits(c echo.Context) error {
+	if err := s.requireAdmin(c); err != nil {
+		return err
+	}
+	var req api.ClusterLimits
+	if err := decodeBody(c, &req, true, `{"sessions_per_principal":1000,"locks_per_session":100}`); err != nil {
+		return err
+	}
+	if req.StateBytes != 0 {
+		return api.Errorf(api.CodeInvalidArgument, "state_bytes is an answer, not a setting")
+	}
+	l := lock.Limits{SessionsPerPrincipal: req.SessionsPerPrincipal, LocksPerSession: req.LocksPerSession,
+		WaitersPerLock: req.WaitersPerLock, ElectionsPerSession: req.ElectionsPerSession, MaxStateBytes: req.MaxStateBytes}
+	if _, err := s.proposeAuth(c, &lock.Command{Op: lock.OpSetLimits, Limits: l}); err != nil || forwarded(c) {
+		return err
+	}
+	return s.getLimits(c)
 }
 
 // apiActions maps wire action names to lock.Actions.

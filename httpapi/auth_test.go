@@ -203,3 +203,29 @@ func TestAuthFollowerForwardsPrincipal(t *testing.T) {
 		t.Fatalf("the leader saw principal headers %q, want the follower's resolution %q", seen, lock.RootUser)
 	}
 }
+
+func TestLimitsRefuseWith429(t *testing.T) {
+	_, ts := newTestServer(t, nil)
+	r := must(t, ts, "POST", api.LimitsPath, `{"locks_per_session":1,"waiters_per_lock":1}`, 200)
+	if r.num("locks_per_session") != 1 || r.num("sessions_per_principal") != 100000 {
+		t.Fatalf("limits: %s", r.raw)
+	}
+	s := openSession(t, ts, "a")
+	must(t, ts, "POST", "/v1/locks/x/acquire", `{"session":"`+s+`"}`, 200)
+	r = mustErr(t, ts, "POST", "/v1/locks/y/acquire", `{"session":"`+s+`"}`, 429, api.CodeQuotaExceeded)
+	if !strings.Contains(r.errMessage(), "locks_per_session") {
+		t.Fatalf("the refusal does not name the limit: %s", r.errMessage())
+	}
+	s2 := openSession(t, ts, "b")
+	s3 := openSession(t, ts, "c")
+	must(t, ts, "POST", "/v1/locks/x/acquire", `{"session":"`+s2+`","wait":"10ms","keep_queued":true}`, 409)
+	r = mustErr(t, ts, "POST", "/v1/locks/x/acquire", `{"session":"`+s3+`","wait":"10ms"}`, 429, api.CodeQuotaExceeded)
+	if !strings.Contains(r.errMessage(), "waiters_per_lock") {
+		t.Fatalf("the refusal does not name the limit: %s", r.errMessage())
+	}
+	mustErr(t, ts, "POST", api.LimitsPath, `{"state_bytes":1}`, 400, api.CodeInvalidArgument)
+	r = must(t, ts, "GET", api.LimitsPath, "", 200)
+	if r.num("state_bytes") == 0 {
+		t.Fatalf("no state size: %s", r.raw)
+	}
+}

@@ -149,6 +149,8 @@ func (s *Server) routes() *echo.Echo {
 	e.DELETE(api.AuthTokensPath+"/:name", s.revokeToken)
 	e.POST(api.AuthEnablePath, s.enableAuth)
 	e.GET(api.WhoAmIPath, s.whoAmI)
+	e.GET(api.LimitsPath, s.getLimits)
+	e.POST(api.LimitsPath, s.setLimits)
 	e.GET("/v1/status", s.status)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -224,8 +226,9 @@ func (s *Server) status(c echo.Context) error {
 		Ready:     st.Ready,
 		Members:   make([]api.Member, 0, len(st.Members)),
 
-		ReadIndexRequests: st.ReadIndexRounds,
-		ReadIndexRetries:  st.ReadIndexRetries,
+		ReadIndexRequests:   st.ReadIndexRounds,
+		ReadIndexRetries:    st.ReadIndexRetries,
+		DroppedPeerMessages: st.DroppedPeerMessages,
 	}
 	for _, m := range st.Members {
 		out.Members = append(out.Members, api.Member{ID: m.ID, PeerURL: m.PeerURL, ClientURL: m.ClientURL})

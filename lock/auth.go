@@ -254,9 +254,10 @@ func (m *Machine) Auth() *AuthView {
 	return m.auth
 }
 
-// authOp reports whether op administers access control.
+// authOp reports whether op administers the cluster (access control,
+// quotas): an admin's op, encoded only in command version 3.
 func authOp(op Op) bool {
-	return op >= OpAuthPutUser && op <= OpAuthBootstrap
+	return op >= OpAuthPutUser && op <= OpInitLimits
 }
 
 // validAuth reports whether an auth command is well formed (see valid).
@@ -293,6 +294,8 @@ func validAuth(c *Command) bool {
 		return true
 	case OpAuthBootstrap:
 		return len(c.Hash) == TokenHashLen
+	case OpSetLimits, OpInitLimits:
+		return true
 	}
 	return false
 }
@@ -305,14 +308,15 @@ func validAuth(c *Command) bool {
 // it, and only that principal may renew it, use it or withdraw it (an admin
 // may close it, or force-release its lock); locks need ActionLock on the
 // name, elections ActionElect, auth administration admin on every name.
-// OpAuthBootstrap is never denied: it changes nothing once users exist.
+// OpAuthBootstrap and OpInitLimits are never denied: they change nothing
+// once users exist or limits were set.
 func (m *Machine) denied(c *Command) (Result, bool) {
 	v := m.Auth()
 	if !v.enabled {
 		return Result{}, false
 	}
 	switch c.Op {
-	case OpTick, OpExpire, OpPublish, OpAuthBootstrap:
+	case OpTick, OpExpire, OpPublish, OpAuthBootstrap, OpInitLimits:
 		return Result{}, false
 	}
 	p := c.Principal

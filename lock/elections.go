@@ -101,6 +101,17 @@ func (a *applier) campaign(c *Command) {
 		return
 	}
 	e, exists := m.elections.Get(c.Name)
+	// Growth (a new election, or a new place in its queue) within the
+	// quotas; a retry or a try does not grow.
+	if !exists || (c.Wait && e.leader != s.id && !has(s.runs, c.Name)) {
+		if a.quota(len(s.leads)+len(s.runs), m.Limits().ElectionsPerSession,
+			fmt.Sprintf("session %d leads or runs in too many elections (elections_per_session)", s.id)) ||
+			(!exists && a.noSpace(electionBytes)) ||
+			(exists && a.quota(len(e.queue), m.Limits().WaitersPerLock, fmt.Sprintf("election %q has too many candidates (waiters_per_lock)", c.Name))) {
+			a.res.Session = c.Session
+			return
+		}
+	}
 	switch {
 	case !exists:
 		a.elect(c.Name, &e, s, c.Value)

@@ -118,8 +118,28 @@ func Encode(c *Command) []byte {
 	case OpAuthEnable:
 	case OpAuthBootstrap:
 		e.str(c.Hash)
+	case OpSetLimits, OpInitLimits:
+		e.limits(c.Limits)
 	}
 	return e.b
+}
+
+func (e *encoder) limits(l Limits) {
+	e.uvarint(l.SessionsPerPrincipal)
+	e.uvarint(l.LocksPerSession)
+	e.uvarint(l.WaitersPerLock)
+	e.uvarint(l.ElectionsPerSession)
+	e.uvarint(l.MaxStateBytes)
+}
+
+func (d *decoder) limits() Limits {
+	return Limits{
+		SessionsPerPrincipal: d.uvarint("sessions per principal"),
+		LocksPerSession:      d.uvarint("locks per session"),
+		WaitersPerLock:       d.uvarint("waiters per lock"),
+		ElectionsPerSession:  d.uvarint("elections per session"),
+		MaxStateBytes:        d.uvarint("max state bytes"),
+	}
 }
 
 // Decode decodes a command written by Encode. It returns an error wrapping
@@ -240,6 +260,11 @@ func Decode(b []byte) (*Command, error) {
 			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
 		}
 		c.Hash = d.str("hash")
+	case OpSetLimits, OpInitLimits:
+		if version != commandVersion3 {
+			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
+		}
+		c.Limits = d.limits()
 	default:
 		d.fail(fmt.Sprintf("unknown op %d", c.Op))
 	}

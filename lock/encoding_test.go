@@ -49,6 +49,8 @@ var allOps = []*Command{
 	{Op: OpAuthRevokeToken, Token: 12},
 	{Op: OpAuthEnable, Principal: "root"},
 	{Op: OpAuthBootstrap, Hash: strings.Repeat("\x00", TokenHashLen)},
+	{Op: OpSetLimits, Limits: Limits{SessionsPerPrincipal: 1, LocksPerSession: 2, WaitersPerLock: 3, ElectionsPerSession: 4, MaxStateBytes: 1 << 40}, Principal: "root"},
+	{Op: OpInitLimits, Limits: Limits{WaitersPerLock: 7}},
 }
 
 // wantVersion is the version Encode must write for c.

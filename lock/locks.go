@@ -90,6 +90,10 @@ func (a *applier) acquire(c *Command) {
 			a.res = Result{Code: CodeLockHeld, Holder: m.holderOf(&l)}
 			return
 		}
+		if a.sessionQuota(c.Principal) || (!exists && a.noSpace(sessionBytes+lockBytes)) ||
+			(exists && a.quota(len(l.queue), m.Limits().WaitersPerLock, fmt.Sprintf("lock %q has too many waiters (waiters_per_lock)", c.Name))) {
+			return
+		}
 		s = a.open(c.Owner, c.TTL, c.Name, "", c.Principal)
 	} else {
 		// An ephemeral session acquiring another lock was refused before.
@@ -102,6 +106,18 @@ func (a *applier) acquire(c *Command) {
 	a.res.Session = s.id
 	if c.Session == 0 {
 		a.res.TTL = s.ttl
+	}
+	// Growth by an existing session (a new lock record, or a new place in
+	// a queue) within the quotas; a retry (holder or already queued) or a
+	// try of a held lock does not grow.
+	if c.Session != 0 && (!exists || (c.Wait && l.holder != s.id && !has(s.waiting, c.Name))) {
+		if a.quota(len(s.held)+len(s.waiting), m.Limits().LocksPerSession,
+			fmt.Sprintf("session %d holds or waits for too many locks (locks_per_session)", s.id)) ||
+			(!exists && a.noSpace(lockBytes)) ||
+			(exists && a.quota(len(l.queue), m.Limits().WaitersPerLock, fmt.Sprintf("lock %q has too many waiters (waiters_per_lock)", c.Name))) {
+			a.res.Session = s.id
+			return
+		}
 	}
 	switch {
 	case !exists:

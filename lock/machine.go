@@ -40,6 +40,10 @@ type Machine struct {
 	elections tree[electionRec]
 	members   map[uint64]Member
 	auth      *AuthView // nil: no auth state yet (auth.go)
+	// The quotas (quota.go) and the open sessions of each principal.
+	limits      Limits
+	limitsSet   bool
+	byPrincipal map[string]int
 }
 
 // New returns an empty machine: applied index 0, clock 0, no sessions, locks
@@ -56,6 +60,9 @@ func (m *Machine) init() {
 	}
 	if m.openReqs == nil {
 		m.openReqs = make(map[string]uint64)
+	}
+	if m.byPrincipal == nil {
+		m.byPrincipal = make(map[string]int)
 	}
 	if m.members == nil {
 		m.members = make(map[uint64]Member)
@@ -152,6 +159,8 @@ func (m *Machine) Apply(index, term uint64, cmd *Command) Result {
 	case OpAuthPutUser, OpAuthDeleteUser, OpAuthPutRole, OpAuthDeleteRole,
 		OpAuthCreateToken, OpAuthRevokeToken, OpAuthEnable, OpAuthBootstrap:
 		a.applyAuth(cmd)
+	case OpSetLimits, OpInitLimits:
+		a.setLimits(cmd)
 	default:
 		panic(fmt.Sprintf("lock: op %d passed validation", cmd.Op))
 	}

@@ -61,6 +61,9 @@ func (a *applier) openSession(c *Command) {
 			return
 		}
 	}
+	if a.sessionQuota(c.Principal) {
+		return
+	}
 	s := a.open(c.Owner, c.TTL, "", c.RequestID, c.Principal)
 	a.res = Result{Code: CodeOK, Session: s.id, TTL: s.ttl, Events: a.res.Events}
 }
@@ -74,6 +77,9 @@ func (a *applier) open(owner string, ttl int64, bound, requestID, principal stri
 	}
 	s := newSession(a.index, owner, ttl, addSat(m.clock, ttl), bound, requestID)
 	s.principal = principal
+	if principal != "" {
+		m.byPrincipal[principal]++
+	}
 	m.sessions[s.id] = s
 	if requestID != "" {
 		m.openReqs[requestID] = s.id
@@ -174,6 +180,11 @@ func (a *applier) end(s *session, final EventType) {
 		heap.Remove(&m.deadlines, s.pos)
 	}
 	delete(m.sessions, s.id)
+	if s.principal != "" {
+		if m.byPrincipal[s.principal]--; m.byPrincipal[s.principal] <= 0 {
+			delete(m.byPrincipal, s.principal)
+		}
+	}
 	if s.requestID != "" {
 		delete(m.openReqs, s.requestID)
 	}

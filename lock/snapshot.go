@@ -53,6 +53,8 @@ type SnapshotCapture struct {
 	elections *tree[electionRec]
 	members   []Member // in map order; Encode sorts by ID
 	auth      *AuthView
+	limits    Limits
+	limitsSet bool
 	version   byte
 }
 
@@ -82,9 +84,11 @@ func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 		elections: m.elections.Clone(),
 		members:   make([]Member, 0, len(m.members)),
 		auth:      m.Auth(),
+		limits:    m.limits,
+		limitsSet: m.limitsSet,
 		version:   snapshotVersion,
 	}
-	if !c.auth.empty() {
+	if !c.auth.empty() || c.limitsSet {
 		c.version = snapshotVersionAuth
 	}
 	for _, s := range m.sessions {
@@ -174,10 +178,13 @@ func (c *SnapshotCapture) Encode() []byte {
 	return e.b
 }
 
-// encodeAuth writes the access-control state: enabled, the users sorted by
-// name (roles sorted), the roles sorted by name (permissions sorted by
+// encodeAuth writes the access-control state and the quotas: whether the
+// limits are set and the five limits, whether auth is on, the users sorted
+// by name (roles sorted), the roles sorted by name (permissions sorted by
 // prefix), the tokens sorted by ID.
 func (c *SnapshotCapture) encodeAuth(e *encoder) {
+	e.bool(c.limitsSet)
+	e.limits(c.limits)
 	v := c.auth
 	e.bool(v.Enabled())
 	users := v.Users()
@@ -212,6 +219,8 @@ func (c *SnapshotCapture) encodeAuth(e *encoder) {
 // sorted, valid and refer to each other (a user's roles exist, a token's
 // user exists, hashes are unique).
 func restoreAuth(d *decoder, m *Machine) {
+	m.limitsSet = d.bool("limits set")
+	m.limits = d.limits()
 	v := &AuthView{users: map[string]AuthUser{}, roles: map[string]AuthRole{}, tokens: map[uint64]AuthToken{}, byHash: map[string]uint64{}}
 	v.enabled = d.bool("auth enabled")
 	var prev string
@@ -354,6 +363,9 @@ func restore(b []byte) (*Machine, error) {
 		s := newSession(id, owner, ttl, deadline, bound, requestID)
 		if version >= snapshotVersionAuth {
 			s.principal = d.str("principal")
+			if s.principal != "" {
+				m.byPrincipal[s.principal]++
+			}
 		}
 		switch {
 		case d.err != nil:

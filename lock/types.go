@@ -113,6 +113,13 @@ const (
 	// this index, Result.Token) and turns auth on. With users it changes
 	// nothing (CodeOK with a Reason).
 	OpAuthBootstrap
+	// OpSetLimits sets the cluster's quotas to Limits (zero fields:
+	// defaults). Admin only once auth is on.
+	OpSetLimits
+	// OpInitLimits sets the quotas like OpSetLimits, but only while the
+	// cluster never set them (the flags of a new cluster, proposed by its
+	// members); afterwards it changes nothing (CodeOK with a Reason).
+	OpInitLimits
 )
 
 // Command is one entry of the replicated log, decoded. Only the fields that
@@ -172,6 +179,8 @@ type Command struct {
 	// Hash is the SHA-256 hash of a token's secret (OpAuthCreateToken,
 	// OpAuthBootstrap), TokenHashLen raw bytes.
 	Hash string
+	// Limits are the quotas of OpSetLimits and OpInitLimits.
+	Limits Limits
 }
 
 // Code is the outcome of applying a command. Business refusals are codes,
@@ -190,6 +199,8 @@ const (
 	CodeUnauthenticated              // auth is on and the command has no principal that is a user; nothing changed
 	CodePermissionDenied             // the principal may not do this (Reason says what); nothing changed
 	CodeNotFound                     // auth administration: no such user, role or token; nothing changed
+	CodeQuotaExceeded                // a quota (Limits) would be exceeded (Reason names it); nothing changed
+	CodeNoSpace                      // the state's estimated size would pass Limits.MaxStateBytes; nothing changed
 )
 
 // String returns the code's stable name (used in logs and tests).
@@ -215,6 +226,10 @@ func (c Code) String() string {
 		return "permission_denied"
 	case CodeNotFound:
 		return "not_found"
+	case CodeQuotaExceeded:
+		return "quota_exceeded"
+	case CodeNoSpace:
+		return "no_space"
 	}
 	return "unknown"
 }

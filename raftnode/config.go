@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/raftlock/raftlock/lock"
 )
 
 // Config configures a Node. Build it with DefaultConfig and override fields.
@@ -28,6 +30,10 @@ type Config struct {
 	// carries no clock, so any member may propose it. Ignored once the
 	// state has users or auth on.
 	AuthBootstrapHash string
+	// InitialLimits, when set, makes the node propose lock.OpInitLimits
+	// with them until the state's limits are set: the quotas of a new
+	// cluster, from its flags. Ignored once the cluster set its limits.
+	InitialLimits *lock.Limits
 	// TickInterval is the duration of one raft tick. Default 100ms.
 	TickInterval time.Duration
 	// ElectionTicks is the election timeout in ticks. Default 10.

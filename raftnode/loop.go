@@ -137,6 +137,7 @@ func (n *Node) onTick() {
 	}
 	n.maybePublish()
 	n.maybeBootstrapAuth()
+	n.maybeInitLimits()
 	n.tickReads()
 }
 

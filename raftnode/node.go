@@ -85,6 +85,7 @@ type Node struct {
 	bootstrapAt  uint64                 // tick of the last auth bootstrap proposal
 	kaGroups     map[string][]*proposal // flushKeepAlives' scratch: keep-alives by principal
 	authSettled  bool                   // the state has users or auth on: no bootstrap needed
+	limitsAt     uint64                 // tick of the last initial-limits proposal
 	members      []MemberStatus
 	membersDirty bool
 	snapJob      *snapJob // our snapshot in flight (at most one), see snapshot.go

@@ -229,6 +229,24 @@ func (n *Node) maybePublish() {
 	}
 }
 
+// maybeInitLimits proposes OpInitLimits with Config.InitialLimits once per
+// election timeout until the state's limits are set. No clock: any member
+// may propose it.
+func (n *Node) maybeInitLimits() {
+	if n.cfg.InitialLimits == nil || n.lead == 0 || n.machine.LimitsSet() {
+		return
+	}
+	if n.limitsAt != 0 && n.ticks-n.limitsAt < uint64(n.cfg.ElectionTicks) {
+		return
+	}
+	n.limitsAt = n.ticks
+	n.reqSeq++
+	data := encodeEnvelope(n.id, n.reqSeq, &lock.Command{Op: lock.OpInitLimits, Limits: *n.cfg.InitialLimits})
+	if err := n.rn.Propose(data); err != nil {
+		n.log.Debug("propose the initial limits", "err", err)
+	}
+}
+
 // maybeBootstrapAuth proposes OpAuthBootstrap with Config.AuthBootstrapHash
 // once per election timeout while the state has no users and auth is off.
 // Like OpPublish it carries no clock, so a follower may propose it.

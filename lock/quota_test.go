@@ -1,0 +1,90 @@
+package lock
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestQuotasRefuseWithoutChange(t *testing.T) {
+	m := New()
+	idx := uint64(0)
+	apply := func(c *Command) Result {
+		idx++
+		c.Now = int64(idx)
+		return m.Apply(idx, 1, c)
+	}
+	if r := apply(&Command{Op: OpSetLimits, Limits: Limits{SessionsPerPrincipal: 2, LocksPerSession: 2, WaitersPerLock: 1, ElectionsPerSession: 1}}); r.Code != CodeOK {
+		t.Fatalf("set limits: %v", r.Code)
+	}
+	if r := apply(&Command{Op: OpInitLimits, Limits: Limits{SessionsPerPrincipal: 1000}}); r.Code != CodeOK || r.Reason == "" || m.Limits().SessionsPerPrincipal != 2 {
+		t.Fatalf("initial limits after set: %+v, limits %+v", r, m.Limits())
+	}
+	a1 := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: "alice"}).Session
+	a2 := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: "alice"}).Session
+	b := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: "bob"}).Session
+	c := apply(&Command{Op: OpOpenSession, TTL: 10e9}).Session // anonymous: not counted
+	apply(&Command{Op: OpAcquire, Session: a1, Name: "x"})
+	apply(&Command{Op: OpAcquire, Session: a1, Name: "y"})
+	apply(&Command{Op: OpAcquire, Session: b, Name: "x", Wait: true})
+	apply(&Command{Op: OpCampaign, Session: a1, Name: "e"})
+	for i := 0; i < 3; i++ {
+		if r := apply(&Command{Op: OpOpenSession, TTL: 10e9}); r.Code != CodeOK {
+			t.Fatalf("anonymous sessions are capped: %v", r.Code)
+		}
+	}
+	restored := New()
+	if err := restored.Restore(m.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	before := stripHeader(t, m.Snapshot())
+	for _, tc := range []struct {
+		name string
+		c    *Command
+		want Code
+	}{
+		{"a third session of alice", &Command{Op: OpOpenSession, TTL: 10e9, Principal: "alice"}, CodeQuotaExceeded},
+		{"an ephemeral session of alice", &Command{Op: OpAcquire, TTL: 10e9, Name: "z", Principal: "alice"}, CodeQuotaExceeded},
+		{"a third lock of a1", &Command{Op: OpAcquire, Session: a1, Name: "z"}, CodeQuotaExceeded},
+		{"a second waiter of x", &Command{Op: OpAcquire, Session: c, Name: "x", Wait: true}, CodeQuotaExceeded},
+		{"an ephemeral second waiter of x", &Command{Op: OpAcquire, TTL: 10e9, Name: "x", Wait: true}, CodeQuotaExceeded},
+		{"a second election of a1", &Command{Op: OpCampaign, Session: a1, Name: "f"}, CodeQuotaExceeded},
+	} {
+		for i, mm := range []*Machine{m, restored} {
+			idx := mm.AppliedIndex() + 1
+			cmd := *tc.c
+			cmd.Now = int64(idx)
+			r := mm.Apply(idx, 1, &cmd)
+			if r.Code != tc.want || r.Reason == "" || len(r.Events) != 0 {
+				t.Errorf("%s (machine %d): %v %q %d events, want %v", tc.name, i, r.Code, r.Reason, len(r.Events), tc.want)
+			}
+		}
+		idx = m.AppliedIndex()
+		if !bytes.Equal(stripHeader(t, m.Snapshot()), before) {
+			t.Fatalf("%s changed the state", tc.name)
+		}
+	}
+	// Retries do not count as growth.
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpAcquire, Session: a1, Name: "x"}); r.Code != CodeOK {
+		t.Fatalf("a retry of a held lock: %v", r.Code)
+	}
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpAcquire, Session: b, Name: "x", Wait: true}); r.Code != CodeQueued {
+		t.Fatalf("a retry of a queued acquire: %v", r.Code)
+	}
+	// An ended session frees its principal's place.
+	m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpCloseSession, Session: a2})
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpOpenSession, TTL: 10e9, Principal: "alice"}); r.Code != CodeOK {
+		t.Fatalf("alice after closing one: %v %s", r.Code, r.Reason)
+	}
+	// The state's size.
+	m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpSetLimits, Limits: Limits{MaxStateBytes: m.StateBytes()}})
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpOpenSession, TTL: 10e9}); r.Code != CodeNoSpace {
+		t.Fatalf("past the size quota: %v", r.Code)
+	}
+	y, _ := m.Lock("y")
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpRelease, Session: a1, Name: "y", Token: y.Holder.Token}); r.Code != CodeOK {
+		t.Fatalf("a release must pass the size quota: %v", r.Code)
+	}
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpOpenSession, TTL: 10e9}); r.Code != CodeOK {
+		t.Fatalf("after the state shrank: %v %s", r.Code, r.Reason)
+	}
+}
