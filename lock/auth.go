@@ -116,14 +116,20 @@ func (v *AuthView) User(name string) (AuthUser, bool) {
 
 // TokenUser returns the user of the token whose hash is hash.
 func (v *AuthView) TokenUser(hash string) (string, bool) {
+	t, ok := v.TokenByHash(hash)
+	return t.User, ok
+}
+
+// TokenByHash returns the token whose hash is hash.
+func (v *AuthView) TokenByHash(hash string) (AuthToken, bool) {
 	if v == nil {
-		return "", false
+		return AuthToken{}, false
 	}
 	id, ok := v.byHash[hash]
 	if !ok {
-		return "", false
+		return AuthToken{}, false
 	}
-	return v.tokens[id].User, true
+	return v.tokens[id], true
 }
 
 // Allowed reports whether user may do action a on name: one of its roles
@@ -325,6 +331,11 @@ func (m *Machine) denied(c *Command) (Result, bool) {
 			return Result{Code: CodeUnauthenticated, Reason: "no principal"}, true
 		}
 		return Result{Code: CodeUnauthenticated, Reason: fmt.Sprintf("principal %q is not a user", p)}, true
+	}
+	if c.TokenID != 0 {
+		if t, ok := v.tokens[c.TokenID]; !ok || t.User != p {
+			return Result{Code: CodeUnauthenticated, Reason: fmt.Sprintf("token %d was revoked", c.TokenID)}, true
+		}
 	}
 	deny := func(format string, args ...any) (Result, bool) {
 		return Result{Code: CodePermissionDenied, Reason: fmt.Sprintf(format, args...)}, true

@@ -151,7 +151,13 @@ func TestAuthTokensAndSnapshot(t *testing.T) {
 		t.Fatalf("token user %q %v", u, ok)
 	}
 	view := m.Auth()
-	s := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: "alice"})
+	s := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: "alice", TokenID: tok.Token})
+	if s.Code != CodeOK {
+		t.Fatalf("open with a live token: %v %s", s.Code, s.Reason)
+	}
+	if r := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: "bob", TokenID: tok.Token}); r.Code != CodeUnauthenticated {
+		t.Fatalf("alice's token presented for bob: %v", r.Code)
+	}
 
 	// Snapshot and restore keep everything, byte for byte.
 	snap := m.Snapshot()
@@ -177,6 +183,9 @@ func TestAuthTokensAndSnapshot(t *testing.T) {
 	}
 	if _, ok := m.Auth().TokenUser(h); ok {
 		t.Fatal("revoked token still resolves")
+	}
+	if r := apply(&Command{Op: OpKeepAlive, Sessions: []uint64{s.Session}, Principal: "alice", TokenID: tok.Token}); r.Code != CodeUnauthenticated {
+		t.Fatalf("a command resolved from a revoked token: %v", r.Code)
 	}
 	if _, ok := view.TokenUser(h); !ok {
 		t.Fatal("an earlier view changed: views must be immutable")

@@ -61,6 +61,29 @@
 // handed to a session that dies in the same entry. Ephemeral sessions
 // cannot campaign.
 //
+// # Access control and quotas
+//
+// Users, roles (permissions on name prefixes: read, lock, elect, admin) and
+// the SHA-256 hashes of bearer tokens are state like any other, changed by
+// the OpAuth* commands (auth.go); Auth returns an immutable view of them
+// that the HTTP layer reads on any goroutine. Every command carries the
+// Principal it acts for and the TokenID that proved it; with auth on, Apply
+// decides on them before anything changes (a refusal changes nothing but
+// the applied index, like a malformed command): the principal must be a
+// user, its token must still exist, a session belongs to the principal that
+// opened it (only an admin may close another's session or force-release
+// its lock, and the events name that admin in By), locks need lock on their
+// name, elections elect, and the administration admin on every name. With
+// auth off nothing is checked, but sessions still record their principal.
+//
+// Quotas (quota.go) are replicated settings too (OpSetLimits, and
+// OpInitLimits for a new cluster's flags): sessions per principal, locks
+// held or queued per session, waiters per lock or election, elections per
+// session, and an estimate of the state's size. A command that would grow
+// the state past one answers CodeQuotaExceeded or CodeNoSpace and changes
+// nothing; a retry (a holder's acquire, a queued session's) never counts as
+// growth.
+//
 // # Encoding
 //
 // Encode/Decode give the log format of a Command and Snapshot/Restore the
@@ -75,7 +98,13 @@
 // copies the sessions and members, so the owner of the machine can hand it
 // to another goroutine, which encodes it to the same bytes while the
 // machine goes on applying. Snapshots are format version 2 (sessions carry
-// the client request ID that opened them); Restore reads versions 1 and 2.
+// the client request ID that opened them), or 3 when the state has access
+// control, quotas or sessions with a principal (then every session carries
+// its principal, and the quotas, users, roles and token hashes follow the
+// members); Restore reads versions 1 to 3. Commands are written in the
+// oldest version that holds them: 3 only for a principal, a token, a forced
+// release or an administration op, so a cluster that never uses auth keeps
+// writing what older builds read.
 //
 // # Queries
 //

@@ -10,7 +10,8 @@ import (
 // nothing that needs version 2, so that a log written without request IDs
 // stays readable by a build that knows only version 1.
 //
-// Version 3 adds the principal of every command (after Now), the Force of
+// Version 3 adds the principal and its token ID of every command (after
+// Now), the Force of
 // OpRelease, and the access-control ops; it is written only for a command
 // that has a principal, a Force or an auth op, so a cluster without auth
 // writes the versions it wrote before.
@@ -22,7 +23,7 @@ const (
 
 // needsV3 reports whether c can only be written in version 3.
 func needsV3(c *Command) bool {
-	return c.Principal != "" || (c.Op == OpRelease && c.Force) || authOp(c.Op)
+	return c.Principal != "" || c.TokenID != 0 || (c.Op == OpRelease && c.Force) || authOp(c.Op)
 }
 
 // Encode encodes c: a version byte (1, or 2 for an OpOpenSession with a
@@ -45,6 +46,7 @@ func Encode(c *Command) []byte {
 	e.varint(c.Now)
 	if version == commandVersion3 {
 		e.str(c.Principal)
+		e.uvarint(c.TokenID)
 	}
 	switch c.Op {
 	case OpTick, OpExpire:
@@ -160,6 +162,7 @@ func Decode(b []byte) (*Command, error) {
 	c.Now = d.varint("now")
 	if version == commandVersion3 {
 		c.Principal = d.str("principal")
+		c.TokenID = d.uvarint("token id")
 	}
 	switch c.Op {
 	case OpTick, OpExpire:

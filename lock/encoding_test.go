@@ -36,7 +36,7 @@ var allOps = []*Command{
 	// Version 3: a principal, a forced release, access control.
 	{Op: OpOpenSession, Now: 15, TTL: 5e9, Owner: "o", Principal: "alice"},
 	{Op: OpOpenSession, Now: 15, TTL: 5e9, RequestID: "r", Principal: "alice"},
-	{Op: OpKeepAlive, Now: 15, Sessions: []uint64{4}, Principal: "alice"},
+	{Op: OpKeepAlive, Now: 15, Sessions: []uint64{4}, Principal: "alice", TokenID: 77},
 	{Op: OpRelease, Now: 16, Name: "x", Force: true, Principal: "root"},
 	{Op: OpRelease, Now: 16, Session: 3, Name: "x", Token: 4, Principal: "bob"},
 	{Op: OpAuthPutUser, Now: 17, Name: "alice", Roles: []string{"a", "b"}, Principal: "root"},

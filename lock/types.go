@@ -168,6 +168,12 @@ type Command struct {
 	// anonymous). With auth on, Apply checks it (see Machine.denied); the
 	// session an OpOpenSession or ephemeral OpAcquire opens belongs to it.
 	Principal string
+	// TokenID is the bearer token the principal proved itself with (0 for
+	// a certificate, or anonymous). With auth on, Apply refuses the
+	// command (CodeUnauthenticated) unless that token still exists and
+	// belongs to Principal: a revoked token is never honoured by an entry
+	// after its revocation, whichever node resolved it.
+	TokenID uint64
 	// Force makes OpRelease release the lock whoever holds it (Session and
 	// Token are ignored; an admin's release, named in the event's By).
 	Force bool
