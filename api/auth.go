@@ -64,10 +64,11 @@ type ClusterLimits struct {
 // HeaderAuthorization carries "Bearer <token>".
 const HeaderAuthorization = "Authorization"
 
-// HeaderPrincipal names the principal a follower forwards a request for.
-// The leader trusts it only from a member, proven by the member's TLS
-// certificate; a follower always replaces what a client sent in it.
-// Clients never set it.
+// HeaderPrincipal names the principal, proven by a client certificate, of
+// a request a follower forwards (a bearer token travels as it came, in
+// Authorization). The leader trusts it only from a member, proven by the
+// member's TLS certificate; a follower always drops what a client sent in
+// it. Clients never set it.
 const HeaderPrincipal = "Raftlock-Principal"
 
 // MaxUserNameLen, MaxRoleNameLen bound the names of users and roles, in bytes.

@@ -56,9 +56,15 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.cfg.AuthBootstrapToken != "" && !v.Enabled() && len(v.Users()) == 0 {
 			return api.Errorf(api.CodeUnavailable, "auth is being set up from the bootstrap token and is not applied on this node yet; retry")
 		}
-		p, err := s.principal(r, v)
+		p, tokenID, cert, err := s.principal(r, v)
 		if err != nil {
 			return err
+		}
+		if tokenID != 0 {
+			c.Set(tokenKey, tokenID)
+		}
+		if cert {
+			c.Set(certKey, true)
 		}
 		if v.Enabled() && p == "" && r.URL.Path != api.WhoAmIPath {
 			return api.Errorf(api.CodeUnauthenticated, "auth is on: send Authorization: Bearer <token>, or a TLS client certificate whose common name is a user")
@@ -68,45 +74,67 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// principal resolves r's principal against v (see the comment above). A
-// bearer token that does not resolve is an error when auth is on, and
-// ignored when it is off.
-func (s *Server) principal(r *http.Request, v *lock.AuthView) (string, error) {
+// principal resolves r's principal against v (see the comment above),
+// with the ID of the token that proved it (0 for none) and whether a
+// certificate did. A bearer token that does not resolve is an error when
+// auth is on, and ignored when it is off.
+func (s *Server) principal(r *http.Request, v *lock.AuthView) (p string, tokenID uint64, cert bool, err error) {
 	if p := r.Header.Get(api.HeaderPrincipal); p != "" && r.Header.Get(api.HeaderForwarded) != "" &&
 		s.cfg.IsMember != nil && s.cfg.IsMember(r) {
-		return p, nil
+		return p, 0, true, nil
 	}
 	if h := r.Header.Get(api.HeaderAuthorization); h != "" {
 		tok, ok := api.BearerToken(h)
 		if ok {
 			sum := sha256.Sum256([]byte(tok))
-			if user, found := v.TokenUser(string(sum[:])); found {
-				return user, nil
+			if t, found := v.TokenByHash(string(sum[:])); found {
+				return t.User, t.ID, false, nil
 			}
 		}
 		if v.Enabled() {
 			if !ok {
-				return "", api.Errorf(api.CodeUnauthenticated, "the Authorization header is not \"Bearer <token>\"")
+				return "", 0, false, api.Errorf(api.CodeUnauthenticated, "the Authorization header is not \"Bearer <token>\"")
 			}
-			return "", api.Errorf(api.CodeUnauthenticated, "the bearer token is unknown or revoked")
+			return "", 0, false, api.Errorf(api.CodeUnauthenticated, "the bearer token is unknown or revoked")
 		}
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
 		cn := r.TLS.PeerCertificates[0].Subject.CommonName
 		if _, ok := v.User(cn); ok || !v.Enabled() {
-			return cn, nil
+			return cn, 0, cn != "", nil
 		}
 		if s.cfg.IsMember != nil && s.cfg.IsMember(r) {
-			return "", nil // a member's own request (it names no principal): anonymous
+			return "", 0, false, nil // a member's own request (it names no principal): anonymous
 		}
-		return "", api.Errorf(api.CodeUnauthenticated, "the client certificate's common name %q is not a user", cn)
+		return "", 0, false, api.Errorf(api.CodeUnauthenticated, "the client certificate's common name %q is not a user", cn)
 	}
-	return "", nil
+	return "", 0, false, nil
 }
 
-// propose proposes cmd for the request's principal.
+// stillAuthenticated reports whether principal p, proven by token tokenID
+// (0: by a certificate), still holds in v, the state a linearizable read runs on: its token (if it used one)
+// was not revoked, and it is still a user. It runs on the Raft loop, so a
+// read that starts after a revocation committed never sees the revoked
+// token's principal served.
+func stillAuthenticated(p string, tokenID uint64, v *lock.AuthView) bool {
+	if !v.Enabled() {
+		return true
+	}
+	if _, ok := v.User(p); !ok {
+		return false
+	}
+	if id := tokenID; id != 0 {
+		t, ok := v.Token(id)
+		return ok && t.User == p
+	}
+	return true
+}
+
+// propose proposes cmd for the request's principal and the token that
+// proved it (the state machine refuses it if the token was revoked).
 func (s *Server) propose(c echo.Context, ctx context.Context, cmd *lock.Command) (lock.Result, uint64, error) {
 	cmd.Principal = principalOf(c)
+	cmd.TokenID = tokenOf(c)
 	return s.node.Propose(ctx, cmd)
 }
 

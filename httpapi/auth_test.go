@@ -181,11 +181,11 @@ func TestAuthBootstrapPendingAnswers503(t *testing.T) {
 	}
 }
 
-func TestAuthFollowerForwardsPrincipal(t *testing.T) {
+func TestAuthFollowerForwardsCredentials(t *testing.T) {
 	var seen []string
 	leader, lts := newTestHandler(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			seen = append(seen, r.Header.Get(api.HeaderPrincipal))
+			seen = append(seen, r.Header.Get(api.HeaderPrincipal)+"|"+r.Header.Get("Authorization"))
 			h.ServeHTTP(w, r)
 		})
 	})
@@ -199,8 +199,10 @@ func TestAuthFollowerForwardsPrincipal(t *testing.T) {
 	sum := sha256.Sum256([]byte(rootToken))
 	follower.set(func(f *fakeNode) { f.applyLocked(&lock.Command{Op: lock.OpAuthBootstrap, Hash: string(sum[:])}) })
 	do(t, fts, "POST", "/v1/sessions", `{"ttl":"10s"}`, "Authorization", "Bearer "+rootToken, api.HeaderPrincipal, "mallory")
-	if len(seen) != 1 || seen[0] != lock.RootUser {
-		t.Fatalf("the leader saw principal headers %q, want the follower's resolution %q", seen, lock.RootUser)
+	// The client's forged principal header is dropped; a token's principal
+	// is resolved again by the leader from the forwarded Authorization.
+	if want := "|Bearer " + rootToken; len(seen) != 1 || seen[0] != want {
+		t.Fatalf("the leader saw %q, want %q", seen, want)
 	}
 }
 

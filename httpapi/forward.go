@@ -75,8 +75,12 @@ func (s *Server) forward(c echo.Context, base string, limit time.Duration) error
 	// the client put in the header is dropped (the leader trusts it from a
 	// member).
 	req.Header.Del(api.HeaderPrincipal)
-	if p := principalOf(c); p != "" {
-		req.Header.Set(api.HeaderPrincipal, p)
+	if cert, _ := c.Get(certKey).(bool); cert {
+		// A certificate's principal: the leader cannot see the client's
+		// certificate, so it trusts this node's word, proven by this
+		// node's member certificate. A token's principal needs no header:
+		// the leader resolves the forwarded Authorization itself.
+		req.Header.Set(api.HeaderPrincipal, principalOf(c))
 	}
 	resp, err := s.fwd.Do(req)
 	if err != nil {

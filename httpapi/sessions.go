@@ -205,11 +205,22 @@ func (s *Server) read(c echo.Context, fn func(m *lock.Machine)) error {
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	if err := s.node.Read(ctx, stale, fn); err != nil {
+	// The principal is checked again on the state the read sees (auth.go):
+	// a token revoked before the read began is refused on every node.
+	revoked := false
+	principal, tokenID := principalOf(c), tokenOf(c) // fn runs on the loop: no echo.Context there
+	if err := s.node.Read(ctx, stale, func(m *lock.Machine) {
+		if revoked = !stillAuthenticated(principal, tokenID, m.Auth()); !revoked {
+			fn(m)
+		}
+	}); err != nil {
 		if c.Request().Context().Err() == nil && ctx.Err() != nil {
 			return api.Errorf(api.CodeUnavailable, "a linearizable read needs a quorum, and none answered within %v; add ?consistency=stale for a possibly stale answer from this node", s.cfg.RequestTimeout)
 		}
 		return err
+	}
+	if revoked {
+		return api.Errorf(api.CodeUnauthenticated, "the principal's token was revoked, or its user deleted")
 	}
 	return nil
 }
