@@ -37,7 +37,8 @@ const maxBatchOps = 256
 // batches; a lone goroutine sees no difference.
 //
 // A batch is one attempt: when it fails as a whole (a transport error, a
-// 503, a server without /v1/batch), or an operation's own answer is a 503,
+// 503, a 429, a server without /v1/batch), or an operation's own answer is
+// a 503 or a 429 rate_limited,
 // each of its operations is sent again alone, by its caller, with the usual
 // retries, knowing whether the failed attempt may have taken effect. A
 // caller whose context ends while its operation is queued withdraws it
@@ -118,7 +119,7 @@ func (c *Client) doLock(ctx context.Context, cl call, op api.BatchOp, out *api.L
 		}
 		return callInfo{}, nil
 	}
-	if !o.fail && o.res.Error != nil && o.res.Status != http.StatusServiceUnavailable {
+	if !o.fail && o.res.Error != nil && o.res.Status != http.StatusServiceUnavailable && o.res.Error.Code != api.CodeRateLimited {
 		return callInfo{}, o.res.Error
 	}
 	// Go again alone, with the retries of c.do.
@@ -177,7 +178,7 @@ func (b *batcher) send(ops []*batchOp) {
 	base := c.target()
 	cl := call{method: http.MethodPost, path: api.BatchPath, write: true}
 	leader, err := c.attempt(ctx, base, cl, encodeBatch(ops), &resp)
-	if leader != "" {
+	if c.acceptLeader(ctx, base, leader) {
 		c.setLeader(leader)
 	}
 	if err == nil && len(resp.Results) != len(ops) {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,15 +36,38 @@ const DefaultWaitChunk = 5 * time.Minute
 // Config configures a Client. Only Endpoints is required.
 type Config struct {
 	// Endpoints are the client URLs of some or all cluster members, e.g.
-	// "http://127.0.0.1:7070". At least one. Requests go to the leader once
-	// a response has named it (header Raftlock-Leader), even if the leader
-	// is not listed, and fall back to these on failure.
+	// "http://127.0.0.1:7070". At least one, all with the same scheme
+	// (http or https). Requests go to the leader once an answer has named
+	// it (header Raftlock-Leader), and fall back to these on failure. The
+	// SDK follows that header only to one of these endpoints or to a
+	// member's advertised client URL (api.Member.ClientURL in GET
+	// /v1/status, read from the endpoint that named the leader) with the
+	// same scheme: an https Client never moves to http, and never to a
+	// host that is not a member. A header naming anything else is ignored
+	// (the request stays on the endpoint that answered, which forwards it).
 	Endpoints []string
+	// TLS configures TLS for https:// endpoints: RootCAs to trust the
+	// cluster's CA (nil: the system's roots), Certificates or
+	// GetClientCertificate for a client certificate, whose common name is
+	// then the principal. New clones it. It is used by the Client's own
+	// HTTP transport: setting both TLS and HTTPClient is an error
+	// (configure that client's transport instead), and so is TLS with an
+	// http:// endpoint.
+	TLS *tls.Config
+	// AuthToken is a bearer token, sent as "Authorization: Bearer <token>"
+	// on every request of the Client: reads, writes, keep-alives, batches
+	// and observe streams. It goes only where requests go (Endpoints and
+	// the members named as above), and never in a log or an error message.
+	// Over http:// it travels in clear text: use https on any network that
+	// others share. "" sends no Authorization header.
+	AuthToken string
 	// RequestTimeout bounds one HTTP attempt. Default 10s. A waiting
 	// acquire adds its wait to it.
 	RequestTimeout time.Duration
 	// HTTPClient sends the requests. nil means a client of its own with
-	// keep-alive connection reuse. Its Timeout, if any, must exceed
+	// keep-alive connection reuse, TLS from the TLS field, and no HTTP
+	// redirects followed (the API never answers one; following one could
+	// carry the token elsewhere). Its Timeout, if any, must exceed
 	// WaitChunk, or waits will fail.
 	HTTPClient *http.Client
 	// Logger receives debug logs of retries and Info logs of session
@@ -93,7 +117,8 @@ func FromEnv() Config {
 // concurrent use by multiple goroutines. Requests go to the current
 // endpoint (the leader once known); on a connection error or a 503 they are
 // retried on the next endpoint, at most two passes over the endpoints and
-// never past the caller's context. Writes are retried after an unknown
+// never past the caller's context; a 429 rate_limited is retried on the
+// same endpoint after its Retry-After. Writes are retried after an unknown
 // outcome too, as they are idempotent (opening a session too: it carries a
 // client request ID).
 type Client struct {
@@ -103,18 +128,27 @@ type Client struct {
 	hc        *http.Client
 	log       *slog.Logger
 
+	// auth is the value of the Authorization header (shared, read-only),
+	// nil without Config.AuthToken.
+	auth []string
+
 	keeper     keeper                    // renews the sessions
 	batch      batcher                   // coalesces lock requests
 	lastLeader atomic.Pointer[leaderURL] // cache of leaderFromHeader
+	members    atomic.Pointer[memberSet] // where a Raftlock-Leader header may send requests
+	refresh    refresher                 // reads the members from GET /v1/status
 
 	mu     sync.Mutex
 	cur    int    // index into eps of the endpoint in use
-	leader string // leader URL from the last Raftlock-Leader header, "" when unknown
+	leader string // leader URL from the last accepted Raftlock-Leader header, "" when unknown
 }
 
 // New returns a Client for cfg. It fails with an error matching
-// api.ErrInvalidArgument when cfg has no endpoint or an endpoint is not an
-// http(s) URL. It does not contact the cluster.
+// api.ErrInvalidArgument when cfg has no endpoint, an endpoint is not an
+// http(s) URL, the endpoints mix http and https, TLS is set with
+// HTTPClient or with an http:// endpoint, or AuthToken is not a token
+// (printable ASCII without spaces, at most 512 bytes). It does not contact
+// the cluster.
 func New(cfg Config) (*Client, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, fmt.Errorf("client: %w: no endpoint: give at least one client URL such as %s", api.ErrInvalidArgument, DefaultEndpoint)
@@ -126,20 +160,50 @@ func New(cfg Config) (*Client, error) {
 	c.keeper.init(c, cfg.PerSessionKeepAlives)
 	c.batch.c = c
 	c.batch.off.Store(cfg.UnbatchedLocks)
+	scheme := ""
 	for _, e := range cfg.Endpoints {
 		n, err := normalizeURL(e)
 		if err != nil {
 			return nil, fmt.Errorf("client: %w: endpoint %q: %v", api.ErrInvalidArgument, e, err)
 		}
+		s := schemeOf(n)
+		if scheme != "" && s != scheme {
+			return nil, fmt.Errorf("client: %w: endpoint %q is %s:// but %q is %s://: give every endpoint the same scheme", api.ErrInvalidArgument, n, s, c.eps[0], scheme)
+		}
+		scheme = s
 		c.eps = append(c.eps, n)
 	}
+	if cfg.TLS != nil {
+		if cfg.HTTPClient != nil {
+			return nil, fmt.Errorf("client: %w: Config.TLS and Config.HTTPClient are both set: configure TLS in the HTTPClient's transport, or leave HTTPClient nil", api.ErrInvalidArgument)
+		}
+		if scheme != "https" {
+			return nil, fmt.Errorf("client: %w: Config.TLS is set but endpoint %q is http://: use https:// URLs", api.ErrInvalidArgument, c.eps[0])
+		}
+	}
+	if cfg.AuthToken != "" {
+		if _, ok := api.BearerToken("Bearer " + cfg.AuthToken); !ok {
+			// Never the token itself in a message.
+			return nil, fmt.Errorf("client: %w: Config.AuthToken (%d bytes) is not a token: printable ASCII without spaces, at most 512 bytes", api.ErrInvalidArgument, len(cfg.AuthToken))
+		}
+		c.auth = []string{"Bearer " + cfg.AuthToken}
+	}
+	c.members.Store(newMemberSet(scheme, c.eps, nil))
 	if c.timeout <= 0 {
 		c.timeout = DefaultRequestTimeout
 	}
 	if c.hc == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 32
-		c.hc = &http.Client{Transport: t}
+		if cfg.TLS != nil {
+			t.TLSClientConfig = cfg.TLS.Clone()
+		}
+		c.hc = &http.Client{
+			Transport: t,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse // hand the 3xx back: an error answer
+			},
+		}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -252,7 +316,10 @@ func (c *Client) sessionInfo(ctx context.Context, id api.SessionID, stale bool) 
 // CloseSession closes session id on the server (DELETE /v1/sessions/{id}):
 // its locks are released and granted to their next waiters. It is an
 // operator's forced release; the session's owner sees Session.Done close
-// and its Mutexes' Lost close at its next keep-alive. An unknown session is
+// and its Mutexes' Lost close at its next keep-alive. With auth on, only
+// the principal that opened the session or an admin may close it (403
+// otherwise: an error matching api.ErrPermissionDenied); the event of an
+// admin's close names the admin. An unknown session is
 // an error matching api.ErrSessionNotFound, except when an earlier attempt of
 // this call had an unknown outcome (then it was this call that closed it,
 // and CloseSession returns nil).

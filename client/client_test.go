@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -576,15 +577,17 @@ const (
 	bodyTimeout     = `{"error":{"code":"timeout","message":"outcome unknown"}}`
 )
 
+// A follower's 503 names the leader, a member whose client URL the member
+// list (GET /v1/status, asked from the follower) has: the SDK goes there
+// at once, and stays.
 func TestLeaderHeaderFollowed(t *testing.T) {
 	srv := testserver.Start(t, testserver.Options{})
-	f := newFake(t, http.StatusServiceUnavailable, bodyUnavailable, srv.URL)
+	f := newAPIFake(t, false, map[string]route{"POST /v1/sessions": {status: http.StatusServiceUnavailable, body: bodyUnavailable}})
+	f.set("GET /v1/status", route{status: http.StatusOK, body: statusBody(t, f.URL, srv.URL)})
+	f.setLeader(srv.URL)
 	c := newClient(t, f.URL)
 	ctx := testCtx(t)
 	s := newSession(t, c, time.Second)
-	if f.count("POST /v1/sessions") != 1 {
-		t.Fatalf("fake hit %d times", f.count("POST /v1/sessions"))
-	}
 	m := s.NewMutex("led")
 	if err := m.Lock(ctx); err != nil {
 		t.Fatal(err)
@@ -592,8 +595,12 @@ func TestLeaderHeaderFollowed(t *testing.T) {
 	if err := m.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.count("POST /v1/locks/led/acquire") + f.count("POST /v1/locks/led/release"); n != 0 {
-		t.Fatalf("requests after the first still went to the fake: %v", f.hits)
+	var got []string
+	for _, r := range f.requests() {
+		got = append(got, r.method+" "+r.path)
+	}
+	if want := []string{"POST /v1/sessions", "GET /v1/status"}; !slices.Equal(got, want) {
+		t.Fatalf("requests to the follower: %q, want %q (then all to the leader)", got, want)
 	}
 }
 

@@ -38,23 +38,57 @@
 // # Transport and retries
 //
 // Requests go to the leader once an answer has named it (header
-// Raftlock-Leader), otherwise to the current endpoint. A connection error
-// or a 503 moves to the next endpoint after a short jittered backoff, at
-// most two passes over the endpoints and never past the caller's context.
-// Writes are also retried after a 503 timeout (outcome unknown): acquire,
-// release, cancel, keep-alive and close are idempotent for a session, and
-// opening a session carries a random client request ID, so that a retry
-// answers the session the first attempt may have opened. A call whose
-// retries run out after an unknown outcome returns an error matching
-// api.ErrOutcomeUnknown, never success.
+// Raftlock-Leader), otherwise to the current endpoint. The header is
+// followed only to a configured endpoint or to a member's advertised
+// client URL (GET /v1/status, read from the node that named the leader,
+// again at most once a second when a header names a URL not known yet),
+// with the endpoints' scheme; anything else is ignored, and requests stay
+// on the node that answered, which forwards them.
+//
+// Every call of the SDK retries, except where said below. A connection
+// error or a 503 moves to the next endpoint after a short jittered
+// backoff, at most two passes over the endpoints and never past the
+// caller's context. A 429 rate_limited is retried on the same node after
+// its Retry-After (at most a minute; a longer one, or one past the
+// context's deadline, ends the call with that error at once). Writes are
+// also retried after a 503 timeout (outcome unknown): acquire, release,
+// cancel, keep-alive and close are idempotent for a session, and opening a
+// session carries a random client request ID, so that a retry answers the
+// session the first attempt may have opened. A call whose retries run out
+// after an unknown outcome returns an error matching api.ErrOutcomeUnknown,
+// never success. CreateToken and ForceRelease are not retried after an
+// unknown outcome (see their documentation); Observe reconnects for as
+// long as its context lasts, after a failure's backoff or a Retry-After.
+// 401, 403, 429 quota_exceeded and 507 are definite answers: never retried.
+//
+// # TLS and access control
+//
+// With https:// endpoints, Config.TLS gives the CA to trust (RootCAs) and,
+// if the cluster checks client certificates, the Client's certificate,
+// whose common name is its principal. Config.AuthToken is a bearer token
+// (Client.CreateToken makes one), sent on every request; it goes only where
+// requests go, never into a log or an error. With auth on, a session
+// belongs to the principal that opened it: another principal's keep-alive,
+// release or close of it is refused with 403. The administration of users,
+// roles and tokens, Client.ForceRelease and closing another principal's
+// session (Client.CloseSession) need an admin principal; see auth.go's
+// calls (Client.PutUser, PutRole, CreateToken, RevokeToken, EnableAuth,
+// WhoAmI, ...). Grant read together with lock or elect: a Session notices
+// that a hold was taken from it (an expiry, an admin's ForceRelease) by
+// reading the lock or election.
 //
 // # Errors
 //
 // Errors answered by the server are *api.Error values that match the
 // sentinels of package api, one per wire code (api.ErrLockHeld,
 // api.ErrNotHolder, api.ErrSessionNotFound, api.ErrUnavailable,
-// api.ErrOutcomeUnknown, api.ErrInvalidArgument, api.ErrElectionNotLeader);
-// test them with errors.Is. The SDK adds ErrSessionLost, ErrSessionClosed and ErrNotLocked.
+// api.ErrOutcomeUnknown, api.ErrInvalidArgument, api.ErrElectionNotLeader,
+// api.ErrUnauthenticated, api.ErrPermissionDenied, api.ErrQuotaExceeded,
+// api.ErrRateLimited, api.ErrNoSpace); test them with errors.Is. An answer
+// without the API's error body (a proxy's page) gets the code of its HTTP
+// status (401 unauthenticated, 403 permission_denied, 429 rate_limited,
+// 507 no_space, 502/503 unavailable, ...). The SDK adds ErrSessionLost,
+// ErrSessionClosed and ErrNotLocked.
 //
 // # Safety
 //

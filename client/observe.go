@@ -92,7 +92,10 @@ func (c *Client) Elections(ctx context.Context, prefix string) ([]api.Election, 
 // The events are not buffered beyond the channel: a consumer that does not
 // keep up makes the server drop the stream, and Observe resumes it. An
 // invalid name closes the channel at once (there is nothing to observe).
-// Failures are logged at Debug level on the Client's logger.
+// Failures are logged at Debug level on the Client's logger; a refusal
+// (401 unauthenticated, 403 permission_denied: observe needs the read
+// action on name) at Warn level, and retried like a failure. A 429
+// rate_limited is retried on the same node after its Retry-After.
 func (c *Client) Observe(ctx context.Context, name string) <-chan LeaderEvent {
 	ch := make(chan LeaderEvent)
 	if err := api.ValidateLockName(name); err != nil {
@@ -143,9 +146,24 @@ func (o *observer) run(ctx context.Context) {
 			fails = 0
 		}
 		fails++
-		o.c.log.Debug("observe: stream failed, reconnecting", "election", o.name, "endpoint", base, "attempt", fails, "error", err)
-		o.c.failed(base)
-		if sleep(ctx, observeBackoff(fails)) != nil {
+		pause := observeBackoff(fails)
+		switch {
+		case errors.Is(err, api.ErrRateLimited):
+			// The node refused the stream for now: back to it after
+			// its Retry-After, not to another node.
+			pause = max(pause, min(retryAfterOf(err), maxRetryAfter))
+			o.c.log.Debug("observe: rate limited, reconnecting", "election", o.name, "endpoint", base, "retry_after", pause)
+		case errors.Is(err, api.ErrUnauthenticated), errors.Is(err, api.ErrPermissionDenied):
+			// No other node will decide otherwise; say it louder than
+			// a broken connection, and go on trying (a token or a
+			// permission may yet be granted).
+			o.c.log.Warn("observe: refused, retrying", "election", o.name, "endpoint", base, "attempt", fails, "error", err)
+			o.c.failed(base)
+		default:
+			o.c.log.Debug("observe: stream failed, reconnecting", "election", o.name, "endpoint", base, "attempt", fails, "error", err)
+			o.c.failed(base)
+		}
+		if sleep(ctx, pause) != nil {
 			return
 		}
 	}
@@ -168,6 +186,7 @@ func (o *observer) stream(ctx context.Context, base string) (progressed bool, er
 		return false, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	o.c.authorize(req)
 	if o.resume {
 		req.Header.Set(api.HeaderLastEventID, strconv.FormatUint(o.last, 10))
 	}
@@ -182,7 +201,7 @@ func (o *observer) stream(ctx context.Context, base string) (progressed bool, er
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-		return false, errorFromResponse(resp.StatusCode, b)
+		return false, responseError(resp, b)
 	}
 	idle.Reset(observeIdleTimeout)
 	sc := bufio.NewScanner(resp.Body)

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,12 +65,13 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 	var (
 		info    callInfo
 		lastErr error
-		hint    bool // the last failure named another leader: go there at once
+		hint    bool          // the last failure named another leader: go there at once
+		pause   time.Duration // the server asked to wait this long (Retry-After)
 	)
 	attempts := 2*len(c.eps) + 1
 	for i := 0; i < attempts; i++ {
-		if i > 0 && !hint {
-			if err := sleep(ctx, backoff(i)); err != nil {
+		if i > 0 && (!hint || pause > 0) {
+			if err := sleep(ctx, max(backoff(i), pause)); err != nil {
 				break
 			}
 		}
@@ -78,8 +80,8 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 		}
 		base := c.target()
 		leader, err := c.attempt(ctx, base, cl, body, out)
-		hint = false
-		if leader != "" {
+		hint, pause = false, 0
+		if c.acceptLeader(ctx, base, leader) {
 			c.setLeader(leader)
 			hint = leader != base
 		}
@@ -88,6 +90,16 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 		}
 		var ae *api.Error
 		switch {
+		case errors.As(err, &ae) && ae.Code == api.CodeRateLimited:
+			// Refused before anything was done: any call may be sent
+			// again, to the same node, once the pause has passed.
+			pause = retryAfterOf(err)
+			if pause > maxRetryAfter || !fitsDeadline(ctx, pause) {
+				return info, fmt.Errorf("client: %s %s: %w (retry after %v: past the call's deadline, or longer than the SDK waits)", cl.method, cl.path, err, pause)
+			}
+			lastErr = err
+			c.log.Debug("rate limited, retrying", "method", cl.method, "path", cl.path, "endpoint", base, "attempt", i+1, "retry_after", pause)
+			continue
 		case errors.As(err, &ae) && ae.Code == api.CodeUnavailable:
 		case errors.As(err, &ae) && ae.Code == api.CodeTimeout:
 			info.unknownBefore = true
@@ -156,6 +168,7 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, body []byte,
 		req.Header["Content-Type"] = jsonHeader
 	}
 	req.Header["Accept"] = jsonHeader
+	c.authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return "", err
@@ -163,6 +176,8 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, body []byte,
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	_, _ = io.Copy(io.Discard, resp.Body) // drain, so the connection is reused
+	// The leader named, normalised; the caller decides whether to go
+	// there (acceptLeader).
 	leader := c.leaderFromHeader(resp.Header.Get(api.HeaderLeader))
 	if err != nil {
 		return leader, err
@@ -178,7 +193,73 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, body []byte,
 		}
 		return leader, nil
 	}
-	return leader, errorFromResponse(resp.StatusCode, b)
+	return leader, responseError(resp, b)
+}
+
+// authorize adds the Authorization header of Config.AuthToken to req.
+func (c *Client) authorize(req *http.Request) {
+	if c.auth != nil {
+		req.Header[api.HeaderAuthorization] = c.auth
+	}
+}
+
+// maxRetryAfter is the longest Retry-After the SDK waits for: a longer one
+// ends the call with the rate_limited error at once.
+const maxRetryAfter = time.Minute
+
+// retryAfterError is a rate_limited answer with its Retry-After. It
+// unwraps to the *api.Error, so errors.Is(err, api.ErrRateLimited) and
+// errors.As(err, **api.Error) hold.
+type retryAfterError struct {
+	err   *api.Error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// responseError returns the error of the error answer resp with body b:
+// an *api.Error, wrapped in a *retryAfterError when it is rate_limited
+// with a Retry-After header.
+func responseError(resp *http.Response, b []byte) error {
+	ae := errorFromResponse(resp.StatusCode, b)
+	if ae.Code == api.CodeRateLimited {
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return &retryAfterError{err: ae, after: d}
+		}
+	}
+	return ae
+}
+
+// retryAfterOf returns the Retry-After carried by err, 0 if none.
+func retryAfterOf(err error) time.Duration {
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return ra.after
+	}
+	return 0
+}
+
+// parseRetryAfter parses a Retry-After value: delay seconds or an HTTP
+// date (then relative to now, 0 if past).
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// fitsDeadline reports whether ctx lasts at least d more.
+func fitsDeadline(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return !ok || time.Until(dl) > d
 }
 
 // jsonHeader is the value of the Content-Type and Accept headers. Never
@@ -223,6 +304,14 @@ func errorFromResponse(status int, b []byte) *api.Error {
 		code = api.CodeNotFound
 	case http.StatusBadRequest:
 		code = api.CodeInvalidArgument
+	case http.StatusUnauthorized:
+		code = api.CodeUnauthenticated
+	case http.StatusForbidden:
+		code = api.CodePermissionDenied
+	case http.StatusTooManyRequests:
+		code = api.CodeRateLimited
+	case http.StatusInsufficientStorage:
+		code = api.CodeNoSpace
 	}
 	msg := strings.TrimSpace(string(b))
 	if len(msg) > 200 {

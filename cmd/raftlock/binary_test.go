@@ -291,8 +291,10 @@ func TestBinarySignalIsPassedToCmd(t *testing.T) {
 	}
 }
 
-// If raftlock dies without cleaning up (SIGKILL), the kernel sends CMD
-// SIGTERM: CMD does not run on unprotected.
+// If raftlock dies without cleaning up (SIGKILL), CMD gets SIGTERM (from
+// its supervisor, which saw raftlock go): CMD does not run on unprotected.
+// (e2e's TestSupervisorEndsCmdWhenRaftlockIsKilled covers CMD's
+// descendants and the SIGKILL.)
 func TestBinaryKilledRaftlockTerminatesCmd(t *testing.T) {
 	s := testserver.Start(t, testserver.Options{})
 	p := startBinary(t, "--endpoints", s.URL, "lock", "--ttl", "1s", "orphan", "--",

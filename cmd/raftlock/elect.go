@@ -36,11 +36,14 @@ through and these variables added to its environment:
   RAFTLOCK_VALUE    VALUE
   RAFTLOCK_SESSION  the session's ID
 
-When CMD exits, raftlock resigns, closes the session and exits with CMD's
-exit code (128+N when a signal N killed CMD). CMD runs in its own process
-group: if the leadership is lost while CMD runs, the group gets SIGTERM at
-once and SIGKILL after --kill-grace, and raftlock exits 4 whatever CMD's
-code. SIGINT, SIGTERM and SIGHUP to raftlock are passed to CMD's group;
+When CMD exits, what it left running gets SIGTERM, and SIGKILL after
+--kill-grace; then raftlock resigns, closes the session and exits with
+CMD's exit code (128+N when a signal N killed CMD). CMD runs in its own
+process group: if the leadership is lost while CMD runs, the group gets
+SIGTERM at once and SIGKILL (with every other descendant of CMD) after
+--kill-grace, and raftlock exits 4 whatever CMD's code. If raftlock dies,
+even by SIGKILL, CMD and its descendants die with it before the leadership
+can pass on (Linux; see "raftlock help lock"). SIGINT, SIGTERM and SIGHUP to raftlock are passed to CMD's group;
 raftlock resigns once CMD has exited. While campaigning, they abandon the
 campaign (exit 128+N) and CMD never runs.
 
@@ -198,6 +201,7 @@ func (l *elector) run(ctx context.Context) int {
 				"RAFTLOCK_SESSION=" + l.sess.ID().String(),
 			},
 			grace:  l.o.grace,
+			ttl:    l.o.ttl,
 			sigC:   l.sigC,
 			what:   "leadership of election " + l.o.name,
 			lostC:  lostC,

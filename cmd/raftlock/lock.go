@@ -27,12 +27,15 @@ variables added to its environment:
                     has seen
   RAFTLOCK_SESSION  the session's ID
 
-When CMD exits, the lock is released, the session closed, and raftlock
-exits with CMD's exit code (128+N when a signal N killed CMD).
+When CMD exits, what it left running (background jobs, processes that left
+its process group) gets SIGTERM, and SIGKILL after --kill-grace; then the
+lock is released, the session closed, and raftlock exits with CMD's exit
+code (128+N when a signal N killed CMD).
 
 CMD runs in its own process group. If the lock is lost while CMD runs (the
 session expired, or an operator closed it), the group gets SIGTERM at once
-and SIGKILL after --kill-grace, and raftlock exits 4 whatever CMD's code.
+and SIGKILL (with every other descendant of CMD) after --kill-grace, and
+raftlock exits 4 whatever CMD's code.
 SIGINT, SIGTERM and SIGHUP to raftlock are passed to CMD's group; raftlock
 releases the lock once CMD has exited. While waiting for the lock, they
 abandon the wait (exit 128+N) and CMD never runs.
@@ -42,9 +45,19 @@ held (--try, or --wait ran out) and CMD did not run; 4 lock lost while CMD
 ran; 126 CMD could not be started; 127 CMD not found.
 
 Because CMD has its own process group, it cannot read from the terminal
-(pipe its input instead). If raftlock itself is killed with SIGKILL, CMD
-gets SIGTERM (Linux; only CMD, not the rest of its group) and the lock is
-freed when the session's TTL runs out.`
+(pipe its input instead).
+
+If raftlock itself dies, even by SIGKILL, CMD dies with it (Linux): CMD
+runs under a small supervisor (raftlock run again) that sees raftlock go,
+sends SIGTERM to CMD's group and every descendant of CMD at once, and
+SIGKILL after --kill-grace or a quarter of --ttl, whichever is shorter:
+before the session, and so the lock, can expire (at least about two
+thirds of --ttl after raftlock's last renewal). Not even this can hold for
+a frozen machine or a stopped (SIGSTOP) raftlock and supervisor: the lease
+runs out on the cluster's clock while nothing runs here, so give the
+resource the fencing token. Nor for processes that ask another service to
+start work (systemd-run, at, ssh): those are not CMD's descendants. On
+other systems CMD outlives a killed raftlock.`
 
 const lockExample = `  raftlock lock nightly-backup -- ./backup.sh --full
   raftlock lock --try --ttl 30s jobs/reindex -- sh -c 'reindex --fence "$RAFTLOCK_TOKEN"'
@@ -274,6 +287,7 @@ func (l *locker) runCmd(ctx context.Context, mu *client.Mutex, lostC <-chan stru
 			"RAFTLOCK_SESSION=" + l.sess.ID().String(),
 		},
 		grace:  l.o.grace,
+		ttl:    l.o.ttl,
 		sigC:   l.sigC,
 		what:   "lock " + l.o.name,
 		lostC:  lostC,

@@ -13,12 +13,18 @@
 //	election-info NAME                  show one election: leader, term, since, candidates
 //	sidecar --election NAME --id ID     lead as ID and serve the leader over HTTP (/ready, ...)
 //	status                              show the answering node's view of the cluster
+//	auth user|role|token|whoami|enable  administer users, roles and tokens (admin)
 //	completion bash|zsh|fish            print the shell completion script
 //	help [COMMAND]                      show the help of raftlock or of COMMAND
 //
 // Global flags, accepted before or after the command: --endpoints (comma-
 // separated client URLs; default $RAFTLOCK_ENDPOINTS, else
-// http://127.0.0.1:7070) and --timeout (deadline of each request).
+// http://127.0.0.1:7070), --timeout (deadline of each request), and for a
+// cluster with TLS or auth: --cacert (the CA that signed the members'
+// client certificates; default $RAFTLOCK_CACERT, else the system's roots),
+// --cert and --key (a client certificate, whose common name is the
+// principal; $RAFTLOCK_CERT, $RAFTLOCK_KEY) and --auth-token-file (a file
+// holding a bearer token; $RAFTLOCK_AUTH_TOKEN_FILE).
 //
 // Flags are spelt with two dashes, --ttl 10s or --ttl=10s; -h (--help) and
 // -o (--output) are the only short forms. A command's flags may come before,
@@ -96,6 +102,9 @@ func init() {
 }
 
 func main() {
+	if code, ok := supervisorMode(os.Args[1:]); ok {
+		os.Exit(code) // raftlock run again as the supervisor of a CMD
+	}
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
@@ -108,6 +117,7 @@ type env struct {
 
 	endpoints string        // --endpoints; "" means $RAFTLOCK_ENDPOINTS or defaultEndpoint
 	timeout   time.Duration // --timeout
+	sec       security      // --cacert, --cert, --key, --auth-token-file
 
 	code int // exit code of the command that ran (set by action)
 }
@@ -131,6 +141,7 @@ func commands() []command {
 		{"election-info", newElectionInfoCommand},
 		{"sidecar", newSidecarCommand},
 		{"status", newStatusCommand},
+		{"auth", newAuthCommand},
 		{"completion", newCompletionCommand},
 	}
 }
@@ -184,6 +195,7 @@ const rootExample = `  raftlock lock nightly-backup -- ./backup.sh --full
   raftlock observe scheduler
   raftlock sidecar --election web --id "$POD_NAME" --listen :4040
   raftlock status --output json
+  raftlock --endpoints https://10.0.0.1:7070 --cacert ca.pem --auth-token-file alice.token locks
   raftlock completion bash > /etc/bash_completion.d/raftlock`
 
 // newRootCommand returns the command tree of raftlock, bound to e: the
@@ -213,6 +225,10 @@ func newRootCommand(e *env) *cobra.Command {
 	fs := root.PersistentFlags()
 	fs.StringVar(&e.endpoints, "endpoints", "", "comma-separated client URLs of the cluster (default $RAFTLOCK_ENDPOINTS, else "+defaultEndpoint+")")
 	fs.DurationVar(&e.timeout, "timeout", 10*time.Second, "deadline of each request to the cluster")
+	fs.StringVar(&e.sec.caCert, "cacert", "", "PEM file of the CA(s) that signed the cluster's client certificates, for https:// endpoints (default $"+envCACert+", else the system's roots)")
+	fs.StringVar(&e.sec.cert, "cert", "", "PEM file of a client certificate, whose common name is the principal (default $"+envCert+"); needs --key")
+	fs.StringVar(&e.sec.key, "key", "", "PEM file of the private key of --cert (default $"+envKey+")")
+	fs.StringVar(&e.sec.tokenFile, "auth-token-file", "", "file holding a bearer token, sent with every request (default $"+envAuthTokenFile+")")
 	for _, c := range commands() {
 		root.AddCommand(c.newCmd(e))
 	}
@@ -369,7 +385,27 @@ func (e *env) newClient(c *cobra.Command) (*client.Client, int) {
 	if e.timeout <= 0 {
 		return nil, e.usageError(c, fmt.Errorf("--timeout %v must be positive", e.timeout))
 	}
-	cl, err := client.New(client.Config{Endpoints: eps, RequestTimeout: e.timeout})
+	tlsCfg, err := e.tlsConfig()
+	var token string
+	if err == nil {
+		token, err = e.authToken()
+	}
+	if fe := (flagError{}); errors.As(err, &fe) {
+		return nil, e.usageError(c, err)
+	} else if err != nil {
+		return nil, e.fail("%v", err)
+	}
+	if tlsCfg != nil {
+		for _, ep := range eps {
+			if !strings.HasPrefix(ep, "https://") {
+				return nil, e.usageError(c, fmt.Errorf("--cacert, --cert and --key (or their variables) are for https:// endpoints, and %s is not one", ep))
+			}
+		}
+	}
+	if ep := plainRemote(eps); token != "" && ep != "" {
+		fmt.Fprintf(e.stderr, "raftlock: warning: the auth token goes in clear text to %s: use https:// on a shared network\n", ep)
+	}
+	cl, err := client.New(client.Config{Endpoints: eps, RequestTimeout: e.timeout, TLS: tlsCfg, AuthToken: token})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "raftlock: %v\n", err)
 		return nil, exitError

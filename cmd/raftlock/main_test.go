@@ -21,6 +21,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The in-process runs of lock, elect and sidecar start their CMD's
+	// supervisor by running this test binary again (/proc/self/exe).
+	if code, ok := supervisorMode(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
 		if binDir != "" {
 			os.RemoveAll(binDir)

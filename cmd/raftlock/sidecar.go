@@ -47,8 +47,10 @@ RAFTLOCK_TERM (the fencing token), RAFTLOCK_VALUE (--id) and
 RAFTLOCK_SESSION in its environment, in its own process group: when the
 leadership is lost the group gets SIGTERM, SIGKILL after --kill-grace, and
 the sidecar campaigns again (CMD runs again when it leads again). When CMD
-exits by itself while leading, the sidecar resigns and exits with CMD's
-code.
+exits by itself while leading, what it left running is ended the same way,
+and the sidecar resigns and exits with CMD's code. If the sidecar dies,
+even by SIGKILL, CMD and its descendants die with it before the leadership
+can pass on (Linux; see "raftlock help lock").
 
 SIGINT, SIGTERM and SIGHUP stop the sidecar: CMD gets SIGTERM (SIGKILL
 after --kill-grace), then the sidecar resigns, so the next candidate leads
@@ -275,6 +277,7 @@ func (sc *sidecar) lead(ctx, lctx context.Context, stopRun context.CancelFunc) {
 			"RAFTLOCK_VALUE=" + sc.o.id,
 		},
 		grace: sc.o.grace,
+		ttl:   sc.o.ttl,
 		what:  "leadership of election " + sc.o.election,
 		lostC: lctx.Done(),
 		reason: func() string {

@@ -1,0 +1,202 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"net"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/httpapi"
+	"github.com/raftlock/raftlock/internal/await"
+	"github.com/raftlock/raftlock/raftnode"
+)
+
+// startAuthServer starts a real single-node server whose auth is
+// bootstrapped with rootToken (user root, role admin on every name, auth
+// on), as raftlockd --auth-bootstrap-token-file does, and returns its URL.
+// It is internal/testserver with the bootstrap.
+func startAuthServer(t *testing.T, rootToken string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	sum := sha256.Sum256([]byte(rootToken))
+	cfg := raftnode.DefaultConfig()
+	cfg.ID = 1
+	cfg.DataDir = t.TempDir()
+	cfg.Peers = map[uint64]string{1: "http://127.0.0.1:1"}
+	cfg.ClientURL = url
+	cfg.TickInterval = 10 * time.Millisecond
+	cfg.AuthBootstrapHash = string(sum[:])
+	node, err := raftnode.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hcfg := httpapi.DefaultConfig()
+	hcfg.Node = node
+	hcfg.MinTTL = 2 * cfg.ElectionTimeout()
+	hcfg.AuthBootstrapToken = rootToken
+	h, err := httpapi.New(hcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(h.Handler())
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
+	ctx, cancel := context.WithCancel(context.Background())
+	errC := make(chan error, 1)
+	go func() { errC <- node.Run(ctx, nopTransport{}) }()
+	t.Cleanup(func() {
+		hs.CloseClientConnections()
+		hs.Close()
+		cancel()
+		if err := <-errC; err != nil {
+			t.Errorf("node stopped with %v", err)
+		}
+		h.Close()
+	})
+	await.True(t, 10*time.Second, "the auth server ready, auth on", func() bool {
+		return node.Status().Ready && node.Auth().Enabled()
+	})
+	return url
+}
+
+// The SDK against a server with auth on: 401 without a token, admin calls
+// by root, a user limited to its prefix, sessions that belong to their
+// principal, force-release by an admin, a revoked token refused.
+func TestAuthAgainstServer(t *testing.T) {
+	const rootToken = "root-secret-0123456789"
+	url := startAuthServer(t, rootToken)
+	ctx := testCtx(t)
+	as := func(token string) *Client {
+		c, err := New(Config{Endpoints: []string{url}, AuthToken: token, RequestTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	root, anon := as(rootToken), as("")
+
+	if _, err := anon.Status(ctx); !errors.Is(err, api.ErrUnauthenticated) {
+		t.Fatalf("Status without a token: %v, want api.ErrUnauthenticated", err)
+	}
+	if st, err := root.WhoAmI(ctx); err != nil || !st.Enabled || st.Principal != api.RootUser {
+		t.Fatalf("WhoAmI as root: %+v %v", st, err)
+	}
+	if _, err := root.PutRole(ctx, api.Role{Name: "jobs-worker", Permissions: []api.Permission{{Prefix: "jobs/", Actions: []string{"read", "lock"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := root.PutUser(ctx, api.User{Name: u, Roles: []string{"jobs-worker"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := root.PutUser(ctx, api.User{Name: "carol", Roles: []string{"no-such-role"}}); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("PutUser with an unknown role: %v, want api.ErrNotFound", err)
+	}
+	users, err := root.Users(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, u := range users {
+		names = append(names, u.Name)
+	}
+	if !slices.Equal(names, []string{"alice", "bob", "root"}) {
+		t.Errorf("Users: %q", names)
+	}
+	aliceTok, err := root.CreateToken(ctx, "alice")
+	if err != nil || aliceTok.User != "alice" || aliceTok.Token == "" || aliceTok.ID == 0 {
+		t.Fatalf("CreateToken: %+v %v", aliceTok, err)
+	}
+	bobTok, err := root.CreateToken(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if toks, err := root.Tokens(ctx, "alice"); err != nil || len(toks) != 1 || toks[0].ID != aliceTok.ID {
+		t.Errorf("Tokens of alice: %+v %v", toks, err)
+	}
+	alice, bob := as(aliceTok.Token), as(bobTok.Token)
+
+	// alice locks under jobs/, not elsewhere.
+	as1, err := alice.NewSession(ctx, WithTTL(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer as1.Close(context.Background())
+	m := as1.NewMutex("jobs/x")
+	if err := m.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := as1.NewMutex("other/x").TryLock(ctx); !errors.Is(err, api.ErrPermissionDenied) {
+		t.Errorf("alice locks other/x: %v, want api.ErrPermissionDenied", err)
+	}
+	// bob may not close alice's session, nor administer.
+	if err := bob.CloseSession(ctx, as1.ID()); !errors.Is(err, api.ErrPermissionDenied) {
+		t.Errorf("bob closes alice's session: %v, want api.ErrPermissionDenied", err)
+	}
+	if _, err := bob.Users(ctx); !errors.Is(err, api.ErrPermissionDenied) {
+		t.Errorf("bob lists users: %v, want api.ErrPermissionDenied", err)
+	}
+	if _, err := bob.ForceRelease(ctx, "jobs/x"); !errors.Is(err, api.ErrPermissionDenied) {
+		t.Errorf("bob force-releases: %v, want api.ErrPermissionDenied", err)
+	}
+
+	// root force-releases alice's lock: alice's Mutex learns it.
+	g, err := root.ForceRelease(ctx, "jobs/x")
+	if err != nil || g.Session != as1.ID() || g.Token != m.Token() {
+		t.Fatalf("ForceRelease: %+v %v, want session %s token %d", g, err, as1.ID(), m.Token())
+	}
+	select {
+	case <-m.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("alice's Mutex did not learn that its lock was force-released")
+	}
+	if _, err := root.ForceRelease(ctx, "jobs/x"); !errors.Is(err, api.ErrNotHolder) {
+		t.Errorf("ForceRelease of a free lock: %v, want api.ErrNotHolder", err)
+	}
+
+	// A revoked token is refused.
+	if err := root.RevokeToken(ctx, aliceTok.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Status(ctx); !errors.Is(err, api.ErrUnauthenticated) {
+		t.Errorf("Status with a revoked token: %v, want api.ErrUnauthenticated", err)
+	}
+	if err := root.RevokeToken(ctx, aliceTok.ID); !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("RevokeToken twice: %v, want api.ErrNotFound", err)
+	}
+	if err := root.DeleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Status(ctx); !errors.Is(err, api.ErrUnauthenticated) {
+		t.Errorf("Status as a deleted user: %v, want api.ErrUnauthenticated", err)
+	}
+	if err := root.DeleteRole(ctx, "jobs-worker"); err != nil {
+		t.Fatal(err)
+	}
+	if roles, err := root.Roles(ctx); err != nil || len(roles) != 1 || roles[0].Name != api.RootRole {
+		t.Errorf("Roles after the delete: %+v %v", roles, err)
+	}
+	if st, err := root.EnableAuth(ctx); err != nil || !st.Enabled {
+		t.Errorf("EnableAuth with auth on: %+v %v", st, err)
+	}
+}
+
+// nopTransport is the transport of a cluster of one.
+type nopTransport struct{}
+
+func (nopTransport) Send([]*raftpb.Message) {}
+func (nopTransport) AddPeer(uint64, string) {}
+func (nopTransport) Stop()                  {}
