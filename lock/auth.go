@@ -133,7 +133,8 @@ func (v *AuthView) TokenByHash(hash string) (AuthToken, bool) {
 }
 
 // Allowed reports whether user may do action a on name: one of its roles
-// has a permission whose prefix starts name and that grants a or admin.
+// has a permission whose prefix starts name and that grants a or admin
+// (read is granted by lock and elect as well).
 func (v *AuthView) Allowed(user string, a Actions, name string) bool {
 	return v.permits(user, a, func(prefix string) bool { return strings.HasPrefix(name, prefix) })
 }
@@ -154,9 +155,15 @@ func (v *AuthView) permits(user string, a Actions, match func(prefix string) boo
 	if !ok {
 		return false
 	}
+	grants := a | ActionAdmin
+	if a == ActionRead {
+		// Who may lock or elect a name may read it: a holder must be able
+		// to see that it lost its lock.
+		grants |= ActionLock | ActionElect
+	}
 	for _, rn := range u.Roles {
 		for _, p := range v.roles[rn].Permissions {
-			if (p.Actions&a != 0 || p.Actions&ActionAdmin != 0) && match(p.Prefix) {
+			if p.Actions&grants != 0 && match(p.Prefix) {
 				return true
 			}
 		}

@@ -231,3 +231,15 @@ func TestAuthOffChecksNothing(t *testing.T) {
 		t.Fatal("a state without auth must keep snapshot version 2")
 	}
 }
+
+func TestLockAndElectImplyRead(t *testing.T) {
+	m, idx := authMachine(t)
+	*idx++
+	m.Apply(*idx, 1, &Command{Op: OpAuthPutRole, Principal: RootUser, Name: "writer", Permissions: []Permission{{Prefix: "w/", Actions: ActionLock}}})
+	*idx++
+	m.Apply(*idx, 1, &Command{Op: OpAuthPutUser, Principal: RootUser, Name: "carol", Roles: []string{"writer"}})
+	v := m.Auth()
+	if !v.Allowed("carol", ActionRead, "w/x") || v.Allowed("carol", ActionRead, "x") || v.Allowed("carol", ActionElect, "w/x") {
+		t.Fatal("lock on w/ must grant read on w/ and nothing else")
+	}
+}
