@@ -378,6 +378,10 @@ type Status struct {
 	// ReadIndexRetries counts those sent again after going unanswered.
 	ReadIndexRequests uint64 `json:"read_index_requests"`
 	ReadIndexRetries  uint64 `json:"read_index_retries"`
+	// DroppedPeerMessages counts the inbound raft messages this node
+	// dropped since it started because they did not come from another
+	// member or were not addressed to this node.
+	DroppedPeerMessages uint64 `json:"dropped_peer_messages"`
 }
 
 // Health answers GET /healthz and GET /readyz: {"status":"ok"}.

@@ -2,73 +2,20 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
-	"net"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
 
-	"go.etcd.io/raft/v3/raftpb"
-
 	"github.com/raftlock/raftlock/api"
-	"github.com/raftlock/raftlock/httpapi"
-	"github.com/raftlock/raftlock/internal/await"
-	"github.com/raftlock/raftlock/raftnode"
+	"github.com/raftlock/raftlock/internal/testserver"
 )
 
-// startAuthServer starts a real single-node server whose auth is
-// bootstrapped with rootToken (user root, role admin on every name, auth
-// on), as raftlockd --auth-bootstrap-token-file does, and returns its URL.
-// It is internal/testserver with the bootstrap.
+// startAuthServer starts a real single-node server whose auth is on, with
+// root's token rootToken, and returns its URL.
 func startAuthServer(t *testing.T, rootToken string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
-	sum := sha256.Sum256([]byte(rootToken))
-	cfg := raftnode.DefaultConfig()
-	cfg.ID = 1
-	cfg.DataDir = t.TempDir()
-	cfg.Peers = map[uint64]string{1: "http://127.0.0.1:1"}
-	cfg.ClientURL = url
-	cfg.TickInterval = 10 * time.Millisecond
-	cfg.AuthBootstrapHash = string(sum[:])
-	node, err := raftnode.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hcfg := httpapi.DefaultConfig()
-	hcfg.Node = node
-	hcfg.MinTTL = 2 * cfg.ElectionTimeout()
-	hcfg.AuthBootstrapToken = rootToken
-	h, err := httpapi.New(hcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(h.Handler())
-	hs.Listener.Close()
-	hs.Listener = ln
-	hs.Start()
-	ctx, cancel := context.WithCancel(context.Background())
-	errC := make(chan error, 1)
-	go func() { errC <- node.Run(ctx, nopTransport{}) }()
-	t.Cleanup(func() {
-		hs.CloseClientConnections()
-		hs.Close()
-		cancel()
-		if err := <-errC; err != nil {
-			t.Errorf("node stopped with %v", err)
-		}
-		h.Close()
-	})
-	await.True(t, 10*time.Second, "the auth server ready, auth on", func() bool {
-		return node.Status().Ready && node.Auth().Enabled()
-	})
-	return url
+	return testserver.Start(t, testserver.Options{AuthBootstrapToken: rootToken}).URL
 }
 
 // The SDK against a server with auth on: 401 without a token, admin calls
@@ -193,10 +140,3 @@ func TestAuthAgainstServer(t *testing.T) {
 		t.Errorf("EnableAuth with auth on: %+v %v", st, err)
 	}
 }
-
-// nopTransport is the transport of a cluster of one.
-type nopTransport struct{}
-
-func (nopTransport) Send([]*raftpb.Message) {}
-func (nopTransport) AddPeer(uint64, string) {}
-func (nopTransport) Stop()                  {}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -84,8 +85,15 @@ func (s *Server) forward(c echo.Context, base string, limit time.Duration) error
 	}
 	resp, err := s.fwd.Do(req)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		var (
+			op    *net.OpError
+			cert  *tls.CertificateVerificationError
+			rec   tls.RecordHeaderError
+			alert tls.AlertError
+		)
+		// Nothing was sent when the connection or its TLS handshake
+		// failed: the request certainly did not happen.
+		if (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &cert) || errors.As(err, &rec) || errors.As(err, &alert) {
 			return api.Errorf(api.CodeUnavailable, "forwarding to the leader at %s failed: %v; nothing was changed, retry", base, err)
 		}
 		if r.Context().Err() != nil {

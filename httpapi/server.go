@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,7 +41,7 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.fwd == nil {
-		s.fwd = newForwardClient()
+		s.fwd = newForwardClient(cfg.ForwardTLS)
 		s.ownFwd = true
 	}
 	s.e = s.routes()
@@ -60,8 +61,10 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func newForwardClient() *http.Client {
+func newForwardClient(tlsConfig *tls.Config) *http.Client {
 	t := &http.Transport{
+		TLSClientConfig:       tlsConfig,
+		TLSHandshakeTimeout:   5 * time.Second,
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          256,

@@ -71,6 +71,10 @@ type Status struct {
 	// is sent. ReadIndexRetries counts those sent again because the
 	// previous one went unanswered (lost, or the leader changed).
 	ReadIndexRounds, ReadIndexRetries uint64
+	// DroppedPeerMessages counts the inbound raft messages this node has
+	// dropped since it started because their From is not a member other
+	// than this node or their To is not this node (see Node.Process).
+	DroppedPeerMessages uint64
 }
 
 // Proposer is what the HTTP layer needs from a node. *Node implements it.

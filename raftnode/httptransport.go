@@ -1,6 +1,8 @@
 package raftnode
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -9,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v2stats"
@@ -22,18 +25,51 @@ import (
 // long-lived stream per peer, queues per peer without blocking the sender,
 // and reports unreachable peers and snapshot outcomes to the Receiver.
 type HTTPTransport struct {
-	t    *rafthttp.Transport
-	errC chan error
-	log  *slog.Logger
-	done chan struct{}
+	t     *rafthttp.Transport
+	guard *PeerGuard
+	errC  chan error
+	log   *slog.Logger
+	done  chan struct{}
 }
 
-// NewHTTPTransport starts a rafthttp transport for member id of the cluster
-// whose members are peers (ID → peer URL), delivering to r. Serve Handler on
-// the member's peer URL.
+// HTTPTransportConfig configures NewHTTPTransportWith.
+type HTTPTransportConfig struct {
+	// ID is this member's ID. Required.
+	ID uint64
+	// Peers are the cluster's members, ID → peer URL, this member included.
+	Peers map[uint64]string
+	// Receiver gets the inbound messages. Required.
+	Receiver Receiver
+	// Gate tells the peer guard who the members are and how much it may
+	// read. nil: the Receiver if it is a PeerGate (a *Node is), otherwise
+	// the members of Peers with DefaultConfig's bounds.
+	Gate PeerGate
+	// TLS is the peer client's TLS when the peer URLs are https: this
+	// member's certificate (CertFile, KeyFile, re-read at each handshake),
+	// the CA that signs the members' certificates (TrustedCAFile) and
+	// AllowedCNs, which the members' server certificates must match too.
+	// Empty for plaintext http.
+	TLS transport.TLSInfo
+	// Logger receives the transport's warnings; nil discards them.
+	Logger *slog.Logger
+}
+
+// NewHTTPTransport starts a plaintext rafthttp transport for member id of
+// the cluster whose members are peers (ID → peer URL), delivering to r.
+// Serve Handler on the member's peer URL. See NewHTTPTransportWith.
 func NewHTTPTransport(id uint64, peers map[uint64]string, r Receiver, logger *slog.Logger) (*HTTPTransport, error) {
+	return NewHTTPTransportWith(HTTPTransportConfig{ID: id, Peers: peers, Receiver: r, Logger: logger})
+}
+
+// NewHTTPTransportWith starts a rafthttp transport as cfg says. Its Handler
+// serves the peer endpoints behind a PeerGuard.
+func NewHTTPTransportWith(cfg HTTPTransportConfig) (*HTTPTransport, error) {
+	id, peers, r, logger := cfg.ID, cfg.Peers, cfg.Receiver, cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if r == nil {
+		return nil, errors.New("raftnode: transport: no receiver")
 	}
 	// rafthttp logs through zap. Its warnings and errors go to our log: a
 	// peer refused for a cluster ID mismatch (members started with
@@ -43,8 +79,23 @@ func NewHTTPTransport(id uint64, peers map[uint64]string, r Receiver, logger *sl
 			return nil, fmt.Errorf("raftnode: member %d: peer url %q: %w", pid, u, err)
 		}
 	}
-	zl := wal.NewZapLogger(logger.With("component", "rafthttp")).WithOptions(zap.IncreaseLevel(zap.WarnLevel))
+	zl := zap.NewNop()
+	if logger.Enabled(context.Background(), slog.LevelWarn) {
+		zl = wal.NewZapLogger(logger.With("component", "rafthttp")).WithOptions(zap.IncreaseLevel(zap.WarnLevel))
+	}
 	sid := strconv.FormatUint(id, 16)
+	gate := cfg.Gate
+	if gate == nil {
+		if g, ok := r.(PeerGate); ok {
+			gate = g
+		} else {
+			gate = staticGate{members: peers, maxMsg: 4*int64(DefaultConfig().MaxSizePerMsg) + 4<<20}
+		}
+	}
+	tlsInfo := cfg.TLS
+	if !tlsInfo.Empty() && tlsInfo.Logger == nil {
+		tlsInfo.Logger = zl
+	}
 	ht := &HTTPTransport{
 		errC: make(chan error, 1),
 		log:  logger,
@@ -52,6 +103,7 @@ func NewHTTPTransport(id uint64, peers map[uint64]string, r Receiver, logger *sl
 	}
 	ht.t = &rafthttp.Transport{
 		Logger:      zl,
+		TLSInfo:     tlsInfo,
 		DialTimeout: time.Second,
 		ID:          types.ID(id),
 		ClusterID:   types.ID(ClusterID(peers)),
@@ -70,6 +122,7 @@ func NewHTTPTransport(id uint64, peers map[uint64]string, r Receiver, logger *sl
 	if err := ht.t.Start(); err != nil {
 		return nil, fmt.Errorf("raftnode: start transport: %w", err)
 	}
+	ht.guard = NewPeerGuard(id, gate, ht.t.Handler(), logger.With("component", "peer-guard"))
 	go func() {
 		select {
 		case err := <-ht.errC:
@@ -80,8 +133,25 @@ func NewHTTPTransport(id uint64, peers map[uint64]string, r Receiver, logger *sl
 	return ht, nil
 }
 
-// Handler serves the peer endpoints (/raft...). Mount it on the peer URL.
-func (ht *HTTPTransport) Handler() http.Handler { return ht.t.Handler() }
+// staticGate is the PeerGate of a fixed member set.
+type staticGate struct {
+	members map[uint64]string
+	maxMsg  int64
+}
+
+func (g staticGate) IsMember(id uint64) bool {
+	_, ok := g.members[id]
+	return id != 0 && ok
+}
+func (g staticGate) MaxMessageBytes() int64  { return g.maxMsg }
+func (g staticGate) MaxSnapshotBytes() int64 { return MinSnapshotMessageBytes }
+
+// Handler serves the peer endpoints (/raft...) behind the PeerGuard. Mount
+// it on the peer URL.
+func (ht *HTTPTransport) Handler() http.Handler { return ht.guard }
+
+// Guard returns the PeerGuard in front of Handler.
+func (ht *HTTPTransport) Guard() *PeerGuard { return ht.guard }
 
 // Send implements Transport.
 func (ht *HTTPTransport) Send(msgs []*raftpb.Message) { ht.t.Send(msgs) }

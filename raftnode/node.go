@@ -37,6 +37,9 @@ type Node struct {
 	// auth is the machine's access-control view, published by the loop
 	// after every apply and restore that changes it (Auth).
 	auth atomic.Pointer[lock.AuthView]
+	// peerDrops counts the inbound messages Process dropped: not from a
+	// member, or not to this node (Status.DroppedPeerMessages).
+	peerDrops atomic.Uint64
 
 	propC     chan *proposal
 	readC     chan *readReq

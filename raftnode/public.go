@@ -72,6 +72,7 @@ func (n *Node) Status() Status {
 	default:
 	}
 	st.ReadIndexRounds, st.ReadIndexRetries = n.readRounds.Load(), n.readRetries.Load()
+	st.DroppedPeerMessages = n.droppedPeerMessages()
 	return st
 }
 
@@ -98,7 +99,15 @@ func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
 
 // Process delivers an inbound raft message to the loop. It blocks until the
 // loop takes it, ctx ends or the node stops. It implements rafthttp.Raft.
+//
+// Only members speak Raft, whatever the transport said: a message whose
+// From is not a member other than this node, or whose To is not this node,
+// is dropped and counted (Status.DroppedPeerMessages), and Process returns
+// nil (rafthttp would tear down the connection on an error).
 func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
+	if !n.acceptInbound(m) {
+		return nil
+	}
 	select {
 	case n.recvC <- m:
 		return nil

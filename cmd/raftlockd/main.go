@@ -6,10 +6,23 @@
 // data in ./raftlock-data. Every flag can also be set with an environment
 // variable: --listen-client is RAFTLOCK_LISTEN_CLIENT, and so on; a flag on
 // the command line wins over the environment.
+//
+// TLS uses etcd's flag names: --cert-file, --key-file, --trusted-ca-file and
+// --client-cert-auth for the client port, the same with a --peer- prefix
+// (and --peer-cert-allowed-cn) for the peer port. raftlockd refuses to
+// listen on an address other than loopback without TLS unless
+// --insecure-plaintext is given.
+//
+// On SIGTERM or SIGINT it stops accepting connections, lets the requests in
+// flight finish (a second later it cancels those still waiting, which then
+// leave their queues through Raft and answer 503), hands leadership to
+// another member, stops Raft and then the peer endpoint. A second signal
+// kills it at once.
 package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +35,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,6 +49,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // shutting down: a second signal kills the process at once
+	}()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -59,6 +78,21 @@ type options struct {
 	logLevel        string
 	logFormat       string
 	pprofListen     string
+
+	peerCertFile       string
+	peerKeyFile        string
+	peerTrustedCAFile  string
+	peerClientCertAuth bool
+	peerCertAllowedCN  string
+	certFile           string
+	keyFile            string
+	trustedCAFile      string
+	clientCertAuth     bool
+	insecurePlaintext  bool
+	allowedHosts       string
+	authTokenFile      string
+	maxConnections     int
+	maxSnapshotBytes   int64
 }
 
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
@@ -78,9 +112,23 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "deadline of a write or linearizable read before it answers 503")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&o.pprofListen, "pprof-listen", "", "for profiling only: serve net/http/pprof (/debug/pprof/) on this host:port, e.g. 127.0.0.1:0 (the address is logged); off when empty. Bind it to loopback: it has no authentication")
+	fs.StringVar(&o.pprofListen, "pprof-listen", "", "for profiling only: serve net/http/pprof (/debug/pprof/) on this loopback host:port, e.g. 127.0.0.1:0 (the address is logged); off when empty. Only loopback addresses are accepted: it has no authentication")
+	fs.StringVar(&o.peerCertFile, "peer-cert-file", "", "this member's certificate for the peer port, as server and as client (PEM; needs the serverAuth and clientAuth usages); re-read when it changes")
+	fs.StringVar(&o.peerKeyFile, "peer-key-file", "", "the key of --peer-cert-file (PEM)")
+	fs.StringVar(&o.peerTrustedCAFile, "peer-trusted-ca-file", "", "the CA(s) that sign the members' certificates (PEM, may hold several); with it the peer port requires and verifies a client certificate")
+	fs.BoolVar(&o.peerClientCertAuth, "peer-client-cert-auth", false, "require a verified client certificate on the peer port (implied by --peer-trusted-ca-file, as in etcd)")
+	fs.StringVar(&o.peerCertAllowedCN, "peer-cert-allowed-cn", "", "the common name every member's certificate must carry, checked both ways on the peer port and for member proof on the client port")
+	fs.StringVar(&o.certFile, "cert-file", "", "the client port's certificate (PEM); with it --listen-client and --advertise-client are https; re-read when it changes")
+	fs.StringVar(&o.keyFile, "key-file", "", "the key of --cert-file (PEM)")
+	fs.StringVar(&o.trustedCAFile, "trusted-ca-file", "", "the CA(s) that sign client certificates (PEM, may hold several, e.g. the old and the new CA during a rotation); client certificates are then verified when given")
+	fs.BoolVar(&o.clientCertAuth, "client-cert-auth", false, "require a verified client certificate on the client port (of --trusted-ca-file, or a member's of --peer-trusted-ca-file)")
+	fs.BoolVar(&o.insecurePlaintext, "insecure-plaintext", false, "allow plaintext http on an address other than loopback: anyone who can reach the client port can take every lock, and anyone who can reach the peer port can speak for a member")
+	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated host names that requests may name in Host, besides those of --advertise-client and --listen-client, loopback names and IP literals")
+	fs.StringVar(&o.authTokenFile, "auth-bootstrap-token-file", "", "on a new cluster, turn auth on with user root (role admin on every name) whose bearer token is this file's content (trailing white space trimmed; the file must not be readable by others)")
+	fs.IntVar(&o.maxConnections, "max-connections", 10000, "open connections accepted on each of the client and peer ports; more wait until one closes")
+	fs.Int64Var(&o.maxSnapshotBytes, "peer-max-snapshot-bytes", 0, "the least bound on a snapshot received from the leader, in bytes; the bound is otherwise twice this member's largest snapshot file, at least 64 MiB")
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: raftlockd [flags]\n\nRuns one member of a raftlock cluster. Every flag may also be set as RAFTLOCK_<FLAG>\n(upper case, '-' as '_'), e.g. RAFTLOCK_DATA_DIR.\n\nExample, a single node:\n  raftlockd\n\nExample, member 2 of a three-node cluster:\n  raftlockd --id 2 --data-dir data/2 --listen-client http://127.0.0.1:7080 --listen-peer http://127.0.0.1:7081 \\\n    --initial-cluster 1=http://127.0.0.1:7071,2=http://127.0.0.1:7081,3=http://127.0.0.1:7091\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: raftlockd [flags]\n\nRuns one member of a raftlock cluster. Every flag may also be set as RAFTLOCK_<FLAG>\n(upper case, '-' as '_'), e.g. RAFTLOCK_DATA_DIR.\n\nExample, a single node:\n  raftlockd\n\nExample, member 2 of a three-node cluster:\n  raftlockd --id 2 --data-dir data/2 --listen-client http://127.0.0.1:7080 --listen-peer http://127.0.0.1:7081 \\\n    --initial-cluster 1=http://127.0.0.1:7071,2=http://127.0.0.1:7081,3=http://127.0.0.1:7091\n\nExample, member 2 of a TLS cluster:\n  raftlockd --id 2 --data-dir data/2 --listen-client https://10.0.0.2:7070 --listen-peer https://10.0.0.2:7071 \\\n    --cert-file client.crt --key-file client.key --trusted-ca-file client-ca.crt \\\n    --peer-cert-file member.crt --peer-key-file member.key --peer-trusted-ca-file peer-ca.crt \\\n    --initial-cluster 1=https://10.0.0.1:7071,2=https://10.0.0.2:7071,3=https://10.0.0.3:7071\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +157,12 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	if o.advertisePeer == "" {
 		o.advertisePeer = o.listenPeer
 	}
+	if o.maxConnections <= 0 {
+		return nil, fmt.Errorf("--max-connections %d: want a positive number", o.maxConnections)
+	}
+	if o.maxSnapshotBytes < 0 {
+		return nil, fmt.Errorf("--peer-max-snapshot-bytes %d: want 0 (automatic) or a size in bytes", o.maxSnapshotBytes)
+	}
 	return o, nil
 }
 
@@ -135,21 +189,157 @@ func parseCluster(s string) (map[uint64]string, error) {
 	return peers, nil
 }
 
-// hostPort returns the host:port to listen on for an http URL.
+// hostPort returns the host:port to listen on for an http or https URL.
 func hostPort(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", fmt.Errorf("url %q: %w", raw, err)
 	}
-	if u.Scheme != "http" || u.Host == "" || u.Port() == "" {
-		return "", fmt.Errorf("url %q: want http://host:port", raw)
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" {
+		return "", fmt.Errorf("url %q: want http://host:port or https://host:port", raw)
 	}
 	// Peer URLs are hashed into the cluster ID and handed to rafthttp,
 	// which refuses anything but scheme://host:port.
 	if u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" {
-		return "", fmt.Errorf("url %q: want http://host:port with no path (not even a trailing slash), query or user", raw)
+		return "", fmt.Errorf("url %q: want scheme://host:port with no path (not even a trailing slash), query or user", raw)
 	}
 	return u.Host, nil
+}
+
+// scheme returns the scheme of a URL that hostPort accepted.
+func scheme(raw string) string {
+	s, _, _ := strings.Cut(raw, "://")
+	return strings.ToLower(s)
+}
+
+// checkURLs checks the schemes of the flags' URLs against the TLS flags,
+// and refuses plaintext on an address other than loopback unless
+// --insecure-plaintext. It returns the addresses to listen on.
+func (o *options) checkURLs() (clientAddr, peerAddr string, err error) {
+	if clientAddr, err = hostPort(o.listenClient); err != nil {
+		return "", "", fmt.Errorf("--listen-client: %w", err)
+	}
+	if peerAddr, err = hostPort(o.listenPeer); err != nil {
+		return "", "", fmt.Errorf("--listen-peer: %w", err)
+	}
+	if _, err := hostPort(o.advertiseClient); err != nil {
+		return "", "", fmt.Errorf("--advertise-client: %w", err)
+	}
+	if _, err := hostPort(o.advertisePeer); err != nil {
+		return "", "", fmt.Errorf("--advertise-peer: %w", err)
+	}
+	if err := o.checkTLSFlags(); err != nil {
+		return "", "", err
+	}
+	want := map[bool]string{false: "http", true: "https"}
+	cs, ps := want[o.clientTLSOn()], want[o.peerTLSOn()]
+	for _, u := range []struct{ flag, url, want, why string }{
+		{"--listen-client", o.listenClient, cs, "--cert-file and --key-file"},
+		{"--advertise-client", o.advertiseClient, cs, "--cert-file and --key-file"},
+		{"--listen-peer", o.listenPeer, ps, "--peer-cert-file, --peer-key-file and --peer-trusted-ca-file"},
+		{"--advertise-peer", o.advertisePeer, ps, "--peer-cert-file, --peer-key-file and --peer-trusted-ca-file"},
+	} {
+		if got := scheme(u.url); got != u.want {
+			if u.want == "https" {
+				return "", "", fmt.Errorf("%s %s: TLS is on (%s), so the URL must be https://", u.flag, u.url, u.why)
+			}
+			return "", "", fmt.Errorf("%s %s: an https URL needs %s", u.flag, u.url, u.why)
+		}
+	}
+	if !o.insecurePlaintext {
+		if h := urlHost(o.listenClient); !o.clientTLSOn() && !isLoopback(h) {
+			return "", "", fmt.Errorf("refusing plaintext on the client port: --listen-client %s is not a loopback address, and anyone who can reach it could take and release every lock; set --cert-file and --key-file with an https URL, or pass --insecure-plaintext to accept that", o.listenClient)
+		}
+		if h := urlHost(o.listenPeer); !o.peerTLSOn() && !isLoopback(h) {
+			return "", "", fmt.Errorf("refusing plaintext on the peer port: --listen-peer %s is not a loopback address, and anyone who can reach it could speak for a member; set --peer-cert-file, --peer-key-file and --peer-trusted-ca-file with https URLs, or pass --insecure-plaintext to accept that", o.listenPeer)
+		}
+	}
+	if o.pprofListen != "" {
+		if err := checkLoopbackAddr(o.pprofListen); err != nil {
+			return "", "", fmt.Errorf("--pprof-listen: %w", err)
+		}
+	}
+	return clientAddr, peerAddr, nil
+}
+
+// checkPeerSchemes checks that every member's peer URL (the initial
+// cluster, or the one stored in the data dir) has the scheme the peer TLS
+// flags call for: rafthttp dials them as they are.
+func checkPeerSchemes(peers map[uint64]string, tlsOn bool) error {
+	want := "http"
+	if tlsOn {
+		want = "https"
+	}
+	ids := make([]uint64, 0, len(peers))
+	for id := range peers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if got := scheme(peers[id]); got != want {
+			if tlsOn {
+				return fmt.Errorf("member %d's peer URL %s is not https, but peer TLS is on: every member of a TLS cluster needs an https peer URL (a cluster's peer URLs are fixed when it is created)", id, peers[id])
+			}
+			return fmt.Errorf("member %d's peer URL %s is https: set --peer-cert-file, --peer-key-file and --peer-trusted-ca-file", id, peers[id])
+		}
+	}
+	return nil
+}
+
+// allowedHosts returns the host names of --advertise-client and
+// --listen-client and those of --allowed-hosts, lower case, without
+// duplicates.
+func (o *options) allowedHostList() ([]string, error) {
+	var hosts []string
+	add := func(h string) {
+		h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
+		if h != "" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	add(urlHost(o.advertiseClient))
+	add(urlHost(o.listenClient))
+	for _, h := range strings.Split(o.allowedHosts, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if strings.ContainsAny(h, "/@ \t") {
+			return nil, fmt.Errorf("--allowed-hosts: %q is not a host name", h)
+		}
+		if _, _, err := net.SplitHostPort(h); err == nil {
+			return nil, fmt.Errorf("--allowed-hosts: %q: give host names without a port", h)
+		}
+		add(h)
+	}
+	return hosts, nil
+}
+
+// readBootstrapToken returns the content of --auth-bootstrap-token-file
+// without its trailing white space. It refuses an empty token, one with
+// spaces or control characters, and a file that others may read.
+func readBootstrapToken(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("--auth-bootstrap-token-file: %w", err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o007 != 0 {
+		return "", fmt.Errorf("--auth-bootstrap-token-file %s: the root token is readable by others (mode %v): chmod o-rwx %s", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--auth-bootstrap-token-file: %w", err)
+	}
+	tok := strings.TrimRight(string(b), " \t\r\n")
+	if tok == "" {
+		return "", fmt.Errorf("--auth-bootstrap-token-file %s is empty", path)
+	}
+	for _, r := range tok {
+		if r <= ' ' || r == 0x7f || r > '~' {
+			return "", fmt.Errorf("--auth-bootstrap-token-file %s: the token must be printable ASCII without spaces (it travels as Authorization: Bearer <token>)", path)
+		}
+	}
+	return tok, nil
 }
 
 func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
@@ -176,13 +366,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	clientAddr, err := hostPort(o.listenClient)
+	clientAddr, peerAddr, err := o.checkURLs()
 	if err != nil {
-		return fmt.Errorf("--listen-client: %w", err)
+		return err
 	}
-	peerAddr, err := hostPort(o.listenPeer)
+	sec, err := buildTLS(o)
 	if err != nil {
-		return fmt.Errorf("--listen-peer: %w", err)
+		return err
+	}
+	hosts, err := o.allowedHostList()
+	if err != nil {
+		return err
+	}
+	var bootstrapToken string
+	if o.authTokenFile != "" {
+		if bootstrapToken, err = readBootstrapToken(o.authTokenFile); err != nil {
+			return err
+		}
+	}
+	if sec.sharedCA {
+		logger.Warn("--peer-trusted-ca-file and --trusted-ca-file share a CA and --peer-cert-allowed-cn is not set: any client certificate of that CA proves membership (and may name a principal in a forwarded request); use separate CAs or pin the members' CN")
 	}
 
 	cfg := raftnode.DefaultConfig()
@@ -193,6 +396,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	cfg.ElectionTicks = o.electionTicks
 	cfg.SnapshotEvery = o.snapshotEvery
 	cfg.Logger = logger
+	if bootstrapToken != "" {
+		sum := sha256.Sum256([]byte(bootstrapToken))
+		cfg.AuthBootstrapHash = string(sum[:])
+	}
 	if _, err := os.Stat(filepath.Join(o.dataDir, "wal")); errors.Is(err, os.ErrNotExist) {
 		// A new member: it needs an ID and a cluster.
 		if cfg.ID == 0 {
@@ -208,12 +415,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 				return fmt.Errorf("--initial-cluster does not name this member (--id %d)", cfg.ID)
 			}
 		}
+		if err := checkPeerSchemes(cfg.Peers, o.peerTLSOn()); err != nil {
+			return fmt.Errorf("--initial-cluster: %w", err)
+		}
 	}
 	node, err := raftnode.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	transport, err := raftnode.NewHTTPTransport(node.ID(), node.Peers(), node, logger)
+	if err := checkPeerSchemes(node.Peers(), o.peerTLSOn()); err != nil {
+		return fmt.Errorf("data dir %s: %w", o.dataDir, err)
+	}
+	transport, err := raftnode.NewHTTPTransportWith(raftnode.HTTPTransportConfig{
+		ID:       node.ID(),
+		Peers:    node.Peers(),
+		Receiver: node,
+		Gate:     snapshotFloor{node, o.maxSnapshotBytes},
+		TLS:      sec.peer,
+		Logger:   logger,
+	})
 	if err != nil {
 		return err
 	}
@@ -226,16 +446,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// The shortest TTL is twice the election timeout: a session must
 	// survive the election that follows the loss of a leader.
 	hcfg.MinTTL = 2 * cfg.ElectionTimeout()
+	hcfg.ForwardTLS = sec.forward
+	hcfg.IsMember = sec.isMember
+	hcfg.AllowedHosts = hosts
+	hcfg.AuthBootstrapToken = bootstrapToken
 	api, err := httpapi.New(hcfg)
 	if err != nil {
 		return err
 	}
+	defer api.Close()
 
-	peerLn, err := net.Listen("tcp", peerAddr)
+	// The peer port bounds every read and write as etcd's does (5 s), so
+	// that a silently dead peer is noticed in seconds; rafthttp's streams
+	// send heartbeats more often than that.
+	peerLn, err := listen(peerAddr, o.maxConnections, peerIOTimeout, sec.peerServer)
 	if err != nil {
 		return fmt.Errorf("listen peer: %w", err)
 	}
-	clientLn, err := net.Listen("tcp", clientAddr)
+	clientLn, err := listen(clientAddr, o.maxConnections, 0, sec.client)
 	if err != nil {
 		peerLn.Close()
 		return fmt.Errorf("listen client: %w", err)
@@ -248,56 +476,146 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return fmt.Errorf("--pprof-listen: %w", err)
 		}
 	}
-	// Requests derive from reqCtx, cancelled when shutdown starts, so that
-	// event streams and waiting acquires end instead of holding it up.
+	// Requests derive from reqCtx, cancelled once shutdown has given them
+	// their grace, so that event streams and waiting acquires end instead
+	// of holding it up.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
-	peerSrv := &http.Server{Handler: transport.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	clientSrv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return reqCtx }}
+	peerSrv := &http.Server{
+		Handler:           transport.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		// Snapshot bodies get longer (the peer guard extends it).
+		ReadTimeout:    readTimeout,
+		IdleTimeout:    peerIdleTimeout,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.With("component", "peer-http").Handler(), slog.LevelWarn),
+	}
+	// No WriteTimeout on the client port: a waiting acquire (up to its wait
+	// plus the request timeout) and an event stream (keep-alive comments)
+	// bound their own time.
+	clientSrv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       clientIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "client-http").Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+	}
 	srvErr := make(chan error, 3)
 	go func() { srvErr <- peerSrv.Serve(peerLn) }()
 	go func() { srvErr <- clientSrv.Serve(clientLn) }()
 	if pprofLn != nil {
-		pprofSrv := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+		pprofSrv := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: readHeaderTimeout}
 		go func() { srvErr <- pprofSrv.Serve(pprofLn) }()
 		defer pprofSrv.Close()
 		logger.Info("pprof listening", "addr", pprofLn.Addr().String())
 	}
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Raft runs until the client requests are done with it, not until the
+	// signal: requests leaving their queues at shutdown go through it.
+	runCtx, stopRaft := context.WithCancel(context.Background())
+	defer stopRaft()
 	nodeErr := make(chan error, 1)
 	go func() { nodeErr <- node.Run(runCtx, transport) }()
 	logger.Info("raftlockd started", "node_id", node.ID(), "client_url", o.advertiseClient,
-		"peer_url", o.advertisePeer, "data_dir", o.dataDir, "members", len(node.Peers()))
+		"peer_url", o.advertisePeer, "data_dir", o.dataDir, "members", len(node.Peers()),
+		"client_tls", sec.client != nil, "client_cert_auth", o.clientCertAuth, "peer_tls", sec.peerServer != nil)
 
 	var runErr error
+	nodeDone := false
 	select {
 	case <-ctx.Done():
-		logger.Info("shutting down")
+		logger.Info("shutting down: no new connections; requests in flight get " + shutdownGrace.String() + " before they are cancelled (signal again to stop at once)")
 	case runErr = <-nodeErr:
-		nodeErr <- runErr
+		nodeDone = true
 	case err := <-srvErr:
 		runErr = fmt.Errorf("http server: %w", err)
 	}
-	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
-	defer done()
-	go func() {
-		// Let in-flight writes finish briefly, then end what still waits.
-		select {
-		case <-time.After(time.Second):
-		case <-shutCtx.Done():
+	drain(clientSrv, endRequests, shutdownGrace+o.requestTimeout+time.Second, logger)
+	if !nodeDone {
+		handOver(node, cfg.ElectionTimeout(), logger)
+		stopRaft()
+		if err := <-nodeErr; err != nil && runErr == nil {
+			runErr = err
 		}
-		endRequests()
-	}()
-	_ = clientSrv.Shutdown(shutCtx)
-	cancel()
-	if err := <-nodeErr; err != nil && runErr == nil {
-		runErr = err
 	}
-	_ = peerSrv.Shutdown(shutCtx)
+	// Raft has stopped: nothing on the peer port is worth waiting for
+	// (rafthttp's streams never end by themselves).
+	_ = peerSrv.Close()
+	transport.Stop()
+	if runErr == nil {
+		logger.Info("stopped")
+	}
 	return runErr
+}
+
+// snapshotFloor is the node's PeerGate with --peer-max-snapshot-bytes as
+// the least snapshot bound.
+type snapshotFloor struct {
+	*raftnode.Node
+	floor int64
+}
+
+// MaxSnapshotBytes implements raftnode.PeerGate.
+func (g snapshotFloor) MaxSnapshotBytes() int64 { return max(g.floor, g.Node.MaxSnapshotBytes()) }
+
+// shutdownGrace is how long requests in flight may go on after a signal
+// before their contexts are cancelled.
+const shutdownGrace = time.Second
+
+// drain stops srv from accepting connections and waits for the requests in
+// flight: after shutdownGrace it calls cancel, which ends the contexts of
+// those still running (a waiting acquire then leaves its queue through
+// Raft and answers 503); after budget it closes their connections.
+func drain(srv *http.Server, cancel context.CancelFunc, budget time.Duration, logger *slog.Logger) {
+	ctx, done := context.WithTimeout(context.Background(), budget)
+	defer done()
+	t := time.AfterFunc(shutdownGrace, cancel)
+	defer t.Stop()
+	if err := srv.Shutdown(ctx); err != nil {
+		logger.Warn("requests still running after the shutdown budget: closing their connections", "budget", budget)
+		_ = srv.Close()
+	}
+	cancel()
+}
+
+// handOver asks raft to transfer leadership to another member when this
+// node leads, and waits for up to an election timeout for it to happen, so
+// that the cluster does not wait an election timeout for a new leader.
+func handOver(node *raftnode.Node, electionTimeout time.Duration, logger *slog.Logger) {
+	st := node.Status()
+	if !st.IsLeader {
+		return
+	}
+	var to uint64
+	for _, m := range st.Members {
+		if m.ID != st.ID {
+			to = m.ID
+			break
+		}
+	}
+	if to == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), electionTimeout)
+	defer cancel()
+	if err := node.TransferLeadership(ctx, to); err != nil {
+		return
+	}
+	tk := time.NewTicker(10 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		if st := node.Status(); st.Leader != 0 && st.Leader != st.ID {
+			logger.Info("handed leadership over", "to", st.Leader)
+			return
+		}
+		select {
+		case <-tk.C:
+		case <-ctx.Done():
+			logger.Warn("leadership was not handed over within an election timeout; stopping anyway", "to", to)
+			return
+		}
+	}
 }
 
 // pprofMux serves the runtime profiles of net/http/pprof under

@@ -6,6 +6,7 @@ package testserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"net"
 	"net/http/httptest"
 	"testing"
@@ -29,6 +30,10 @@ type Server struct {
 type Options struct {
 	Tick           time.Duration
 	RequestTimeout time.Duration
+	// AuthBootstrapToken, when set, bootstraps auth with this root token
+	// (raftlockd --auth-bootstrap-token-file); Start returns once auth is
+	// on.
+	AuthBootstrapToken string
 }
 
 // Start starts a server and stops it when the test ends. It returns once
@@ -50,6 +55,10 @@ func Start(t testing.TB, o Options) *Server {
 	cfg.Peers = map[uint64]string{1: "http://127.0.0.1:1"} // a single node sends no peer messages
 	cfg.ClientURL = url
 	cfg.TickInterval = o.Tick
+	if o.AuthBootstrapToken != "" {
+		sum := sha256.Sum256([]byte(o.AuthBootstrapToken))
+		cfg.AuthBootstrapHash = string(sum[:])
+	}
 	node, err := raftnode.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("testserver: %v", err)
@@ -57,6 +66,7 @@ func Start(t testing.TB, o Options) *Server {
 	hcfg := httpapi.DefaultConfig()
 	hcfg.Node = node
 	hcfg.MinTTL = 2 * cfg.ElectionTimeout()
+	hcfg.AuthBootstrapToken = o.AuthBootstrapToken
 	if o.RequestTimeout > 0 {
 		hcfg.RequestTimeout = o.RequestTimeout
 	}
@@ -82,7 +92,7 @@ func Start(t testing.TB, o Options) *Server {
 		api.Close()
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	for !node.Status().Ready {
+	for !node.Status().Ready || (o.AuthBootstrapToken != "" && !node.Auth().Enabled()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("testserver: node not ready after 10s: %+v", node.Status())
 		}
