@@ -17,6 +17,15 @@ import (
 // authDo sends a request with a bearer token ("" for none).
 func authDo(t *testing.T, method, url, token string, body any) reply {
 	t.Helper()
+	r, err := authTry(method, url, token, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// authTry is authDo that returns the error (a member still starting).
+func authTry(method, url, token string, body any) (reply, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -24,24 +33,24 @@ func authDo(t *testing.T, method, url, token string, body any) reply {
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		t.Fatal(err)
+		return reply{}, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := httpc.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
 	r := reply{status: resp.StatusCode, header: resp.Header}
 	b, _ := io.ReadAll(resp.Body)
 	if len(b) > 0 {
 		if err := json.Unmarshal(b, &r.body); err != nil {
-			t.Fatalf("%s %s: %d with a body that is not JSON: %q", method, url, resp.StatusCode, b)
+			return r, fmt.Errorf("%s %s: %d with a body that is not JSON: %q", method, url, resp.StatusCode, b)
 		}
 	}
-	return r
+	return r, nil
 }
 
 func authMust(t *testing.T, method, url, token string, body any, want int) reply {
@@ -72,24 +81,33 @@ func TestAuthAcrossCluster(t *testing.T) {
 	c := startClusterWith(t, 3, clusterOptions{env: func(*member) []string {
 		return append(os.Environ(), "RAFTLOCK_AUTH_BOOTSTRAP_TOKEN_FILE="+tokenFile)
 	}})
-	lead := c.leader(c.members...)
-	var follower *member
-	for _, m := range c.members {
-		if m != lead {
-			follower = m
-		}
-	}
 	// The bootstrap is applied on every node: root is admin everywhere.
 	for _, m := range c.members {
 		await.True(t, 10*time.Second, fmt.Sprintf("member %d applies the auth bootstrap", m.id), func() bool {
-			r := authDo(t, "GET", m.clientURL+"/v1/auth/whoami", root, nil)
-			return r.status == 200 && r.body["enabled"] == true && r.body["principal"] == "root"
+			r, err := authTry("GET", m.clientURL+"/v1/auth/whoami", root, nil)
+			return err == nil && r.status == 200 && r.body["enabled"] == true && r.body["principal"] == "root"
 		})
 		if r := authDo(t, "GET", m.clientURL+"/v1/locks?prefix=jobs/", "", nil); r.status != 401 || errCode(r) != "unauthenticated" {
 			t.Fatalf("member %d without a token: %v", m.id, r)
 		}
-		if r := authDo(t, "GET", m.clientURL+"/readyz", "", nil); r.status != 200 {
-			t.Fatalf("member %d /readyz without a token: %v", m.id, r)
+		if r := authDo(t, "GET", m.clientURL+"/readyz", "", nil); r.status == 401 || r.status == 403 {
+			t.Fatalf("member %d /readyz without a token: %v (probes have no principal)", m.id, r)
+		}
+	}
+	var lead, follower *member
+	await.True(t, 10*time.Second, "a leader, seen with root's token", func() bool {
+		r, _ := authTry("GET", c.members[0].clientURL+"/v1/status", root, nil)
+		id := int(num(r.body["leader"]))
+		for _, m := range c.members {
+			if m.id == id {
+				lead = m
+			}
+		}
+		return lead != nil
+	})
+	for _, m := range c.members {
+		if m != lead {
+			follower = m
 		}
 	}
 
