@@ -161,3 +161,28 @@ func TestAuthAcrossCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotasFromFlags: the quota flags of a new cluster become its
+// replicated limits, refused with 429 naming the limit on every node.
+func TestQuotasFromFlags(t *testing.T) {
+	c := startClusterWith(t, 3, clusterOptions{env: func(*member) []string {
+		return append(os.Environ(), "RAFTLOCK_QUOTA_LOCKS_PER_SESSION=2")
+	}})
+	lead := c.leader(c.members...)
+	for _, m := range c.members {
+		await.True(t, 10*time.Second, fmt.Sprintf("member %d applies the initial limits", m.id), func() bool {
+			r, err := authTry("GET", m.clientURL+"/v1/limits", "", nil)
+			return err == nil && r.status == 200 && num(r.body["locks_per_session"]) == 2
+		})
+	}
+	s := c.must("POST", lead.clientURL+"/v1/sessions", map[string]any{"ttl": "10s"}, 201).body["id"]
+	for _, name := range []string{"a", "b"} {
+		c.must("POST", lead.clientURL+"/v1/locks/"+name+"/acquire", map[string]any{"session": s}, 200)
+	}
+	for _, m := range c.members {
+		r := c.must("POST", m.clientURL+"/v1/locks/c/acquire", map[string]any{"session": s}, 429)
+		if errCode(r) != "quota_exceeded" || !bytes.Contains([]byte(fmt.Sprint(r.body)), []byte("locks_per_session")) {
+			t.Fatalf("member %d: %v", m.id, r)
+		}
+	}
+}

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/httpapi"
+	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/raftnode"
 )
 
@@ -93,6 +94,14 @@ type options struct {
 	authTokenFile      string
 	maxConnections     int
 	maxSnapshotBytes   int64
+
+	// The quotas of a new cluster (lock.Limits); 0 is the default.
+	quotaSessions, quotaLocks, quotaWaiters, quotaElections, quotaStateBytes uint64
+	// Per-node edge limits (httpapi.Config).
+	rateLimit              float64
+	rateBurst              int
+	maxStreams             int
+	maxStreamsPerPrincipal int
 }
 
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
@@ -126,6 +135,15 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated host names that requests may name in Host, besides those of --advertise-client and --listen-client, loopback names and IP literals")
 	fs.StringVar(&o.authTokenFile, "auth-bootstrap-token-file", "", "on a new cluster, turn auth on with user root (role admin on every name) whose bearer token is this file's content (trailing white space trimmed; the file must not be readable by others)")
 	fs.IntVar(&o.maxConnections, "max-connections", 10000, "open connections accepted on each of the client and peer ports; more wait until one closes")
+	fs.Uint64Var(&o.quotaSessions, "quota-sessions-per-principal", 0, "new cluster: open sessions per principal (anonymous ones are not counted); 0 is 100000. Later: POST /v1/limits")
+	fs.Uint64Var(&o.quotaLocks, "quota-locks-per-session", 0, "new cluster: locks one session holds or waits for; 0 is 10000")
+	fs.Uint64Var(&o.quotaWaiters, "quota-waiters-per-lock", 0, "new cluster: waiters of one lock (and candidates of one election); 0 is 10000")
+	fs.Uint64Var(&o.quotaElections, "quota-elections-per-session", 0, "new cluster: elections one session leads or runs in; 0 is 1000")
+	fs.Uint64Var(&o.quotaStateBytes, "quota-state-bytes", 0, "new cluster: the state's estimated size beyond which growth is refused (507), as etcd's --quota-backend-bytes; 0 is 2 GiB")
+	fs.Float64Var(&o.rateLimit, "rate-limit", 1000, "requests per second one authenticated principal may send to this node (token bucket); negative: no limit. Without auth nobody is limited")
+	fs.IntVar(&o.rateBurst, "rate-burst", 2000, "the token bucket's size of --rate-limit")
+	fs.IntVar(&o.maxStreams, "max-streams", 10000, "concurrent watch and observe streams on this node")
+	fs.IntVar(&o.maxStreamsPerPrincipal, "max-streams-per-principal", 1000, "concurrent watch and observe streams of one principal on this node")
 	fs.Int64Var(&o.maxSnapshotBytes, "peer-max-snapshot-bytes", 0, "the least bound on a snapshot received from the leader, in bytes; the bound is otherwise twice this member's largest snapshot file, at least 64 MiB")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: raftlockd [flags]\n\nRuns one member of a raftlock cluster. Every flag may also be set as RAFTLOCK_<FLAG>\n(upper case, '-' as '_'), e.g. RAFTLOCK_DATA_DIR.\n\nExample, a single node:\n  raftlockd\n\nExample, member 2 of a three-node cluster:\n  raftlockd --id 2 --data-dir data/2 --listen-client http://127.0.0.1:7080 --listen-peer http://127.0.0.1:7081 \\\n    --initial-cluster 1=http://127.0.0.1:7071,2=http://127.0.0.1:7081,3=http://127.0.0.1:7091\n\nExample, member 2 of a TLS cluster:\n  raftlockd --id 2 --data-dir data/2 --listen-client https://10.0.0.2:7070 --listen-peer https://10.0.0.2:7071 \\\n    --cert-file client.crt --key-file client.key --trusted-ca-file client-ca.crt \\\n    --peer-cert-file member.crt --peer-key-file member.key --peer-trusted-ca-file peer-ca.crt \\\n    --initial-cluster 1=https://10.0.0.1:7071,2=https://10.0.0.2:7071,3=https://10.0.0.3:7071\n\nFlags:\n")
@@ -400,6 +418,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		sum := sha256.Sum256([]byte(bootstrapToken))
 		cfg.AuthBootstrapHash = string(sum[:])
 	}
+	if o.quotaSessions|o.quotaLocks|o.quotaWaiters|o.quotaElections|o.quotaStateBytes != 0 {
+		cfg.InitialLimits = &lock.Limits{SessionsPerPrincipal: o.quotaSessions, LocksPerSession: o.quotaLocks,
+			WaitersPerLock: o.quotaWaiters, ElectionsPerSession: o.quotaElections, MaxStateBytes: o.quotaStateBytes}
+	}
 	if _, err := os.Stat(filepath.Join(o.dataDir, "wal")); errors.Is(err, os.ErrNotExist) {
 		// A new member: it needs an ID and a cluster.
 		if cfg.ID == 0 {
@@ -450,6 +472,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	hcfg.IsMember = sec.isMember
 	hcfg.AllowedHosts = hosts
 	hcfg.AuthBootstrapToken = bootstrapToken
+	hcfg.RateLimit = o.rateLimit
+	hcfg.RateBurst = o.rateBurst
+	hcfg.MaxStreams = o.maxStreams
+	hcfg.MaxStreamsPerPrincipal = o.maxStreamsPerPrincipal
 	api, err := httpapi.New(hcfg)
 	if err != nil {
 		return err
