@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -173,11 +174,16 @@ func (s *Server) leaderHeader(next echo.HandlerFunc) echo.HandlerFunc {
 
 // writeJSON answers status with v as compact JSON.
 func writeJSON(c echo.Context, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	// Not json.Marshal: it writes "<" as "\u003c", which makes messages
+	// like "Bearer <token>" hard to read in a terminal. Answers are JSON,
+	// never HTML.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("%w: encode answer: %v", api.ErrInternal, err)
 	}
-	return c.JSONBlob(status, b)
+	return c.JSONBlob(status, bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
 // limits are the server's bounds on the durations of requests.
