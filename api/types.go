@@ -382,9 +382,21 @@ type Status struct {
 	// dropped since it started because they did not come from another
 	// member or were not addressed to this node.
 	DroppedPeerMessages uint64 `json:"dropped_peer_messages"`
+	// Alarms are the alarms raised in the cluster, the same on every node:
+	// {"member":2,"alarm":"nospace"} while member 2's disk is nearly full
+	// (then what would grow the state answers 507 no_space). Empty when
+	// none.
+	Alarms []Alarm `json:"alarms"`
 }
 
 // Health answers GET /healthz and GET /readyz: {"status":"ok"}.
 type Health struct {
 	Status string `json:"status"`
+}
+
+// Alarm is an alarm raised by a member (GET /v1/status).
+type Alarm struct {
+	Member uint64 `json:"member"`
+	// Alarm is "nospace": the member's data dir is nearly full.
+	Alarm string `json:"alarm"`
 }

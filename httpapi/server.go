@@ -238,6 +238,10 @@ func (s *Server) status(c echo.Context) error {
 		ReadIndexRequests:   st.ReadIndexRounds,
 		ReadIndexRetries:    st.ReadIndexRetries,
 		DroppedPeerMessages: st.DroppedPeerMessages,
+		Alarms:              make([]api.Alarm, 0, len(st.Alarms)),
+	}
+	for _, a := range st.Alarms {
+		out.Alarms = append(out.Alarms, api.Alarm{Member: a.Member, Alarm: a.Kind.String()})
 	}
 	for _, m := range st.Members {
 		out.Members = append(out.Members, api.Member{ID: m.ID, PeerURL: m.PeerURL, ClientURL: m.ClientURL})

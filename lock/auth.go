@@ -270,7 +270,7 @@ func (m *Machine) Auth() *AuthView {
 // authOp reports whether op administers the cluster (access control,
 // quotas): an admin's op, encoded only in command version 3.
 func authOp(op Op) bool {
-	return op >= OpAuthPutUser && op <= OpInitLimits
+	return op >= OpAuthPutUser && op <= OpAlarm
 }
 
 // validAuth reports whether an auth command is well formed (see valid).
@@ -309,6 +309,8 @@ func validAuth(c *Command) bool {
 		return len(c.Hash) == TokenHashLen
 	case OpSetLimits, OpInitLimits:
 		return true
+	case OpAlarm:
+		return c.Alarm.Member != 0 && c.Alarm.Kind == AlarmNoSpace
 	}
 	return false
 }
@@ -329,7 +331,7 @@ func (m *Machine) denied(c *Command) (Result, bool) {
 		return Result{}, false
 	}
 	switch c.Op {
-	case OpTick, OpExpire, OpPublish, OpAuthBootstrap, OpInitLimits:
+	case OpTick, OpExpire, OpPublish, OpAuthBootstrap, OpInitLimits, OpAlarm:
 		return Result{}, false
 	}
 	p := c.Principal

@@ -122,6 +122,10 @@ func Encode(c *Command) []byte {
 		e.str(c.Hash)
 	case OpSetLimits, OpInitLimits:
 		e.limits(c.Limits)
+	case OpAlarm:
+		e.uvarint(c.Alarm.Member)
+		e.byte(byte(c.Alarm.Kind))
+		e.bool(c.Wait)
 	}
 	return e.b
 }
@@ -268,6 +272,12 @@ func Decode(b []byte) (*Command, error) {
 			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
 		}
 		c.Limits = d.limits()
+	case OpAlarm:
+		if version != commandVersion3 {
+			d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
+		}
+		c.Alarm = Alarm{Member: d.uvarint("alarm member"), Kind: AlarmKind(d.byte("alarm kind"))}
+		c.Wait = d.bool("alarm raised")
 	default:
 		d.fail(fmt.Sprintf("unknown op %d", c.Op))
 	}

@@ -51,6 +51,8 @@ var allOps = []*Command{
 	{Op: OpAuthBootstrap, Hash: strings.Repeat("\x00", TokenHashLen)},
 	{Op: OpSetLimits, Limits: Limits{SessionsPerPrincipal: 1, LocksPerSession: 2, WaitersPerLock: 3, ElectionsPerSession: 4, MaxStateBytes: 1 << 40}, Principal: "root"},
 	{Op: OpInitLimits, Limits: Limits{WaitersPerLock: 7}},
+	{Op: OpAlarm, Alarm: Alarm{Member: 3, Kind: AlarmNoSpace}, Wait: true},
+	{Op: OpAlarm, Alarm: Alarm{Member: 3, Kind: AlarmNoSpace}},
 }
 
 // wantVersion is the version Encode must write for c.

@@ -44,6 +44,7 @@ type Machine struct {
 	limits      Limits
 	limitsSet   bool
 	byPrincipal map[string]int
+	alarms      []Alarm // raised alarms, sorted (alarm.go); replaced on change
 }
 
 // New returns an empty machine: applied index 0, clock 0, no sessions, locks
@@ -161,6 +162,8 @@ func (m *Machine) Apply(index, term uint64, cmd *Command) Result {
 		a.applyAuth(cmd)
 	case OpSetLimits, OpInitLimits:
 		a.setLimits(cmd)
+	case OpAlarm:
+		a.setAlarm(cmd)
 	default:
 		panic(fmt.Sprintf("lock: op %d passed validation", cmd.Op))
 	}

@@ -81,8 +81,13 @@ func (m *Machine) Limits() Limits { return m.limits.withDefaults() }
 // OpInitLimits); until then it runs with DefaultLimits.
 func (m *Machine) LimitsSet() bool { return m.limitsSet }
 
-// noSpace reports whether growth by extra bytes would pass MaxStateBytes.
+// noSpace reports whether growth by extra bytes would pass MaxStateBytes,
+// or a member raised the nospace alarm.
 func (a *applier) noSpace(extra uint64) bool {
+	if al, raised := a.m.noSpaceAlarm(); raised {
+		a.res = Result{Code: CodeNoSpace, Reason: fmt.Sprintf("member %d raised the nospace alarm (its disk is nearly full); nothing changed", al.Member)}
+		return true
+	}
 	if a.m.StateBytes()+extra <= a.m.Limits().MaxStateBytes {
 		return false
 	}

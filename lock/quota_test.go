@@ -88,3 +88,41 @@ func TestQuotasRefuseWithoutChange(t *testing.T) {
 		t.Fatalf("after the state shrank: %v %s", r.Code, r.Reason)
 	}
 }
+
+func TestNoSpaceAlarm(t *testing.T) {
+	m := New()
+	s := m.Apply(1, 1, &Command{Op: OpOpenSession, TTL: 10e9, Now: 1}).Session
+	g := m.Apply(2, 1, &Command{Op: OpAcquire, Session: s, Name: "x", Now: 2})
+	raise := &Command{Op: OpAlarm, Alarm: Alarm{Member: 2, Kind: AlarmNoSpace}, Wait: true}
+	for i := 0; i < 2; i++ { // idempotent
+		if r := m.Apply(m.AppliedIndex()+1, 1, raise); r.Code != CodeOK {
+			t.Fatalf("raise: %v", r.Code)
+		}
+	}
+	if got := m.Alarms(); len(got) != 1 || got[0] != raise.Alarm {
+		t.Fatalf("alarms %+v", got)
+	}
+	n := New()
+	if err := n.Restore(m.Snapshot()); err != nil || len(n.Alarms()) != 1 {
+		t.Fatalf("restore: %v, alarms %+v", err, n.Alarms())
+	}
+	for _, c := range []*Command{
+		{Op: OpOpenSession, TTL: 10e9},
+		{Op: OpAcquire, Session: s, Name: "y"},
+		{Op: OpCampaign, Session: s, Name: "e"},
+	} {
+		if r := m.Apply(m.AppliedIndex()+1, 1, c); r.Code != CodeNoSpace || r.Reason == "" {
+			t.Fatalf("%v under the alarm: %v", c.Op, r.Code)
+		}
+	}
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpRelease, Session: s, Name: "x", Token: g.Token}); r.Code != CodeOK {
+		t.Fatalf("a release under the alarm: %v", r.Code)
+	}
+	m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpAlarm, Alarm: raise.Alarm})
+	if len(m.Alarms()) != 0 {
+		t.Fatal("the alarm was not cleared")
+	}
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpAcquire, Session: s, Name: "y"}); r.Code != CodeOK {
+		t.Fatalf("after the alarm: %v", r.Code)
+	}
+}

@@ -55,6 +55,7 @@ type SnapshotCapture struct {
 	auth      *AuthView
 	limits    Limits
 	limitsSet bool
+	alarms    []Alarm // the machine's immutable slice
 	version   byte
 }
 
@@ -86,9 +87,10 @@ func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 		auth:      m.Auth(),
 		limits:    m.limits,
 		limitsSet: m.limitsSet,
+		alarms:    m.alarms,
 		version:   snapshotVersion,
 	}
-	if !c.auth.empty() || c.limitsSet {
+	if !c.auth.empty() || c.limitsSet || len(c.alarms) > 0 {
 		c.version = snapshotVersionAuth
 	}
 	for _, s := range m.sessions {
@@ -178,13 +180,19 @@ func (c *SnapshotCapture) Encode() []byte {
 	return e.b
 }
 
-// encodeAuth writes the access-control state and the quotas: whether the
-// limits are set and the five limits, whether auth is on, the users sorted
+// encodeAuth writes the access-control state, the quotas and the alarms:
+// whether the limits are set and the five limits, the alarms sorted by
+// member and kind, whether auth is on, the users sorted
 // by name (roles sorted), the roles sorted by name (permissions sorted by
 // prefix), the tokens sorted by ID.
 func (c *SnapshotCapture) encodeAuth(e *encoder) {
 	e.bool(c.limitsSet)
 	e.limits(c.limits)
+	e.uvarint(uint64(len(c.alarms)))
+	for _, al := range c.alarms {
+		e.uvarint(al.Member)
+		e.byte(byte(al.Kind))
+	}
 	v := c.auth
 	e.bool(v.Enabled())
 	users := v.Users()
@@ -221,6 +229,13 @@ func (c *SnapshotCapture) encodeAuth(e *encoder) {
 func restoreAuth(d *decoder, m *Machine) {
 	m.limitsSet = d.bool("limits set")
 	m.limits = d.limits()
+	for i, n := 0, d.count("alarms"); i < n && d.err == nil; i++ {
+		al := Alarm{Member: d.uvarint("alarm member"), Kind: AlarmKind(d.byte("alarm kind"))}
+		if d.err == nil && (al.Member == 0 || al.Kind != AlarmNoSpace || (i > 0 && compareAlarms(m.alarms[i-1], al) >= 0)) {
+			d.fail(fmt.Sprintf("alarm %+v invalid or out of order", al))
+		}
+		m.alarms = append(m.alarms, al)
+	}
 	v := &AuthView{users: map[string]AuthUser{}, roles: map[string]AuthRole{}, tokens: map[uint64]AuthToken{}, byHash: map[string]uint64{}}
 	v.enabled = d.bool("auth enabled")
 	var prev string

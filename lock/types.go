@@ -120,6 +120,11 @@ const (
 	// cluster never set them (the flags of a new cluster, proposed by its
 	// members); afterwards it changes nothing (CodeOK with a Reason).
 	OpInitLimits
+	// OpAlarm raises (Wait true) or clears (Wait false) Alarm for its
+	// member. It carries no clock: the member whose disk fills proposes
+	// it, leader or not. Always CodeOK; CodeInvalid for member 0 or an
+	// unknown kind.
+	OpAlarm
 )
 
 // Command is one entry of the replicated log, decoded. Only the fields that
@@ -187,6 +192,8 @@ type Command struct {
 	Hash string
 	// Limits are the quotas of OpSetLimits and OpInitLimits.
 	Limits Limits
+	// Alarm is the alarm OpAlarm raises or clears.
+	Alarm Alarm
 }
 
 // Code is the outcome of applying a command. Business refusals are codes,

@@ -75,6 +75,9 @@ type Status struct {
 	// dropped since it started because their From is not a member other
 	// than this node or their To is not this node (see Node.Process).
 	DroppedPeerMessages uint64
+	// Alarms are the alarms raised in the cluster (replicated: every node
+	// reports them), e.g. a member whose disk is nearly full.
+	Alarms []lock.Alarm
 }
 
 // Proposer is what the HTTP layer needs from a node. *Node implements it.

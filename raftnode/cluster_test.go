@@ -739,3 +739,46 @@ func TestKeepAlivesBatchedPerPrincipal(t *testing.T) {
 		t.Fatalf("alice renews bob's session: %v", r.Code)
 	}
 }
+
+// A member whose disk fills raises the nospace alarm through the log:
+// every node reports it and refuses what would grow the state, and the
+// member clears it once space is back.
+func TestNoSpaceAlarmRaisedAndCleared(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.MinFreeDiskBytes = 1 << 20
+		if cfg.ID == 2 {
+			cfg.DiskFree = func(string) (uint64, error) { return free.Load(), nil }
+		} else {
+			cfg.DiskFree = func(string) (uint64, error) { return 1 << 40, nil }
+		}
+	})
+	lead := c.leader()
+	s, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute)})
+	free.Store(100 << 10)
+	all := func(raised bool) func() bool {
+		return func() bool {
+			for _, tn := range c.nodes {
+				if (len(tn.n.Status().Alarms) == 1) != raised {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	c.tickUntil("every node reports member 2's alarm", 200, all(true))
+	for _, tn := range c.nodes {
+		if got := tn.n.Status().Alarms[0]; got != (lock.Alarm{Member: 2, Kind: lock.AlarmNoSpace}) {
+			t.Fatalf("node %d reports %+v", tn.n.ID(), got)
+		}
+	}
+	if r, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: s.Session, Name: "x"}); r.Code != lock.CodeNoSpace {
+		t.Fatalf("acquire under the alarm: %v", r.Code)
+	}
+	free.Store(1 << 30) // above twice the minimum: cleared
+	c.tickUntil("the alarm cleared everywhere", 200, all(false))
+	if r, _ := c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: s.Session, Name: "x"}); r.Code != lock.CodeOK {
+		t.Fatalf("acquire after the alarm: %v", r.Code)
+	}
+}

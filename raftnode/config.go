@@ -34,6 +34,14 @@ type Config struct {
 	// with them until the state's limits are set: the quotas of a new
 	// cluster, from its flags. Ignored once the cluster set its limits.
 	InitialLimits *lock.Limits
+	// MinFreeDiskBytes is the free space of the data dir's file system
+	// below which this member raises the nospace alarm (see
+	// Node.maybeCheckDisk). Default DefaultMinFreeDiskBytes.
+	MinFreeDiskBytes uint64
+	// DiskFree returns the free bytes of the file system of a directory.
+	// Default: statfs (Unix; elsewhere no alarm is raised). Tests replace
+	// it.
+	DiskFree func(dir string) (uint64, error)
 	// TickInterval is the duration of one raft tick. Default 100ms.
 	TickInterval time.Duration
 	// ElectionTicks is the election timeout in ticks. Default 10.
@@ -101,6 +109,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.MinFreeDiskBytes == 0 {
+		c.MinFreeDiskBytes = DefaultMinFreeDiskBytes
+	}
+	if c.DiskFree == nil {
+		c.DiskFree = diskFree
 	}
 	if c.Monotonic == nil {
 		origin := time.Now()

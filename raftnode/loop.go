@@ -138,6 +138,7 @@ func (n *Node) onTick() {
 	n.maybePublish()
 	n.maybeBootstrapAuth()
 	n.maybeInitLimits()
+	n.maybeCheckDisk()
 	n.tickReads()
 }
 

@@ -89,6 +89,7 @@ type Node struct {
 	kaGroups     map[string][]*proposal // flushKeepAlives' scratch: keep-alives by principal
 	authSettled  bool                   // the state has users or auth on: no bootstrap needed
 	limitsAt     uint64                 // tick of the last initial-limits proposal
+	diskAt       uint64                 // tick of the last free-space check
 	members      []MemberStatus
 	membersDirty bool
 	snapJob      *snapJob // our snapshot in flight (at most one), see snapshot.go

@@ -52,6 +52,7 @@ func (n *Node) publishStatus() {
 		Applied:       n.applied,
 		Members:       n.memberList(),
 		SnapshotIndex: n.snapIndex,
+		Alarms:        n.machine.Alarms(),
 	}
 	if n.rn != nil {
 		hs := n.rn.BasicStatus().HardState
