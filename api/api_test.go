@@ -97,8 +97,10 @@ func TestSessionIDJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`null`), &id); err != nil || id != 5 {
 		t.Errorf("null: %d %v", id, err)
 	}
-	if _, err := ParseSessionID("007"); err != nil {
-		t.Errorf("ParseSessionID(007): %v", err)
+	// One session, one spelling: leading zeros are refused
+	// (TestParseSessionIDLeadingZeros).
+	if _, err := ParseSessionID("007"); err == nil {
+		t.Errorf("ParseSessionID(007) accepted")
 	}
 }
 

@@ -25,6 +25,9 @@ type Event struct {
 	Value string `json:"value,omitempty"`
 	// Time is the cluster's clock when it happened.
 	Time time.Time `json:"time"`
+	// By names the admin who forced the change (a force-release, a
+	// session closed by an admin); absent otherwise.
+	By string `json:"by,omitempty"`
 }
 
 // WatchBatch is the data of one "change" message of GET /v1/watch: every
@@ -35,12 +38,19 @@ type WatchBatch struct {
 	Events   []Event `json:"events"`
 }
 
-// WatchState is the data of the first message ("state") of a GET /v1/watch
-// that does not resume: the locks under the prefix at Revision. Changes
-// after Revision follow.
+// WatchState is the data of a "state" message of a GET /v1/watch that
+// does not resume: a page of the locks under the prefix, sorted by name, as
+// they are at Revision. A page holds at most ?limit= locks (DefaultListLimit,
+// at most MaxListLimit). Next is set when more pages follow: it is the last
+// name of this page, and the next page starts after it. Between two pages
+// come the "change" messages that bring the earlier pages (names up to
+// Next) to the next page's Revision; changes to names of later pages are
+// in those pages already. Only the last page (without Next) carries the
+// stream's first id, its Revision: from there on, every change follows.
 type WatchState struct {
 	Revision uint64 `json:"revision"`
 	Locks    []Lock `json:"locks"`
+	Next     string `json:"next,omitempty"`
 }
 
 // CodeCompacted is the code of a stream's "error" message when it cannot

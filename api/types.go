@@ -83,11 +83,12 @@ func (id *SessionID) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParseSessionID parses a decimal session ID > 0, as in a URL path.
+// ParseSessionID parses a decimal session ID > 0 without leading zeros
+// (the only form the server writes), as in a URL path.
 func ParseSessionID(s string) (SessionID, error) {
 	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || v == 0 {
-		return 0, fmt.Errorf("session id %q is not a decimal integer between 1 and 18446744073709551615", clipString(s))
+	if err != nil || v == 0 || s[0] == '0' {
+		return 0, fmt.Errorf("session id %q is not a decimal integer between 1 and 18446744073709551615 without leading zeros", clipString(s))
 	}
 	return SessionID(v), nil
 }
@@ -138,8 +139,9 @@ func clipString(s string) string {
 }
 
 // ValidateLockName reports whether name is a valid lock name: 1 to
-// MaxLockNameLen bytes of ASCII letters, digits and '.', '_', '-', ':', '/'.
-// The error says which rule is broken.
+// MaxLockNameLen bytes of ASCII letters, digits and '.', '_', '-', ':', '/',
+// in '/'-separated segments none of which is empty, "." or ".." (so no
+// leading or trailing '/' and no "//"). The error says which rule is broken.
 func ValidateLockName(name string) error {
 	if name == "" {
 		return fmt.Errorf("lock name is empty: use 1 to %d bytes of ASCII letters, digits and . _ - : /", MaxLockNameLen)
@@ -152,19 +154,14 @@ func ValidateLockName(name string) error {
 			return fmt.Errorf("lock name %q has the character %q at byte %d: only ASCII letters, digits and . _ - : / are allowed", clipString(name), name[i], i)
 		}
 	}
-	return nil
+	return checkNameSegments(name)
 }
 
 // ValidateLockPrefix reports whether prefix may be a prefix of a lock name:
-// empty, or up to MaxLockNameLen bytes of the lock name characters.
+// empty, or up to MaxLockNameLen bytes of the lock name characters whose
+// complete segments follow the name rules; it may end with '/' ("jobs/").
 func ValidateLockPrefix(prefix string) error {
-	if prefix == "" {
-		return nil
-	}
-	if err := ValidateLockName(prefix); err != nil {
-		return fmt.Errorf("prefix: %w", err)
-	}
-	return nil
+	return validateLockPrefix(prefix)
 }
 
 func nameByte(c byte) bool {

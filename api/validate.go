@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Limits are a server's bounds on the durations of requests. The server
 // validates every request against its own; a client may check against the
@@ -119,8 +122,11 @@ func (r *AcquireRequest) Validate(l Limits) error {
 }
 
 // Validate checks a POST /v1/locks/{name}/release body: a session and a
-// token.
+// token, unless it forces the release.
 func (r *ReleaseRequest) Validate() error {
+	if r.Force {
+		return nil
+	}
 	if r.Session == 0 {
 		return invalid("session is required, e.g. %s", ExampleRelease)
 	}
@@ -240,6 +246,69 @@ func (o *BatchOp) Validate() error {
 func ValidateListLimit(limit int) error {
 	if limit < 0 || limit > MaxListLimit {
 		return invalid("limit %d is out of bounds: it must be between 1 and %d", limit, MaxListLimit)
+	}
+	return nil
+}
+
+// Names are '/'-separated segments (jobs/nightly/db). A segment is never
+// empty and never "." or "..": a name is a key, not a path to resolve, and
+// a proxy, a shell or a client library that normalises paths would turn
+// "a/../b", "a//b" or "./a" into another name. Without a trailing '/' and
+// without empty segments, a prefix that ends in '/' ("jobs/") is
+// unambiguously a prefix of whole segments, which permissions on name
+// prefixes rely on: "jobs/" is a prefix, never a name.
+
+// checkNameSegments reports the first segment rule that name, made of name
+// characters, breaks: an empty segment (a leading or trailing '/', or "//")
+// or a segment "." or "..". ValidateLockName applies it.
+func checkNameSegments(name string) error {
+	return checkSegments("lock name", name, false)
+}
+
+// validateLockPrefix reports whether prefix may begin a valid lock name:
+// empty, or up to MaxLockNameLen name characters whose complete segments
+// (all but the last) follow the segment rules. The last segment may be
+// empty (a prefix of whole segments, "jobs/"), or "." or ".." (the start
+// of a segment such as "..x"). ValidateLockPrefix applies it.
+func validateLockPrefix(prefix string) error {
+	if prefix == "" {
+		return nil
+	}
+	if len(prefix) > MaxLockNameLen {
+		return fmt.Errorf("lock name prefix is %d bytes long: at most %d are allowed", len(prefix), MaxLockNameLen)
+	}
+	for i := 0; i < len(prefix); i++ {
+		if !nameByte(prefix[i]) {
+			return fmt.Errorf("lock name prefix %q has the character %q at byte %d: only ASCII letters, digits and . _ - : / are allowed", clipString(prefix), prefix[i], i)
+		}
+	}
+	return checkSegments("lock name prefix", prefix, true)
+}
+
+// checkSegments checks the segments of s (a name, or a prefix when
+// prefix): none empty, none "." or "..". A prefix's last segment is
+// incomplete and may be anything but an empty first segment.
+func checkSegments(what, s string, prefix bool) error {
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '/' {
+			continue
+		}
+		seg, last := s[start:i], i == len(s)
+		if last && prefix {
+			return nil // "jobs/", "jobs/.", "jobs/ni", ".": the start of a segment
+		}
+		switch {
+		case seg == "" && start == 0:
+			return fmt.Errorf("%s %q starts with '/': names are '/'-separated segments, none of them empty (no leading or trailing '/', no \"//\")", what, clipString(s))
+		case seg == "" && last:
+			return fmt.Errorf("%s %q ends with '/': names are '/'-separated segments, none of them empty (a name ending in '/' could not be told from a prefix of names such as %q)", what, clipString(s), clipString(s)+"x")
+		case seg == "":
+			return fmt.Errorf("%s %q has an empty segment (\"//\") at byte %d: names are '/'-separated segments, none of them empty", what, clipString(s), start-1)
+		case seg == "." || seg == "..":
+			return fmt.Errorf("%s %q has the segment %q at byte %d: segments \".\" and \"..\" are not allowed (a name is a key, not a path to resolve)", what, clipString(s), seg, start)
+		}
+		start = i + 1
 	}
 	return nil
 }

@@ -58,21 +58,22 @@ type Config struct {
 	// cluster has users. Give it to every member of a new cluster.
 	AuthBootstrapToken string
 	// AllowedHosts are the host names (without port) that requests may
-	// name in Host besides loopback names and IP literals: the node's own
-	// advertised names and any the operator adds. Empty: only loopback
-	// names and IP literals.
+	// name in Host besides loopback names, IP literals and the hosts of the
+	// cluster's advertised client URLs: exact names, "*.domain" for its
+	// subdomains, or "*" for any. Empty: only those.
 	AllowedHosts []string
 	// RateLimit is the sustained requests per second allowed to one
 	// principal on this node (token bucket of RateBurst). Zero: 1000.
 	// Negative: no limit.
 	RateLimit float64
-	// RateBurst is the bucket's size. Zero: 2000.
+	// RateBurst is the bucket's size. Zero: 2000; below 1 counts as 1.
 	RateBurst int
 	// MaxStreams bounds the concurrent watch and observe streams of this
-	// node. Zero: 10000.
+	// node. Zero: 10000. Negative: no bound.
 	MaxStreams int
 	// MaxStreamsPerPrincipal bounds the concurrent streams of one
-	// principal on this node. Zero: 1000.
+	// principal on this node (anonymous streams, without auth, count only
+	// against MaxStreams). Zero: 1000. Negative: no bound.
 	MaxStreamsPerPrincipal int
 }
 

@@ -24,8 +24,12 @@ import (
 
 // fastBatch decodes a batch in the compact form the Go SDK sends:
 // {"ops":[{"op":"acquire","name":"a","session":"42"},{"op":"release",
-// "name":"b","session":"42","token":17}]}: keys in that order, strings of
-// plain ASCII without escapes, at least one operation.
+// "name":"b","session":"42","token":17}]}: keys in that order, each once
+// and spelled exactly, strings of plain ASCII without escapes (so valid
+// UTF-8), session IDs and tokens without leading zeros, at least one
+// operation. It returns false for anything else, which the strict decoder
+// then decodes or refuses with its message: fastBatch never accepts what
+// decodeStrict's library path refuses, nor decodes it differently.
 func fastBatch(b []byte, req *api.BatchRequest) bool {
 	rest, ok := bytes.CutPrefix(b, []byte(`{"ops":[`))
 	if !ok {
@@ -44,7 +48,7 @@ func fastBatch(b []byte, req *api.BatchRequest) bool {
 		if id, rest, ok = fastString(rest, `,"session":"`); !ok || !allDigits([]byte(id)) {
 			return false
 		}
-		sid, err := api.ParseSessionID(id)
+		sid, err := parseSessionID(id) // no leading zero, as strictJSON
 		if err != nil {
 			return false
 		}
@@ -104,7 +108,7 @@ func fastSession(b []byte) (api.SessionID, []byte, bool) {
 	if i <= 0 || !allDigits(rest[:i]) {
 		return 0, nil, false
 	}
-	id, err := api.ParseSessionID(string(rest[:i]))
+	id, err := parseSessionID(string(rest[:i])) // no leading zero, as strictJSON
 	if err != nil {
 		return 0, nil, false
 	}

@@ -25,6 +25,7 @@ func FuzzHTTPRequest(f *testing.F) {
 	node := newFakeNode()
 	cfg := DefaultConfig()
 	cfg.Node = node
+	cfg.AllowedHosts = []string{"raftlock.test"} // the Host the fuzzed requests name
 	s, err := New(cfg)
 	if err != nil {
 		f.Fatal(err)

@@ -28,6 +28,9 @@ type Server struct {
 	fwd    *http.Client
 	ownFwd bool
 	e      *echo.Echo
+	// edgeState holds the edge's limits: the rate limiter, the stream
+	// slots and the node's shared event log (streams.go).
+	edgeState *edgeState
 }
 
 // New returns a Server for cfg. Zero durations take their defaults; it
@@ -37,7 +40,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, fwd: cfg.ForwardClient}
+	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, fwd: cfg.ForwardClient, edgeState: newEdgeState(cfg)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
