@@ -132,7 +132,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&o.trustedCAFile, "trusted-ca-file", "", "the CA(s) that sign client certificates (PEM, may hold several, e.g. the old and the new CA during a rotation); client certificates are then verified when given")
 	fs.BoolVar(&o.clientCertAuth, "client-cert-auth", false, "require a verified client certificate on the client port (of --trusted-ca-file, or a member's of --peer-trusted-ca-file)")
 	fs.BoolVar(&o.insecurePlaintext, "insecure-plaintext", false, "allow plaintext http on an address other than loopback: anyone who can reach the client port can take every lock, and anyone who can reach the peer port can speak for a member")
-	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated host names that requests may name in Host, besides those of --advertise-client and --listen-client, loopback names and IP literals")
+	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated host names that requests may name in Host, besides those of the advertised client URLs, loopback names and IP literals: exact names, *.domain for its subdomains, or * for any")
 	fs.StringVar(&o.authTokenFile, "auth-bootstrap-token-file", "", "on a new cluster, turn auth on with user root (role admin on every name) whose bearer token is this file's content (trailing white space trimmed; the file must not be readable by others)")
 	fs.IntVar(&o.maxConnections, "max-connections", 10000, "open connections accepted on each of the client and peer ports; more wait until one closes")
 	fs.Uint64Var(&o.quotaSessions, "quota-sessions-per-principal", 0, "new cluster: open sessions per principal (anonymous ones are not counted); 0 is 100000. Later: POST /v1/limits")
