@@ -25,8 +25,11 @@
 //	GET    /v1/elections/{name}                                    → 200 {"name","leader","candidates"}
 //	GET    /v1/elections?prefix=p&limit=n&after=a                  → 200 {"elections":[...],"next"}
 //	GET    /v1/elections/{name}/observe                            → Server-Sent Events of the leader
-//	GET    /v1/watch?prefix=p                                      → Server-Sent Events of lock changes
-//	GET    /v1/status                                              → 200 {"id","leader","term","commit","applied","members"}
+//	GET    /v1/watch?prefix=p&limit=n                              → Server-Sent Events of lock changes
+//	GET    /v1/status                                              → 200 {"id","leader","term","commit","applied","members","alarms",…}
+//	GET    /v1/auth/users|roles|tokens, POST …, DELETE …/{name|id}  → the auth administration (auth.go)
+//	POST   /v1/auth/enable, GET /v1/auth/whoami                    → {"enabled","principal","roles"}
+//	GET    /v1/limits, POST /v1/limits                             → the cluster's quotas
 //	GET    /healthz                                                → 200 {"status":"ok"}
 //	GET    /readyz                                                 → 200 {"status":"ok"} while ready, else 503
 //
@@ -61,9 +64,22 @@
 // # Bodies
 //
 // Bodies are decoded strictly (github.com/go-json-experiment/json): an
-// unknown, repeated or wrongly cased field, a wrong type, invalid UTF-8 or
-// trailing data is a 400 whose message names the field by its path in the
-// body (ops[2].token) and says what was expected, never a Go type.
+// unknown, repeated or wrongly cased field, a wrong type, invalid UTF-8, a
+// number, session ID or duration with a leading zero, or trailing data is
+// a 400 whose message names the field by its path in the body
+// (ops[2].token) and says what was expected, never a Go type.
+//
+// # Who may do what
+//
+// Middleware runs in this order: guard.go refuses cross-site browser
+// writes and foreign Host names; auth.go resolves the principal (a
+// member's forwarding header, a bearer token, a client certificate) and
+// answers 401 without one once auth is on; ratelimit.go limits each
+// principal's rate. Writes carry the principal and its token into their
+// command, and the state machine decides (403 permission_denied, 429
+// quota_exceeded, 507 no_space come from there); reads are checked here,
+// and linearizable ones again on the state they read. Streams are capped
+// per node and principal and read one shared event log (streams.go).
 //
 // # Consistency and leaders
 //
