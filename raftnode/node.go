@@ -84,12 +84,12 @@ type Node struct {
 	clock        leaderClock
 	expireReq    uint64
 	ticks        uint64
-	publishedAt  uint64                 // tick of the last publish proposal
-	bootstrapAt  uint64                 // tick of the last auth bootstrap proposal
-	kaGroups     map[string][]*proposal // flushKeepAlives' scratch: keep-alives by principal
-	authSettled  bool                   // the state has users or auth on: no bootstrap needed
-	limitsAt     uint64                 // tick of the last initial-limits proposal
-	diskAt       uint64                 // tick of the last free-space check
+	publishedAt  uint64                // tick of the last publish proposal
+	bootstrapAt  uint64                // tick of the last auth bootstrap proposal
+	kaGroups     map[kaKey][]*proposal // flushKeepAlives' scratch: keep-alives by principal and token
+	authSettled  bool                  // the state has users or auth on: no bootstrap needed
+	limitsAt     uint64                // tick of the last initial-limits proposal
+	diskAt       uint64                // tick of the last free-space check
 	members      []MemberStatus
 	membersDirty bool
 	snapJob      *snapJob // our snapshot in flight (at most one), see snapshot.go

@@ -165,6 +165,13 @@ func (n *Node) propose(cmd *lock.Command, w *waiter) uint64 {
 	return req
 }
 
+// kaKey groups keep-alives by the principal and token they were proved
+// with (flushKeepAlives).
+type kaKey struct {
+	principal string
+	token     uint64
+}
+
 // flushKeepAlives proposes the keep-alives gathered in this loop iteration
 // as one entry per principal.
 func (n *Node) flushKeepAlives() {
@@ -179,29 +186,31 @@ func (n *Node) flushKeepAlives() {
 		}
 		return
 	}
-	// One entry per principal: the state machine checks that every
-	// session of an entry belongs to its principal, so keep-alives of
-	// different principals never share one (nor one's refusal).
+	// One entry per principal and token: the state machine checks that
+	// every session of an entry belongs to its principal (and that the
+	// token proving it still exists), so keep-alives of different
+	// principals never share an entry, nor one's refusal.
 	if n.kaGroups == nil {
-		n.kaGroups = map[string][]*proposal{}
+		n.kaGroups = map[kaKey][]*proposal{}
 	}
-	var order []string
+	var order []kaKey
 	for _, p := range batch {
-		if _, seen := n.kaGroups[p.cmd.Principal]; !seen {
-			order = append(order, p.cmd.Principal)
+		k := kaKey{p.cmd.Principal, p.cmd.TokenID}
+		if _, seen := n.kaGroups[k]; !seen {
+			order = append(order, k)
 		}
-		n.kaGroups[p.cmd.Principal] = append(n.kaGroups[p.cmd.Principal], p)
+		n.kaGroups[k] = append(n.kaGroups[k], p)
 	}
-	for _, principal := range order {
-		group := n.kaGroups[principal]
-		delete(n.kaGroups, principal)
+	for _, k := range order {
+		group := n.kaGroups[k]
+		delete(n.kaGroups, k)
 		var ids []uint64
 		for _, p := range group {
 			ids = append(ids, p.cmd.Sessions...)
 		}
 		slices.Sort(ids)
 		ids = slices.Compact(ids)
-		n.propose(&lock.Command{Op: lock.OpKeepAlive, Sessions: ids, Principal: principal}, &waiter{batch: group})
+		n.propose(&lock.Command{Op: lock.OpKeepAlive, Sessions: ids, Principal: k.principal, TokenID: k.token}, &waiter{batch: group})
 	}
 }
 
