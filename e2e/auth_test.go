@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,31 +23,19 @@ func authDo(t *testing.T, method, url, token string, body any) reply {
 
 // authTry is authDo that returns the error (a member still starting).
 func authTry(method, url, token string, body any) (reply, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+	return request(httpc, method, url, token, body)
+}
+
+// awaitReady waits until every member answers /readyz 200 (which needs no
+// principal): each knows the leader and its URL, so it can forward.
+func awaitReady(t *testing.T, c *cluster) {
+	t.Helper()
+	for _, m := range c.members {
+		await.True(t, 10*time.Second, fmt.Sprintf("member %d ready", m.id), func() bool {
+			r, err := authTry("GET", m.clientURL+"/readyz", "", nil)
+			return err == nil && r.status == 200
+		})
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return reply{}, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := httpc.Do(req)
-	if err != nil {
-		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
-	}
-	defer resp.Body.Close()
-	r := reply{status: resp.StatusCode, header: resp.Header}
-	b, _ := io.ReadAll(resp.Body)
-	if len(b) > 0 {
-		if err := json.Unmarshal(b, &r.body); err != nil {
-			return r, fmt.Errorf("%s %s: %d with a body that is not JSON: %q", method, url, resp.StatusCode, b)
-		}
-	}
-	return r, nil
 }
 
 func authMust(t *testing.T, method, url, token string, body any, want int) reply {
@@ -94,6 +79,7 @@ func TestAuthAcrossCluster(t *testing.T) {
 			t.Fatalf("member %d /readyz without a token: %v (probes have no principal)", m.id, r)
 		}
 	}
+	awaitReady(t, c)
 	var lead, follower *member
 	await.True(t, 10*time.Second, "a leader, seen with root's token", func() bool {
 		r, _ := authTry("GET", c.members[0].clientURL+"/v1/status", root, nil)
@@ -169,6 +155,7 @@ func TestQuotasFromFlags(t *testing.T) {
 		return append(os.Environ(), "RAFTLOCK_QUOTA_LOCKS_PER_SESSION=2")
 	}})
 	lead := c.leader(c.members...)
+	awaitReady(t, c)
 	for _, m := range c.members {
 		await.True(t, 10*time.Second, fmt.Sprintf("member %d applies the initial limits", m.id), func() bool {
 			r, err := authTry("GET", m.clientURL+"/v1/limits", "", nil)

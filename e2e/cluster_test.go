@@ -248,6 +248,12 @@ func (r reply) String() string {
 }
 
 func do(method, url string, body any) (reply, error) {
+	return request(httpc, method, url, "", body)
+}
+
+// request sends body (JSON, nil for none) with client hc and, when token is
+// set, Authorization: Bearer token.
+func request(hc *http.Client, method, url, token string, body any) (reply, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -260,9 +266,12 @@ func do(method, url string, body any) (reply, error) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := httpc.Do(req)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
-		return reply{}, err
+		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
 	r := reply{status: resp.StatusCode, header: resp.Header}

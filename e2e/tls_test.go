@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -171,31 +168,7 @@ func (c *cluster) startArgs(m *member, withCluster bool, extra []string) {
 
 // doWith is do with another client.
 func doWith(hc *http.Client, method, url string, body any) (reply, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return reply{}, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return reply{}, err
-	}
-	defer resp.Body.Close()
-	r := reply{status: resp.StatusCode, header: resp.Header}
-	b, _ := io.ReadAll(resp.Body)
-	if len(b) > 0 {
-		if err := json.Unmarshal(b, &r.body); err != nil {
-			return r, fmt.Errorf("%s %s: %d with a body that is not JSON: %q", method, url, resp.StatusCode, b)
-		}
-	}
-	return r, nil
+	return request(hc, method, url, "", body)
 }
 
 // leaderWith is cluster.leader through client hc.
