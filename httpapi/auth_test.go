@@ -231,3 +231,14 @@ func TestLimitsRefuseWith429(t *testing.T) {
 		t.Fatalf("no state size: %s", r.raw)
 	}
 }
+
+// enableAuth turns auth on in f's state (root with rootToken).
+func enableAuth(t *testing.T, f *fakeNode) {
+	t.Helper()
+	sum := sha256.Sum256([]byte(rootToken))
+	f.set(func(f *fakeNode) {
+		if r := f.applyLocked(&lock.Command{Op: lock.OpAuthBootstrap, Hash: string(sum[:])}); r.Code != lock.CodeOK {
+			t.Fatalf("bootstrap: %v", r.Code)
+		}
+	})
+}

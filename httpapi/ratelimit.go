@@ -17,9 +17,10 @@ import (
 // 429 rate_limited with Retry-After (whole seconds, at least 1) and is not
 // served.
 //
-// It applies to authenticated principals only. Without auth every client
-// is the principal "", and one bucket for all of them would cap the whole
-// cluster's traffic at one client's rate; the open streams (MaxStreams)
+// It applies to authenticated principals only, once auth is on. Without
+// auth every client is the principal "" (or the name on its certificate,
+// which proves nothing then), and one bucket for all of them would cap the
+// whole cluster's traffic at one client's rate; the open streams (MaxStreams)
 // and the state machine's quotas still bound an anonymous client. Not
 // limited either: /healthz, /readyz and /metrics (probes and scrapers), a
 // request a follower forwarded (Raftlock-Forwarded from a member, see
@@ -28,7 +29,7 @@ import (
 func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p := principalOf(c)
-		if p == "" || s.cfg.RateLimit < 0 {
+		if p == "" || s.cfg.RateLimit < 0 || !s.node.Auth().Enabled() {
 			return next(c)
 		}
 		r := c.Request()

@@ -98,7 +98,8 @@ func serveMiddleware(s *Server, mw echo.MiddlewareFunc, p string, req *http.Requ
 func TestRateLimitMiddleware(t *testing.T) {
 	var member bool
 	cfg := DefaultConfig()
-	cfg.Node = newFakeNode()
+	node := newFakeNode()
+	cfg.Node = node
 	cfg.RateLimit, cfg.RateBurst = 0.5, 2
 	cfg.IsMember = func(*http.Request) bool { return member }
 	s, err := New(cfg)
@@ -106,6 +107,13 @@ func TestRateLimitMiddleware(t *testing.T) {
 		t.Fatal(err)
 	}
 	get := func(path string) *http.Request { return httptest.NewRequest("GET", path, nil) }
+	// With auth off a principal proves nothing: nobody is limited.
+	for range 5 {
+		if rec := serveMiddleware(s, s.rateLimit, "alice", get("/v1/locks")); rec.Code != 200 {
+			t.Fatalf("auth off: %d %s", rec.Code, rec.Body)
+		}
+	}
+	enableAuth(t, node)
 	for range 2 {
 		if rec := serveMiddleware(s, s.rateLimit, "alice", get("/v1/locks")); rec.Code != 200 {
 			t.Fatalf("within the burst: %d %s", rec.Code, rec.Body)

@@ -65,8 +65,9 @@ func (s *Server) edge() *edgeState { return s.edgeState }
 func newEdgeState(cfg Config) *edgeState {
 	return &edgeState{
 		limiter: newRateLimiter(cfg.RateLimit, cfg.RateBurst),
-		streams: streamSlots{max: cfg.MaxStreams, perPrincipal: cfg.MaxStreamsPerPrincipal, byPrincipal: map[string]int{}},
-		log:     &eventLog{node: cfg.Node},
+		streams: streamSlots{max: cfg.MaxStreams, perPrincipal: cfg.MaxStreamsPerPrincipal, byPrincipal: map[string]int{},
+			authOn: func() bool { return cfg.Node.Auth().Enabled() }},
+		log: &eventLog{node: cfg.Node},
 	}
 }
 
@@ -75,7 +76,8 @@ func newEdgeState(cfg Config) *edgeState {
 // only: without auth every client is the principal "", and a cap on it
 // would be a second, smaller cap on the whole node.
 type streamSlots struct {
-	max, perPrincipal int // <= 0: no cap
+	max, perPrincipal int         // <= 0: no cap
+	authOn            func() bool // the per-principal cap holds once auth is on
 
 	mu          sync.Mutex
 	open        int
@@ -104,7 +106,7 @@ func (ss *streamSlots) acquire(p string) (release func(), err error) {
 	if ss.max > 0 && ss.open >= ss.max {
 		return nil, api.Errorf(api.CodeQuotaExceeded, "this node already serves %d watch and observe streams, its maximum (MaxStreams): close a stream or use another node", ss.max)
 	}
-	if p != "" && ss.perPrincipal > 0 && ss.byPrincipal[p] >= ss.perPrincipal {
+	if p != "" && ss.perPrincipal > 0 && ss.byPrincipal[p] >= ss.perPrincipal && ss.authOn() {
 		return nil, api.Errorf(api.CodeQuotaExceeded, "principal %q already has %d watch and observe streams open on this node, its maximum (MaxStreamsPerPrincipal): close one first", p, ss.perPrincipal)
 	}
 	ss.open++

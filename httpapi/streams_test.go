@@ -307,7 +307,11 @@ func TestStreamCapRefusesBeyondMax(t *testing.T) {
 // MaxStreamsPerPrincipal streams; anonymous clients (auth off: all one
 // principal "") only the node's cap.
 func TestStreamCapPerPrincipal(t *testing.T) {
-	es := newEdgeServer(t, func(c *Config) { c.MaxStreams = 10; c.MaxStreamsPerPrincipal = 3 })
+	es := newEdgeServer(t, func(c *Config) {
+		c.MaxStreams = 10
+		c.MaxStreamsPerPrincipal = 3
+		enableAuth(t, c.Node.(*countingNode).fakeNode) // the per-principal cap holds once auth is on
+	})
 	open := func(p string) (*subscription, error) {
 		c := es.s.e.NewContext(httptest.NewRequest("GET", "/v1/watch", nil), httptest.NewRecorder())
 		if p != "" {

@@ -8,9 +8,9 @@ import "fmt"
 // MaxStateBytes) and change nothing.
 type Limits struct {
 	// SessionsPerPrincipal bounds the sessions one principal has open
-	// (ephemeral ones included). Anonymous sessions (no principal: auth
-	// off) are not counted: without auth every client is the same
-	// principal, and this limit must not cap the cluster.
+	// (ephemeral ones included), once auth is on. Without auth every
+	// client is the same anonymous principal (or a certificate's name,
+	// which proves nothing then), and this limit must not cap the cluster.
 	SessionsPerPrincipal uint64
 	// LocksPerSession bounds the locks one session holds or waits for.
 	LocksPerSession uint64
@@ -110,7 +110,7 @@ func (a *applier) sessionQuota(principal string) bool {
 	if a.noSpace(sessionBytes) {
 		return true
 	}
-	return principal != "" && a.quota(a.m.byPrincipal[principal], a.m.Limits().SessionsPerPrincipal,
+	return principal != "" && a.m.Auth().Enabled() && a.quota(a.m.byPrincipal[principal], a.m.Limits().SessionsPerPrincipal,
 		fmt.Sprintf("principal %q has too many sessions (sessions_per_principal)", principal))
 }
 

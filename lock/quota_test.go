@@ -2,6 +2,7 @@ package lock
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -22,14 +23,24 @@ func TestQuotasRefuseWithoutChange(t *testing.T) {
 	a1 := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: "alice"}).Session
 	a2 := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: "alice"}).Session
 	b := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: "bob"}).Session
-	c := apply(&Command{Op: OpOpenSession, TTL: 10e9}).Session // anonymous: not counted
+	c := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: "carol"}).Session
 	apply(&Command{Op: OpAcquire, Session: a1, Name: "x"})
 	apply(&Command{Op: OpAcquire, Session: a1, Name: "y"})
 	apply(&Command{Op: OpAcquire, Session: b, Name: "x", Wait: true})
 	apply(&Command{Op: OpCampaign, Session: a1, Name: "e"})
-	for i := 0; i < 3; i++ {
-		if r := apply(&Command{Op: OpOpenSession, TTL: 10e9}); r.Code != CodeOK {
-			t.Fatalf("anonymous sessions are capped: %v", r.Code)
+	// With auth off a principal proves nothing (every client is the same
+	// one, or names a certificate): sessions per principal are not capped.
+	for _, p := range []string{"", "dave", "dave", "dave"} {
+		if r := apply(&Command{Op: OpOpenSession, TTL: 10e9, Principal: p}); r.Code != CodeOK {
+			t.Fatalf("sessions of %q capped with auth off: %v", p, r.Code)
+		}
+	}
+	// Auth on: alice, bob and carol may lock and elect everywhere.
+	apply(&Command{Op: OpAuthBootstrap, Hash: strings.Repeat("r", TokenHashLen)})
+	apply(&Command{Op: OpAuthPutRole, Name: "all", Permissions: []Permission{{Prefix: "", Actions: ActionLock | ActionElect}}, Principal: RootUser})
+	for _, u := range []string{"alice", "bob", "carol"} {
+		if r := apply(&Command{Op: OpAuthPutUser, Name: u, Roles: []string{"all"}, Principal: RootUser}); r.Code != CodeOK {
+			t.Fatalf("put user %s: %v %s", u, r.Code, r.Reason)
 		}
 	}
 	restored := New()
@@ -44,10 +55,10 @@ func TestQuotasRefuseWithoutChange(t *testing.T) {
 	}{
 		{"a third session of alice", &Command{Op: OpOpenSession, TTL: 10e9, Principal: "alice"}, CodeQuotaExceeded},
 		{"an ephemeral session of alice", &Command{Op: OpAcquire, TTL: 10e9, Name: "z", Principal: "alice"}, CodeQuotaExceeded},
-		{"a third lock of a1", &Command{Op: OpAcquire, Session: a1, Name: "z"}, CodeQuotaExceeded},
-		{"a second waiter of x", &Command{Op: OpAcquire, Session: c, Name: "x", Wait: true}, CodeQuotaExceeded},
-		{"an ephemeral second waiter of x", &Command{Op: OpAcquire, TTL: 10e9, Name: "x", Wait: true}, CodeQuotaExceeded},
-		{"a second election of a1", &Command{Op: OpCampaign, Session: a1, Name: "f"}, CodeQuotaExceeded},
+		{"a third lock of a1", &Command{Op: OpAcquire, Session: a1, Name: "z", Principal: "alice"}, CodeQuotaExceeded},
+		{"a second waiter of x", &Command{Op: OpAcquire, Session: c, Name: "x", Wait: true, Principal: "carol"}, CodeQuotaExceeded},
+		{"an ephemeral second waiter of x", &Command{Op: OpAcquire, TTL: 10e9, Name: "x", Wait: true, Principal: "carol"}, CodeQuotaExceeded},
+		{"a second election of a1", &Command{Op: OpCampaign, Session: a1, Name: "f", Principal: "alice"}, CodeQuotaExceeded},
 	} {
 		for i, mm := range []*Machine{m, restored} {
 			idx := mm.AppliedIndex() + 1
@@ -64,27 +75,27 @@ func TestQuotasRefuseWithoutChange(t *testing.T) {
 		}
 	}
 	// Retries do not count as growth.
-	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpAcquire, Session: a1, Name: "x"}); r.Code != CodeOK {
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpAcquire, Session: a1, Name: "x", Principal: "alice"}); r.Code != CodeOK {
 		t.Fatalf("a retry of a held lock: %v", r.Code)
 	}
-	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpAcquire, Session: b, Name: "x", Wait: true}); r.Code != CodeQueued {
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpAcquire, Session: b, Name: "x", Wait: true, Principal: "bob"}); r.Code != CodeQueued {
 		t.Fatalf("a retry of a queued acquire: %v", r.Code)
 	}
 	// An ended session frees its principal's place.
-	m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpCloseSession, Session: a2})
+	m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpCloseSession, Session: a2, Principal: "alice"})
 	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpOpenSession, TTL: 10e9, Principal: "alice"}); r.Code != CodeOK {
 		t.Fatalf("alice after closing one: %v %s", r.Code, r.Reason)
 	}
 	// The state's size.
-	m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpSetLimits, Limits: Limits{MaxStateBytes: m.StateBytes()}})
-	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpOpenSession, TTL: 10e9}); r.Code != CodeNoSpace {
+	m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpSetLimits, Limits: Limits{MaxStateBytes: m.StateBytes()}, Principal: RootUser})
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpOpenSession, TTL: 10e9, Principal: "carol"}); r.Code != CodeNoSpace {
 		t.Fatalf("past the size quota: %v", r.Code)
 	}
 	y, _ := m.Lock("y")
-	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpRelease, Session: a1, Name: "y", Token: y.Holder.Token}); r.Code != CodeOK {
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpRelease, Session: a1, Name: "y", Token: y.Holder.Token, Principal: "alice"}); r.Code != CodeOK {
 		t.Fatalf("a release must pass the size quota: %v", r.Code)
 	}
-	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpOpenSession, TTL: 10e9}); r.Code != CodeOK {
+	if r := m.Apply(m.AppliedIndex()+1, 1, &Command{Op: OpOpenSession, TTL: 10e9, Principal: "carol"}); r.Code != CodeOK {
 		t.Fatalf("after the state shrank: %v %s", r.Code, r.Reason)
 	}
 }

@@ -33,12 +33,20 @@
 // run once whatever N is (see rounds.go for why). With N 1 the output is
 // that of a single run, without round numbers or summaries.
 //
+// --tls (with --spawn) runs every cluster with TLS on both ports, from a
+// CA and certificates made in the temporary directory: mutual TLS between
+// members with their common name pinned, https client URLs with client
+// certificates required, on raftlock and etcd alike; the raftlock SDK and
+// the etcd client present a client certificate. See tls.go for the
+// details and why etcd's HTTP endpoints get a port of their own.
+//
 // Every cell is bounded in time, and every spawned process is killed at
 // the end, also on Ctrl-C.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -98,6 +106,8 @@ type options struct {
 	baselineUnbatched bool
 	leaderProfiles    string
 	rounds            int
+	tls               bool
+	etcdSharedPort    bool
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -127,6 +137,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&o.baselineUnbatched, "baseline-unbatched-locks", false, "with --baseline-raftlockd: the raftlock-base target's SDK sends every acquire and release alone (the SDK before POST /v1/batch)")
 	fs.BoolVar(&o.baselinePerSess, "baseline-per-session-keepalives", false, "with --baseline-raftlockd: the raftlock-base target's SDK renews each session with its own request (the SDK before the batched keep-alive)")
 	fs.IntVar(&o.rounds, "rounds", 1, "run every cycle cell (lock-uncontended, lock-contended, election) this many times per target, the targets alternating round by round; the table shows medians with (min–max), --json a line per round and a summary per cell. keepalive and scale always run once")
+	fs.BoolVar(&o.tls, "tls", false, "with --spawn: run every cluster with TLS on both ports (certificates made in a temporary directory): mutual TLS between members with their common name pinned, https client URLs with client certificates required; the raftlock SDK and the etcd client present a client certificate")
+	fs.BoolVar(&o.etcdSharedPort, "etcd-tls-shared-port", false, "with --tls: serve etcd's gRPC and HTTP on its one client port, etcd's default (gRPC then goes through net/http's HTTP/2 server); by default etcd's HTTP endpoints get a port of their own (--listen-client-http-urls), so that gRPC is served natively as without TLS")
 	fs.StringVar(&o.leaderProfiles, "leader-cpuprofile-dir", "", "with --spawn: start raftlockd with --pprof-listen and write a CPU profile of the raftlock leader during each cycle cell into this directory")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: raftlock-bench --spawn [flags]\n       raftlock-bench --target raftlock|etcd --endpoints URL,... [flags]\n\nBenchmarks raftlock against etcd, on loopback (127.0.0.1) only.\n\nFlags:\n")
@@ -178,6 +190,10 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--keepalive-clients %d: must be positive", o.keepaliveClients)
 	case !o.spawn && (o.baseline != "" || o.leaderProfiles != ""):
 		return nil, errors.New("--baseline-raftlockd and --leader-cpuprofile-dir are only used with --spawn")
+	case o.tls && !o.spawn:
+		return nil, errTLSNeedsSpawn
+	case o.etcdSharedPort && !o.tls:
+		return nil, errors.New("--etcd-tls-shared-port needs --tls")
 	case o.baselinePerSess && o.baseline == "":
 		return nil, errors.New("--baseline-per-session-keepalives needs --baseline-raftlockd")
 	case o.baselineUnbatched && o.baseline == "":
@@ -288,7 +304,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		} else {
 			defer os.RemoveAll(dir)
 		}
-		rl, base, et, err := spawnBoth(ctx, o, dir, stderr)
+		var pki *benchPKI
+		if o.tls {
+			if pki, err = newBenchPKI(tlsDir(dir)); err != nil {
+				return err
+			}
+		}
+		rl, base, et, err := spawnBoth(ctx, o, dir, pki, stderr)
 		// At the end the members get SIGTERM (SIGKILL after 5s); after
 		// Ctrl-C, SIGKILL at once.
 		stop := func(c *cluster) {
@@ -310,20 +332,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		if err != nil {
 			return err
 		}
-		rt, err := newRaftlockTargetWith(rl.endpoints(), raftlockOptions{idlePerHost: o.idlePerHost, keepaliveClients: o.keepaliveClients})
+		if spawnedHook != nil {
+			spawnedHook(rl, base, et, pki)
+		}
+		var clientTLS *tls.Config
+		if pki != nil {
+			clientTLS = pki.clientTLS()
+		}
+		rt, err := newRaftlockTargetWith(rl.endpoints(), raftlockOptions{idlePerHost: o.idlePerHost, keepaliveClients: o.keepaliveClients, tls: clientTLS})
 		if err != nil {
 			return err
 		}
 		envs = append(envs, env{rt, rl})
 		if base != nil {
 			bt, err := newRaftlockTargetWith(base.endpoints(), raftlockOptions{name: baseTarget, idlePerHost: o.idlePerHost,
-				keepaliveClients: o.keepaliveClients, perSession: o.baselinePerSess, unbatched: o.baselineUnbatched})
+				keepaliveClients: o.keepaliveClients, perSession: o.baselinePerSess, unbatched: o.baselineUnbatched, tls: clientTLS})
 			if err != nil {
 				return err
 			}
 			envs = append(envs, env{bt, base})
 		}
-		etd, err := newEtcdTarget(et.endpoints())
+		etd, err := newEtcdTarget(et.endpoints(), clientTLS)
 		if err != nil {
 			return err
 		}
@@ -333,7 +362,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		if o.target == "raftlock" {
 			t, err = newRaftlockTargetWith(o.endpoints, raftlockOptions{idlePerHost: o.idlePerHost, keepaliveClients: o.keepaliveClients})
 		} else {
-			t, err = newEtcdTarget(o.endpoints)
+			t, err = newEtcdTarget(o.endpoints, nil)
 		}
 		if err != nil {
 			return err
@@ -400,14 +429,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if multi {
 		fmt.Fprintln(stdout, roundsLegend(o.rounds))
 	}
+	if o.tls {
+		fmt.Fprintln(stdout, tlsLegend(o.etcdSharedPort))
+	}
 	return writeTable(stdout, targets, results, o.markdown)
 }
 
+// spawnedHook, when set (by tests), is called by run with the spawned
+// clusters once they are ready, before any workload.
+var spawnedHook func(rl, base, et *cluster, pki *benchPKI)
+
 // spawnBoth starts a raftlock and an etcd cluster under dir, and the
-// baseline raftlock cluster when o asks for one, and waits until every
-// member is ready. The clusters it returns must be stopped by the caller,
-// also with an error.
-func spawnBoth(ctx context.Context, o *options, dir string, stderr io.Writer) (rl, base, et *cluster, err error) {
+// baseline raftlock cluster when o asks for one, with TLS on both ports
+// when pki is not nil, and waits until every member is ready. The
+// clusters it returns must be stopped by the caller, also with an error.
+func spawnBoth(ctx context.Context, o *options, dir string, pki *benchPKI, stderr io.Writer) (rl, base, et *cluster, err error) {
 	bin := o.raftlockd
 	if bin == "" {
 		fmt.Fprintln(stderr, "building raftlockd ...")
@@ -415,20 +451,38 @@ func spawnBoth(ctx context.Context, o *options, dir string, stderr io.Writer) (r
 			return nil, nil, nil, err
 		}
 	}
+	// With --tls, the flags each binary needs besides the certificates; an
+	// older raftlockd (a baseline, most likely) would only fail on its
+	// first unknown flag: say what is missing before starting anything.
+	var extra, baseExtra []string
+	if pki != nil {
+		flag := "--raftlockd"
+		if o.raftlockd == "" {
+			flag = "the build of cmd/raftlockd"
+		}
+		if extra, err = tlsRaftlockdArgs(ctx, bin, flag); err != nil {
+			return nil, nil, nil, err
+		}
+		if o.baseline != "" {
+			if baseExtra, err = tlsRaftlockdArgs(ctx, o.baseline, "--baseline-raftlockd"); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	pprof := o.leaderProfiles != ""
-	if rl, err = startRaftlock(bin, dir, "raftlock", pprof); err != nil {
+	if rl, err = startRaftlock(bin, dir, "raftlock", pprof, pki, extra); err != nil {
 		return nil, nil, nil, err
 	}
 	if o.baseline != "" {
-		if base, err = startRaftlock(o.baseline, dir, baseTarget, false); err != nil {
+		if base, err = startRaftlock(o.baseline, dir, baseTarget, false, pki, baseExtra); err != nil {
 			return rl, nil, nil, err
 		}
 	}
-	if et, err = startEtcd(self, dir); err != nil {
+	if et, err = startEtcd(self, dir, pki, o.etcdSharedPort); err != nil {
 		return rl, base, nil, err
 	}
 	for _, c := range []*cluster{rl, base, et} {

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +16,18 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// --spawn starts etcd members by re-executing its own binary
+	// (os.Executable) as "etcd-member": in a test, that is this one.
+	if len(os.Args) > 1 && os.Args[1] == "etcd-member" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := runEtcdMember(ctx, os.Args[2:], os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -29,9 +30,14 @@ type member struct {
 	bin       string
 	args      []string
 	clientURL string
-	pprofURL  string // "" unless started with --pprof-listen
-	dataDir   string
-	logPath   string
+	// probeURL is where /readyz answers: clientURL, or etcd's HTTP
+	// endpoint when that has a port of its own (--tls).
+	probeURL string
+	// probe sends the readiness probes (TLS with --tls).
+	probe    *http.Client
+	pprofURL string // "" unless started with --pprof-listen
+	dataDir  string
+	logPath  string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -98,16 +104,18 @@ func buildRaftlockd(ctx context.Context, dir string) (string, error) {
 
 // startRaftlock starts a 3-node raftlockd cluster named name with default
 // settings (fsync on) under dir, with a pprof listener on each member when
-// pprof is set.
-func startRaftlock(bin, dir, name string, pprof bool) (*cluster, error) {
+// pprof is set, and TLS on both ports with certificates of pki when that
+// is not nil (see tls.go). extra are more flags of every member.
+func startRaftlock(bin, dir, name string, pprof bool, pki *benchPKI, extra []string) (*cluster, error) {
 	ports, err := freePorts(9)
 	if err != nil {
 		return nil, err
 	}
 	c := &cluster{target: name}
+	scheme := pki.scheme()
 	var parts []string
 	for i := range 3 {
-		parts = append(parts, fmt.Sprintf("%d=http://127.0.0.1:%d", i+1, ports[2*i+1]))
+		parts = append(parts, fmt.Sprintf("%d=%s://127.0.0.1:%d", i+1, scheme, ports[2*i+1]))
 	}
 	initial := strings.Join(parts, ",")
 	for i := range 3 {
@@ -115,17 +123,27 @@ func startRaftlock(bin, dir, name string, pprof bool) (*cluster, error) {
 		m := &member{
 			name:      fmt.Sprintf("%s-%d", name, i+1),
 			bin:       bin,
-			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i]),
+			probe:     pki.probeClient(),
 			dataDir:   filepath.Join(d, "data"),
 			logPath:   filepath.Join(d, "raftlockd.log"),
 		}
+		m.probeURL = m.clientURL
 		m.args = []string{
 			"--id", strconv.Itoa(i + 1),
 			"--data-dir", m.dataDir,
 			"--listen-client", m.clientURL,
-			"--listen-peer", fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+			"--listen-peer", fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i+1]),
 			"--initial-cluster", initial,
 		}
+		if pki != nil {
+			args, err := pki.raftlockdArgs(m.name)
+			if err != nil {
+				return nil, err
+			}
+			m.args = append(m.args, args...)
+		}
+		m.args = append(m.args, extra...)
 		if pprof {
 			m.pprofURL = fmt.Sprintf("http://127.0.0.1:%d", ports[6+i])
 			m.args = append(m.args, "--pprof-listen", strings.TrimPrefix(m.pprofURL, "http://"))
@@ -136,16 +154,19 @@ func startRaftlock(bin, dir, name string, pprof bool) (*cluster, error) {
 }
 
 // startEtcd starts a 3-member etcd cluster under dir: each member is this
-// binary re-executed as "etcd-member", running one embed.Etcd.
-func startEtcd(self, dir string) (*cluster, error) {
-	ports, err := freePorts(6)
+// binary re-executed as "etcd-member", running one embed.Etcd. With pki,
+// both ports have TLS with its certificates, and the HTTP endpoints get an
+// https port of their own unless sharedPort is set (see tls.go).
+func startEtcd(self, dir string, pki *benchPKI, sharedPort bool) (*cluster, error) {
+	ports, err := freePorts(9)
 	if err != nil {
 		return nil, err
 	}
 	c := &cluster{target: "etcd"}
+	scheme := pki.scheme()
 	var parts []string
 	for i := range 3 {
-		parts = append(parts, fmt.Sprintf("etcd-%d=http://127.0.0.1:%d", i+1, ports[2*i+1]))
+		parts = append(parts, fmt.Sprintf("etcd-%d=%s://127.0.0.1:%d", i+1, scheme, ports[2*i+1]))
 	}
 	initial := strings.Join(parts, ",")
 	for i := range 3 {
@@ -153,17 +174,30 @@ func startEtcd(self, dir string) (*cluster, error) {
 		m := &member{
 			name:      fmt.Sprintf("etcd-%d", i+1),
 			bin:       self,
-			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
+			clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i]),
+			probe:     pki.probeClient(),
 			dataDir:   filepath.Join(d, "data"),
 			logPath:   filepath.Join(d, "etcd.log"),
 		}
+		m.probeURL = m.clientURL
 		m.args = []string{
 			"etcd-member",
 			"--name", m.name,
 			"--data-dir", m.dataDir,
 			"--listen-client", m.clientURL,
-			"--listen-peer", fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+			"--listen-peer", fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i+1]),
 			"--initial-cluster", initial,
+		}
+		if pki != nil {
+			args, err := pki.etcdArgs(m.name)
+			if err != nil {
+				return nil, err
+			}
+			m.args = append(m.args, args...)
+			if !sharedPort {
+				m.probeURL = fmt.Sprintf("https://127.0.0.1:%d", ports[6+i])
+				m.args = append(m.args, "--listen-client-http", m.probeURL)
+			}
 		}
 		c.members = append(c.members, m)
 	}
@@ -256,11 +290,18 @@ var probeClient = &http.Client{Timeout: time.Second}
 
 // ready reports whether GET /readyz of m answers 200.
 func (m *member) ready(ctx context.Context) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.clientURL+"/readyz", nil)
+	u, hc := m.probeURL, m.probe
+	if u == "" {
+		u = m.clientURL
+	}
+	if hc == nil {
+		hc = probeClient
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"/readyz", nil)
 	if err != nil {
 		return false
 	}
-	resp, err := probeClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return false
 	}
@@ -413,6 +454,16 @@ func runEtcdMember(ctx context.Context, args []string, stderr io.Writer) error {
 	listenClient := fs.String("listen-client", "", "client URL")
 	listenPeer := fs.String("listen-peer", "", "peer URL")
 	initial := fs.String("initial-cluster", "", "name=peerURL,...")
+	listenClientHTTP := fs.String("listen-client-http", "", "with TLS: URL of the HTTP endpoints (/readyz, /metrics), leaving the client URL to gRPC alone (etcd's --listen-client-http-urls)")
+	var ctls, ptls transport.TLSInfo
+	fs.StringVar(&ctls.CertFile, "cert-file", "", "client port: certificate")
+	fs.StringVar(&ctls.KeyFile, "key-file", "", "client port: key")
+	fs.StringVar(&ctls.TrustedCAFile, "trusted-ca-file", "", "client port: CA of client certificates")
+	fs.BoolVar(&ctls.ClientCertAuth, "client-cert-auth", false, "client port: require a client certificate")
+	fs.StringVar(&ptls.CertFile, "peer-cert-file", "", "peer port: certificate (server and client)")
+	fs.StringVar(&ptls.KeyFile, "peer-key-file", "", "peer port: key")
+	fs.StringVar(&ptls.TrustedCAFile, "peer-trusted-ca-file", "", "peer port: CA of the members (client certificates required, as etcd's --peer-client-cert-auth)")
+	peerCN := fs.String("peer-cert-allowed-cn", "", "peer port: the members' common name, checked both ways")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -432,6 +483,21 @@ func runEtcdMember(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.Dir = *dataDir
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	if *listenClientHTTP != "" {
+		hu, err := url.Parse(*listenClientHTTP)
+		if err != nil {
+			return fmt.Errorf("--listen-client-http: %w", err)
+		}
+		cfg.ListenClientHttpUrls = []url.URL{*hu}
+	}
+	cfg.ClientTLSInfo = ctls
+	if ptls.TrustedCAFile != "" {
+		ptls.ClientCertAuth = true
+	}
+	if *peerCN != "" {
+		ptls.AllowedCNs = []string{*peerCN}
+	}
+	cfg.PeerTLSInfo = ptls
 	cfg.InitialCluster = *initial
 	cfg.InitialClusterToken = "raftlock-bench"
 	cfg.ClusterState = embed.ClusterStateFlagNew

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,6 +88,14 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(r)
 }
 
+// CloseIdleConnections closes the idle connections of the transport
+// underneath (client.Client.Close calls it through http.Client).
+func (t *countingTransport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // renewalsOf returns how many sessions keep-alive request r renews: the
 // IDs of a batched one (read from a copy of its body), 1 otherwise.
 func renewalsOf(r *http.Request) int64 {
@@ -132,6 +141,8 @@ type raftlockOptions struct {
 	// unbatched makes every Client send each acquire and release alone
 	// (the SDK before POST /v1/batch).
 	unbatched bool
+	// tls is the TLS of https endpoints (--tls); nil for http.
+	tls *tls.Config
 }
 
 // newRaftlockTarget returns a target for the cluster at endpoints. Its
@@ -141,10 +152,19 @@ func newRaftlockTarget(endpoints []string, idlePerHost int) (*raftlockTarget, er
 	return newRaftlockTargetWith(endpoints, raftlockOptions{idlePerHost: idlePerHost, keepaliveClients: 1})
 }
 
-// newRaftlockTargetWith is newRaftlockTarget with every option.
+// newRaftlockTargetWith is newRaftlockTarget with every option. With
+// o.tls its transport is the one client.New makes for Config.TLS (a clone
+// of http.DefaultTransport with TLSClientConfig set, so HTTP/2 is
+// negotiated with raftlockd), with the counting wrapped around it: the
+// SDK refuses Config.TLS together with Config.HTTPClient.
 func newRaftlockTargetWith(endpoints []string, o raftlockOptions) (*raftlockTarget, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = o.idlePerHost
+	if o.tls != nil {
+		base.TLSClientConfig = o.tls.Clone()
+		base.Protocols = new(http.Protocols)
+		base.Protocols.SetHTTP1(true)
+	}
 	ct := &countingTransport{base: base}
 	newClient := func() (*client.Client, error) {
 		return client.New(client.Config{Endpoints: endpoints, HTTPClient: &http.Client{Transport: ct}, PerSessionKeepAlives: o.perSession, UnbatchedLocks: o.unbatched})
@@ -277,11 +297,14 @@ type etcdTarget struct {
 	endpoints []string
 }
 
-func newEtcdTarget(endpoints []string) (*etcdTarget, error) {
+// newEtcdTarget returns a target for the etcd cluster at endpoints, over
+// TLS with tlsCfg when that is not nil (https endpoints).
+func newEtcdTarget(endpoints []string, tlsCfg *tls.Config) (*etcdTarget, error) {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
+		TLS:         tlsCfg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd client: %w", err)
