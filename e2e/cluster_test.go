@@ -91,6 +91,7 @@ type member struct {
 	logPath   string
 	cmd       *exec.Cmd
 	exited    chan struct{}
+	extra     []string // more flags (clusterOptions.args)
 }
 
 type cluster struct {
@@ -112,6 +113,11 @@ type clusterOptions struct {
 	// env, when set, returns the environment of member m's process
 	// (instead of the test's).
 	env func(m *member) []string
+	// scheme of the client and peer URLs: "http" (default) or "https".
+	scheme string
+	// args, when set, returns extra flags of member m (its certificates).
+	// They are asked for once per member, and kept for its restarts.
+	args func(m *member) []string
 }
 
 const tick = "50ms" // election timeout 500 ms; minimum TTL 1 s
@@ -125,15 +131,22 @@ func startClusterWith(t *testing.T, size int, opts clusterOptions) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bin: raftlockd(t), opts: opts}
 	ports := freePorts(t, 2*size)
+	scheme := opts.scheme
+	if scheme == "" {
+		scheme = "http"
+	}
 	var parts []string
 	for i := 0; i < size; i++ {
 		m := &member{
 			id:        i + 1,
-			clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]),
-			peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1]),
+			clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i]),
+			peerURL:   fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i+1]),
 			dataDir:   filepath.Join(t.TempDir(), "data"),
 		}
 		m.logPath = filepath.Join(filepath.Dir(m.dataDir), "raftlockd.log")
+		if opts.args != nil {
+			m.extra = opts.args(m)
+		}
 		c.members = append(c.members, m)
 		adv := m.peerURL
 		if opts.advertisePeer != nil {
@@ -203,6 +216,7 @@ func (c *cluster) start(m *member, withCluster bool) {
 	if withCluster {
 		args = append(args, "--id", strconv.Itoa(m.id), "--initial-cluster", c.initial)
 	}
+	args = append(args, m.extra...)
 	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		c.t.Fatal(err)

@@ -8,9 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,81 +86,6 @@ func (p *tlsPKI) memberArgs(t *testing.T, m *member) []string {
 		"--peer-cert-file", peerCert, "--peer-key-file", peerKey, "--peer-trusted-ca-file", p.peerCAFile,
 		"--peer-client-cert-auth", "--peer-cert-allowed-cn", memberCN,
 	}
-}
-
-// startClusterArgs starts a cluster of size members whose URLs have the
-// given scheme, each with the extra flags args(m).
-func startClusterArgs(t *testing.T, size int, scheme string, args func(m *member) []string) *cluster {
-	t.Helper()
-	c := &cluster{t: t, bin: raftlockd(t)}
-	ports := freePorts(t, 2*size)
-	var parts []string
-	for i := 0; i < size; i++ {
-		m := &member{
-			id:        i + 1,
-			clientURL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i]),
-			peerURL:   fmt.Sprintf("%s://127.0.0.1:%d", scheme, ports[2*i+1]),
-			dataDir:   filepath.Join(t.TempDir(), "data"),
-		}
-		m.logPath = filepath.Join(filepath.Dir(m.dataDir), "raftlockd.log")
-		c.members = append(c.members, m)
-		parts = append(parts, fmt.Sprintf("%d=%s", m.id, m.peerURL))
-	}
-	c.initial = strings.Join(parts, ",")
-	extra := map[*member][]string{}
-	for _, m := range c.members {
-		extra[m] = args(m)
-		c.startArgs(m, true, extra[m])
-	}
-	t.Cleanup(func() {
-		for _, m := range c.members {
-			c.kill(m)
-		}
-		for _, m := range c.members {
-			if b, _ := os.ReadFile(m.logPath); strings.Contains(string(b), "WARNING: DATA RACE") {
-				t.Errorf("member %d reported a data race (raftlockd built with -race):\n%s", m.id, raceReport(string(b)))
-			}
-		}
-		if t.Failed() {
-			for _, m := range c.members {
-				b, _ := os.ReadFile(m.logPath)
-				t.Logf("log of member %d:\n%s", m.id, lastLines(string(b), 40))
-			}
-		}
-	})
-	return c
-}
-
-// startArgs is start with extra flags.
-func (c *cluster) startArgs(m *member, withCluster bool, extra []string) {
-	c.t.Helper()
-	args := []string{
-		"--data-dir", m.dataDir,
-		"--listen-client", m.clientURL,
-		"--listen-peer", m.peerURL,
-		"--tick", tick,
-		"--request-timeout", "2s",
-	}
-	if withCluster {
-		args = append(args, "--id", strconv.Itoa(m.id), "--initial-cluster", c.initial)
-	}
-	args = append(args, extra...)
-	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cmd := exec.Command(c.bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	m.cmd = cmd
-	m.exited = make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(m.exited)
-	}()
 }
 
 // doWith is do with another client.
@@ -245,7 +167,7 @@ func tlsSession(addr, path string, cfg *tls.Config) error {
 // the right CA (and, on the peer port, the members' CN).
 func TestTLSCluster(t *testing.T) {
 	pki := newTLSPKI(t)
-	c := startClusterArgs(t, 3, "https", func(m *member) []string { return pki.memberArgs(t, m) })
+	c := startClusterWith(t, 3, clusterOptions{scheme: "https", args: func(m *member) []string { return pki.memberArgs(t, m) }})
 	lead := c.leaderWith(pki.client, c.members...)
 	var follower *member
 	for _, m := range c.members {
@@ -358,7 +280,7 @@ func servedSerial(addr string, cfg *tls.Config) (*big.Int, error) {
 // certificate, without a restart.
 func TestTLSCertificatesReloadWithoutRestart(t *testing.T) {
 	pki := newTLSPKI(t)
-	c := startClusterArgs(t, 1, "https", func(m *member) []string { return pki.memberArgs(t, m) })
+	c := startClusterWith(t, 1, clusterOptions{scheme: "https", args: func(m *member) []string { return pki.memberArgs(t, m) }})
 	m := c.members[0]
 	c.leaderWith(pki.client, m)
 	memberCert := pki.peerCA.Issue(t, testcerts.Options{CommonName: memberCN, Client: true})
