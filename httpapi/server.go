@@ -31,6 +31,7 @@ type Server struct {
 	// edgeState holds the edge's limits: the rate limiter, the stream
 	// slots and the node's shared event log (streams.go).
 	edgeState *edgeState
+	metrics   *metrics // metrics.go
 }
 
 // New returns a Server for cfg. Zero durations take their defaults; it
@@ -48,7 +49,9 @@ func New(cfg Config) (*Server, error) {
 		s.fwd = newForwardClient(cfg.ForwardTLS)
 		s.ownFwd = true
 	}
+	s.metrics = newMetrics(cfg.Node)
 	s.e = s.routes()
+	s.metrics.knowRoutes(s.e)
 	return s, nil
 }
 
@@ -91,6 +94,7 @@ func (s *Server) routes() *echo.Echo {
 	e.Logger.SetOutput(io.Discard)
 	e.HTTPErrorHandler = s.handleError
 
+	e.Use(s.observeRequest) // metrics.go: request durations by route and status
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		// Skip the middleware's own work (clock reads, remote IP, the
 		// attributes) when its Debug lines would be dropped anyway. An
@@ -161,6 +165,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/v1/status", s.status)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.serveMetrics)
 	return e
 }
 

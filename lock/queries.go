@@ -202,3 +202,14 @@ func (m *Machine) Members() []Member {
 	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
+
+// SessionCount is the number of open sessions. O(1).
+func (m *Machine) SessionCount() int { return len(m.sessions) }
+
+// LockCount is the number of locks held (a lock exists only while held).
+// O(1).
+func (m *Machine) LockCount() int { return m.locks.Len() }
+
+// ElectionCount is the number of elections that have a leader (an
+// election exists only while it has one). O(1).
+func (m *Machine) ElectionCount() int { return m.elections.Len() }

@@ -56,6 +56,8 @@ type Node struct {
 	// readRounds and readRetries count ReadIndex requests sent, and those
 	// sent again because the previous one went unanswered (Status).
 	readRounds, readRetries atomic.Uint64
+	// metrics are the monitoring counters (metrics.go).
+	metrics *nodeMetrics
 
 	subsMu sync.Mutex
 	subs   map[*subscriber]struct{}
@@ -155,6 +157,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		confState:    &raftpb.ConfState{},
 		waiters:      map[uint64]*waiter{},
 		membersDirty: true,
+		metrics:      newNodeMetrics(),
 	}
 	n.awaits.init()
 	// Request IDs only need to be unique among this process's proposals in

@@ -60,6 +60,7 @@ func (n *Node) failAll(err error) {
 	for req, w := range n.waiters {
 		delete(n.waiters, req)
 		w.fail(fmt.Errorf("%w (%w)", ErrOutcomeUnknown, err))
+		n.metrics.failed.Add(1)
 	}
 	for _, p := range n.kaBatch {
 		p.resC <- proposalResult{err: err}
@@ -117,6 +118,7 @@ func (n *Node) flushProposals() {
 	for i, pp := range n.propBatch {
 		if err != nil {
 			pp.w.fail(fmt.Errorf("%w: proposal dropped: %v", ErrNoLeader, err))
+			n.metrics.failed.Add(1)
 		} else {
 			n.waiters[pp.req] = pp.w
 		}
@@ -157,6 +159,7 @@ func (n *Node) propose(cmd *lock.Command, w *waiter) uint64 {
 		if w != nil {
 			w.fail(fmt.Errorf("%w: proposal dropped: %v", ErrNoLeader, err))
 		}
+		n.metrics.failed.Add(1)
 		return 0
 	}
 	if w != nil {

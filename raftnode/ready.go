@@ -3,6 +3,7 @@ package raftnode
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -55,8 +56,12 @@ func (n *Node) processReady() error {
 				return fmt.Errorf("raftnode: save received snapshot: %w", err)
 			}
 		}
+		saveStart := time.Now()
 		if err := n.wal.Save(rd.HardState, rd.Entries); err != nil {
 			return fmt.Errorf("raftnode: save to wal: %w", err)
+		}
+		if rd.HardState != nil || len(rd.Entries) > 0 {
+			n.metrics.walSave.Observe(time.Since(saveStart).Seconds())
 		}
 		if haveSnap {
 			if err := n.storage.ApplySnapshot(rd.Snapshot); err != nil {
@@ -81,6 +86,7 @@ func (n *Node) processReady() error {
 			n.transport.Send(msgs)
 		}
 		n.readStatesArrived(rd.ReadStates)
+		n.metrics.committed.Add(uint64(len(rd.CommittedEntries)))
 		if err := n.apply(rd.CommittedEntries); err != nil {
 			return err
 		}
@@ -175,6 +181,7 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 				n.auth.Store(v)
 			}
 			n.publishEvents(res.Events)
+			n.metrics.observeEvents(res.Events)
 			if cmd.Op == lock.OpPublish {
 				n.membersDirty = true
 			}
@@ -205,6 +212,7 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 			n.machine.Apply(idx, term, nil)
 		}
 		n.applied = idx
+		n.metrics.applied.Add(1)
 	}
 	return nil
 }
@@ -223,10 +231,14 @@ func (n *Node) onSoftState(ss *raft.SoftState) {
 		for req, w := range n.waiters {
 			delete(n.waiters, req)
 			w.fail(ErrOutcomeUnknown)
+			n.metrics.failed.Add(1)
 		}
 		n.expireReq = 0
 	}
 	if leaderChanged {
+		if ss.Lead != 0 {
+			n.metrics.leaderChanges.Add(1)
+		}
 		n.readsLeaderChanged()
 	}
 	if !wasLeader && n.state == raft.StateLeader {

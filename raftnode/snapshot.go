@@ -180,6 +180,7 @@ func (n *Node) finishSnapshot(job *snapJob) error {
 		}
 	}
 	n.snapIndex = job.index
+	n.metrics.observeSnapshot(job.captured+job.encoded+job.written+recorded, len(job.snap.GetData()))
 	// The loop spent capture_ms and record_ms on it; encode_ms and
 	// write_ms (the snap file and its fsync) ran on another goroutine.
 	n.log.Info("snapshot saved", "index", job.index, "term", job.term, "bytes", len(job.snap.GetData()),

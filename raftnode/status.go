@@ -67,4 +67,5 @@ func (n *Node) publishStatus() {
 	// not forward writes.
 	st.Ready = n.lead != 0 && n.applied >= st.Commit && st.LeaderClientURL != ""
 	n.status.Store(st)
+	n.observeState()
 }

@@ -79,6 +79,7 @@ type options struct {
 	logLevel        string
 	logFormat       string
 	pprofListen     string
+	metricsListen   string
 
 	peerCertFile       string
 	peerKeyFile        string
@@ -122,6 +123,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.pprofListen, "pprof-listen", "", "for profiling only: serve net/http/pprof (/debug/pprof/) on this loopback host:port, e.g. 127.0.0.1:0 (the address is logged); off when empty. Only loopback addresses are accepted: it has no authentication")
+	fs.StringVar(&o.metricsListen, "listen-metrics", "", "also serve GET /metrics (Prometheus text format) on this host:port, plaintext and without authentication, as etcd's --listen-metrics-urls; e.g. 0.0.0.0:9090 or 127.0.0.1:0 (the address is logged). /metrics on the client port is always served")
 	fs.StringVar(&o.peerCertFile, "peer-cert-file", "", "this member's certificate for the peer port, as server and as client (PEM; needs the serverAuth and clientAuth usages); re-read when it changes")
 	fs.StringVar(&o.peerKeyFile, "peer-key-file", "", "the key of --peer-cert-file (PEM)")
 	fs.StringVar(&o.peerTrustedCAFile, "peer-trusted-ca-file", "", "the CA(s) that sign the members' certificates (PEM, may hold several); with it the peer port requires and verifies a client certificate")
@@ -275,6 +277,11 @@ func (o *options) checkURLs() (clientAddr, peerAddr string, err error) {
 	if o.pprofListen != "" {
 		if err := checkLoopbackAddr(o.pprofListen); err != nil {
 			return "", "", fmt.Errorf("--pprof-listen: %w", err)
+		}
+	}
+	if o.metricsListen != "" {
+		if _, _, err := net.SplitHostPort(o.metricsListen); err != nil {
+			return "", "", fmt.Errorf("--listen-metrics: want host:port: %w", err)
 		}
 	}
 	return clientAddr, peerAddr, nil
@@ -502,6 +509,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return fmt.Errorf("--pprof-listen: %w", err)
 		}
 	}
+	var metricsLn net.Listener
+	if o.metricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", o.metricsListen); err != nil {
+			peerLn.Close()
+			clientLn.Close()
+			if pprofLn != nil {
+				pprofLn.Close()
+			}
+			return fmt.Errorf("--listen-metrics: %w", err)
+		}
+	}
 	// Requests derive from reqCtx, cancelled once shutdown has given them
 	// their grace, so that event streams and waiting acquires end instead
 	// of holding it up.
@@ -527,7 +545,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ErrorLog:          slog.NewLogLogger(logger.With("component", "client-http").Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 	}
-	srvErr := make(chan error, 3)
+	srvErr := make(chan error, 4)
 	go func() { srvErr <- peerSrv.Serve(peerLn) }()
 	go func() { srvErr <- clientSrv.Serve(clientLn) }()
 	if pprofLn != nil {
@@ -535,6 +553,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		go func() { srvErr <- pprofSrv.Serve(pprofLn) }()
 		defer pprofSrv.Close()
 		logger.Info("pprof listening", "addr", pprofLn.Addr().String())
+	}
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", api.MetricsHandler())
+		metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+			ErrorLog: slog.NewLogLogger(logger.With("component", "metrics-http").Handler(), slog.LevelWarn)}
+		go func() { srvErr <- metricsSrv.Serve(metricsLn) }()
+		defer metricsSrv.Close()
+		logger.Info("metrics listening", "addr", metricsLn.Addr().String())
 	}
 
 	// Raft runs until the client requests are done with it, not until the
