@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -19,6 +20,26 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	routes   map[string]bool // echo's route paths: the only route label values besides "other"
 	handler  http.Handler
+	// observers caches the histogram of each (method, route, code), so a
+	// request does not hash its labels: observerKey → prometheus.Observer.
+	// Bounded: methods, routes and status codes are finite sets.
+	observers sync.Map
+}
+
+type observerKey struct {
+	method, route string
+	code          int
+}
+
+// observer returns the duration histogram of (method, route, code).
+func (m *metrics) observer(method, route string, code int) prometheus.Observer {
+	k := observerKey{method, route, code}
+	if o, ok := m.observers.Load(k); ok {
+		return o.(prometheus.Observer)
+	}
+	o := m.duration.WithLabelValues(method, route, strconv.Itoa(code))
+	m.observers.Store(k, o)
+	return o
 }
 
 // collectorNode is implemented by *raftnode.Node: a node that exports its
@@ -77,8 +98,7 @@ func (s *Server) observeRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		if !s.metrics.routes[route] {
 			route = "other" // no route matched (404): never the raw URL
 		}
-		s.metrics.duration.WithLabelValues(methodLabel(c.Request().Method), route, strconv.Itoa(c.Response().Status)).
-			Observe(time.Since(start).Seconds())
+		s.metrics.observer(methodLabel(c.Request().Method), route, c.Response().Status).Observe(time.Since(start).Seconds())
 		return nil
 	}
 }
