@@ -397,3 +397,24 @@ type Alarm struct {
 	// Alarm is "nospace": the member's data dir is nearly full.
 	Alarm string `json:"alarm"`
 }
+
+// LeaderTransferPath hands the Raft leadership to another voter (admin once
+// auth is on): POST {"to":ID}, or {} (or no body) for the voter whose log is
+// furthest along. It answers 200 LeaderTransfer once another member leads,
+// or 503 unavailable when leadership did not move within the election
+// timeout (nothing else changed). A follower forwards it to the leader.
+const LeaderTransferPath = "/v1/leader/transfer"
+
+// LeaderTransferRequest is the body of POST /v1/leader/transfer.
+type LeaderTransferRequest struct {
+	// To is the member to hand leadership to; 0 (or absent): the most
+	// caught-up voter.
+	To uint64 `json:"to,omitempty"`
+}
+
+// LeaderTransfer answers a leader transfer: the member that leads now and
+// its Raft term.
+type LeaderTransfer struct {
+	Leader uint64 `json:"leader"`
+	Term   uint64 `json:"term"`
+}

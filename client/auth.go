@@ -237,3 +237,17 @@ func orEmpty[T any](s []T) []T {
 	}
 	return s
 }
+
+// TransferLeader hands the cluster's Raft leadership to member to (0: the
+// voter whose log is furthest along) and returns the member that leads
+// afterwards (POST /v1/leader/transfer; admin once auth is on). Use it
+// before restarting the leader: the cluster then waits for no election
+// timeout. It is retried like any write (a second transfer is harmless);
+// api.ErrUnavailable when leadership did not move in time.
+func (c *Client) TransferLeader(ctx context.Context, to uint64) (*api.LeaderTransfer, error) {
+	var out api.LeaderTransfer
+	if _, err := c.do(ctx, call{method: http.MethodPost, path: api.LeaderTransferPath, body: api.LeaderTransferRequest{To: to}, write: true, retryUnknown: true}, &out); err != nil {
+		return nil, fmt.Errorf("client: transfer leadership: %w", err)
+	}
+	return &out, nil
+}

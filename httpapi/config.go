@@ -71,6 +71,11 @@ type Config struct {
 	// MaxStreams bounds the concurrent watch and observe streams of this
 	// node. Zero: 10000. Negative: no bound.
 	MaxStreams int
+	// ElectionTimeout is the cluster's election timeout: a leader transfer
+	// that has not moved leadership within it (plus RequestTimeout's
+	// margin for the target to catch up) answers 503. Default (and when
+	// zero) 1s.
+	ElectionTimeout time.Duration
 	// MaxStreamsPerPrincipal bounds the concurrent streams of one
 	// principal on this node (anonymous streams, without auth, count only
 	// against MaxStreams). Zero: 1000. Negative: no bound.
@@ -107,6 +112,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.ElectionTimeout <= 0 {
+		c.ElectionTimeout = time.Second
 	}
 	if c.StreamKeepAlive <= 0 {
 		c.StreamKeepAlive = d.StreamKeepAlive

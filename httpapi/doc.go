@@ -30,6 +30,8 @@
 //	GET    /v1/auth/users|roles|tokens, POST …, DELETE …/{name|id}  → the auth administration (auth.go)
 //	POST   /v1/auth/enable, GET /v1/auth/whoami                    → {"enabled","principal","roles"}
 //	GET    /v1/limits, POST /v1/limits                             → the cluster's quotas
+//	POST   /v1/leader/transfer          {"to":2} or {}             → 200 {"leader","term"} once another member leads
+//	GET    /metrics                                                → Prometheus text format
 //	GET    /healthz                                                → 200 {"status":"ok"}
 //	GET    /readyz                                                 → 200 {"status":"ok"} while ready, else 503
 //

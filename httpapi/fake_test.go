@@ -215,6 +215,8 @@ func (f *fakeNode) register(ch chan lock.Event) func() {
 	}
 }
 
+func (f *fakeNode) TransferLeadership(ctx context.Context, to uint64) error { return nil }
+
 func (f *fakeNode) Auth() *lock.AuthView {
 	f.mu.Lock()
 	defer f.mu.Unlock()

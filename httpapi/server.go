@@ -160,6 +160,7 @@ func (s *Server) routes() *echo.Echo {
 	e.DELETE(api.AuthTokensPath+"/:name", s.revokeToken)
 	e.POST(api.AuthEnablePath, s.enableAuth)
 	e.GET(api.WhoAmIPath, s.whoAmI)
+	e.POST(api.LeaderTransferPath, s.transferLeader)
 	e.GET(api.LimitsPath, s.getLimits)
 	e.POST(api.LimitsPath, s.setLimits)
 	e.GET("/v1/status", s.status)

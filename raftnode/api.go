@@ -140,4 +140,7 @@ type Proposer interface {
 	// the entries this node has not applied yet. The leader's state
 	// machine checks every command again when it is applied.
 	Auth() *lock.AuthView
+	// TransferLeadership asks the leader to hand leadership to member to
+	// (0: the most caught-up voter); see Node.TransferLeadership.
+	TransferLeadership(ctx context.Context, to uint64) error
 }

@@ -107,7 +107,13 @@ func (n *Node) handle(in input) error {
 			n.rn.ReportUnreachable(in.report.peer)
 		}
 	case in.transfer != 0:
-		n.rn.TransferLeader(in.transfer)
+		to := in.transfer
+		if to == anyVoter {
+			to = n.mostCaughtUpVoter()
+		}
+		if to != 0 {
+			n.rn.TransferLeader(to)
+		}
 	case in.snap != nil:
 		return n.finishSnapshot(in.snap)
 	}

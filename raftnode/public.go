@@ -3,6 +3,7 @@ package raftnode
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"go.etcd.io/raft/v3"
@@ -83,10 +84,14 @@ func (n *Node) Await(p lock.Place) (<-chan struct{}, func()) {
 
 // TransferLeadership asks raft to hand leadership to member to (raft's
 // leader transfer: the target is brought up to date, then told to campaign
-// at once). It returns when the loop has taken the request, not when the
-// transfer is done: watch Status().Leader. A node that does not lead
-// ignores it. Errors: ErrStopped, ctx's error.
+// at once), or, when to is 0, to the voter other than this node whose log
+// matches the leader's furthest. It returns when the loop has taken the
+// request, not when the transfer is done: watch Status().Leader. A node
+// that does not lead ignores it. Errors: ErrStopped, ctx's error.
 func (n *Node) TransferLeadership(ctx context.Context, to uint64) error {
+	if to == 0 {
+		to = anyVoter
+	}
 	select {
 	case n.transferC <- to:
 		return nil
@@ -139,4 +144,25 @@ func (n *Node) report(r report) {
 	case n.reportC <- r:
 	default:
 	}
+}
+
+// anyVoter asks the loop for the most caught-up voter (TransferLeadership
+// with to 0).
+const anyVoter = math.MaxUint64
+
+// mostCaughtUpVoter returns the voter other than this node with the
+// highest match index (the lowest ID among equals), or 0 when this node
+// does not lead or has no other voter. Loop only.
+func (n *Node) mostCaughtUpVoter() uint64 {
+	st := n.rn.Status()
+	var best, bestMatch uint64
+	for id, pr := range st.Progress {
+		if id == n.id || pr.IsLearner {
+			continue
+		}
+		if best == 0 || pr.Match > bestMatch || (pr.Match == bestMatch && id < best) {
+			best, bestMatch = id, pr.Match
+		}
+	}
+	return best
 }

@@ -142,6 +142,7 @@ func commands() []command {
 		{"sidecar", newSidecarCommand},
 		{"status", newStatusCommand},
 		{"auth", newAuthCommand},
+		{"leader", newLeaderCommand},
 		{"completion", newCompletionCommand},
 	}
 }
