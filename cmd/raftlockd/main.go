@@ -475,6 +475,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// The shortest TTL is twice the election timeout: a session must
 	// survive the election that follows the loss of a leader.
 	hcfg.MinTTL = 2 * cfg.ElectionTimeout()
+	hcfg.ElectionTimeout = cfg.ElectionTimeout()
 	hcfg.ForwardTLS = sec.forward
 	hcfg.IsMember = sec.isMember
 	hcfg.AllowedHosts = hosts
