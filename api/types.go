@@ -352,6 +352,23 @@ type Member struct {
 	ID        uint64 `json:"id"`
 	PeerURL   string `json:"peer_url"`
 	ClientURL string `json:"client_url"`
+	// Progress is the leader's view of the member's log: only in the
+	// leader's answer.
+	Progress *MemberProgress `json:"progress,omitempty"`
+}
+
+// MemberProgress is how far a member's log matches the leader's (GET
+// /v1/status on the leader, refreshed every Raft tick).
+type MemberProgress struct {
+	// Match is the highest log index known to match the leader's.
+	Match uint64 `json:"match"`
+	// Behind is how many entries the member lacks: the leader's last
+	// index minus Match.
+	Behind uint64 `json:"behind"`
+	// Reachable: the leader heard from the member within the last
+	// election timeout.
+	Reachable bool `json:"reachable"`
+	Learner   bool `json:"learner,omitempty"`
 }
 
 // Status answers GET /v1/status: the answering node's view.

@@ -253,7 +253,11 @@ func (s *Server) status(c echo.Context) error {
 		out.Alarms = append(out.Alarms, api.Alarm{Member: a.Member, Alarm: a.Kind.String()})
 	}
 	for _, m := range st.Members {
-		out.Members = append(out.Members, api.Member{ID: m.ID, PeerURL: m.PeerURL, ClientURL: m.ClientURL})
+		am := api.Member{ID: m.ID, PeerURL: m.PeerURL, ClientURL: m.ClientURL}
+		if p := m.Progress; p != nil {
+			am.Progress = &api.MemberProgress{Match: p.Match, Behind: p.Behind, Reachable: p.Reachable, Learner: p.Learner}
+		}
+		out.Members = append(out.Members, am)
 	}
 	return writeJSON(c, http.StatusOK, out)
 }

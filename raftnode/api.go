@@ -45,6 +45,19 @@ type MemberStatus struct {
 	ID        uint64
 	PeerURL   string
 	ClientURL string // "" until the member has published it
+	// Progress is the leader's view of the member's log (nil unless this
+	// node leads; refreshed every tick).
+	Progress *MemberProgress
+}
+
+// MemberProgress is how far a member's log is known to match the leader's.
+type MemberProgress struct {
+	Match  uint64 // the highest index known to match the leader's log
+	Behind uint64 // the leader's last index minus Match
+	// Reachable: the leader heard from it within the last election
+	// timeout (raft's RecentActive; the leader itself always is).
+	Reachable bool
+	Learner   bool
 }
 
 // Status is a point-in-time view of the node, safe to read from any

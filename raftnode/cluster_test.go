@@ -782,3 +782,52 @@ func TestNoSpaceAlarmRaisedAndCleared(t *testing.T) {
 		t.Fatalf("acquire after the alarm: %v", r.Code)
 	}
 }
+
+// The leader's status shows each member's progress: a stopped follower
+// becomes unreachable and falls behind; restarted, it catches up.
+func TestLeaderReportsMemberProgress(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.leader()
+	var down uint64
+	for id := range c.nodes {
+		if id != lead.n.ID() {
+			down = id
+			break
+		}
+	}
+	progress := func(id uint64) *MemberProgress {
+		for _, m := range lead.n.Status().Members {
+			if m.ID == id {
+				return m.Progress
+			}
+		}
+		return nil
+	}
+	c.tickUntil("the leader reports every member's progress", 100, func() bool {
+		for id := range c.nodes {
+			if p := progress(id); p == nil || !p.Reachable {
+				return false
+			}
+		}
+		return true
+	})
+	if c.follower().n.Status().Members[0].Progress != nil {
+		t.Fatal("a follower reports progress")
+	}
+	c.stop(down)
+	for i := 0; i < 5; i++ {
+		c.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute)})
+	}
+	c.tickUntil("the stopped member is unreachable and behind", 200, func() bool {
+		p := progress(down)
+		return p != nil && !p.Reachable && p.Behind >= 5
+	})
+	if p := progress(lead.n.ID()); p == nil || !p.Reachable || p.Behind != 0 {
+		t.Fatalf("the leader's own progress: %+v", p)
+	}
+	c.start(down)
+	c.tickUntil("the restarted member catches up", 300, func() bool {
+		p := progress(down)
+		return p != nil && p.Reachable && p.Behind == 0
+	})
+}

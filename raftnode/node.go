@@ -66,36 +66,37 @@ type Node struct {
 	awaits awaitRegistry
 
 	// Owned by the loop goroutine (and by New before Run starts).
-	wal          Durable
-	storage      *raft.MemoryStorage
-	rn           *raft.RawNode
-	machine      *lock.Machine
-	transport    Transport
-	confState    *raftpb.ConfState
-	applied      uint64
-	snapIndex    uint64
-	lead         uint64
-	state        raft.StateType
-	term         uint64
-	commit       uint64
-	reqSeq       uint64
-	waiters      map[uint64]*waiter
-	kaBatch      []*proposal
-	propBatch    []pendingProp // proposals of this iteration, see flushProposals
-	reads        readState
-	clock        leaderClock
-	expireReq    uint64
-	ticks        uint64
-	publishedAt  uint64                // tick of the last publish proposal
-	bootstrapAt  uint64                // tick of the last auth bootstrap proposal
-	kaGroups     map[kaKey][]*proposal // flushKeepAlives' scratch: keep-alives by principal and token
-	authSettled  bool                  // the state has users or auth on: no bootstrap needed
-	limitsAt     uint64                // tick of the last initial-limits proposal
-	diskAt       uint64                // tick of the last free-space check
-	members      []MemberStatus
-	membersDirty bool
-	snapJob      *snapJob // our snapshot in flight (at most one), see snapshot.go
-	newSnapJob   *snapJob // started by this iteration, for the driver to run
+	wal             Durable
+	storage         *raft.MemoryStorage
+	rn              *raft.RawNode
+	machine         *lock.Machine
+	transport       Transport
+	confState       *raftpb.ConfState
+	applied         uint64
+	snapIndex       uint64
+	lead            uint64
+	state           raft.StateType
+	term            uint64
+	commit          uint64
+	reqSeq          uint64
+	waiters         map[uint64]*waiter
+	kaBatch         []*proposal
+	propBatch       []pendingProp // proposals of this iteration, see flushProposals
+	reads           readState
+	clock           leaderClock
+	expireReq       uint64
+	ticks           uint64
+	publishedAt     uint64                // tick of the last publish proposal
+	bootstrapAt     uint64                // tick of the last auth bootstrap proposal
+	kaGroups        map[kaKey][]*proposal // flushKeepAlives' scratch: keep-alives by principal and token
+	authSettled     bool                  // the state has users or auth on: no bootstrap needed
+	limitsAt        uint64                // tick of the last initial-limits proposal
+	diskAt          uint64                // tick of the last free-space check
+	progressMembers []MemberStatus        // the members with the leader's view of their logs (refreshProgress)
+	members         []MemberStatus
+	membersDirty    bool
+	snapJob         *snapJob // our snapshot in flight (at most one), see snapshot.go
+	newSnapJob      *snapJob // started by this iteration, for the driver to run
 }
 
 // New opens (or creates) the data dir and prepares the node. It does not

@@ -63,9 +63,41 @@ func (n *Node) publishStatus() {
 			st.LeaderClientURL = m.ClientURL
 		}
 	}
+	if st.IsLeader && n.progressMembers != nil {
+		st.Members = n.progressMembers
+	}
 	// Ready also wants the leader's client URL: without it a follower can
 	// not forward writes.
 	st.Ready = n.lead != 0 && n.applied >= st.Commit && st.LeaderClientURL != ""
 	n.status.Store(st)
 	n.observeState()
+}
+
+// refreshProgress takes the leader's view of every member's log from raft,
+// once a tick (raft's Status copies its progress map: not on every Ready),
+// and keeps the member list with it for Status (a new slice each tick: a
+// published Status is never changed). A follower keeps none.
+func (n *Node) refreshProgress() {
+	if n.state != raft.StateLeader {
+		n.progressMembers = nil
+		return
+	}
+	st := n.rn.Status()
+	last, err := n.storage.LastIndex()
+	if err != nil {
+		last = n.applied
+	}
+	members := slices.Clone(n.memberList())
+	for i := range members {
+		pr, ok := st.Progress[members[i].ID]
+		if !ok {
+			continue
+		}
+		p := &MemberProgress{Match: pr.Match, Reachable: pr.RecentActive || members[i].ID == n.id, Learner: pr.IsLearner}
+		if last > pr.Match {
+			p.Behind = last - pr.Match
+		}
+		members[i].Progress = p
+	}
+	n.progressMembers = members
 }

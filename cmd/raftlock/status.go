@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -68,7 +69,7 @@ func runStatus(ctx context.Context, e *env, c *cobra.Command, output string) int
 	members := slices.Clone(st.Members)
 	slices.SortFunc(members, func(a, b api.Member) int { return cmp.Compare(a.ID, b.ID) })
 	tw = newTable(e.stdout)
-	fmt.Fprintln(tw, "MEMBER\tROLE\tCLIENT URL\tPEER URL")
+	fmt.Fprintln(tw, "MEMBER\tROLE\tCLIENT URL\tPEER URL\tMATCH\tBEHIND\tREACHABLE")
 	for _, m := range members {
 		role := "follower"
 		switch {
@@ -80,7 +81,12 @@ func runStatus(ctx context.Context, e *env, c *cobra.Command, output string) int
 		if m.ID == st.ID {
 			role += " (answered)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.ID, role, orDash(m.ClientURL), orDash(m.PeerURL))
+		// The leader's view of each member's log; "-" from a follower.
+		match, behind, reachable := "-", "-", "-"
+		if p := m.Progress; p != nil {
+			match, behind, reachable = strconv.FormatUint(p.Match, 10), strconv.FormatUint(p.Behind, 10), strconv.FormatBool(p.Reachable)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, role, orDash(m.ClientURL), orDash(m.PeerURL), match, behind, reachable)
 	}
 	tw.Flush()
 	return exitOK
