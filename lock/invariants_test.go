@@ -13,6 +13,13 @@ import (
 // session, request IDs map to the sessions they opened, the trees are
 // well formed, and ephemeral sessions touch only their bound lock.
 func checkInvariants(m *Machine) error {
+	waiters := 0
+	for _, l := range m.locks.Ascend("") {
+		waiters += len(l.queue)
+	}
+	if waiters != m.waiters {
+		return fmt.Errorf("waiter count %d, queues hold %d", m.waiters, waiters)
+	}
 	if err := m.locks.check(); err != nil {
 		return fmt.Errorf("locks tree: %w", err)
 	}

@@ -57,6 +57,7 @@ func (a *applier) releaseLock(name string) {
 	}
 	w := l.queue[0]
 	l.queue = popped(l.queue)
+	m.waiters--
 	s := m.sessions[w.session]
 	delete(s.waiting, name)
 	a.grant(name, &l, s)
@@ -72,6 +73,7 @@ func (a *applier) dequeue(name string, s *session) {
 		panic(fmt.Sprintf("lock: session %d not in the queue of %q", s.id, name))
 	}
 	l.queue = without(l.queue, i)
+	m.waiters--
 	delete(s.waiting, name)
 	a.emit(EventLockCancelled, s.id, name, 0)
 	if l.holder == 0 && len(l.queue) == 0 {
@@ -132,6 +134,7 @@ func (a *applier) acquire(c *Command) {
 		a.res.Code, a.res.Holder = CodeLockHeld, m.holderOf(&l)
 	default:
 		l.queue = appended(l.queue, waiter{session: s.id, since: m.clock})
+		m.waiters++
 		m.locks.Set(c.Name, l)
 		s.waiting[c.Name] = struct{}{}
 		a.emit(EventLockQueued, s.id, c.Name, 0)

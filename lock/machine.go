@@ -45,6 +45,7 @@ type Machine struct {
 	limitsSet   bool
 	byPrincipal map[string]int
 	alarms      []Alarm // raised alarms, sorted (alarm.go); replaced on change
+	waiters     int     // sessions queued for locks, over all locks (WaiterCount)
 }
 
 // New returns an empty machine: applied index 0, clock 0, no sessions, locks

@@ -203,6 +203,9 @@ func (m *Machine) Members() []Member {
 	return out
 }
 
+// WaiterCount is the number of places in lock queues, over all locks. O(1).
+func (m *Machine) WaiterCount() int { return m.waiters }
+
 // SessionCount is the number of open sessions. O(1).
 func (m *Machine) SessionCount() int { return len(m.sessions) }
 

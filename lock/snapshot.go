@@ -439,6 +439,7 @@ func restore(b []byte) (*Machine, error) {
 			default:
 				s.waiting[name] = struct{}{}
 				l.queue = append(l.queue, waiter{session: id, since: since})
+				m.waiters++
 			}
 		}
 		m.locks.Set(name, l)

@@ -26,6 +26,7 @@ type nodeMetrics struct {
 	elected  atomic.Uint64 // elected events applied
 
 	sessions, locks, elections atomic.Int64 // state machine counts, published with the status
+	waiters                    atomic.Int64
 
 	snapshotBytes    atomic.Int64 // size of the last snapshot this node saved
 	walSave          prometheus.Histogram
@@ -70,6 +71,7 @@ func (n *Node) observeState() {
 	m := n.metrics
 	m.sessions.Store(int64(n.machine.SessionCount()))
 	m.locks.Store(int64(n.machine.LockCount()))
+	m.waiters.Store(int64(n.machine.WaiterCount()))
 	m.elections.Store(int64(n.machine.ElectionCount()))
 	m.pending.Store(int64(len(n.waiters) + len(n.propBatch) + len(n.kaBatch)))
 }
@@ -100,13 +102,14 @@ var (
 
 	descSessions                         = desc("raftlock_sessions_open", "Sessions open in the state this node applied.")
 	descLocks                            = desc("raftlock_locks_held", "Locks held in the state this node applied.")
+	descWaiters                          = desc("raftlock_lock_waiters", "Places in lock queues (sessions waiting for a lock), over all locks, in the state this node applied.")
 	descElections                        = desc("raftlock_elections", "Elections that have a leader in the state this node applied.")
 	descGrants                           = desc("raftlock_lock_grants_total", "Lock grants this node applied since it started.")
 	descExpiries                         = desc("raftlock_session_expiries_total", "Sessions ended by expiry that this node applied since it started.")
 	descElected                          = desc("raftlock_election_leader_changes_total", "Election leaders elected (campaign won, or a candidate promoted) that this node applied since it started.")
 	descNoSpace                          = desc("raftlock_nospace_alarms", "Members that raise the nospace alarm (disk nearly full; the cluster refuses new sessions and acquires while any does).")
 	descAuthEnabled                      = desc("raftlock_auth_enabled", "1 when authentication is enabled in the cluster, 0 otherwise.")
-	nodeConstDescs                       = []*prometheus.Desc{descTerm, descIsLeader, descHasLeader, descLeaderChanges, descCommitted, descApplied, descFailed, descPending, descCommitIndex, descAppliedIndex, descApplyLag, descSnapIndex, descSnapBytes, descDropped, descSessions, descLocks, descElections, descGrants, descExpiries, descElected, descNoSpace, descAuthEnabled}
+	nodeConstDescs                       = []*prometheus.Desc{descTerm, descIsLeader, descHasLeader, descLeaderChanges, descCommitted, descApplied, descFailed, descPending, descCommitIndex, descAppliedIndex, descApplyLag, descSnapIndex, descSnapBytes, descDropped, descSessions, descLocks, descWaiters, descElections, descGrants, descExpiries, descElected, descNoSpace, descAuthEnabled}
 	_               prometheus.Collector = (*nodeCollector)(nil)
 )
 
@@ -162,6 +165,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDropped, st.DroppedPeerMessages)
 	gauge(descSessions, float64(m.sessions.Load()))
 	gauge(descLocks, float64(m.locks.Load()))
+	gauge(descWaiters, float64(m.waiters.Load()))
 	gauge(descElections, float64(m.elections.Load()))
 	counter(descGrants, m.grants.Load())
 	counter(descExpiries, m.expiries.Load())
