@@ -79,6 +79,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/raftlock/raftlock/client"
+	"github.com/raftlock/raftlock/version"
 )
 
 // Exit codes. See the package documentation.
@@ -143,6 +144,7 @@ func commands() []command {
 		{"status", newStatusCommand},
 		{"auth", newAuthCommand},
 		{"leader", newLeaderCommand},
+		{"version", newVersionCommand},
 		{"completion", newCompletionCommand},
 	}
 }
@@ -211,6 +213,8 @@ func newRootCommand(e *env) *cobra.Command {
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true}, // ours is in commands()
+		// --version prints what "raftlock version" prints.
+		Version: version.Get().String(),
 		// Runnable, so that "raftlock" alone is a usage error and not the
 		// help; with arguments, cobra reports the unknown command.
 		RunE: e.action(func(c *cobra.Command, _ []string) int {
@@ -219,6 +223,7 @@ func newRootCommand(e *env) *cobra.Command {
 	}
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
+	root.SetVersionTemplate("raftlock {{.Version}}\n")
 	root.SetErr(e.stderr)
 	root.SetHelpFunc(func(c *cobra.Command, _ []string) { writeUsage(c.OutOrStdout(), c) })
 	root.SetUsageFunc(func(c *cobra.Command) error { writeUsage(c.OutOrStderr(), c); return nil })

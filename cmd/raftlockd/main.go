@@ -45,6 +45,7 @@ import (
 	"github.com/raftlock/raftlock/httpapi"
 	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/raftnode"
+	"github.com/raftlock/raftlock/version"
 )
 
 func main() {
@@ -58,13 +59,21 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
+		if errors.Is(err, errVersion) {
+			fmt.Println("raftlockd", version.Get())
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "raftlockd:", err)
 		os.Exit(1)
 	}
 }
 
+// errVersion is what run returns for --version: main prints the version.
+var errVersion = errors.New("version asked")
+
 // options are the command's flags.
 type options struct {
+	version         bool
 	id              uint64
 	dataDir         string
 	listenClient    string
@@ -117,7 +126,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&o.advertisePeer, "advertise-peer", "", "peer URL other members use to reach this member (default: --listen-peer)")
 	fs.StringVar(&o.initialCluster, "initial-cluster", "", "members of a new cluster: ID=peerURL,... (default: this member alone); ignored once the data dir exists")
 	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 10000, "applied entries between snapshots")
-	fs.DurationVar(&o.tick, "tick", 100*time.Millisecond, "Raft tick interval; the election timeout is 10 ticks")
+	fs.DurationVar(&o.tick, "tick", 100*time.Millisecond, "Raft tick interval; the election timeout is --election-ticks ticks")
+	fs.BoolVar(&o.version, "version", false, "print the version (module version, VCS revision, Go version) and exit")
 	fs.IntVar(&o.electionTicks, "election-ticks", 10, "election timeout in ticks")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "deadline of a write or linearizable read before it answers 503")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -154,6 +164,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if o.version {
+		return nil, errVersion
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -162,7 +175,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "RAFTLOCK_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" && !set[f.Name] && envErr == nil {
+		if v := getenv(env); v != "" && !set[f.Name] && envErr == nil && f.Name != "version" {
 			if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %w", env, v, err)
 			}
