@@ -331,7 +331,18 @@ func TestLockInProcess(t *testing.T) {
 			t.Fatalf("%q ran CMD although the lock is held", args)
 		}
 	}
-	// Neither attempt left a session queued or holding.
+	// A wait is said once, naming the holder; --quiet says nothing.
+	got = runCLI(t, env, "lock", "--ttl", "1s", "--wait", "200ms", "job", "--", "touch", marker)
+	if n := strings.Count(got.stderr, "waiting at most 200ms"); n != 1 || !strings.Contains(got.stderr, "held by session "+holder.String()+` (owner "other-host"`) {
+		t.Errorf("the wait was not said once with the holder: %q", got.stderr)
+	}
+	if got := runCLI(t, env, "lock", "--ttl", "1s", "--wait", "200ms", "--quiet", "job", "--", "touch", marker); strings.Contains(got.stderr, "waiting") || got.code != exitHeld {
+		t.Errorf("--quiet: exit %d, stderr %q", got.code, got.stderr)
+	}
+	if got := runCLI(t, env, "lock", "--ttl", "1s", "--try", "job", "--", "touch", marker); strings.Contains(got.stderr, "waiting") {
+		t.Errorf("--try said it waits: %q", got.stderr)
+	}
+	// No attempt left a session queued or holding.
 	if l := r.lock("job"); l.Holder == nil || l.Holder.Session != holder || len(l.Waiters) != 0 {
 		t.Errorf("after --try and --wait: %+v", l)
 	}

@@ -72,6 +72,7 @@ type lockOptions struct {
 	try   bool
 	wait  time.Duration // 0: for ever
 	grace time.Duration // --kill-grace
+	quiet bool          // no "waiting for …" line
 }
 
 // newLockCommand returns "raftlock lock", bound to e.
@@ -103,6 +104,7 @@ func (o *lockOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.try, "try", false, "try once; if the lock is held, exit 3 without running CMD")
 	fs.DurationVar(&o.wait, "wait", 0, "wait at most this long for the lock, then exit 3 (default: wait for ever)")
 	fs.DurationVar(&o.grace, "kill-grace", 5*time.Second, "after the lock is lost, time between SIGTERM and SIGKILL to CMD")
+	fs.BoolVar(&o.quiet, "quiet", false, "do not say on stderr that the lock is held and raftlock waits for it")
 }
 
 // parseArgs completes o from the arguments that follow the flags before
@@ -221,9 +223,20 @@ func (l *locker) acquire(ctx context.Context, mu *client.Mutex) (int, bool) {
 	go func() {
 		if l.o.try {
 			errC <- mu.TryLock(waitCtx)
-		} else {
-			errC <- mu.Lock(waitCtx)
+			return
 		}
+		if !l.o.quiet {
+			// Try first, so that a wait is said once, with the holder.
+			err := mu.TryLock(waitCtx)
+			var le *client.LockedError
+			if !errors.As(err, &le) {
+				errC <- err
+				return
+			}
+			h := le.Holder
+			l.waiting(&h)
+		}
+		errC <- mu.Lock(waitCtx)
 	}()
 	var err error
 	select {
@@ -262,6 +275,21 @@ func (l *locker) holder(ctx context.Context) *api.Holder {
 		return nil
 	}
 	return info.Holder
+}
+
+// waiting says on stderr, once, that the lock is held and raftlock waits
+// for it (--quiet: not).
+func (l *locker) waiting(h *api.Holder) {
+	until := "until it is free"
+	if l.o.wait > 0 {
+		until = fmt.Sprintf("at most %v", l.o.wait)
+	}
+	if h == nil || h.Session == 0 {
+		fmt.Fprintf(l.e.stderr, "raftlock: lock %s is held by another session; waiting %s\n", l.o.name, until)
+		return
+	}
+	fmt.Fprintf(l.e.stderr, "raftlock: lock %s is held by session %s (owner %q, since %s); waiting %s\n",
+		l.o.name, h.Session, h.Owner, h.Since.UTC().Format(time.RFC3339), until)
 }
 
 // held says on stderr, after prefix, that the lock is held, and by whom
