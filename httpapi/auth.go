@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -131,11 +132,37 @@ func stillAuthenticated(p string, tokenID uint64, v *lock.AuthView) bool {
 }
 
 // propose proposes cmd for the request's principal and the token that
-// proved it (the state machine refuses it if the token was revoked).
+// proved it (the state machine refuses it if the token was revoked). A
+// command whose name the principal may not touch at all, by this node's
+// applied state, is refused here (CodePermissionDenied, index 0) without
+// costing a log entry; the state machine still decides every command that
+// goes through, ownership of sessions included.
 func (s *Server) propose(c echo.Context, ctx context.Context, cmd *lock.Command) (lock.Result, uint64, error) {
 	cmd.Principal = principalOf(c)
 	cmd.TokenID = tokenOf(c)
+	if v := s.node.Auth(); v.Enabled() {
+		if a, ok := nameAction(cmd); ok && !v.Allowed(cmd.Principal, a, cmd.Name) {
+			return lock.Result{Code: lock.CodePermissionDenied, Reason: fmt.Sprintf("%q may not %s %q", cmd.Principal, a, cmd.Name)}, 0, nil
+		}
+	}
 	return s.node.Propose(ctx, cmd)
+}
+
+// nameAction is the action a command needs on its name (see
+// lock.Machine's rules), false for commands without a name.
+func nameAction(cmd *lock.Command) (lock.Actions, bool) {
+	switch cmd.Op {
+	case lock.OpAcquire, lock.OpCancel:
+		return lock.ActionLock, true
+	case lock.OpRelease:
+		if cmd.Force {
+			return lock.ActionAdmin, true
+		}
+		return lock.ActionLock, true
+	case lock.OpCampaign, lock.OpProclaim, lock.OpResign:
+		return lock.ActionElect, true
+	}
+	return 0, false
 }
 
 // allow refuses (403) a read of name that the principal may not do. With
@@ -388,8 +415,8 @@ func (s *Server) putRole(c echo.Context) error {
 	}
 	perms := make([]lock.Permission, 0, len(req.Permissions))
 	for i, p := range req.Permissions {
-		if len(p.Prefix) > api.MaxLockNameLen {
-			return api.Errorf(api.CodeInvalidArgument, "permissions[%d].prefix: at most %d bytes", i, api.MaxLockNameLen)
+		if err := api.ValidateLockPrefix(p.Prefix); err != nil {
+			return api.Errorf(api.CodeInvalidArgument, "permissions[%d].prefix: %v", i, err)
 		}
 		var a lock.Actions
 		for _, name := range p.Actions {

@@ -89,8 +89,13 @@ func TestAuthRefusals(t *testing.T) {
 	as(alice, "POST", "/v1/locks/jobs/b/acquire", `{"session":"`+bobSess+`"}`, 403, api.CodePermissionDenied)
 	as(alice, "POST", "/v1/elections/jobs/e/campaign", `{"session":"`+bobSess+`","value":"x"}`, 403, api.CodePermissionDenied)
 	as(alice, "GET", "/v1/sessions/"+bobSess, "", 403, api.CodePermissionDenied)
-	// Outside her prefix.
+	// Outside her prefix: refused at the edge, no log entry.
+	before2 := len(f.proposals())
 	r := as(alice, "POST", "/v1/locks/other/acquire", `{"session":"`+aliceSess+`"}`, 403, api.CodePermissionDenied)
+	if len(f.proposals()) != before2 {
+		t.Fatal("a refusal by name cost a log entry")
+	}
+	as(rootToken, "POST", api.AuthRolesPath, `{"name":"bad","permissions":[{"prefix":"a/../b","actions":["read"]}]}`, 400, api.CodeInvalidArgument)
 	if !strings.Contains(r.errMessage(), "lock") || !strings.Contains(r.errMessage(), "other") {
 		t.Fatalf("the refusal does not name the action and the name: %s", r.errMessage())
 	}
