@@ -247,3 +247,24 @@ func enableAuth(t *testing.T, f *fakeNode) {
 		}
 	})
 }
+
+// The operations endpoints are admin only once auth is on.
+func TestAdminOnlyOperations(t *testing.T) {
+	_, ts, alice, _ := authServer(t, nil)
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", api.LeaderTransferPath, `{}`},
+		{"POST", api.LimitsPath, `{"locks_per_session":1}`},
+		{"POST", api.AuthEnablePath, ``},
+		{"GET", api.AuthUsersPath, ``},
+	} {
+		if r := do(t, ts, tc.method, tc.path, tc.body, bearer(alice)...); r.status != 403 || r.errCode() != api.CodePermissionDenied {
+			t.Errorf("alice %s %s: %d %s", tc.method, tc.path, r.status, r.raw)
+		}
+		if r := do(t, ts, tc.method, tc.path, tc.body); r.status != 401 {
+			t.Errorf("anonymous %s %s: %d %s", tc.method, tc.path, r.status, r.raw)
+		}
+	}
+	if r := do(t, ts, "POST", api.LeaderTransferPath, `{"to":"2"}`, bearer(rootToken)...); r.status != 400 {
+		t.Errorf("a string member ID: %d %s", r.status, r.raw)
+	}
+}
