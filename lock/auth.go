@@ -331,7 +331,10 @@ func (m *Machine) denied(c *Command) (Result, bool) {
 		return Result{}, false
 	}
 	switch c.Op {
-	case OpTick, OpExpire, OpPublish, OpAuthBootstrap, OpInitLimits, OpAlarm:
+	case OpTick, OpExpire, OpPublish, OpAuthBootstrap, OpInitLimits, OpAlarm,
+		OpMemberAdd, OpMemberPromote, OpMemberRemove, OpClusterVersion:
+		// Internal: raftnode proposes them (membership changes only for an
+		// admin, checked by the HTTP layer before the change is proposed).
 		return Result{}, false
 	}
 	p := c.Principal

@@ -15,10 +15,15 @@ import (
 // OpRelease, and the access-control ops; it is written only for a command
 // that has a principal, a Force or an auth op, so a cluster without auth
 // writes the versions it wrote before.
+//
+// Version 4 holds the membership ops and OpClusterVersion (membership.go),
+// with the layout of version 3 before the op's fields; it is written only
+// for them.
 const (
 	commandVersion1 byte = 1
 	commandVersion2 byte = 2
 	commandVersion3 byte = 3
+	commandVersion4 byte = 4
 )
 
 // needsV3 reports whether c can only be written in version 3.
@@ -34,17 +39,11 @@ func needsV3(c *Command) bool {
 // rejects it with ErrCorrupt. Encode does not retain c.
 func Encode(c *Command) []byte {
 	e := encoder{b: make([]byte, 0, 16+len(c.Name)+len(c.Owner)+len(c.Value)+len(c.RequestID)+len(c.Sessions)*3)}
-	version := commandVersion1
-	switch {
-	case needsV3(c):
-		version = commandVersion3
-	case c.Op == OpOpenSession && c.RequestID != "":
-		version = commandVersion2
-	}
+	version := byte(CommandVersion(c))
 	e.byte(version)
 	e.byte(byte(c.Op))
 	e.varint(c.Now)
-	if version == commandVersion3 {
+	if version >= commandVersion3 {
 		e.str(c.Principal)
 		e.uvarint(c.TokenID)
 	}
@@ -83,6 +82,14 @@ func Encode(c *Command) []byte {
 		e.uvarint(c.Member.ID)
 		e.str(c.Member.PeerURL)
 		e.str(c.Member.ClientURL)
+	case OpMemberAdd:
+		e.uvarint(c.Member.ID)
+		e.str(c.Member.PeerURL)
+		e.bool(c.Wait)
+	case OpMemberPromote, OpMemberRemove:
+		e.uvarint(c.Member.ID)
+	case OpClusterVersion:
+		e.byte(c.ClusterVersion)
 	case OpCampaign:
 		e.uvarint(c.Session)
 		e.str(c.Name)
@@ -158,13 +165,13 @@ func Decode(b []byte) (*Command, error) {
 		return nil, fmt.Errorf("decode command: %w: empty", ErrCorrupt)
 	}
 	version := b[0]
-	if version < commandVersion1 || version > commandVersion3 {
+	if version < commandVersion1 || version > commandVersion4 {
 		return nil, fmt.Errorf("decode command: %w %d", ErrUnknownVersion, version)
 	}
 	d := decoder{b: b, off: 1}
 	c := &Command{Op: Op(d.byte("op"))}
 	c.Now = d.varint("now")
-	if version == commandVersion3 {
+	if version >= commandVersion3 {
 		c.Principal = d.str("principal")
 		c.TokenID = d.uvarint("token id")
 	}
@@ -206,6 +213,14 @@ func Decode(b []byte) (*Command, error) {
 		c.Member.ID = d.uvarint("member id")
 		c.Member.PeerURL = d.str("peer url")
 		c.Member.ClientURL = d.str("client url")
+	case OpMemberAdd:
+		c.Member.ID = d.uvarint("member id")
+		c.Member.PeerURL = d.str("peer url")
+		c.Wait = d.bool("learner")
+	case OpMemberPromote, OpMemberRemove:
+		c.Member.ID = d.uvarint("member id")
+	case OpClusterVersion:
+		c.ClusterVersion = d.byte("cluster version")
 	case OpCampaign:
 		c.Session = d.uvarint("session")
 		c.Name = d.str("name")
@@ -286,8 +301,10 @@ func Decode(b []byte) (*Command, error) {
 	switch {
 	case version == commandVersion2 && (c.Op != OpOpenSession || c.RequestID == ""):
 		d.fail("version 2 encoding of a command that needs version 1")
-	case version == commandVersion3 && !needsV3(c):
-		d.fail("version 3 encoding of a command that needs an older version")
+	case version == commandVersion3 && (!needsV3(c) || needsV4(c)):
+		d.fail("version 3 encoding of a command that needs another version")
+	case version == commandVersion4 && !needsV4(c):
+		d.fail("version 4 encoding of a command that needs an older version")
 	}
 	if err := d.finish(); err != nil {
 		return nil, fmt.Errorf("decode command: %w", err)

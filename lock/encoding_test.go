@@ -53,11 +53,19 @@ var allOps = []*Command{
 	{Op: OpInitLimits, Limits: Limits{WaitersPerLock: 7}},
 	{Op: OpAlarm, Alarm: Alarm{Member: 3, Kind: AlarmNoSpace}, Wait: true},
 	{Op: OpAlarm, Alarm: Alarm{Member: 3, Kind: AlarmNoSpace}},
+	// Version 4: membership and the cluster version.
+	{Op: OpMemberAdd, Member: Member{ID: 4, PeerURL: "https://h4:7071"}, Wait: true},
+	{Op: OpMemberAdd, Member: Member{ID: math.MaxUint64, PeerURL: "http://127.0.0.1:1"}},
+	{Op: OpMemberPromote, Member: Member{ID: 4}},
+	{Op: OpMemberRemove, Member: Member{ID: 2}},
+	{Op: OpClusterVersion, ClusterVersion: 4},
 }
 
 // wantVersion is the version Encode must write for c.
 func wantVersion(c *Command) byte {
 	switch {
+	case c.Op >= OpMemberAdd:
+		return commandVersion4
 	case needsV3(c):
 		return commandVersion3
 	case c.Op == OpOpenSession && c.RequestID != "":
@@ -130,7 +138,7 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"nil", nil, ErrCorrupt},
 		{"version 0", []byte{0, byte(OpTick), 0}, ErrUnknownVersion},
-		{"version 4", append([]byte{4}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
+		{"version 5", append([]byte{5}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
 		{"version 3 without a principal", []byte{3, byte(OpTick), 0, 0}, ErrCorrupt},
 		{"version 1 auth op", []byte{1, byte(OpAuthEnable), 0}, ErrCorrupt},
 		{"version 2 without a request ID", append([]byte{2}, Encode(allOps[0])[1:]...), ErrCorrupt},

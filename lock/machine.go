@@ -46,6 +46,12 @@ type Machine struct {
 	byPrincipal map[string]int
 	alarms      []Alarm // raised alarms, sorted (alarm.go); replaced on change
 	waiters     int     // sessions queued for locks, over all locks (WaiterCount)
+	// Membership (membership.go): the highest member ID ever used, the
+	// removed IDs (sorted; replaced on change) and the cluster's command
+	// version (0: never raised).
+	memberSeq      uint64
+	removed        []uint64
+	clusterVersion uint8
 }
 
 // New returns an empty machine: applied index 0, clock 0, no sessions, locks
@@ -150,8 +156,16 @@ func (m *Machine) Apply(index, term uint64, cmd *Command) Result {
 	case OpCancel:
 		a.cancel(cmd.Session, cmd.Name)
 	case OpPublish:
+		if m.Removed(cmd.Member.ID) {
+			a.res = Result{Code: CodeInvalid, Reason: fmt.Sprintf("member %d was removed from the cluster", cmd.Member.ID)}
+			break
+		}
 		m.members[cmd.Member.ID] = cmd.Member
 		a.res.Code = CodeOK
+	case OpMemberAdd, OpMemberPromote, OpMemberRemove:
+		a.applyMember(cmd)
+	case OpClusterVersion:
+		a.setClusterVersion(cmd)
 	case OpCampaign:
 		a.campaign(cmd)
 	case OpProclaim:
@@ -192,6 +206,12 @@ func valid(c *Command) bool {
 		return c.Name != "" && c.Session != 0 && len(c.Value) <= MaxValueSize
 	case OpPublish:
 		return c.Member.ID != 0
+	case OpMemberAdd:
+		return c.Member.ID != 0 && c.Member.PeerURL != ""
+	case OpMemberPromote, OpMemberRemove:
+		return c.Member.ID != 0
+	case OpClusterVersion:
+		return c.ClusterVersion > BaseCommandVersion && c.ClusterVersion <= MaxCommandVersion
 	}
 	return authOp(c.Op) && validAuth(c)
 }

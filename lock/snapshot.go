@@ -15,9 +15,14 @@ import (
 // members, the access-control state; it is written only when the state
 // has users, roles, tokens, auth on, or a session with a principal, so a
 // cluster without auth writes what older builds read.
+//
+// snapshotVersionMembership (4) adds, after the access-control state, the
+// membership state (membership.go); it is written only when the state has
+// one (a member added or removed, a cluster version raised).
 const (
-	snapshotVersion     byte = 2
-	snapshotVersionAuth byte = 3
+	snapshotVersion           byte = 2
+	snapshotVersionAuth       byte = 3
+	snapshotVersionMembership byte = 4
 )
 
 // Snapshot serialises the whole state: a version byte, then the applied
@@ -57,6 +62,10 @@ type SnapshotCapture struct {
 	limitsSet bool
 	alarms    []Alarm // the machine's immutable slice
 	version   byte
+
+	memberSeq      uint64
+	removed        []uint64 // the machine's immutable slice
+	clusterVersion uint8
 }
 
 type sessionRec struct {
@@ -89,10 +98,15 @@ func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 		limitsSet: m.limitsSet,
 		alarms:    m.alarms,
 		version:   snapshotVersion,
+
+		memberSeq:      m.memberSeq,
+		removed:        m.removed,
+		clusterVersion: m.clusterVersion,
 	}
 	if !c.auth.empty() || c.limitsSet || len(c.alarms) > 0 {
 		c.version = snapshotVersionAuth
 	}
+
 	for _, s := range m.sessions {
 		c.sessions = append(c.sessions, sessionRec{id: s.id, owner: s.owner, ttl: s.ttl, deadline: s.deadline, bound: s.bound, requestID: s.requestID, principal: s.principal})
 		if s.principal != "" {
@@ -101,6 +115,9 @@ func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 	}
 	for _, mb := range m.members {
 		c.members = append(c.members, mb)
+	}
+	if c.memberSeq != 0 || len(c.removed) > 0 || c.clusterVersion != 0 {
+		c.version = snapshotVersionMembership
 	}
 	return c
 }
@@ -121,6 +138,9 @@ func (c *SnapshotCapture) Encode() []byte {
 	var auth encoder
 	if c.version >= snapshotVersionAuth {
 		c.encodeAuth(&auth)
+	}
+	if c.version >= snapshotVersionMembership {
+		c.encodeMembership(&auth)
 	}
 	e := encoder{b: make([]byte, 0, c.size()+len(auth.b))}
 	e.byte(c.version)
@@ -355,7 +375,7 @@ func restore(b []byte) (*Machine, error) {
 		return nil, fmt.Errorf("%w: empty", ErrCorrupt)
 	}
 	version := b[0]
-	if version < 1 || version > snapshotVersionAuth {
+	if version < 1 || version > snapshotVersionMembership {
 		return nil, fmt.Errorf("%w %d", ErrUnknownVersion, version)
 	}
 	d := decoder{b: b, off: 1}
@@ -503,6 +523,14 @@ func restore(b []byte) (*Machine, error) {
 	}
 	if version >= snapshotVersionAuth && d.err == nil {
 		restoreAuth(&d, m)
+	}
+	if version >= snapshotVersionMembership && d.err == nil {
+		restoreMembership(&d, m)
+		for _, id := range m.removed {
+			if _, ok := m.members[id]; ok && d.err == nil {
+				d.fail(fmt.Sprintf("removed member %d is a member", id))
+			}
+		}
 	}
 	if err := d.finish(); err != nil {
 		return nil, err

@@ -125,6 +125,24 @@ const (
 	// it, leader or not. Always CodeOK; CodeInvalid for member 0 or an
 	// unknown kind.
 	OpAlarm
+	// OpMemberAdd records member Member (ID and PeerURL) added to the
+	// cluster, as a learner when Wait. It rides in the Context of raft's
+	// configuration change and is applied with it; raft applies the change
+	// only when this answers CodeOK. CodeInvalid for an ID not above
+	// MemberSeq or removed before (IDs are never reused). Format 4.
+	OpMemberAdd
+	// OpMemberPromote records that learner Member.ID becomes a voter
+	// (CodeInvalid if it was removed). Format 4.
+	OpMemberPromote
+	// OpMemberRemove records that Member.ID leaves the cluster for good:
+	// its URLs and alarms go, its ID is never used again (CodeInvalid if
+	// it was removed already). Format 4.
+	OpMemberRemove
+	// OpClusterVersion raises the cluster's command version to
+	// ClusterVersion (never lowers it): proposed once every member reads
+	// that format. CodeInvalid for a version this build does not know.
+	// Format 4.
+	OpClusterVersion
 )
 
 // Command is one entry of the replicated log, decoded. Only the fields that
@@ -194,6 +212,8 @@ type Command struct {
 	Limits Limits
 	// Alarm is the alarm OpAlarm raises or clears.
 	Alarm Alarm
+	// ClusterVersion is the command version of OpClusterVersion.
+	ClusterVersion uint8
 }
 
 // Code is the outcome of applying a command. Business refusals are codes,

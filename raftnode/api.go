@@ -45,6 +45,8 @@ type MemberStatus struct {
 	ID        uint64
 	PeerURL   string
 	ClientURL string // "" until the member has published it
+	// Learner: the member receives the log but does not vote.
+	Learner bool
 	// Progress is the leader's view of the member's log (nil unless this
 	// node leads; refreshed every tick).
 	Progress *MemberProgress
@@ -91,6 +93,11 @@ type Status struct {
 	// Alarms are the alarms raised in the cluster (replicated: every node
 	// reports them), e.g. a member whose disk is nearly full.
 	Alarms []lock.Alarm
+	// ClusterID is the cluster's ID, fixed when it was created.
+	ClusterID uint64
+	// ClusterVersion is the newest command format every member reads
+	// (lock.Machine.ClusterVersion).
+	ClusterVersion int
 }
 
 // Proposer is what the HTTP layer needs from a node. *Node implements it.

@@ -32,6 +32,7 @@ type benchTransport struct{}
 
 func (benchTransport) Send([]*raftpb.Message) {}
 func (benchTransport) AddPeer(uint64, string) {}
+func (benchTransport) RemovePeer(uint64)      {}
 func (benchTransport) Stop()                  {}
 
 // benchNode runs a single-voter Node on memDurable until the benchmark

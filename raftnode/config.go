@@ -21,6 +21,20 @@ type Config struct {
 	// included. It is used only when DataDir holds no WAL yet; after that the
 	// membership stored in DataDir wins and Peers is ignored.
 	Peers map[uint64]string
+	// Join makes a new member of a running cluster (etcd's
+	// --initial-cluster-state existing): its empty log is not bootstrapped
+	// from Peers; it waits for the leader's log or snapshot. Peers must
+	// list every member, this one included, and ClusterID must be the
+	// cluster's (FetchClusterInfo). Used only when DataDir holds no WAL.
+	Join bool
+	// ClusterID is the ID of the cluster to join (Join), or of a restored
+	// cluster; 0 for a new cluster: ClusterIDFor(ClusterToken, Peers).
+	// Used only when DataDir holds no WAL.
+	ClusterID uint64
+	// ClusterToken tells a new cluster from another with the same members
+	// (etcd's --initial-cluster-token): it goes into the cluster ID. Used
+	// only when DataDir holds no WAL.
+	ClusterToken string
 	// ClientURL is the URL clients reach this member's API at. It is
 	// published through the log so that followers can name the leader.
 	ClientURL string
@@ -146,6 +160,9 @@ func (c Config) Validate() error {
 		return errors.New("raftnode: config: snapshot every must be positive")
 	case c.MaxInflightMsgs <= 0:
 		return errors.New("raftnode: config: max inflight msgs must be positive")
+	}
+	if c.Join && c.ClusterID == 0 {
+		return errors.New("raftnode: config: a joining member needs the cluster's ID")
 	}
 	for id, u := range c.Peers {
 		if id == 0 {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -25,11 +27,15 @@ import (
 // long-lived stream per peer, queues per peer without blocking the sender,
 // and reports unreachable peers and snapshot outcomes to the Receiver.
 type HTTPTransport struct {
-	t     *rafthttp.Transport
-	guard *PeerGuard
-	errC  chan error
-	log   *slog.Logger
-	done  chan struct{}
+	t       *rafthttp.Transport
+	guard   *PeerGuard
+	errC    chan error
+	log     *slog.Logger
+	done    chan struct{}
+	probeRT http.RoundTripper
+
+	mu    sync.Mutex
+	peers map[uint64]string // the peers added, for the version prober
 }
 
 // HTTPTransportConfig configures NewHTTPTransportWith.
@@ -50,6 +56,16 @@ type HTTPTransportConfig struct {
 	// AllowedCNs, which the members' server certificates must match too.
 	// Empty for plaintext http.
 	TLS transport.TLSInfo
+	// ClusterID is the cluster's ID (Node.ClusterID); 0: ClusterID(Peers),
+	// the ID of a cluster created before IDs were stored.
+	ClusterID uint64
+	// OnRemoved is called (once, on a goroutine of the transport) when
+	// another member says that this one was removed from the cluster.
+	OnRemoved func()
+	// VersionProbeInterval is how often the transport asks every peer for
+	// the command format it reads, for a Receiver that takes the answers
+	// (a *Node: ReportVersion). Default 2s.
+	VersionProbeInterval time.Duration
 	// Logger receives the transport's warnings; nil discards them.
 	Logger *slog.Logger
 }
@@ -97,16 +113,21 @@ func NewHTTPTransportWith(cfg HTTPTransportConfig) (*HTTPTransport, error) {
 		tlsInfo.Logger = zl
 	}
 	ht := &HTTPTransport{
-		errC: make(chan error, 1),
-		log:  logger,
-		done: make(chan struct{}),
+		errC:  make(chan error, 1),
+		log:   logger,
+		done:  make(chan struct{}),
+		peers: map[uint64]string{},
+	}
+	cid := cfg.ClusterID
+	if cid == 0 {
+		cid = ClusterID(peers)
 	}
 	ht.t = &rafthttp.Transport{
 		Logger:      zl,
 		TLSInfo:     tlsInfo,
 		DialTimeout: time.Second,
 		ID:          types.ID(id),
-		ClusterID:   types.ID(ClusterID(peers)),
+		ClusterID:   types.ID(cid),
 		Raft:        r,
 		ServerStats: v2stats.NewServerStats(sid, sid),
 		LeaderStats: v2stats.NewLeaderStats(zl, sid),
@@ -127,9 +148,26 @@ func NewHTTPTransportWith(cfg HTTPTransportConfig) (*HTTPTransport, error) {
 		select {
 		case err := <-ht.errC:
 			logger.Error("peer transport failed", "err", err)
+			if strings.Contains(err.Error(), "permanently removed") && cfg.OnRemoved != nil {
+				// rafthttp's error for a 410 Gone is not exported.
+				cfg.OnRemoved()
+			}
 		case <-ht.done:
 		}
 	}()
+	if vr, ok := r.(versionReporter); ok {
+		rt, err := rafthttp.NewRoundTripper(tlsInfo, time.Second)
+		if err != nil {
+			ht.Stop()
+			return nil, fmt.Errorf("raftnode: version prober: %w", err)
+		}
+		ht.probeRT = rt
+		every := cfg.VersionProbeInterval
+		if every <= 0 {
+			every = 2 * time.Second
+		}
+		go ht.probeVersions(id, vr, every)
+	}
 	return ht, nil
 }
 
@@ -158,10 +196,24 @@ func (ht *HTTPTransport) Send(msgs []*raftpb.Message) { ht.t.Send(msgs) }
 
 // AddPeer implements Transport.
 func (ht *HTTPTransport) AddPeer(id uint64, url string) {
+	ht.mu.Lock()
+	ht.peers[id] = url
+	ht.mu.Unlock()
 	if ht.t.Get(types.ID(id)) != nil {
 		return
 	}
 	ht.t.AddPeer(types.ID(id), []string{url})
+}
+
+// RemovePeer implements Transport.
+func (ht *HTTPTransport) RemovePeer(id uint64) {
+	ht.mu.Lock()
+	delete(ht.peers, id)
+	ht.mu.Unlock()
+	if ht.t.Get(types.ID(id)) == nil {
+		return
+	}
+	ht.t.RemovePeer(types.ID(id))
 }
 
 // Stop implements Transport.
@@ -172,6 +224,19 @@ func (ht *HTTPTransport) Stop() {
 		close(ht.done)
 		ht.t.Stop()
 	}
+}
+
+// ClusterIDFor derives a new cluster's ID from its token and initial
+// members. With an empty token it is ClusterID(peers), the ID of clusters
+// created before tokens existed.
+func ClusterIDFor(token string, peers map[uint64]string) uint64 {
+	if token == "" {
+		return ClusterID(peers)
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "token=%s;", token)
+	fmt.Fprintf(h, "%x", ClusterID(peers))
+	return h.Sum64()
 }
 
 // ClusterID derives the cluster's ID from its initial members, so that

@@ -145,6 +145,7 @@ func (n *Node) onTick() {
 	n.maybeBootstrapAuth()
 	n.maybeInitLimits()
 	n.maybeCheckDisk()
+	n.maybeRaiseClusterVersion()
 	n.refreshProgress()
 	n.tickReads()
 }

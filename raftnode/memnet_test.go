@@ -209,6 +209,9 @@ func (t *MemTransport) Send(msgs []*raftpb.Message) {
 // AddPeer implements Transport; the network knows every member already.
 func (t *MemTransport) AddPeer(uint64, string) {}
 
+// RemovePeer implements Transport; the network knows every member.
+func (t *MemTransport) RemovePeer(uint64) {}
+
 // Stop implements Transport and waits for the delivery goroutine to end;
 // the messages still queued are lost.
 func (t *MemTransport) Stop() {

@@ -13,7 +13,6 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/wal"
@@ -21,9 +20,16 @@ import (
 
 // metadata is stored in the WAL when it is created: who this member is and
 // the cluster it was created in, so that a restart needs no cluster flags.
+//
+// ClusterID is fixed when the cluster is created (0 in data dirs written
+// before it was stored: the ID is then ClusterID(Peers), as it was
+// computed then). Join marks a member that joined a running cluster: its
+// empty log is never bootstrapped from Peers.
 type metadata struct {
-	ID    uint64            `json:"id"`
-	Peers map[uint64]string `json:"peers"`
+	ID        uint64            `json:"id"`
+	Peers     map[uint64]string `json:"peers"`
+	ClusterID uint64            `json:"cluster_id,omitempty"`
+	Join      bool              `json:"join,omitempty"`
 }
 
 // Node is one member of the cluster. Create it with New, run it with Run.
@@ -33,7 +39,15 @@ type Node struct {
 	cfg   Config
 	log   *slog.Logger
 	id    uint64
-	peers map[uint64]string // member ID → peer URL; read-only after New
+	peers map[uint64]string // the initial members, ID → peer URL (metadata); read-only after New
+	// clusterID is fixed at the cluster's creation (metadata).
+	clusterID uint64
+	// memberSet is the membership the loop last applied (membership.go).
+	memberSet atomic.Pointer[memberSet]
+	// versions are the command formats the members read, as the transport
+	// learnt them (ReportVersion).
+	versionsMu sync.Mutex
+	versions   map[uint64]int
 	// auth is the machine's access-control view, published by the loop
 	// after every apply and restore that changes it (Auth).
 	auth atomic.Pointer[lock.AuthView]
@@ -95,8 +109,14 @@ type Node struct {
 	progressMembers []MemberStatus        // the members with the leader's view of their logs (refreshProgress)
 	members         []MemberStatus
 	membersDirty    bool
-	snapJob         *snapJob // our snapshot in flight (at most one), see snapshot.go
-	newSnapJob      *snapJob // started by this iteration, for the driver to run
+	snapJob         *snapJob          // our snapshot in flight (at most one), see snapshot.go
+	transportPeers  map[uint64]string // the peers the transport was told of (syncTransport)
+	confReq         uint64            // request ID of our membership change in flight (0: none)
+	confFloor       uint64            // no membership change until this index is applied (set on becoming leader)
+	removedSelf     bool              // this member's removal was applied: the loop stops
+	versionAt       uint64            // tick of the last cluster version proposal
+	lastHeard       map[uint64]uint64 // leader: the tick each member was last heard from (refreshProgress)
+	newSnapJob      *snapJob          // started by this iteration, for the driver to run
 }
 
 // New opens (or creates) the data dir and prepares the node. It does not
@@ -106,7 +126,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	meta, err := json.Marshal(metadata{ID: cfg.ID, Peers: cfg.Peers})
+	cid := cfg.ClusterID
+	if cid == 0 {
+		cid = ClusterIDFor(cfg.ClusterToken, cfg.Peers)
+	}
+	meta, err := json.Marshal(metadata{ID: cfg.ID, Peers: cfg.Peers, ClusterID: cid, Join: cfg.Join})
 	if err != nil {
 		return nil, fmt.Errorf("raftnode: encode metadata: %w", err)
 	}
@@ -144,6 +168,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		log:          cfg.Logger.With("node_id", md.ID),
 		id:           md.ID,
 		peers:        md.Peers,
+		clusterID:    md.ClusterID,
 		propC:        make(chan *proposal, 1024),
 		readC:        make(chan *readReq, 1024),
 		recvC:        make(chan *raftpb.Message, 1024),
@@ -161,6 +186,9 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		metrics:      newNodeMetrics(),
 	}
 	n.awaits.init()
+	if n.clusterID == 0 {
+		n.clusterID = ClusterID(md.Peers)
+	}
 	// Request IDs only need to be unique among this process's proposals in
 	// flight; starting from the clock keeps a restarted node from matching
 	// an entry proposed by its previous life.
@@ -177,7 +205,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		n.applied = snap.GetMetadata().GetIndex()
 		n.snapIndex = n.applied
 		n.auth.Store(n.machine.Auth())
-		n.confState = proto.Clone(snap.GetMetadata().GetConfState()).(*raftpb.ConfState)
+		n.restoreConfState(snap.GetMetadata().GetConfState())
 		// Entries after the snapshot are applied again, and their events
 		// published again; those before it are gone.
 		n.hist.complete = n.applied
@@ -206,6 +234,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		CheckQuorum:               true,
 		PreVote:                   true,
 		ReadOnlyOption:            raft.ReadOnlySafe,
+		StepDownOnRemoval:         true,
 		Logger:                    raftLogger{n.log},
 	}
 	rn, err := raft.NewRawNode(rc)
@@ -214,7 +243,9 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 	}
 	n.rn = rn
 	last, _ := n.storage.LastIndex()
-	if last == 0 {
+	if last == 0 && md.Join {
+		n.log.Info("joining a running cluster: waiting for the leader's log", "cluster_id", fmt.Sprintf("%x", n.clusterID))
+	} else if last == 0 {
 		ids := make([]uint64, 0, len(n.peers))
 		for id := range n.peers {
 			ids = append(ids, id)
@@ -232,6 +263,9 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		n.log.Info("restarting from data dir", "data_dir", cfg.DataDir, "snapshot_index", n.snapIndex,
 			"last_index", last, "repaired", st.Repaired)
 	}
+	if n.memberSet.Load() == nil {
+		n.refreshMemberSet()
+	}
 	n.publishStatus()
 	return n, nil
 }
@@ -239,14 +273,13 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 // ID returns this member's ID.
 func (n *Node) ID() uint64 { return n.id }
 
-// Peers returns a copy of the cluster's members: ID → peer URL.
-func (n *Node) Peers() map[uint64]string {
-	m := make(map[uint64]string, len(n.peers))
-	for id, u := range n.peers {
-		m[id] = u
-	}
-	return m
-}
+// Peers returns a copy of the cluster's members as this node last applied
+// them: ID → peer URL (see PeerURLs).
+func (n *Node) Peers() map[uint64]string { return n.PeerURLs() }
+
+// ClusterID returns the cluster's ID, fixed when the cluster was created:
+// members of different clusters refuse each other's messages.
+func (n *Node) ClusterID() uint64 { return n.clusterID }
 
 // Done is closed when Run has returned.
 func (n *Node) Done() <-chan struct{} { return n.doneC }
@@ -279,11 +312,7 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 		n.closeSubscribers()
 		n.awaits.stop()
 	}()
-	for id, u := range n.peers {
-		if id != n.id {
-			t.AddPeer(id, u)
-		}
-	}
+	n.syncTransport()
 	tickC := n.cfg.Tick
 	if tickC == nil {
 		tk := time.NewTicker(n.cfg.TickInterval)
@@ -334,6 +363,10 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 			in.snap = job
 		}
 		if err := n.iterate(in, n.nextQueued); err != nil {
+			if errors.Is(err, ErrRemoved) {
+				n.log.Warn("this member was removed from the cluster: stopping; its data dir must not be used again (add a new member with an empty data dir instead)")
+				return err
+			}
 			return fail(err)
 		}
 		n.runSnapshotJob()

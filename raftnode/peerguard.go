@@ -66,13 +66,11 @@ type PeerGate interface {
 
 var _ PeerGate = (*Node)(nil)
 
-// IsMember implements PeerGate: the members are the node's peers (the
-// initial cluster, stored in the data dir). Membership changes will make
-// this the configuration the loop last applied; callers only ever ask this
-// method, never the map.
+// IsMember implements PeerGate: the members are the voters and learners
+// of the configuration the loop last applied (the initial cluster until
+// one is known).
 func (n *Node) IsMember(id uint64) bool {
-	_, ok := n.peers[id]
-	return id != 0 && ok
+	return id != 0 && n.memberSet.Load().ids[id]
 }
 
 // MaxMessageBytes implements PeerGate: 4 × MaxSizePerMsg + 4 MiB (8 MiB with
@@ -216,12 +214,14 @@ func (g *PeerGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		from, why := g.sender(r)
 		if why != "" {
-			g.refuse(w, r, http.StatusForbidden, why)
+			g.refuse(w, r, senderStatus(why), why)
 			return
 		}
 		g.message(w, r, from)
 	case strings.HasPrefix(p, rafthttp.RaftStreamPrefix+"/"):
 		g.stream(w, r)
+	case p == PeerVersionPath || p == PeerClusterPath:
+		g.servePeerInfo(w, r)
 	default:
 		g.refuse(w, r, http.StatusNotFound, "no such peer endpoint")
 	}
@@ -237,6 +237,8 @@ func (g *PeerGuard) sender(r *http.Request) (uint64, string) {
 		return 0, "no member ID in " + headerFrom
 	case from == g.self:
 		return 0, "the sender claims to be this member"
+	case g.removed(from):
+		return 0, removedMember
 	case !g.gate.IsMember(from):
 		return 0, "the sender is not a member"
 	}
@@ -244,6 +246,16 @@ func (g *PeerGuard) sender(r *http.Request) (uint64, string) {
 		return 0, "the request is addressed to another member"
 	}
 	return from, ""
+}
+
+// removedMember is sender's reason for a removed member: refuse answers it
+// 410 Gone, as rafthttp does, so that the member learns it was removed
+// and stops.
+const removedMember = "removed member"
+
+func (g *PeerGuard) removed(id uint64) bool {
+	rc, ok := g.gate.(removedChecker)
+	return ok && rc.IsIDRemoved(id)
 }
 
 // stream checks a stream request: GET, no body, a member sender named
@@ -268,10 +280,18 @@ func (g *PeerGuard) stream(w http.ResponseWriter, r *http.Request) {
 		why = "the stream's path names another sender than " + headerFrom
 	}
 	if why != "" {
-		g.refuse(w, r, http.StatusForbidden, why)
+		g.refuse(w, r, senderStatus(why), why)
 		return
 	}
 	g.next.ServeHTTP(w, r)
+}
+
+// senderStatus is the status of a refusal for sender's reason why.
+func senderStatus(why string) int {
+	if why == removedMember {
+		return http.StatusGone
+	}
+	return http.StatusForbidden
 }
 
 // message bounds the body of a /raft request from member from and hands it

@@ -81,6 +81,14 @@ func (n *Node) handleProposal(p *proposal) {
 		n.kaBatch = append(n.kaBatch, p)
 		return
 	}
+	if isMemberOp(p.cmd.Op) {
+		n.handleConfChange(p)
+		return
+	}
+	if need, have := lock.CommandVersion(p.cmd), n.machine.ClusterVersion(); need > have {
+		p.resC <- proposalResult{err: &ClusterVersionError{Need: need, Have: have}}
+		return
+	}
 	cmd := p.cmd
 	cmd.Now = n.now()
 	n.reqSeq++
@@ -228,17 +236,26 @@ func (n *Node) maybePublish() {
 		return
 	}
 	for _, m := range n.machine.Members() {
-		if m.ID == n.id && m.ClientURL == n.cfg.ClientURL && m.PeerURL == n.peers[n.id] {
+		if m.ID == n.id && m.ClientURL == n.cfg.ClientURL && m.PeerURL == n.selfPeerURL() {
 			return
 		}
 	}
 	n.publishedAt = n.ticks
 	n.reqSeq++
 	data := encodeEnvelope(n.id, n.reqSeq, &lock.Command{Op: lock.OpPublish,
-		Member: lock.Member{ID: n.id, PeerURL: n.peers[n.id], ClientURL: n.cfg.ClientURL}})
+		Member: lock.Member{ID: n.id, PeerURL: n.selfPeerURL(), ClientURL: n.cfg.ClientURL}})
 	if err := n.rn.Propose(data); err != nil {
 		n.log.Debug("publish member", "err", err)
 	}
+}
+
+// selfPeerURL is this member's peer URL: the one it was added with, or
+// the initial cluster's.
+func (n *Node) selfPeerURL() string {
+	if u := n.memberSet.Load().urls[n.id]; u != "" {
+		return u
+	}
+	return n.peers[n.id]
 }
 
 // maybeInitLimits proposes OpInitLimits with Config.InitialLimits once per

@@ -123,8 +123,12 @@ func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
 	}
 }
 
-// IsIDRemoved implements rafthttp.Raft. Members are never removed yet.
-func (n *Node) IsIDRemoved(id uint64) bool { return false }
+// IsIDRemoved implements rafthttp.Raft: whether id was removed from the
+// cluster (rafthttp then answers its requests 410 Gone, which stops it).
+func (n *Node) IsIDRemoved(id uint64) bool {
+	_, found := slices.BinarySearch(n.memberSet.Load().removed, id)
+	return found
+}
 
 // ReportUnreachable tells raft that a message to id was lost. It never
 // blocks (transports call it from the loop's own Send); it drops the report

@@ -95,6 +95,9 @@ func (n *Node) processReady() error {
 			return err
 		}
 		n.rn.Advance(rd)
+		if n.removedSelf {
+			return ErrRemoved
+		}
 		// Reads that came in while the last request was in flight.
 		n.sendReadIndex()
 	}
@@ -140,8 +143,7 @@ func (n *Node) restoreSnapshot(snap *raftpb.Snapshot) error {
 	n.applied = md.GetIndex()
 	n.snapIndex = md.GetIndex()
 	n.auth.Store(n.machine.Auth())
-	n.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
-	n.membersDirty = true
+	n.restoreConfState(md.GetConfState())
 	// The events between the old state and the snapshot were never seen
 	// here: watchers must re-read the state, and so must every waiter.
 	n.subsMu.Lock()
@@ -182,8 +184,8 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 			}
 			n.publishEvents(res.Events)
 			n.metrics.observeEvents(res.Events)
-			if cmd.Op == lock.OpPublish {
-				n.membersDirty = true
+			if cmd.Op == lock.OpPublish || cmd.Op == lock.OpClusterVersion {
+				n.refreshMemberSet()
 			}
 			if from == n.id {
 				if req == n.expireReq {
@@ -199,17 +201,17 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 				return fmt.Errorf("raftnode: committed conf change %d is unreadable: %w", idx, err)
 			}
-			n.confState = n.rn.ApplyConfChange(&cc)
-			n.membersDirty = true
-			n.machine.Apply(idx, term, nil)
+			if err := n.applyConfChange(idx, term, &cc); err != nil {
+				return err
+			}
 		case raftpb.EntryConfChangeV2:
 			var cc raftpb.ConfChangeV2
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 				return fmt.Errorf("raftnode: committed conf change %d is unreadable: %w", idx, err)
 			}
 			n.confState = n.rn.ApplyConfChange(&cc)
-			n.membersDirty = true
 			n.machine.Apply(idx, term, nil)
+			n.refreshMemberSet()
 		}
 		n.applied = idx
 		n.metrics.applied.Add(1)
@@ -234,6 +236,7 @@ func (n *Node) onSoftState(ss *raft.SoftState) {
 			n.metrics.failed.Add(1)
 		}
 		n.expireReq = 0
+		n.confReq = 0
 	}
 	if leaderChanged {
 		if ss.Lead != 0 {
@@ -242,6 +245,10 @@ func (n *Node) onSoftState(ss *raft.SoftState) {
 		n.readsLeaderChanged()
 	}
 	if !wasLeader && n.state == raft.StateLeader {
+		// As raft does: a membership change of an earlier term may still
+		// be in the log; none is proposed before everything up to here
+		// is applied.
+		n.confFloor, _ = n.storage.LastIndex()
 		n.clock.start(n.machine.Clock(), n.cfg.Now(), n.cfg.Monotonic())
 		// The first command of the term carries the new leader's clock:
 		// applying it extends every session (see lock.Machine.Apply).

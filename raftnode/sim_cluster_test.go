@@ -946,6 +946,7 @@ func (t *simTransport) Send(msgs []*raftpb.Message) {
 	}
 }
 func (t *simTransport) AddPeer(uint64, string) {}
+func (t *simTransport) RemovePeer(uint64)      {}
 func (t *simTransport) Stop()                  {}
 
 func (s *sim) send(from *simNode, m *raftpb.Message) {

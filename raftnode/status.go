@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"maps"
 	"slices"
 
 	"go.etcd.io/raft/v3"
@@ -20,20 +21,11 @@ func (n *Node) memberList() []MemberStatus {
 	for _, m := range n.machine.Members() {
 		urls[m.ID] = m
 	}
-	ids := append(append([]uint64{}, n.confState.GetVoters()...), n.confState.GetLearners()...)
-	if len(ids) == 0 {
-		for id := range n.peers {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
+	set := n.memberSet.Load()
+	ids := slices.Sorted(maps.Keys(set.ids))
 	ms := make([]MemberStatus, 0, len(ids))
-	for _, id := range slices.Compact(ids) {
-		m := MemberStatus{ID: id, PeerURL: n.peers[id], ClientURL: urls[id].ClientURL}
-		if m.PeerURL == "" {
-			m.PeerURL = urls[id].PeerURL
-		}
-		ms = append(ms, m)
+	for _, id := range ids {
+		ms = append(ms, MemberStatus{ID: id, PeerURL: set.urls[id], ClientURL: urls[id].ClientURL, Learner: set.learners[id]})
 	}
 	n.members = ms
 	n.membersDirty = false
@@ -44,15 +36,17 @@ func (n *Node) memberList() []MemberStatus {
 // may call.
 func (n *Node) publishStatus() {
 	st := &Status{
-		ID:            n.id,
-		Leader:        n.lead,
-		IsLeader:      n.state == raft.StateLeader,
-		Term:          n.term,
-		Commit:        n.commit,
-		Applied:       n.applied,
-		Members:       n.memberList(),
-		SnapshotIndex: n.snapIndex,
-		Alarms:        n.machine.Alarms(),
+		ID:             n.id,
+		Leader:         n.lead,
+		IsLeader:       n.state == raft.StateLeader,
+		Term:           n.term,
+		Commit:         n.commit,
+		Applied:        n.applied,
+		Members:        n.memberList(),
+		SnapshotIndex:  n.snapIndex,
+		Alarms:         n.machine.Alarms(),
+		ClusterID:      n.clusterID,
+		ClusterVersion: n.machine.ClusterVersion(),
 	}
 	if n.rn != nil {
 		hs := n.rn.BasicStatus().HardState
@@ -80,6 +74,7 @@ func (n *Node) publishStatus() {
 func (n *Node) refreshProgress() {
 	if n.state != raft.StateLeader {
 		n.progressMembers = nil
+		n.lastHeard = nil
 		return
 	}
 	st := n.rn.Status()
@@ -87,17 +82,38 @@ func (n *Node) refreshProgress() {
 	if err != nil {
 		last = n.applied
 	}
+	if n.lastHeard == nil {
+		n.lastHeard = map[uint64]uint64{}
+	}
+	for id, pr := range st.Progress {
+		if pr.RecentActive || id == n.id {
+			n.lastHeard[id] = n.ticks
+		}
+	}
 	members := slices.Clone(n.memberList())
 	for i := range members {
 		pr, ok := st.Progress[members[i].ID]
 		if !ok {
 			continue
 		}
-		p := &MemberProgress{Match: pr.Match, Reachable: pr.RecentActive || members[i].ID == n.id, Learner: pr.IsLearner}
+		p := &MemberProgress{Match: pr.Match, Reachable: n.recentlyHeard(members[i].ID), Learner: pr.IsLearner}
 		if last > pr.Match {
 			p.Behind = last - pr.Match
 		}
 		members[i].Progress = p
 	}
 	n.progressMembers = members
+}
+
+// recentlyHeard reports whether the leader heard from member id within the
+// last election timeout (this node always has). raft's RecentActive alone
+// flickers: a leader clears it every election timeout (CheckQuorum) and a
+// member's next answer sets it again, so refreshProgress remembers the
+// tick it was last seen set. Leader and loop only.
+func (n *Node) recentlyHeard(id uint64) bool {
+	if id == n.id {
+		return true
+	}
+	t, ok := n.lastHeard[id]
+	return ok && n.ticks-t <= uint64(n.cfg.ElectionTicks)
 }

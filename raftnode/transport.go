@@ -14,6 +14,8 @@ type Transport interface {
 	Send(msgs []*raftpb.Message)
 	// AddPeer makes peer id reachable at url (idempotent).
 	AddPeer(id uint64, url string)
+	// RemovePeer forgets peer id (idempotent).
+	RemovePeer(id uint64)
 	// Stop releases the transport's resources.
 	Stop()
 }
