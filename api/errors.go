@@ -57,6 +57,12 @@ const (
 	// CodeNoSpace: the replicated state reached the cluster's size quota;
 	// requests that would grow it are refused until it shrinks (HTTP 507).
 	CodeNoSpace = "no_space"
+	// CodeFailedPrecondition: the cluster is not in a state that allows
+	// the request (a membership change while another is in flight, one
+	// that would leave too few started voters, a learner not caught up,
+	// a command some member's build cannot read yet); the message starts
+	// with the precise reason; nothing changed (HTTP 409).
+	CodeFailedPrecondition = "failed_precondition"
 )
 
 // Sentinel errors, one per error code. An *Error matches the sentinel of its
@@ -100,6 +106,8 @@ var (
 	ErrRateLimited = errors.New("api: rate limited")
 	// ErrNoSpace matches CodeNoSpace.
 	ErrNoSpace = errors.New("api: no space")
+	// ErrFailedPrecondition matches CodeFailedPrecondition.
+	ErrFailedPrecondition = errors.New("api: failed precondition")
 )
 
 // Sentinel returns the sentinel error of code, and nil for a code this
@@ -140,6 +148,8 @@ func Sentinel(code string) error {
 		return ErrRateLimited
 	case CodeNoSpace:
 		return ErrNoSpace
+	case CodeFailedPrecondition:
+		return ErrFailedPrecondition
 	}
 	return nil
 }

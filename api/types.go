@@ -352,6 +352,8 @@ type Member struct {
 	ID        uint64 `json:"id"`
 	PeerURL   string `json:"peer_url"`
 	ClientURL string `json:"client_url"`
+	// Learner: the member receives the log but does not vote.
+	Learner bool `json:"learner,omitempty"`
 	// Progress is the leader's view of the member's log: only in the
 	// leader's answer.
 	Progress *MemberProgress `json:"progress,omitempty"`
@@ -401,6 +403,13 @@ type Status struct {
 	// (then what would grow the state answers 507 no_space). Empty when
 	// none.
 	Alarms []Alarm `json:"alarms"`
+	// ClusterID is the cluster's ID in hexadecimal, fixed when the cluster
+	// was created (a restored cluster gets a new one).
+	ClusterID string `json:"cluster_id"`
+	// ClusterVersion is the newest log command format that every member
+	// reads: commands that need a newer one are refused (409
+	// failed_precondition) until every member runs a build that reads it.
+	ClusterVersion int `json:"cluster_version"`
 }
 
 // Health answers GET /healthz and GET /readyz: {"status":"ok"}.

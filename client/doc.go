@@ -88,7 +88,9 @@
 // without the API's error body (a proxy's page) gets the code of its HTTP
 // status (401 unauthenticated, 403 permission_denied, 429 rate_limited,
 // 507 no_space, 502/503 unavailable, ...). The SDK adds ErrSessionLost,
-// ErrSessionClosed and ErrNotLocked.
+// ErrSessionClosed and ErrNotLocked, and *UnreachableError when no endpoint
+// answered at all ("cannot reach raftlockd at http://127.0.0.1:7070
+// (connection refused)"; it matches api.ErrUnavailable).
 //
 // # Safety
 //

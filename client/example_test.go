@@ -11,7 +11,8 @@ import (
 	"github.com/raftlock/raftlock/client"
 )
 
-// The examples need a running cluster, so they are compiled but not run.
+// The examples run against the single-node server that TestMain starts
+// (main_test.go), whose URL it puts in RAFTLOCK_ENDPOINTS.
 
 func ExampleClient_NewSession() {
 	ctx := context.Background()
@@ -29,20 +30,29 @@ func ExampleClient_NewSession() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Close deletes the session and releases its locks.
-	defer s.Close(context.Background())
+	fmt.Println("TTL:", s.TTL())
+	// The session is renewed in the background. Work that needs it must
+	// end by SafeUntil, or when Done is closed.
+	fmt.Println("safe for at most the TTL:", time.Until(s.SafeUntil()) <= s.TTL())
 
-	fmt.Println("session", s.ID(), "safe until", s.SafeUntil())
-	select {
-	case <-s.Done():
-		fmt.Println("session ended:", s.Err())
-	case <-time.After(time.Minute):
+	// Close deletes the session and releases its locks.
+	if err := s.Close(ctx); err != nil {
+		log.Fatal(err)
 	}
+	<-s.Done()
+	fmt.Println("session ended:", s.Err())
+	// Output:
+	// TTL: 10s
+	// safe for at most the TTL: true
+	// session ended: client: session closed
 }
 
 func ExampleMutex_Lock() {
 	ctx := context.Background()
-	c, err := client.New(client.Config{Endpoints: []string{"http://10.0.0.1:7070", "http://10.0.0.2:7070", "http://10.0.0.3:7070"}})
+	// The endpoints of some or all members, here from RAFTLOCK_ENDPOINTS;
+	// or client.Config{Endpoints: []string{"http://10.0.0.1:7070",
+	// "http://10.0.0.2:7070", "http://10.0.0.3:7070"}}.
+	c, err := client.New(client.FromEnv())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -59,6 +69,7 @@ func ExampleMutex_Lock() {
 	if err := m.Lock(wait); err != nil { // waits in the FIFO queue
 		log.Fatal(err)
 	}
+	fmt.Println("holding", m.Name())
 
 	// Work under the lock stops when the session ends (or SafeUntil passes)
 	// and when the hold is lost.
@@ -75,14 +86,19 @@ func ExampleMutex_Lock() {
 	// Give the fencing token to the storage: it refuses writes that carry a
 	// token lower than one it has seen, so a paused old holder cannot
 	// overwrite the work of a newer one.
-	token := m.Token()
-	if err := writeBackup(work, token); err != nil {
+	if err := writeBackup(work, m.Token()); err != nil {
 		log.Print(err)
 	}
 	if err := m.Unlock(ctx); err != nil {
 		log.Print(err) // errors.Is(err, api.ErrNotHolder): the lock was lost before
 	}
+	fmt.Println("released", m.Name())
+	// Output:
+	// holding nightly-backup
+	// released nightly-backup
 }
+
+func writeBackup(ctx context.Context, token uint64) error { return ctx.Err() }
 
 func ExampleMutex_TryLock() {
 	ctx := context.Background()
@@ -91,26 +107,41 @@ func ExampleMutex_TryLock() {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	s, err := c.NewSession(ctx)
+	// Another host holds the lock.
+	other, err := c.NewSession(ctx, client.WithOwner("report-host-2"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer other.Close(context.Background())
+	if err := other.NewMutex("reports/daily").Lock(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	s, err := c.NewSession(ctx, client.WithOwner("report-host-1"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close(context.Background())
-
 	m := s.NewMutex("reports/daily")
-	var locked *client.LockedError
-	switch err := m.TryLock(ctx); {
-	case errors.As(err, &locked):
-		fmt.Printf("held by %s (owner %q) since %v\n", locked.Holder.Session, locked.Holder.Owner, locked.Holder.Since)
-	case err != nil:
-		log.Fatal(err)
-	default:
-		fmt.Println("got it, token", m.Token())
-		m.Unlock(ctx)
+	try := func() {
+		var locked *client.LockedError
+		switch err := m.TryLock(ctx); {
+		case errors.As(err, &locked):
+			fmt.Printf("%s is held by %q\n", locked.Name, locked.Holder.Owner)
+		case err != nil:
+			log.Fatal(err)
+		default:
+			fmt.Println("got", m.Name())
+			m.Unlock(ctx)
+		}
 	}
+	try()
+	other.Close(ctx) // releases what it holds
+	try()
+	// Output:
+	// reports/daily is held by "report-host-2"
+	// got reports/daily
 }
-
-func writeBackup(ctx context.Context, token uint64) error { return ctx.Err() }
 
 func ExampleElector_Run() {
 	c, err := client.New(client.FromEnv())
@@ -118,18 +149,35 @@ func ExampleElector_Run() {
 		log.Fatal(err)
 	}
 	defer c.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	leading := make(chan struct{})
 	e := &client.Elector{
 		Client:   c,
 		Name:     "scheduler",
 		Identity: "10.0.0.7:8080",
 		Callbacks: client.Callbacks{
 			// ctx ends when the leadership does: stop at once.
-			OnStartedLeading: func(ctx context.Context) { <-ctx.Done() },
-			OnNewLeader:      func(id string) { fmt.Println("leader:", id) },
+			OnStartedLeading: func(ctx context.Context) {
+				close(leading)
+				<-ctx.Done()
+			},
+			OnStoppedLeading: func() { fmt.Println("stopped leading") },
 		},
-		ReleaseOnCancel: true,
+		ReleaseOnCancel: true, // resign when Run's ctx ends
 	}
-	if err := e.Run(context.Background()); err != nil {
+	go func() {
+		select {
+		case <-leading:
+			fmt.Println("leading:", e.IsLeader())
+			stop() // this example stops as soon as it leads
+		case <-ctx.Done():
+		}
+	}()
+	if err := e.Run(ctx); err != nil {
 		log.Fatal(err) // a configuration error
 	}
+	// Output:
+	// leading: true
+	// stopped leading
 }

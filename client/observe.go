@@ -29,7 +29,8 @@ const (
 )
 
 // LeaderEvent is one message of Client.Observe: the election's leader as of
-// Revision (the index of the log entry that made the change).
+// Revision (the index of the log entry that made the change). It has the
+// fields of api.LeaderEvent, the message on the wire, and converts to it.
 type LeaderEvent struct {
 	// Revision is the log index of the change; it never decreases along a
 	// channel.
@@ -41,6 +42,11 @@ type LeaderEvent struct {
 	Type string
 	// Leader is the leader after the change; nil when nobody leads.
 	Leader *api.Leader
+	// Changes lists, in order, every leader change of this revision when
+	// there were several (a leader that resigned or expired and was
+	// succeeded in one log entry: ["resigned","elected"], with Type
+	// "elected"); nil otherwise.
+	Changes []string
 }
 
 // ElectionInfo reads election name: its leader and candidates (GET
@@ -280,7 +286,7 @@ func (o *observer) deliver(ctx context.Context, le api.LeaderEvent, sameConn boo
 		return false, nil
 	}
 	select {
-	case o.out <- LeaderEvent{Revision: le.Revision, Type: le.Type, Leader: le.Leader}:
+	case o.out <- LeaderEvent(le): // every field the server sent
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}

@@ -65,6 +65,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 	var (
 		info    callInfo
 		lastErr error
+		unreach unreachable   // the attempts that got no answer
 		hint    bool          // the last failure named another leader: go there at once
 		pause   time.Duration // the server asked to wait this long (Retry-After)
 	)
@@ -98,6 +99,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 				return info, fmt.Errorf("client: %s %s: %w (retry after %v: past the call's deadline, or longer than the SDK waits)", cl.method, cl.path, err, pause)
 			}
 			lastErr = err
+			unreach.answered = true
 			c.log.Debug("rate limited, retrying", "method", cl.method, "path", cl.path, "endpoint", base, "attempt", i+1, "retry_after", pause)
 			continue
 		case errors.As(err, &ae) && ae.Code == api.CodeUnavailable:
@@ -122,6 +124,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 		if ctx.Err() != nil {
 			break // the caller gave up; base is not to blame
 		}
+		unreach.add(base, err)
 		c.failed(base)
 		c.log.Debug("request failed, retrying", "method", cl.method, "path", cl.path, "endpoint", base, "attempt", i+1, "error", err)
 	}
@@ -140,6 +143,9 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 	var ae *api.Error
 	if errors.As(lastErr, &ae) {
 		return info, fmt.Errorf("client: %s %s: retries exhausted: %w", cl.method, cl.path, lastErr)
+	}
+	if ue := unreach.err(); ue != nil {
+		return info, ue
 	}
 	return info, fmt.Errorf("client: %s %s: %w: no endpoint answered: %v", cl.method, cl.path, api.ErrUnavailable, lastErr)
 }

@@ -577,7 +577,10 @@ type worker struct {
 	paused    bool      // a pause stops the keep-alives too, as a GC pause would
 }
 
-func (w *worker) member() *member { return w.r.c.members[w.rng.IntN(len(w.r.c.members))] }
+func (w *worker) member() *member {
+	ms := w.r.c.clientMembers()
+	return ms[w.rng.IntN(len(ms))]
+}
 
 func (w *worker) session() (api.SessionID, time.Time) {
 	w.mu.Lock()
@@ -640,7 +643,8 @@ func (w *worker) keepAlives(rng *rand.Rand) {
 		if s == 0 || paused {
 			continue
 		}
-		m := w.r.c.members[rng.IntN(len(w.r.c.members))]
+		ms := w.r.c.clientMembers()
+		m := ms[rng.IntN(len(ms))]
 		sent := time.Now()
 		_, out := w.r.keepAlive(w.hard, 2*w.id+1, m, s, w.r.ttl/2)
 		switch out.Kind {

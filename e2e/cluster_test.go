@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -92,6 +93,7 @@ type member struct {
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	extra     []string // more flags (clusterOptions.args)
+	bin       string   // the binary to run instead of the cluster's (an older build)
 }
 
 type cluster struct {
@@ -100,6 +102,18 @@ type cluster struct {
 	members []*member
 	initial string
 	opts    clusterOptions
+	// serving, when set, are the members that clients running on other
+	// goroutines may use (the membership test changes the members while
+	// they run); nil: members.
+	serving atomic.Pointer[[]*member]
+}
+
+// clientMembers returns the members that clients may use (see serving).
+func (c *cluster) clientMembers() []*member {
+	if p := c.serving.Load(); p != nil {
+		return *p
+	}
+	return c.members
 }
 
 // clusterOptions adjust how startClusterWith starts members; the zero value
@@ -221,7 +235,11 @@ func (c *cluster) start(m *member, withCluster bool) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command(c.bin, args...)
+	bin := c.bin
+	if m.bin != "" {
+		bin = m.bin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if c.opts.env != nil {
 		cmd.Env = c.opts.env(m)

@@ -58,6 +58,14 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return api.Errorf(api.CodeUnavailable, "auth is being set up from the bootstrap token and is not applied on this node yet; retry")
 		}
 		p, tokenID, cert, err := s.principal(r, v)
+		if err == errUnknownToken && s.askLeader(r) {
+			// A token created a moment ago through another node may not be
+			// applied here yet: the leader, which applied it, decides.
+			if _, err := readBody(c); err != nil {
+				return err
+			}
+			return s.forward(c, s.node.Status().LeaderClientURL, 2*s.cfg.RequestTimeout)
+		}
 		if err != nil {
 			return err
 		}
@@ -73,6 +81,20 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(principalKey, p)
 		return next(c)
 	}
+}
+
+// errUnknownToken: the bearer token resolves to no token of this node's
+// applied state (unknown, revoked, or not applied here yet).
+var errUnknownToken = api.Errorf(api.CodeUnauthenticated, "the bearer token is unknown or revoked")
+
+// askLeader reports whether a request whose token this node does not know
+// should go to the leader: this node follows a leader whose URL it knows,
+// the request was not forwarded already, and it is not a stream (a
+// forwarded request is bounded in time).
+func (s *Server) askLeader(r *http.Request) bool {
+	st := s.node.Status()
+	return !st.IsLeader && st.LeaderClientURL != "" && r.Header.Get(api.HeaderForwarded) == "" &&
+		r.URL.Path != "/v1/watch" && !strings.HasSuffix(r.URL.Path, "/observe")
 }
 
 // principal resolves r's principal against v (see the comment above),
@@ -96,7 +118,7 @@ func (s *Server) principal(r *http.Request, v *lock.AuthView) (p string, tokenID
 			if !ok {
 				return "", 0, false, api.Errorf(api.CodeUnauthenticated, "the Authorization header is not \"Bearer <token>\"")
 			}
-			return "", 0, false, api.Errorf(api.CodeUnauthenticated, "the bearer token is unknown or revoked")
+			return "", 0, false, errUnknownToken
 		}
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {

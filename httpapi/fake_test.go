@@ -217,6 +217,10 @@ func (f *fakeNode) register(ch chan lock.Event) func() {
 
 func (f *fakeNode) TransferLeadership(ctx context.Context, to uint64) error { return nil }
 
+func (f *fakeNode) ChangeMembership(ctx context.Context, ch raftnode.MemberChange) (uint64, error) {
+	return 0, &raftnode.MemberChangeError{Code: "conf_change_in_progress", Reason: "the fake node changes nothing"}
+}
+
 func (f *fakeNode) Auth() *lock.AuthView {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -32,6 +34,11 @@ type Server struct {
 	// slots and the node's shared event log (streams.go).
 	edgeState *edgeState
 	metrics   *metrics // metrics.go
+	// stopWaits is closed by EndWaits; waits counts the requests waiting
+	// in a queue (awaitGrant).
+	stopWaits chan struct{}
+	stopOnce  sync.Once
+	waits     sync.WaitGroup
 }
 
 // New returns a Server for cfg. Zero durations take their defaults; it
@@ -41,7 +48,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, fwd: cfg.ForwardClient, edgeState: newEdgeState(cfg)}
+	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, fwd: cfg.ForwardClient, edgeState: newEdgeState(cfg), stopWaits: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -57,6 +64,26 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the http.Handler that serves the API (an echo instance).
 func (s *Server) Handler() http.Handler { return s.e }
+
+// EndWaits ends every request waiting in a lock or election queue on this
+// node, now and from now on, as a node that stops must: each leaves its
+// queue through the log (a keep_queued one keeps its place) and answers
+// 503, so that the client goes on through another member. It returns when
+// they have answered, or when ctx ends. raftlockd calls it on SIGTERM
+// before a leader hands leadership over: the leaves then go through the
+// log while this node still leads.
+func (s *Server) EndWaits(ctx context.Context) {
+	s.stopOnce.Do(func() { close(s.stopWaits) })
+	done := make(chan struct{})
+	go func() {
+		s.waits.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
 
 // Close releases the idle connections of the Server's own forwarding client
 // (none when Config.ForwardClient was set). Call it after the http.Server
@@ -167,6 +194,11 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.serveMetrics)
+	e.GET(api.SnapshotPath, s.snapshot)
+	e.GET(api.MembersPath, s.listMembers)
+	e.POST(api.MembersPath, s.addMember)
+	e.DELETE(api.MembersPath+"/:id", s.removeMember)
+	e.POST(api.MembersPath+"/:id/promote", s.promoteMember)
 	return e
 }
 
@@ -248,12 +280,14 @@ func (s *Server) status(c echo.Context) error {
 		ReadIndexRetries:    st.ReadIndexRetries,
 		DroppedPeerMessages: st.DroppedPeerMessages,
 		Alarms:              make([]api.Alarm, 0, len(st.Alarms)),
+		ClusterID:           strconv.FormatUint(st.ClusterID, 16),
+		ClusterVersion:      st.ClusterVersion,
 	}
 	for _, a := range st.Alarms {
 		out.Alarms = append(out.Alarms, api.Alarm{Member: a.Member, Alarm: a.Kind.String()})
 	}
 	for _, m := range st.Members {
-		am := api.Member{ID: m.ID, PeerURL: m.PeerURL, ClientURL: m.ClientURL}
+		am := api.Member{ID: m.ID, PeerURL: m.PeerURL, ClientURL: m.ClientURL, Learner: m.Learner}
 		if p := m.Progress; p != nil {
 			am.Progress = &api.MemberProgress{Match: p.Match, Behind: p.Behind, Reachable: p.Reachable, Learner: p.Learner}
 		}

@@ -76,6 +76,8 @@ type queueWait struct {
 // awaitGrant waits for the queued session's grant (see the file comment)
 // and writes the answer.
 func (s *Server) awaitGrant(c echo.Context, w queueWait) error {
+	s.waits.Add(1)
+	defer s.waits.Done()
 	place := lock.Place{Kind: w.kind.kind, Name: w.name, Session: w.session}
 	timer := time.NewTimer(w.wait - time.Since(w.start))
 	defer timer.Stop()
@@ -111,8 +113,39 @@ func (s *Server) awaitGrant(c echo.Context, w queueWait) error {
 		case <-c.Request().Context().Done():
 			unregister()
 			return s.clientGone(c, w)
+		case <-s.stopWaits:
+			unregister()
+			return s.nodeStopping(c, w)
 		}
 	}
+}
+
+// nodeStopping settles a wait on a node that stops (EndWaits): the session
+// leaves the queue as for a client that has gone (a keep_queued one keeps
+// its place; a grant that won the race is answered), and the answer is a
+// 503 that sends the client to another member.
+func (s *Server) nodeStopping(c echo.Context, w queueWait) error {
+	if !w.keep {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), s.cfg.RequestTimeout)
+		defer cancel()
+		cmd := w.kind.leave(w.name, w.session)
+		if w.ephemeral {
+			cmd = &lock.Command{Op: lock.OpCloseSession, Session: w.session}
+		}
+		res, _, err := s.propose(c, ctx, cmd)
+		if err != nil {
+			s.log.Warn("leave a queue on shutdown", w.kind.kind.String(), w.name, "session", w.session, "error", err)
+			return api.Errorf(api.CodeTimeout, "this node is stopping, and leaving the queue of %s %q failed (%v): the session may still be queued; retry on another node", w.kind.kind, w.name, err)
+		}
+		if _, held := w.kind.cancelled(res, w.name, w.session); held.grant != nil {
+			return held.grant(c)
+		}
+	}
+	what := "the session left the queue"
+	if w.keep {
+		what = "the session keeps its place in the queue (keep_queued)"
+	}
+	return api.Errorf(api.CodeUnavailable, "this node is stopping; %s of %s %q: retry on another node", what, w.kind.kind, w.name)
 }
 
 // look reads the session's stake from this node's applied state (a stale

@@ -31,12 +31,13 @@ func (m *Machine) holderOf(l *lockRec) *Holder {
 	return &Holder{Session: l.holder, Owner: m.sessions[l.holder].owner, Token: l.token, Since: l.since}
 }
 
-// grant makes s the holder of l (named name) with this entry's index as
-// token. The caller stores l.
-func (a *applier) grant(name string, l *lockRec, s *session) {
+// grant makes s, which waited since waited, the holder of l (named name)
+// with this entry's index as token. The caller stores l.
+func (a *applier) grant(name string, l *lockRec, s *session, waited int64) {
 	l.holder, l.token, l.since = s.id, a.index, a.m.clock
 	s.held[name] = struct{}{}
 	a.emit(EventLockGranted, s.id, name, l.token)
+	a.res.Events[len(a.res.Events)-1].Since = waited
 }
 
 // releaseLock releases lock name from its holder and grants it to the head
@@ -49,6 +50,7 @@ func (a *applier) releaseLock(name string) {
 	}
 	h := m.sessions[l.holder]
 	a.emit(EventLockReleased, h.id, name, l.token)
+	a.res.Events[len(a.res.Events)-1].Since = l.since
 	delete(h.held, name)
 	l.holder, l.token, l.since = 0, 0, 0
 	if len(l.queue) == 0 {
@@ -60,7 +62,7 @@ func (a *applier) releaseLock(name string) {
 	m.waiters--
 	s := m.sessions[w.session]
 	delete(s.waiting, name)
-	a.grant(name, &l, s)
+	a.grant(name, &l, s, w.since)
 	m.locks.Set(name, l)
 }
 
@@ -123,7 +125,7 @@ func (a *applier) acquire(c *Command) {
 	}
 	switch {
 	case !exists:
-		a.grant(c.Name, &l, s)
+		a.grant(c.Name, &l, s, m.clock)
 		m.locks.Set(c.Name, l)
 		a.res.Code, a.res.Token = CodeOK, l.token
 	case l.holder == s.id:

@@ -388,6 +388,11 @@ type Event struct {
 	// By is the admin who forced the change (a force-release, a session
 	// closed by an admin); empty otherwise.
 	By string
+	// Since, for lock_granted, is when the session started to wait for the
+	// lock (Time for a grant without a wait), and for lock_released, when
+	// the lock was granted: the wait and hold times, for metrics. Not part
+	// of the API's events.
+	Since int64
 }
 
 // Holder describes the session holding a lock.

@@ -163,4 +163,7 @@ type Proposer interface {
 	// TransferLeadership asks the leader to hand leadership to member to
 	// (0: the most caught-up voter); see Node.TransferLeadership.
 	TransferLeadership(ctx context.Context, to uint64) error
+	// ChangeMembership changes the membership through the log (leader
+	// only); see Node.ChangeMembership.
+	ChangeMembership(ctx context.Context, ch MemberChange) (uint64, error)
 }

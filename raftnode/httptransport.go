@@ -63,8 +63,8 @@ type HTTPTransportConfig struct {
 	// another member says that this one was removed from the cluster.
 	OnRemoved func()
 	// VersionProbeInterval is how often the transport asks every peer for
-	// the command format it reads, for a Receiver that takes the answers
-	// (a *Node: ReportVersion). Default 2s.
+	// the command format it reads (and times the round trip), for a
+	// Receiver that takes the answers (a *Node: ReportProbe). Default 2s.
 	VersionProbeInterval time.Duration
 	// Logger receives the transport's warnings; nil discards them.
 	Logger *slog.Logger
@@ -155,7 +155,7 @@ func NewHTTPTransportWith(cfg HTTPTransportConfig) (*HTTPTransport, error) {
 		case <-ht.done:
 		}
 	}()
-	if vr, ok := r.(versionReporter); ok {
+	if vr, ok := r.(probeReporter); ok {
 		rt, err := rafthttp.NewRoundTripper(tlsInfo, time.Second)
 		if err != nil {
 			ht.Stop()

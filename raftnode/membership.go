@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -129,6 +131,7 @@ func (n *Node) refreshMemberSet() {
 		s.urls[id] = u
 	}
 	n.memberSet.Store(s)
+	n.memberSetStale = false
 	n.membersDirty = true
 	n.refreshProgress()
 	n.syncTransport()
@@ -158,6 +161,7 @@ func (n *Node) syncTransport() {
 		if !s.ids[id] {
 			n.transport.RemovePeer(id)
 			delete(n.transportPeers, id)
+			n.forgetPeer(id)
 		}
 	}
 }
@@ -235,8 +239,8 @@ func (n *Node) handleConfChange(p *proposal) {
 		p.resC <- proposalResult{err: n.notLeader()}
 		return
 	}
-	if have := n.machine.ClusterVersion(); have < lock.CommandVersion(p.cmd) {
-		p.resC <- proposalResult{err: &ClusterVersionError{Need: lock.CommandVersion(p.cmd), Have: have}}
+	if need, have := lock.CommandVersion(p.cmd), n.machine.ClusterVersion(); have < need && !n.othersRead(need, p.cmd) {
+		p.resC <- proposalResult{err: &ClusterVersionError{Need: need, Have: have}}
 		return
 	}
 	if n.confReq != 0 || n.applied < n.confFloor {
@@ -250,7 +254,7 @@ func (n *Node) handleConfChange(p *proposal) {
 	// answered).
 	active := func(id uint64) bool {
 		pr, ok := st.Progress[id]
-		return id == n.id || (ok && pr.Match > 0 && n.recentlyHeard(id))
+		return id == n.id || (ok && pr.Match > 0 && (pr.RecentActive || n.recentlyHeard(id)))
 	}
 	started := 0
 	for _, id := range voters {
@@ -388,13 +392,23 @@ func (n *Node) applyConfChange(idx, term uint64, cc *raftpb.ConfChange) error {
 	if req != 0 && req == n.confReq && from == n.id {
 		n.confReq = 0
 	}
-	if from == n.id {
-		if w, ok := n.waiters[req]; ok {
-			delete(n.waiters, req)
-			w.answer(res, idx)
-		}
+	// The members changed: the cluster version may rise at the next tick
+	// (a removed member whose version was unknown held it back).
+	n.versionAt = 0
+	// The membership is published once the Ready's entries are applied
+	// (processReady), not after each: replaying a log from its start
+	// passes through every configuration of the past, and the transport
+	// must not refuse a member for a moment because an old one had it
+	// not yet.
+	n.memberSetStale = true
+	if w, ok := n.waiters[req]; ok && from == n.id {
+		// The caller's answer lists the members: Status must show the
+		// change.
+		n.refreshMemberSet()
+		n.publishStatus()
+		delete(n.waiters, req)
+		w.answer(res, idx)
 	}
-	n.refreshMemberSet()
 	if res.Code == lock.CodeOK && cmd != nil {
 		n.log.Info("membership changed", "op", memberOpName(cmd), "member", cmd.Member.ID, "index", idx,
 			"voters", n.confState.GetVoters(), "learners", n.confState.GetLearners())
@@ -447,6 +461,60 @@ func (n *Node) ReportVersion(id uint64, commandVersion int) {
 		n.versions = map[uint64]int{}
 	}
 	n.versions[id] = commandVersion
+}
+
+// ReportProbe records how the transport's probe of peer id went: whether
+// it answered (then the command format it reads, and the round trip).
+// Safe for concurrent use.
+func (n *Node) ReportProbe(id uint64, ok bool, commandVersion int, rtt time.Duration) {
+	if ok {
+		n.ReportVersion(id, commandVersion)
+		n.metrics.peerRTT.WithLabelValues(strconv.FormatUint(id, 10)).Observe(rtt.Seconds())
+	}
+	n.versionsMu.Lock()
+	defer n.versionsMu.Unlock()
+	if n.reachable == nil {
+		n.reachable = map[uint64]bool{}
+	}
+	n.reachable[id] = ok
+}
+
+// forgetPeer drops what the probes learnt of a member that left.
+func (n *Node) forgetPeer(id uint64) {
+	n.versionsMu.Lock()
+	delete(n.versions, id)
+	delete(n.reachable, id)
+	n.versionsMu.Unlock()
+	n.metrics.peerRTT.DeleteLabelValues(strconv.FormatUint(id, 10))
+}
+
+// peerReachability returns the outcome of the last probe of each peer.
+func (n *Node) peerReachability() map[uint64]bool {
+	n.versionsMu.Lock()
+	defer n.versionsMu.Unlock()
+	return maps.Clone(n.reachable)
+}
+
+// othersRead reports whether the removal cmd may be proposed below the
+// cluster version: every member but the one it removes reported that it
+// reads format need. A dead member's version is unknown, so the cluster
+// version cannot rise while it is a member; its removal must not need it
+// (an old build on it would stop at the entry, and it is leaving anyway).
+func (n *Node) othersRead(need int, cmd *lock.Command) bool {
+	if cmd.Op != lock.OpMemberRemove {
+		return false
+	}
+	n.versionsMu.Lock()
+	defer n.versionsMu.Unlock()
+	for id := range n.memberSet.Load().ids {
+		if id == n.id || id == cmd.Member.ID {
+			continue
+		}
+		if n.versions[id] < need {
+			return false
+		}
+	}
+	return true
 }
 
 // maybeRaiseClusterVersion proposes OpClusterVersion, once per election

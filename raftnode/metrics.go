@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,11 @@ type nodeMetrics struct {
 	snapshotBytes    atomic.Int64 // size of the last snapshot this node saved
 	walSave          prometheus.Histogram
 	snapshotDuration prometheus.Histogram
+	lockWait         prometheus.Histogram
+	lockHold         prometheus.Histogram
+	// peerRTT is the round trip of the transport's probe of each peer
+	// (label peer: its member ID; a removed member's series is deleted).
+	peerRTT *prometheus.HistogramVec
 }
 
 func newNodeMetrics() *nodeMetrics {
@@ -47,6 +53,23 @@ func newNodeMetrics() *nodeMetrics {
 			// 1 ms … 16 s.
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}),
+		lockWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "raftlock_lock_wait_seconds",
+			Help: "Time from a session's acquire to its grant, by the state machine's clock (0 for a free lock), for the grants this node applied since it started.",
+			// 1 ms … about 1 h.
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+		}),
+		lockHold: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "raftlock_lock_hold_seconds",
+			Help:    "Time from a lock's grant to its release (by the holder, a close, an expiry or an admin), by the state machine's clock, for the releases this node applied since it started.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12),
+		}),
+		peerRTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "raftlock_peer_round_trip_seconds",
+			Help: "Round trip of an HTTP request to each peer's peer port (the transport's probe, every 2 s), by peer member ID.",
+			// 0.1 ms … 3.3 s.
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"peer"}),
 	}
 }
 
@@ -57,6 +80,9 @@ func (m *nodeMetrics) observeEvents(evs []lock.Event) {
 		switch ev.Type {
 		case lock.EventLockGranted:
 			m.grants.Add(1)
+			m.lockWait.Observe(float64(max(0, ev.Time-ev.Since)) / 1e9)
+		case lock.EventLockReleased:
+			m.lockHold.Observe(float64(max(0, ev.Time-ev.Since)) / 1e9)
 		case lock.EventSessionExpired:
 			m.expiries.Add(1)
 		case lock.EventElected:
@@ -100,17 +126,22 @@ var (
 	descSnapBytes     = desc("raftlock_snapshot_size_bytes", "Size of the last snapshot this node saved, in bytes (0 before the first).")
 	descDropped       = desc("raftlock_raft_dropped_peer_messages_total", "Inbound Raft messages dropped because they were not from a member or not to this node.")
 
-	descSessions                         = desc("raftlock_sessions_open", "Sessions open in the state this node applied.")
-	descLocks                            = desc("raftlock_locks_held", "Locks held in the state this node applied.")
-	descWaiters                          = desc("raftlock_lock_waiters", "Places in lock queues (sessions waiting for a lock), over all locks, in the state this node applied.")
-	descElections                        = desc("raftlock_elections", "Elections that have a leader in the state this node applied.")
-	descGrants                           = desc("raftlock_lock_grants_total", "Lock grants this node applied since it started.")
-	descExpiries                         = desc("raftlock_session_expiries_total", "Sessions ended by expiry that this node applied since it started.")
-	descElected                          = desc("raftlock_election_leader_changes_total", "Election leaders elected (campaign won, or a candidate promoted) that this node applied since it started.")
-	descNoSpace                          = desc("raftlock_nospace_alarms", "Members that raise the nospace alarm (disk nearly full; the cluster refuses new sessions and acquires while any does).")
-	descAuthEnabled                      = desc("raftlock_auth_enabled", "1 when authentication is enabled in the cluster, 0 otherwise.")
-	nodeConstDescs                       = []*prometheus.Desc{descTerm, descIsLeader, descHasLeader, descLeaderChanges, descCommitted, descApplied, descFailed, descPending, descCommitIndex, descAppliedIndex, descApplyLag, descSnapIndex, descSnapBytes, descDropped, descSessions, descLocks, descWaiters, descElections, descGrants, descExpiries, descElected, descNoSpace, descAuthEnabled}
-	_               prometheus.Collector = (*nodeCollector)(nil)
+	descSessions                             = desc("raftlock_sessions_open", "Sessions open in the state this node applied.")
+	descLocks                                = desc("raftlock_locks_held", "Locks held in the state this node applied.")
+	descWaiters                              = desc("raftlock_lock_waiters", "Places in lock queues (sessions waiting for a lock), over all locks, in the state this node applied.")
+	descElections                            = desc("raftlock_elections", "Elections that have a leader in the state this node applied.")
+	descGrants                               = desc("raftlock_lock_grants_total", "Lock grants this node applied since it started.")
+	descExpiries                             = desc("raftlock_session_expiries_total", "Sessions ended by expiry that this node applied since it started.")
+	descElected                              = desc("raftlock_election_leader_changes_total", "Election leaders elected (campaign won, or a candidate promoted) that this node applied since it started.")
+	descNoSpace                              = desc("raftlock_nospace_alarms", "Members that raise the nospace alarm (disk nearly full; the cluster refuses new sessions and acquires while any does).")
+	descAuthEnabled                          = desc("raftlock_auth_enabled", "1 when authentication is enabled in the cluster, 0 otherwise.")
+	descClusterVersion                       = desc("raftlock_cluster_version", "The newest log command format every member reads (the cluster version).")
+	descMembers                              = prometheus.NewDesc("raftlock_raft_members", "Members of the configuration this node applied, by role (voter, learner).", []string{"role"}, nil)
+	descMemberBehind                         = prometheus.NewDesc("raftlock_raft_member_behind_entries", "On the leader: how many log entries each member lacks (the leader's last index minus the member's match index), by member ID.", []string{"member"}, nil)
+	descMemberReachable                      = prometheus.NewDesc("raftlock_raft_member_reachable", "On the leader: 1 when it heard from the member within the election timeout, by member ID.", []string{"member"}, nil)
+	descPeerReachable                        = prometheus.NewDesc("raftlock_peer_reachable", "1 when this node's last probe of the peer's peer port was answered, by peer member ID.", []string{"peer"}, nil)
+	nodeConstDescs                           = []*prometheus.Desc{descTerm, descIsLeader, descHasLeader, descLeaderChanges, descCommitted, descApplied, descFailed, descPending, descCommitIndex, descAppliedIndex, descApplyLag, descSnapIndex, descSnapBytes, descDropped, descSessions, descLocks, descWaiters, descElections, descGrants, descExpiries, descElected, descNoSpace, descAuthEnabled, descClusterVersion, descMembers, descMemberBehind, descMemberReachable, descPeerReachable}
+	_                   prometheus.Collector = (*nodeCollector)(nil)
 )
 
 // Collector returns a prometheus.Collector of the node's metrics (Raft,
@@ -128,6 +159,9 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	c.n.metrics.walSave.Describe(ch)
 	c.n.metrics.snapshotDuration.Describe(ch)
+	c.n.metrics.lockWait.Describe(ch)
+	c.n.metrics.lockHold.Describe(ch)
+	c.n.metrics.peerRTT.Describe(ch)
 }
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -178,6 +212,28 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descNoSpace, float64(nospace))
 	gauge(descAuthEnabled, b(n.Auth().Enabled()))
+	gauge(descClusterVersion, float64(st.ClusterVersion))
+	var voters, learners int
+	for _, mb := range st.Members {
+		if mb.Learner {
+			learners++
+		} else {
+			voters++
+		}
+		if p := mb.Progress; p != nil {
+			id := strconv.FormatUint(mb.ID, 10)
+			ch <- prometheus.MustNewConstMetric(descMemberBehind, prometheus.GaugeValue, float64(p.Behind), id)
+			ch <- prometheus.MustNewConstMetric(descMemberReachable, prometheus.GaugeValue, b(p.Reachable), id)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(voters), "voter")
+	ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(learners), "learner")
+	for id, up := range n.peerReachability() {
+		ch <- prometheus.MustNewConstMetric(descPeerReachable, prometheus.GaugeValue, b(up), strconv.FormatUint(id, 10))
+	}
 	m.walSave.Collect(ch)
 	m.snapshotDuration.Collect(ch)
+	m.lockWait.Collect(ch)
+	m.lockHold.Collect(ch)
+	m.peerRTT.Collect(ch)
 }

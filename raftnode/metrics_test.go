@@ -60,8 +60,10 @@ func TestNodeMetrics(t *testing.T) {
 			t.Errorf("family %s: want the raftlock_ prefix and help text, help %q", name, mf.GetHelp())
 		}
 	}
-	if len(fams) != len(nodeConstDescs)+2 {
-		t.Errorf("%d families, want %d", len(fams), len(nodeConstDescs)+2)
+	// Every constant family but the peers' (the in-memory network has no
+	// prober), and the histograms but the peers' round trips.
+	if want := len(nodeConstDescs) - 1 + 4; len(fams) != want {
+		t.Errorf("%d families, want %d", len(fams), want)
 	}
 	if v := value(t, fams, "raftlock_raft_is_leader"); v != 1 {
 		t.Errorf("is_leader %v, want 1", v)
@@ -88,6 +90,12 @@ func TestNodeMetrics(t *testing.T) {
 	fams = gather(t, reg)
 	if v := value(t, fams, "raftlock_lock_grants_total"); v != 2 {
 		t.Errorf("grants_total %v, want 2", v)
+	}
+	if v := value(t, fams, "raftlock_lock_wait_seconds"); v != 2 {
+		t.Errorf("lock waits observed %v, want 2 (one per grant)", v)
+	}
+	if v := value(t, fams, "raftlock_cluster_version"); v != lock.MaxCommandVersion {
+		t.Errorf("cluster version %v, want %d (a single member raises it)", v, lock.MaxCommandVersion)
 	}
 	if v := value(t, fams, "raftlock_raft_proposals_applied_total"); v < applied0+5 {
 		t.Errorf("applied_total %v, want >= %v", v, applied0+5)
@@ -120,6 +128,17 @@ func TestNodeMetrics(t *testing.T) {
 	}
 	if v := value(t, fams, "raftlock_locks_held"); v != 2 {
 		t.Errorf("locks_held after expiry %v, want 2 (m passed to b)", v)
+	}
+	// m was held 6 s by a, and b waited 6 s for it, by the leader's clock.
+	for _, name := range []string{"raftlock_lock_hold_seconds", "raftlock_lock_wait_seconds"} {
+		h := fams[name].GetMetric()[0].GetHistogram()
+		want := 1
+		if name == "raftlock_lock_wait_seconds" {
+			want = 3
+		}
+		if int(h.GetSampleCount()) != want || h.GetSampleSum() < 5.9 || h.GetSampleSum() > 7 {
+			t.Errorf("%s: %d observations summing to %vs, want %d summing to about 6s", name, h.GetSampleCount(), h.GetSampleSum(), want)
+		}
 	}
 
 	// Enough entries for a snapshot.

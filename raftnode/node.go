@@ -48,6 +48,7 @@ type Node struct {
 	// learnt them (ReportVersion).
 	versionsMu sync.Mutex
 	versions   map[uint64]int
+	reachable  map[uint64]bool // the last probe of each peer answered
 	// auth is the machine's access-control view, published by the loop
 	// after every apply and restore that changes it (Auth).
 	auth atomic.Pointer[lock.AuthView]
@@ -114,6 +115,7 @@ type Node struct {
 	confReq         uint64            // request ID of our membership change in flight (0: none)
 	confFloor       uint64            // no membership change until this index is applied (set on becoming leader)
 	removedSelf     bool              // this member's removal was applied: the loop stops
+	memberSetStale  bool              // a configuration change was applied since memberSet was published
 	versionAt       uint64            // tick of the last cluster version proposal
 	lastHeard       map[uint64]uint64 // leader: the tick each member was last heard from (refreshProgress)
 	newSnapJob      *snapJob          // started by this iteration, for the driver to run

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	etcdversion "go.etcd.io/etcd/api/v3/version"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/rafthttp"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -214,7 +215,15 @@ func (g *PeerGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		from, why := g.sender(r)
 		if why != "" {
-			g.refuse(w, r, senderStatus(why), why)
+			status := senderStatus(why)
+			if why == notMember {
+				// rafthttp takes a 403 to a message as "you were
+				// removed", and stops: a member that this node does not
+				// know yet (a joiner, while this node has not applied its
+				// addition) must not be told that.
+				status = http.StatusServiceUnavailable
+			}
+			g.refuse(w, r, status, why)
 			return
 		}
 		g.message(w, r, from)
@@ -240,13 +249,17 @@ func (g *PeerGuard) sender(r *http.Request) (uint64, string) {
 	case g.removed(from):
 		return 0, removedMember
 	case !g.gate.IsMember(from):
-		return 0, "the sender is not a member"
+		return 0, notMember
 	}
 	if to := r.Header.Get(headerTo); to != "" && to != g.selfHex {
 		return 0, "the request is addressed to another member"
 	}
 	return from, ""
 }
+
+// notMember is sender's reason for a sender that is not a member (a
+// stranger, or a member this node has not applied the addition of yet).
+const notMember = "the sender is not a member"
 
 // removedMember is sender's reason for a removed member: refuse answers it
 // 410 Gone, as rafthttp does, so that the member learns it was removed
@@ -382,13 +395,17 @@ func (g *PeerGuard) refuse(w http.ResponseWriter, r *http.Request, status int, r
 		// HTTP/2 or a test recorder: answer the usual way (the server may
 		// then read a small body to discard it).
 		w.Header().Set("Connection", "close")
+		w.Header().Set("X-Server-Version", etcdversion.Version)
 		http.Error(w, reason, status)
 		return
 	}
 	body := reason + "\n"
 	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		status, http.StatusText(status), len(body), body)
+	// rafthttp reads a stream's status only from a peer whose
+	// X-Server-Version it supports: without it, a removed member would
+	// not learn from the 410 that it was removed.
+	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Server-Version: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		status, http.StatusText(status), etcdversion.Version, len(body), body)
 	_ = buf.Flush()
 	// Closing a socket with unread input sends a reset, which can destroy
 	// the answer before the client reads it: close a moment later, as

@@ -73,9 +73,9 @@ type clusterInformer interface{ ClusterInfo() ClusterInfo }
 // removed (*Node).
 type removedChecker interface{ IsIDRemoved(id uint64) bool }
 
-// versionReporter receives the command formats the prober learns (*Node).
-type versionReporter interface {
-	ReportVersion(id uint64, commandVersion int)
+// probeReporter receives what the prober learns of each peer (*Node).
+type probeReporter interface {
+	ReportProbe(id uint64, ok bool, commandVersion int, rtt time.Duration)
 }
 
 // servePeerInfo answers PeerVersionPath and PeerClusterPath to a member.
@@ -166,10 +166,10 @@ func getPeerJSON(ctx context.Context, c *http.Client, self uint64, url string, v
 }
 
 // probeVersions asks every peer for the command format it reads, every
-// interval, and reports it to r, until done is closed. A member that
+// interval, and reports it and the round trip to r, until done is closed. A member that
 // answers 404 runs a build from before the cluster version: it reads
 // lock.BaseCommandVersion.
-func (ht *HTTPTransport) probeVersions(self uint64, r versionReporter, interval time.Duration) {
+func (ht *HTTPTransport) probeVersions(self uint64, r probeReporter, interval time.Duration) {
 	c := &http.Client{Transport: ht.probeRT, Timeout: interval}
 	tk := time.NewTicker(interval)
 	defer tk.Stop()
@@ -185,12 +185,16 @@ func (ht *HTTPTransport) probeVersions(self uint64, r versionReporter, interval 
 		ht.mu.Unlock()
 		for id, u := range peers {
 			var v PeerVersion
+			began := time.Now()
 			err := getPeerJSON(ctx, c, self, u+PeerVersionPath, &v)
+			rtt := time.Since(began)
 			switch {
 			case errors.Is(err, errNoEndpoint):
-				r.ReportVersion(id, lock.BaseCommandVersion)
+				r.ReportProbe(id, true, lock.BaseCommandVersion, rtt)
 			case err == nil && v.CommandVersion > 0:
-				r.ReportVersion(id, v.CommandVersion)
+				r.ReportProbe(id, true, v.CommandVersion, rtt)
+			case ctx.Err() == nil:
+				r.ReportProbe(id, false, 0, 0)
 			}
 		}
 		select {

@@ -90,6 +90,9 @@ func (n *Node) processReady() error {
 		if err := n.apply(rd.CommittedEntries); err != nil {
 			return err
 		}
+		if n.memberSetStale {
+			n.refreshMemberSet()
+		}
 		n.serveReads()
 		if err := n.maybeSnapshot(); err != nil {
 			return err
@@ -185,7 +188,7 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 			n.publishEvents(res.Events)
 			n.metrics.observeEvents(res.Events)
 			if cmd.Op == lock.OpPublish || cmd.Op == lock.OpClusterVersion {
-				n.refreshMemberSet()
+				n.memberSetStale = true
 			}
 			if from == n.id {
 				if req == n.expireReq {
@@ -211,7 +214,7 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 			}
 			n.confState = n.rn.ApplyConfChange(&cc)
 			n.machine.Apply(idx, term, nil)
-			n.refreshMemberSet()
+			n.memberSetStale = true
 		}
 		n.applied = idx
 		n.metrics.applied.Add(1)

@@ -63,6 +63,7 @@ type electOptions struct {
 	owner       string
 	wait        time.Duration // 0: for ever
 	grace       time.Duration // --kill-grace
+	quiet       bool          // no "election … is led by …; waiting" line
 }
 
 // newElectCommand returns "raftlock elect", bound to e.
@@ -93,6 +94,7 @@ func (o *electOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.owner, "owner", "", "owner label shown to others (default hostname:pid)")
 	fs.DurationVar(&o.wait, "wait", 0, "campaign at most this long, then exit 3 (default: for ever)")
 	fs.DurationVar(&o.grace, "kill-grace", 5*time.Second, "after the leadership is lost, time between SIGTERM and SIGKILL to CMD")
+	fs.BoolVar(&o.quiet, "quiet", false, "do not say on stderr that another session leads and raftlock waits for its turn")
 }
 
 // parseArgs completes o from the arguments that follow the flags before
@@ -249,7 +251,15 @@ func (l *elector) campaign(ctx context.Context) (int, bool) {
 		defer wcancel()
 	}
 	errC := make(chan error, 1)
-	go func() { errC <- l.el.Campaign(waitCtx, l.o.value) }()
+	go func() {
+		if !l.o.quiet {
+			// Say once who leads, before waiting behind it.
+			if el, err := l.c.ElectionInfo(waitCtx, l.o.name); err == nil && el.Leader != nil && el.Leader.Session != l.sess.ID() {
+				l.waiting(el.Leader)
+			}
+		}
+		errC <- l.el.Campaign(waitCtx, l.o.value)
+	}()
 	var err error
 	select {
 	case err = <-errC:
@@ -275,4 +285,15 @@ func (l *elector) campaign(ctx context.Context) (int, bool) {
 		return exitHeld, false
 	}
 	return l.e.fail("campaign in election %s: %v", l.o.name, err), false
+}
+
+// waiting says on stderr, once, that ld leads the election and raftlock
+// waits for its turn (--quiet: not).
+func (l *elector) waiting(ld *api.Leader) {
+	until := ""
+	if l.o.wait > 0 {
+		until = fmt.Sprintf(", at most %v", l.o.wait)
+	}
+	fmt.Fprintf(l.e.stderr, "raftlock: election %s is led by session %s (owner %q, value %q, since %s); waiting to lead%s\n",
+		l.o.name, ld.Session, ld.Owner, ld.Value, ld.Since.UTC().Format(time.RFC3339), until)
 }

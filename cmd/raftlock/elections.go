@@ -232,7 +232,7 @@ func runObserve(ctx context.Context, e *env, c *cobra.Command, name, output stri
 		var err error
 		if output == "json" {
 			var b []byte
-			b, err = json.Marshal(api.LeaderEvent{Revision: ev.Revision, Type: ev.Type, Leader: ev.Leader})
+			b, err = json.Marshal(api.LeaderEvent(ev)) // every field of the server's message
 			if err == nil {
 				_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 			}

@@ -67,6 +67,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -78,6 +79,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/client"
 	"github.com/raftlock/raftlock/version"
 )
@@ -144,6 +146,8 @@ func commands() []command {
 		{"status", newStatusCommand},
 		{"auth", newAuthCommand},
 		{"leader", newLeaderCommand},
+		{"snapshot", newSnapshotCommand},
+		{"member", newMemberCommand},
 		{"version", newVersionCommand},
 		{"completion", newCompletionCommand},
 	}
@@ -419,8 +423,60 @@ func (e *env) newClient(c *cobra.Command) (*client.Client, int) {
 	return cl, exitOK
 }
 
-// fail prints err on stderr and returns exitError.
+// fail prints an error on stderr, "raftlock: " and format with args, and
+// returns exitError. When an error among args says that no endpoint
+// answered (client.UnreachableError), that alone is said, once, with what
+// to do about it: which command failed matters less than that nothing
+// could be asked. An error the server answered is said in its words
+// (apiErrorText), after what the command was doing.
 func (e *env) fail(format string, args ...any) int {
+	for i, a := range args {
+		err, ok := a.(error)
+		if !ok {
+			continue
+		}
+		var ue *client.UnreachableError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(e.stderr, "raftlock: %v: %s\n", ue, unreachableHint(ue))
+			return exitError
+		}
+		if t, ok := e.apiErrorText(err); ok {
+			args[i] = t
+		}
+	}
 	fmt.Fprintf(e.stderr, "raftlock: "+format+"\n", args...)
 	return exitError
+}
+
+// apiErrorText returns the server's answer in err (an *api.Error) as the
+// CLI says it: the server's message and its code, without the SDK's
+// layers. Refused for want of a principal, it says which flags give one.
+func (e *env) apiErrorText(err error) (string, bool) {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		return "", false
+	}
+	if ae.Code == api.CodeUnauthenticated {
+		token, _ := e.flagOrEnv(e.sec.tokenFile, "auth-token-file", envAuthTokenFile)
+		cert, _ := e.flagOrEnv(e.sec.cert, "cert", envCert)
+		if token == "" && cert == "" {
+			return "auth is on, and this command sent neither a token nor a client certificate (unauthenticated): give one with --auth-token-file (or $" + envAuthTokenFile + "), or --cert and --key", true
+		}
+	}
+	if ae.Message == "" {
+		return ae.Code, true
+	}
+	return ae.Message + " (" + ae.Code + ")", true
+}
+
+// unreachableHint says what to do when no endpoint answered: check the TLS
+// flags after a failed handshake, else the server and the endpoints.
+func unreachableHint(ue *client.UnreachableError) string {
+	var cv *tls.CertificateVerificationError
+	var ae tls.AlertError
+	var rh tls.RecordHeaderError
+	if errors.As(ue, &cv) || errors.As(ue, &ae) || errors.As(ue, &rh) {
+		return "check --cacert, --cert and --key (or $" + envCACert + ", $" + envCert + ", $" + envKey + ") and the endpoints' scheme"
+	}
+	return "is it running? set --endpoints or RAFTLOCK_ENDPOINTS"
 }

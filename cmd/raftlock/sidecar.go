@@ -431,7 +431,10 @@ func (sc *sidecar) events(w http.ResponseWriter, r *http.Request) {
 			if ev.Type == api.SSEState {
 				name = api.SSEState
 			}
-			b, _ := json.Marshal(api.LeaderEvent{Revision: ev.Revision, Type: ev.Type, Leader: ev.Leader})
+			// The server's message as it came, every field: the two
+			// types have the same fields (a conversion would not
+			// compile otherwise).
+			b, _ := json.Marshal(api.LeaderEvent(ev))
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Revision, name, b); err != nil {
 				return
 			}

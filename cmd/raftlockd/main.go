@@ -63,6 +63,12 @@ func main() {
 			fmt.Println("raftlockd", version.Get())
 			os.Exit(0)
 		}
+		if errors.Is(err, raftnode.ErrRemoved) {
+			// Not a failure: the member was removed on purpose, and a
+			// supervisor that restarts on failure must not bring it back.
+			fmt.Fprintln(os.Stderr, "raftlockd: this member was removed from the cluster; it stopped for good (start a new member with an empty data dir to replace it)")
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "raftlockd:", err)
 		os.Exit(1)
 	}
@@ -81,6 +87,9 @@ type options struct {
 	advertiseClient string
 	advertisePeer   string
 	initialCluster  string
+	clusterState    string
+	clusterToken    string
+	idFromHostname  bool
 	snapshotEvery   uint64
 	tick            time.Duration
 	electionTicks   int
@@ -104,6 +113,7 @@ type options struct {
 	authTokenFile      string
 	maxConnections     int
 	maxSnapshotBytes   int64
+	restoreFrom        string
 
 	// The quotas of a new cluster (lock.Limits); 0 is the default.
 	quotaSessions, quotaLocks, quotaWaiters, quotaElections, quotaStateBytes uint64
@@ -124,7 +134,10 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&o.listenPeer, "listen-peer", "http://127.0.0.1:7071", "URL to serve the Raft peer endpoint on")
 	fs.StringVar(&o.advertiseClient, "advertise-client", "", "client URL other members and clients use to reach this member (default: --listen-client)")
 	fs.StringVar(&o.advertisePeer, "advertise-peer", "", "peer URL other members use to reach this member (default: --listen-peer)")
-	fs.StringVar(&o.initialCluster, "initial-cluster", "", "members of a new cluster: ID=peerURL,... (default: this member alone); ignored once the data dir exists")
+	fs.StringVar(&o.initialCluster, "initial-cluster", "", "members of a new cluster: ID=peerURL,... (default: this member alone); with --initial-cluster-state existing, every member of the running cluster, this one included; ignored once the data dir exists")
+	fs.StringVar(&o.clusterState, "initial-cluster-state", "new", "new: create a cluster of --initial-cluster; existing: join a running cluster that `raftlock member add` announced this member to (it takes the cluster's ID and log from the others); ignored once the data dir exists")
+	fs.StringVar(&o.clusterToken, "initial-cluster-token", "", "a name that makes a new cluster's ID unique, so that members of two clusters with the same --initial-cluster never talk to each other (as etcd's); ignored once the data dir exists")
+	fs.BoolVar(&o.idFromHostname, "id-from-hostname", false, idFromHostnameHelp)
 	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 10000, "applied entries between snapshots")
 	fs.DurationVar(&o.tick, "tick", 100*time.Millisecond, "Raft tick interval; the election timeout is --election-ticks ticks")
 	fs.BoolVar(&o.version, "version", false, "print the version (module version, VCS revision, Go version) and exit")
@@ -157,6 +170,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.IntVar(&o.maxStreams, "max-streams", 10000, "concurrent watch and observe streams on this node")
 	fs.IntVar(&o.maxStreamsPerPrincipal, "max-streams-per-principal", 1000, "concurrent watch and observe streams of one principal on this node")
 	fs.Int64Var(&o.maxSnapshotBytes, "peer-max-snapshot-bytes", 0, "the least bound on a snapshot received from the leader, in bytes; the bound is otherwise twice this member's largest snapshot file, at least 64 MiB")
+	fs.StringVar(&o.restoreFrom, "restore-from", "", restoreFlagHelp)
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: raftlockd [flags]\n\nRuns one member of a raftlock cluster. Every flag may also be set as RAFTLOCK_<FLAG>\n(upper case, '-' as '_'), e.g. RAFTLOCK_DATA_DIR.\n\nExample, a single node:\n  raftlockd\n\nExample, member 2 of a three-node cluster:\n  raftlockd --id 2 --data-dir data/2 --listen-client http://127.0.0.1:7080 --listen-peer http://127.0.0.1:7081 \\\n    --initial-cluster 1=http://127.0.0.1:7071,2=http://127.0.0.1:7081,3=http://127.0.0.1:7091\n\nExample, member 2 of a TLS cluster:\n  raftlockd --id 2 --data-dir data/2 --listen-client https://10.0.0.2:7070 --listen-peer https://10.0.0.2:7071 \\\n    --cert-file client.crt --key-file client.key --trusted-ca-file client-ca.crt \\\n    --peer-cert-file member.crt --peer-key-file member.key --peer-trusted-ca-file peer-ca.crt \\\n    --initial-cluster 1=https://10.0.0.1:7071,2=https://10.0.0.2:7071,3=https://10.0.0.3:7071\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -189,6 +203,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	}
 	if o.advertisePeer == "" {
 		o.advertisePeer = o.listenPeer
+	}
+	if o.clusterState != "new" && o.clusterState != "existing" {
+		return nil, fmt.Errorf("--initial-cluster-state %q: want new or existing", o.clusterState)
 	}
 	if o.maxConnections <= 0 {
 		return nil, fmt.Errorf("--max-connections %d: want a positive number", o.maxConnections)
@@ -400,6 +417,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	if err := o.applyIDFromHostname(os.Hostname); err != nil {
+		return err
+	}
 	logger, err := newLogger(o, stderr)
 	if err != nil {
 		return err
@@ -433,6 +453,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	cfg.TickInterval = o.tick
 	cfg.ElectionTicks = o.electionTicks
 	cfg.SnapshotEvery = o.snapshotEvery
+	cfg.ClusterToken = o.clusterToken
 	cfg.Logger = logger
 	if bootstrapToken != "" {
 		sum := sha256.Sum256([]byte(bootstrapToken))
@@ -441,6 +462,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if o.quotaSessions|o.quotaLocks|o.quotaWaiters|o.quotaElections|o.quotaStateBytes != 0 {
 		cfg.InitialLimits = &lock.Limits{SessionsPerPrincipal: o.quotaSessions, LocksPerSession: o.quotaLocks,
 			WaitersPerLock: o.quotaWaiters, ElectionsPerSession: o.quotaElections, MaxStateBytes: o.quotaStateBytes}
+	}
+	if o.restoreFrom != "" {
+		if err := restoreFromBackup(ctx, o, logger); err != nil {
+			return err
+		}
 	}
 	if _, err := os.Stat(filepath.Join(o.dataDir, "wal")); errors.Is(err, os.ErrNotExist) {
 		// A new member: it needs an ID and a cluster.
@@ -460,6 +486,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		if err := checkPeerSchemes(cfg.Peers, o.peerTLSOn()); err != nil {
 			return fmt.Errorf("--initial-cluster: %w", err)
 		}
+		if o.clusterState == "existing" {
+			if err := joinCluster(ctx, o, &cfg, sec, logger); err != nil {
+				return err
+			}
+		}
 	}
 	node, err := raftnode.New(ctx, cfg)
 	if err != nil {
@@ -468,13 +499,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := checkPeerSchemes(node.Peers(), o.peerTLSOn()); err != nil {
 		return fmt.Errorf("data dir %s: %w", o.dataDir, err)
 	}
+	// A member that learns from the others that it was removed stops as
+	// when it applies its own removal.
+	removedCtx, removed := context.WithCancelCause(ctx)
+	defer removed(nil)
 	transport, err := raftnode.NewHTTPTransportWith(raftnode.HTTPTransportConfig{
-		ID:       node.ID(),
-		Peers:    node.Peers(),
-		Receiver: node,
-		Gate:     snapshotFloor{node, o.maxSnapshotBytes},
-		TLS:      sec.peer,
-		Logger:   logger,
+		ID:        node.ID(),
+		Peers:     node.Peers(),
+		ClusterID: node.ClusterID(),
+		Receiver:  node,
+		Gate:      snapshotFloor{node, o.maxSnapshotBytes},
+		TLS:       sec.peer,
+		OnRemoved: func() { removed(raftnode.ErrRemoved) },
+		Logger:    logger,
 	})
 	if err != nil {
 		return err
@@ -591,16 +628,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	var runErr error
 	nodeDone := false
 	select {
-	case <-ctx.Done():
-		logger.Info("shutting down: no new connections; requests in flight get " + shutdownGrace.String() + " before they are cancelled (signal again to stop at once)")
+	case <-removedCtx.Done():
+		if errors.Is(context.Cause(removedCtx), raftnode.ErrRemoved) {
+			runErr = raftnode.ErrRemoved
+			logger.Warn("the other members say this member was removed from the cluster: stopping; its data dir must not be used again")
+		} else {
+			logger.Info("shutting down: no new connections; requests in flight get " + shutdownGrace.String() + " before they are cancelled (signal again to stop at once)")
+		}
 	case runErr = <-nodeErr:
 		nodeDone = true
 	case err := <-srvErr:
 		runErr = fmt.Errorf("http server: %w", err)
 	}
-	drain(clientSrv, endRequests, shutdownGrace+o.requestTimeout+time.Second, logger)
+	// No new connections; the requests that wait in a queue leave it
+	// through the log while this node may still lead; then a leader hands
+	// leadership over at once, while the other requests in flight drain:
+	// new ones already go to the other members, and the cluster waits for
+	// no election timeout.
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		drain(clientSrv, endRequests, shutdownGrace+o.requestTimeout+time.Second, logger)
+	}()
 	if !nodeDone {
+		wctx, wcancel := context.WithTimeout(context.Background(), o.requestTimeout)
+		api.EndWaits(wctx)
+		wcancel()
 		handOver(node, cfg.ElectionTimeout(), logger)
+	}
+	<-drained
+	if !nodeDone {
 		stopRaft()
 		if err := <-nodeErr; err != nil && runErr == nil {
 			runErr = err
@@ -654,19 +711,19 @@ func handOver(node *raftnode.Node, electionTimeout time.Duration, logger *slog.L
 	if !st.IsLeader {
 		return
 	}
-	var to uint64
+	voters := 0
 	for _, m := range st.Members {
-		if m.ID != st.ID {
-			to = m.ID
-			break
+		if m.ID != st.ID && !m.Learner {
+			voters++
 		}
 	}
-	if to == 0 {
+	if voters == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), electionTimeout)
 	defer cancel()
-	if err := node.TransferLeadership(ctx, to); err != nil {
+	// 0: the voter whose log is the most caught up.
+	if err := node.TransferLeadership(ctx, 0); err != nil {
 		return
 	}
 	tk := time.NewTicker(10 * time.Millisecond)
@@ -679,7 +736,7 @@ func handOver(node *raftnode.Node, electionTimeout time.Duration, logger *slog.L
 		select {
 		case <-tk.C:
 		case <-ctx.Done():
-			logger.Warn("leadership was not handed over within an election timeout; stopping anyway", "to", to)
+			logger.Warn("leadership was not handed over within an election timeout; stopping anyway")
 			return
 		}
 	}
