@@ -12,3 +12,13 @@ func (m *Machine) Term() uint64 { return m.term }
 
 // Term is the captured state's Machine.Term.
 func (c *SnapshotCapture) Term() uint64 { return c.term }
+
+// SkipTo moves the applied index of a state restored for a new cluster
+// forward to index (raftlockd --restore-bump-index): the new log starts
+// after it, so every token and term the new cluster grants is above index.
+// It changes nothing else; an index not above the applied one is ignored.
+func (m *Machine) SkipTo(index uint64) {
+	if index > m.applied {
+		m.applied = index
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,6 +67,12 @@ type RestoreConfig struct {
 	ClusterToken string
 	// Snapshot is the snapshot file, read to its end. Required.
 	Snapshot io.Reader
+	// BumpIndex moves the new log's start this far above the snapshot's
+	// index, as etcdutl's --bump-revision: the fencing tokens of the new
+	// cluster then start above every token the old cluster granted after
+	// the backup (if it kept running), up to BumpIndex of them. 0: the new
+	// log continues right after the snapshot.
+	BumpIndex uint64
 	// SnapshotName names the snapshot in errors and logs (its path).
 	// Default "the snapshot".
 	SnapshotName string
@@ -145,9 +152,13 @@ func RestoreDataDir(ctx context.Context, cfg RestoreConfig) (RestoreInfo, error)
 	}
 	state = nil
 	m.ForNewCluster()
+	if cfg.BumpIndex > math.MaxUint64/2-info.Index {
+		return out, fmt.Errorf("raftnode: restore from %s: bump index %d is too large", name, cfg.BumpIndex)
+	}
+	m.SkipTo(info.Index + cfg.BumpIndex)
 	data := m.Snapshot()
 
-	out.Index = info.Index
+	out.Index = info.Index + cfg.BumpIndex
 	out.Term = max(info.Term, 1)
 	out.ClusterID = ClusterIDFor(cfg.ClusterToken, cfg.Peers)
 	if strconv.FormatUint(out.ClusterID, 16) == info.ClusterID {

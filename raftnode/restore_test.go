@@ -263,3 +263,36 @@ func TestBackupRestoreRefusals(t *testing.T) {
 		t.Errorf("second restore: %v", err)
 	}
 }
+
+// With BumpIndex the restored cluster's log, and so its tokens, start that
+// far above the backup's index; the state is the backup's.
+func TestBackupRestoreBumpIndex(t *testing.T) {
+	old := newTestCluster(t, 1, nil)
+	lead := old.leader()
+	a, _ := old.mustPropose(lead, &lock.Command{Op: lock.OpOpenSession, TTL: int64(time.Minute), Owner: "a"})
+	old.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: a.Session, Name: "held"})
+	file, info := backupOf(t, lead)
+	old.stop(lead.n.ID())
+
+	c := &testCluster{t: t, nw: NewMemNetwork(3), clock: old.clock, peers: map[uint64]string{1: "mem://bumped-1"},
+		dirs: map[uint64]string{1: filepath.Join(t.TempDir(), "data")}, nodes: map[uint64]*testNode{}}
+	const bump = 1_000_000
+	out, err := RestoreDataDir(context.Background(), RestoreConfig{DataDir: c.dirs[1], ID: 1, Peers: c.peers,
+		ClusterToken: "bumped", Snapshot: bytes.NewReader(file), BumpIndex: bump})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Index != info.Index+bump {
+		t.Fatalf("restored at index %d, want %d", out.Index, info.Index+bump)
+	}
+	t.Cleanup(func() { c.stop(1) })
+	c.start(1)
+	nl := c.leader()
+	r, idx := c.mustPropose(nl, &lock.Command{Op: lock.OpAcquire, Session: a.Session, Name: "new"})
+	if r.Code != lock.CodeOK || r.Token != idx || r.Token <= info.Index+bump {
+		t.Fatalf("a new grant after a bumped restore: %+v at %d, want a token above %d", r, idx, info.Index+bump)
+	}
+	if r, _ := c.mustPropose(nl, &lock.Command{Op: lock.OpAcquire, Session: a.Session, Name: "held"}); r.Code != lock.CodeOK || r.Token > info.Index {
+		t.Fatalf("the restored hold: %+v, want its old token", r)
+	}
+}

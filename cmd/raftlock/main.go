@@ -14,6 +14,10 @@
 //	sidecar --election NAME --id ID     lead as ID and serve the leader over HTTP (/ready, ...)
 //	status                              show the answering node's view of the cluster
 //	auth user|role|token|whoami|enable  administer users, roles and tokens (admin)
+//	leader transfer [ID]                hand the Raft leadership over (admin)
+//	member list|add|remove|promote      change the cluster's members (admin)
+//	snapshot save|status FILE           back the state up; check a backup (admin)
+//	version                             print the version
 //	completion bash|zsh|fish            print the shell completion script
 //	help [COMMAND]                      show the help of raftlock or of COMMAND
 //

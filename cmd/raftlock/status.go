@@ -73,6 +73,8 @@ func runStatus(ctx context.Context, e *env, c *cobra.Command, output string) int
 	for _, m := range members {
 		role := "follower"
 		switch {
+		case m.Learner:
+			role = "learner"
 		case st.Leader == 0:
 			role = "-"
 		case m.ID == st.Leader:

@@ -114,6 +114,7 @@ type options struct {
 	maxConnections     int
 	maxSnapshotBytes   int64
 	restoreFrom        string
+	restoreBumpIndex   uint64
 
 	// The quotas of a new cluster (lock.Limits); 0 is the default.
 	quotaSessions, quotaLocks, quotaWaiters, quotaElections, quotaStateBytes uint64
@@ -171,6 +172,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.IntVar(&o.maxStreamsPerPrincipal, "max-streams-per-principal", 1000, "concurrent watch and observe streams of one principal on this node")
 	fs.Int64Var(&o.maxSnapshotBytes, "peer-max-snapshot-bytes", 0, "the least bound on a snapshot received from the leader, in bytes; the bound is otherwise twice this member's largest snapshot file, at least 64 MiB")
 	fs.StringVar(&o.restoreFrom, "restore-from", "", restoreFlagHelp)
+	fs.Uint64Var(&o.restoreBumpIndex, "restore-bump-index", 0, "with --restore-from: start the new cluster's log this many entries above the snapshot's index, so that its fencing tokens are above those the old cluster granted after the backup if it kept running (as etcdutl's --bump-revision); the same on every member")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: raftlockd [flags]\n\nRuns one member of a raftlock cluster. Every flag may also be set as RAFTLOCK_<FLAG>\n(upper case, '-' as '_'), e.g. RAFTLOCK_DATA_DIR.\n\nExample, a single node:\n  raftlockd\n\nExample, member 2 of a three-node cluster:\n  raftlockd --id 2 --data-dir data/2 --listen-client http://127.0.0.1:7080 --listen-peer http://127.0.0.1:7081 \\\n    --initial-cluster 1=http://127.0.0.1:7071,2=http://127.0.0.1:7081,3=http://127.0.0.1:7091\n\nExample, member 2 of a TLS cluster:\n  raftlockd --id 2 --data-dir data/2 --listen-client https://10.0.0.2:7070 --listen-peer https://10.0.0.2:7071 \\\n    --cert-file client.crt --key-file client.key --trusted-ca-file client-ca.crt \\\n    --peer-cert-file member.crt --peer-key-file member.key --peer-trusted-ca-file peer-ca.crt \\\n    --initial-cluster 1=https://10.0.0.1:7071,2=https://10.0.0.2:7071,3=https://10.0.0.3:7071\n\nFlags:\n")
 		fs.PrintDefaults()

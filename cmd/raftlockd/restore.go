@@ -54,6 +54,7 @@ func restoreFromBackup(ctx context.Context, o *options, logger *slog.Logger) err
 		ClusterToken: o.clusterToken,
 		Snapshot:     bufio.NewReaderSize(f, 1<<20),
 		SnapshotName: o.restoreFrom,
+		BumpIndex:    o.restoreBumpIndex,
 		Logger:       logger,
 	})
 	if err != nil {
