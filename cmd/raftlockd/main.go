@@ -115,6 +115,9 @@ type options struct {
 	maxSnapshotBytes   int64
 	restoreFrom        string
 	restoreBumpIndex   uint64
+	// set names the flags given on the command line or in the
+	// environment.
+	set map[string]bool
 
 	// The quotas of a new cluster (lock.Limits); 0 is the default.
 	quotaSessions, quotaLocks, quotaWaiters, quotaElections, quotaStateBytes uint64
@@ -195,10 +198,15 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 			if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %w", env, v, err)
 			}
+			set[f.Name] = true
 		}
 	})
 	if envErr != nil {
 		return nil, envErr
+	}
+	o.set = set
+	if err := o.recallURLs(); err != nil {
+		return nil, err
 	}
 	if o.advertiseClient == "" {
 		o.advertiseClient = o.listenClient
@@ -500,6 +508,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	if err := checkPeerSchemes(node.Peers(), o.peerTLSOn()); err != nil {
 		return fmt.Errorf("data dir %s: %w", o.dataDir, err)
+	}
+	if err := o.checkPeerURL(node.ID(), node.Peers()); err != nil {
+		return err
+	}
+	if err := o.rememberURLs(); err != nil {
+		return err
 	}
 	// A member that learns from the others that it was removed stops as
 	// when it applies its own removal.
