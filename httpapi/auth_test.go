@@ -256,6 +256,11 @@ func TestAdminOnlyOperations(t *testing.T) {
 		{"POST", api.LimitsPath, `{"locks_per_session":1}`},
 		{"POST", api.AuthEnablePath, ``},
 		{"GET", api.AuthUsersPath, ``},
+		{"GET", api.MembersPath, ``},
+		{"POST", api.MembersPath, `{"peer_url":"http://127.0.0.1:9"}`},
+		{"DELETE", api.MemberPath(2), ``},
+		{"POST", api.MemberPath(2) + "/promote", ``},
+		{"GET", api.SnapshotPath, ``},
 	} {
 		if r := do(t, ts, tc.method, tc.path, tc.body, bearer(alice)...); r.status != 403 || r.errCode() != api.CodePermissionDenied {
 			t.Errorf("alice %s %s: %d %s", tc.method, tc.path, r.status, r.raw)

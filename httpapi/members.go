@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -43,6 +44,13 @@ func (s *Server) addMember(c echo.Context) error {
 	}
 	if err := req.Validate(); err != nil {
 		return err
+	}
+	// The members dial each other with one scheme: a member of a TLS
+	// cluster needs an https peer URL, and the reverse.
+	for _, m := range s.node.Status().Members {
+		if have, want := schemeOf(req.PeerURL), schemeOf(m.PeerURL); want != "" && have != want {
+			return api.Errorf(api.CodeInvalidArgument, "peer_url: %q is %s, but the members' peer URLs are %s (member %d: %s)", req.PeerURL, have, want, m.ID, m.PeerURL)
+		}
 	}
 	kind := raftnode.MemberAdd
 	if req.Learner {
@@ -182,4 +190,13 @@ func (s *Server) handOff(c echo.Context, st raftnode.Status) error {
 			return api.Errorf(api.CodeUnavailable, "member %d leads and must hand leadership over before it is removed, but no other voter took it within %v; nothing was changed, retry", st.ID, limit)
 		}
 	}
+}
+
+// schemeOf returns the scheme of URL u ("" if it has none).
+func schemeOf(u string) string {
+	scheme, _, ok := strings.Cut(u, "://")
+	if !ok {
+		return ""
+	}
+	return strings.ToLower(scheme)
 }

@@ -1,0 +1,44 @@
+package httpapi
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/raftnode"
+)
+
+// The membership endpoints check their input before asking the node, and
+// turn the node's refusals into 409 failed_precondition (the reason first)
+// or 404, never a 500.
+func TestMembersEndpoints(t *testing.T) {
+	f, ts := newTestServer(t, nil)
+	f.set(func(f *fakeNode) {
+		f.status.Members = []raftnode.MemberStatus{{ID: 1, PeerURL: "http://127.0.0.1:7071", ClientURL: "http://127.0.0.1:7070"}, {ID: 2, PeerURL: "http://127.0.0.1:7081", Learner: true}}
+	})
+	r := do(t, ts, "GET", api.MembersPath, "")
+	if r.status != 200 || !strings.Contains(r.raw, `"learner":true`) || !strings.Contains(r.raw, `"id":1`) {
+		t.Fatalf("list: %d %s", r.status, r.raw)
+	}
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"POST", api.MembersPath, `{}`, "peer_url"},
+		{"POST", api.MembersPath, `{"peer_url":"127.0.0.1:7091"}`, "http://host:port"},
+		{"POST", api.MembersPath, `{"peer_url":"http://127.0.0.1:7091/"}`, "nothing after the port"},
+		{"POST", api.MembersPath, `{"peer_url":"https://127.0.0.1:7091"}`, "the members' peer URLs are http"},
+		{"POST", api.MembersPath, `{"peer_url":"http://127.0.0.1:7091","learner":"yes"}`, "learner"},
+		{"DELETE", api.MembersPath + "/x", ``, "positive integer"},
+		{"POST", api.MembersPath + "/0/promote", ``, "positive integer"},
+	} {
+		if r := do(t, ts, tc.method, tc.path, tc.body); r.status != 400 || r.errCode() != api.CodeInvalidArgument || !strings.Contains(r.raw, tc.want) {
+			t.Errorf("%s %s %s: %d %s, want 400 naming %q", tc.method, tc.path, tc.body, r.status, r.raw, tc.want)
+		}
+	}
+	// The fake node refuses every change as one in progress.
+	r = do(t, ts, "POST", api.MembersPath, `{"peer_url":"http://127.0.0.1:7091","learner":true}`)
+	if r.status != 409 || r.errCode() != api.CodeFailedPrecondition || !strings.Contains(r.raw, `"message":"conf_change_in_progress: `) {
+		t.Fatalf("a refused add: %d %s", r.status, r.raw)
+	}
+	if n := len(f.proposals()); n != 0 {
+		t.Fatalf("%d proposals for refused changes", n)
+	}
+}
