@@ -139,7 +139,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&o.advertiseClient, "advertise-client", "", "client URL other members and clients use to reach this member (default: --listen-client)")
 	fs.StringVar(&o.advertisePeer, "advertise-peer", "", "peer URL other members use to reach this member (default: --listen-peer)")
 	fs.StringVar(&o.initialCluster, "initial-cluster", "", "members of a new cluster: ID=peerURL,... (default: this member alone); with --initial-cluster-state existing, every member of the running cluster, this one included; ignored once the data dir exists")
-	fs.StringVar(&o.clusterState, "initial-cluster-state", "new", "new: create a cluster of --initial-cluster; existing: join a running cluster that `raftlock member add` announced this member to (it takes the cluster's ID and log from the others); ignored once the data dir exists")
+	fs.StringVar(&o.clusterState, "initial-cluster-state", "new", "new: create a cluster of --initial-cluster; existing: join a running cluster that raftlock member add announced this member to (it takes the cluster's ID and log from the others); ignored once the data dir exists")
 	fs.StringVar(&o.clusterToken, "initial-cluster-token", "", "a name that makes a new cluster's ID unique, so that members of two clusters with the same --initial-cluster never talk to each other (as etcd's); ignored once the data dir exists")
 	fs.BoolVar(&o.idFromHostname, "id-from-hostname", false, idFromHostnameHelp)
 	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 10000, "applied entries between snapshots")
