@@ -40,10 +40,10 @@ func (s *Server) lockAction(c echo.Context) error {
 	raw := c.Param("*")
 	i := strings.LastIndexByte(raw, '/')
 	switch {
-	case i >= 0 && (raw[i+1:] == "acquire" || raw[i+1:] == "release" || raw[i+1:] == "cancel"):
+	case i >= 0 && (raw[i+1:] == "acquire" || raw[i+1:] == "release" || raw[i+1:] == "cancel" || raw[i+1:] == "check"):
 	default:
 		c.Response().Header().Set(echo.HeaderAllow, http.MethodGet)
-		return api.Errorf(api.CodeMethodNotAllowed, "method POST is not allowed on %s: POST to /v1/locks/{name}/acquire, /release or /cancel", c.Request().URL.Path)
+		return api.Errorf(api.CodeMethodNotAllowed, "method POST is not allowed on %s: POST to /v1/locks/{name}/acquire, /release, /cancel or /check", c.Request().URL.Path)
 	}
 	name, action, err := lockName(c, true)
 	if err != nil {
@@ -54,6 +54,8 @@ func (s *Server) lockAction(c echo.Context) error {
 		return s.acquire(c, name)
 	case "release":
 		return s.release(c, name)
+	case "check":
+		return s.checkToken(c, name)
 	}
 	return s.cancelQueue(c, &lockQueue, name, func(left bool, held stake) error {
 		out := api.CancelResponse{Left: left}
@@ -78,6 +80,33 @@ func (s *Server) getLock(c echo.Context) error {
 	if err := s.read(c, func(m *lock.Machine) {
 		if li, ok := m.Lock(name); ok {
 			out = apiLock(li)
+		}
+	}); err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, out)
+}
+
+// checkToken: POST /v1/locks/{name}/check {"token"} → 200
+// api.CheckResponse: whether token is the lock's current fencing token.
+// Always linearizable (a ReadIndex round, whatever ?consistency says): a
+// stale "current" would defeat the check. Needs read permission on name.
+func (s *Server) checkToken(c echo.Context, name string) error {
+	var req api.CheckRequest
+	if err := decodeBody(c, &req, true, api.ExampleCheck); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	if err := s.allow(c, lock.ActionRead, name); err != nil {
+		return err
+	}
+	out := api.CheckResponse{Name: name, Token: req.Token}
+	if err := s.readAt(c, false, func(m *lock.Machine) {
+		if li, ok := m.Lock(name); ok && li.Holder != nil {
+			out.Holder = apiHolder(li.Holder)
+			out.Current = li.Holder.Token == req.Token
 		}
 	}); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -40,5 +41,33 @@ func TestMembersEndpoints(t *testing.T) {
 	}
 	if n := len(f.proposals()); n != 0 {
 		t.Fatalf("%d proposals for refused changes", n)
+	}
+}
+
+// POST /v1/locks/{name}/check tells whether a token is the holder's now,
+// through a linearizable read, without a log entry.
+func TestCheckToken(t *testing.T) {
+	f, ts := newTestServer(t, nil)
+	sess := must(t, ts, "POST", "/v1/sessions", `{"ttl":"10s"}`, 201).str("id")
+	g := must(t, ts, "POST", "/v1/locks/jobs%2Fa/acquire", `{"session":"`+sess+`"}`, 200)
+	token := g.num("token")
+	before := len(f.proposals())
+	r := must(t, ts, "POST", "/v1/locks/jobs%2Fa/check", fmt.Sprintf(`{"token":%d}`, token), 200)
+	if r.raw == "" || !strings.Contains(r.raw, `"current":true`) || !strings.Contains(r.raw, `"session":"`+sess+`"`) {
+		t.Fatalf("check of the holder's token: %s", r.raw)
+	}
+	if r := must(t, ts, "POST", "/v1/locks/jobs%2Fa/check", fmt.Sprintf(`{"token":%d}`, token-1), 200); !strings.Contains(r.raw, `"current":false`) {
+		t.Fatalf("check of an older token: %s", r.raw)
+	}
+	if r := must(t, ts, "POST", "/v1/locks/free/check", `{"token":5}`, 200); !strings.Contains(r.raw, `"current":false`) || !strings.Contains(r.raw, `"holder":null`) {
+		t.Fatalf("check on a free lock: %s", r.raw)
+	}
+	if n := len(f.proposals()); n != before {
+		t.Fatalf("a check proposed %d commands", n-before)
+	}
+	for _, body := range []string{`{}`, `{"token":0}`, `{"token":"5"}`, ``} {
+		if r := do(t, ts, "POST", "/v1/locks/jobs%2Fa/check", body); r.status != 400 || r.errCode() != api.CodeInvalidArgument {
+			t.Errorf("check with %q: %d %s", body, r.status, r.raw)
+		}
 	}
 }

@@ -203,6 +203,11 @@ func (s *Server) read(c echo.Context, fn func(m *lock.Machine)) error {
 	if err != nil {
 		return err
 	}
+	return s.readAt(c, stale, fn)
+}
+
+// readAt is read with the consistency given, not the request's.
+func (s *Server) readAt(c echo.Context, stale bool, fn func(m *lock.Machine)) error {
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
 	// The principal is checked again on the state the read sees (auth.go):

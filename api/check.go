@@ -1,0 +1,31 @@
+package api
+
+// CheckRequest is the body of POST /v1/locks/{name}/check: is Token the
+// current fencing token of the lock? A resource that cannot keep the
+// highest token it saw (client/fence) asks this before it accepts a write.
+type CheckRequest struct {
+	Token uint64 `json:"token"`
+}
+
+// ExampleCheck is an example body of POST /v1/locks/{name}/check.
+const ExampleCheck = `{"token":42}`
+
+// Validate checks a check's body: a token is required.
+func (r *CheckRequest) Validate() error {
+	if r.Token == 0 {
+		return invalid("token is required (a positive number), e.g. %s", ExampleCheck)
+	}
+	return nil
+}
+
+// CheckResponse answers POST /v1/locks/{name}/check (200): Current is true
+// when Token is the token of the lock's holder now. The answer is
+// linearizable (a ReadIndex round; no log entry): Current true means that
+// the holder held it at some moment during the request. Holder is the
+// current holder (null for a free lock).
+type CheckResponse struct {
+	Name    string  `json:"name"`
+	Token   uint64  `json:"token"`
+	Current bool    `json:"current"`
+	Holder  *Holder `json:"holder"`
+}

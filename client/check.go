@@ -1,0 +1,25 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/raftlock/raftlock/api"
+)
+
+// CheckToken asks whether token is the current fencing token of lock name
+// (POST /v1/locks/{name}/check): a linearizable answer, with the current
+// holder (nil for a free lock). A resource that cannot remember the
+// highest token it accepted (client/fence does) asks this before it takes
+// a write. It is a read: retried on another endpoint like any read.
+func (c *Client) CheckToken(ctx context.Context, name string, token uint64) (*api.CheckResponse, error) {
+	if err := api.ValidateLockName(name); err != nil {
+		return nil, fmt.Errorf("client: %w: %v", api.ErrInvalidArgument, err)
+	}
+	var out api.CheckResponse
+	if _, err := c.do(ctx, call{method: http.MethodPost, path: api.LockPath(name) + "/check", body: api.CheckRequest{Token: token}}, &out); err != nil {
+		return nil, fmt.Errorf("client: check token %d of lock %q: %w", token, name, err)
+	}
+	return &out, nil
+}
