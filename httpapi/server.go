@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -35,10 +36,11 @@ type Server struct {
 	edgeState *edgeState
 	metrics   *metrics // metrics.go
 	// stopWaits is closed by EndWaits; waits counts the requests waiting
-	// in a queue (awaitGrant).
+	// in a queue (awaitGrant). (Not a WaitGroup: a wait may begin while
+	// EndWaits waits for the others to end.)
 	stopWaits chan struct{}
 	stopOnce  sync.Once
-	waits     sync.WaitGroup
+	waits     atomic.Int64
 }
 
 // New returns a Server for cfg. Zero durations take their defaults; it
@@ -74,14 +76,14 @@ func (s *Server) Handler() http.Handler { return s.e }
 // log while this node still leads.
 func (s *Server) EndWaits(ctx context.Context) {
 	s.stopOnce.Do(func() { close(s.stopWaits) })
-	done := make(chan struct{})
-	go func() {
-		s.waits.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.waits.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

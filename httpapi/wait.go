@@ -77,7 +77,7 @@ type queueWait struct {
 // and writes the answer.
 func (s *Server) awaitGrant(c echo.Context, w queueWait) error {
 	s.waits.Add(1)
-	defer s.waits.Done()
+	defer s.waits.Add(-1)
 	place := lock.Place{Kind: w.kind.kind, Name: w.name, Session: w.session}
 	timer := time.NewTimer(w.wait - time.Since(w.start))
 	defer timer.Stop()
