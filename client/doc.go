@@ -97,7 +97,9 @@
 // A lock is safe to act on until Session.SafeUntil (the last acknowledged
 // renewal's send time + TTL − a margin), when Session.Ctx is cancelled if no
 // renewal came. Always pass Mutex.Token to the protected resource so it can
-// refuse writes of an older holder.
+// refuse writes of an older holder: package client/fence is the resource's
+// side (a guard and an HTTP middleware), and Client.CheckToken asks the
+// cluster whether a token is the holder's now.
 //
 // Every type is safe for concurrent use.
 package client
