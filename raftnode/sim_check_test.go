@@ -12,6 +12,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/raftlock/raftlock/lock"
 )
@@ -37,6 +38,23 @@ type simChecker struct {
 	realBound map[uint64]int64
 	locks     map[string]*chkQueue
 	elects    map[string]*chkQueue
+
+	// The configuration as the committed log makes it (see
+	// applyConfChange): confs[i] holds from confs[i].index on.
+	confs []simConf
+	// Membership (sim_membership_test.go): the highest member ID ever
+	// used, and the index at which each removed member's removal was
+	// committed (removed: their IDs, ascending).
+	maxID     uint64
+	removedAt map[uint64]uint64
+	removed   []uint64
+}
+
+// simConf is a configuration of the cluster from index on: its voters and
+// learners, ascending.
+type simConf struct {
+	index            uint64
+	voters, learners []uint64
 }
 
 type chkSession struct {
@@ -66,6 +84,9 @@ func newSimChecker(s *sim) *simChecker {
 		realBound: map[uint64]int64{},
 		locks:     map[string]*chkQueue{},
 		elects:    map[string]*chkQueue{},
+		confs:     []simConf{{}},
+		maxID:     uint64(len(s.peers)),
+		removedAt: map[uint64]uint64{},
 	}
 }
 
@@ -117,7 +138,9 @@ func (c *simChecker) leads(id, t uint64) {
 func (c *simChecker) node(sn *simNode) {
 	s := c.s
 	// At most one leader per term.
-	if st := sn.n.rn.BasicStatus(); st.RaftState == raft.StateLeader {
+	st := sn.n.rn.BasicStatus()
+	leader := st.RaftState == raft.StateLeader
+	if leader {
 		c.leads(sn.id, st.GetTerm())
 		if s.failure != nil {
 			return
@@ -153,7 +176,22 @@ func (c *simChecker) node(sn *simNode) {
 		}
 		if hashBytes(sn.n.machine.Snapshot()) != c.refHash[a-1] {
 			s.fail("state", "node %d's state machine at index %d differs from the reference's", sn.id, a)
+			return
 		}
+		// And the same configuration.
+		want := c.confAt(a)
+		voters, learners := slices.Sorted(slices.Values(sn.n.confState.GetVoters())), slices.Sorted(slices.Values(sn.n.confState.GetLearners()))
+		if !slices.Equal(voters, want.voters) || !slices.Equal(learners, want.learners) {
+			s.fail("configuration", "node %d at index %d has voters %v and learners %v, the committed log says voters %v and learners %v (from index %d)",
+				sn.id, a, voters, learners, want.voters, want.learners, want.index)
+			return
+		}
+		if s.opt.membership {
+			c.removedGone(sn, leader)
+		}
+	}
+	if s.opt.membership && s.failure == nil {
+		c.memberChecks(sn, st, leader)
 	}
 }
 
@@ -175,7 +213,14 @@ func (c *simChecker) commit(e *raftpb.Entry) {
 			return
 		}
 	}
-	res := c.ref.Apply(idx, term, cmd)
+	var res lock.Result
+	if e.GetType() == raftpb.EntryConfChange {
+		if cmd, res = c.applyConfChange(e); s.failure != nil {
+			return
+		}
+	} else {
+		res = c.ref.Apply(idx, term, cmd)
+	}
 	if s.opt.trace != nil && cmd != nil {
 		s.opt.trace(fmt.Sprintf("commit %d term %d: %+v -> %v token %d events %+v", idx, term, *cmd, res.Code, res.Token, res.Events))
 	}
@@ -339,11 +384,19 @@ func (c *simChecker) verifyAck(a simAck) {
 	s := c.s
 	e := c.clog[a.index-1]
 	var got *lock.Command
-	if e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0 {
+	switch {
+	case e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0:
 		_, _, got, _ = decodeEnvelope(e.GetData())
+	case e.GetType() == raftpb.EntryConfChange:
+		var cc raftpb.ConfChange
+		if proto.Unmarshal(e.GetData(), &cc) == nil && len(cc.GetContext()) > 0 {
+			_, _, got, _ = decodeEnvelope(cc.GetContext())
+		}
 	}
 	ok := got != nil && got.Op == a.cmd.Op
-	if ok && a.cmd.Op == lock.OpKeepAlive {
+	if ok && isMemberOp(a.cmd.Op) {
+		ok = got.Member == a.cmd.Member && got.Wait == a.cmd.Wait
+	} else if ok && a.cmd.Op == lock.OpKeepAlive {
 		for _, id := range a.cmd.Sessions {
 			ok = ok && slices.Contains(got.Sessions, id)
 		}
@@ -373,7 +426,9 @@ func opName(op lock.Op) string {
 	names := [...]string{lock.OpTick: "OpTick", lock.OpOpenSession: "OpOpenSession", lock.OpKeepAlive: "OpKeepAlive",
 		lock.OpCloseSession: "OpCloseSession", lock.OpExpire: "OpExpire", lock.OpAcquire: "OpAcquire",
 		lock.OpRelease: "OpRelease", lock.OpCancel: "OpCancel", lock.OpPublish: "OpPublish",
-		lock.OpCampaign: "OpCampaign", lock.OpProclaim: "OpProclaim", lock.OpResign: "OpResign"}
+		lock.OpCampaign: "OpCampaign", lock.OpProclaim: "OpProclaim", lock.OpResign: "OpResign",
+		lock.OpMemberAdd: "OpMemberAdd", lock.OpMemberPromote: "OpMemberPromote", lock.OpMemberRemove: "OpMemberRemove",
+		lock.OpClusterVersion: "OpClusterVersion"}
 	if int(op) < len(names) && names[op] != "" {
 		return names[op]
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
@@ -139,4 +140,122 @@ func TestSimLivenessCheckCanFail(t *testing.T) {
 	if s.failure == nil || s.failure.check != "liveness" {
 		t.Fatalf("failure %v, want liveness", s.failure)
 	}
+}
+
+// The membership checks must be able to fail too.
+func TestSimCheckerCatchesMembershipViolations(t *testing.T) {
+	// A single node leads at once (start campaigns as the only voter).
+	boot := func(t *testing.T) (*sim, *simNode) {
+		s := newSim(simOptions{seed: 1, nodes: 1, membership: true})
+		sn := s.nodes[0]
+		s.boot(sn)
+		if s.failure != nil {
+			t.Fatal(s.failure)
+		}
+		if st := sn.n.rn.BasicStatus(); st.RaftState != raft.StateLeader {
+			t.Fatalf("node 1 is %v", st.RaftState)
+		}
+		return s, sn
+	}
+	confEntry := func(s *sim, typ raftpb.ConfChangeType, cmd *lock.Command) *raftpb.Entry {
+		id := cmd.Member.ID
+		cc := &raftpb.ConfChange{Type: typ.Enum(), NodeId: &id, Context: encodeEnvelope(1, 1, cmd)}
+		data, err := proto.Marshal(cc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx := uint64(len(s.chk.clog)) + 1
+		return &raftpb.Entry{Type: raftpb.EntryConfChange.Enum(), Index: &idx, Term: proto.Uint64(1), Data: data}
+	}
+	check := func(t *testing.T, s *sim, want string) {
+		t.Helper()
+		if s.failure == nil || s.failure.check != want {
+			t.Fatalf("failure %v, want check %q", s.failure, want)
+		}
+	}
+	t.Run("a committed change refused when applied", func(t *testing.T) {
+		s, _ := boot(t)
+		s.chk.commit(confEntry(s, raftpb.ConfChangeAddLearnerNode, &lock.Command{Op: lock.OpMemberAdd, Wait: true, Member: lock.Member{ID: 1, PeerURL: "sim://x"}}))
+		check(t, s, "conf-change-refused")
+	})
+	t.Run("a member ID used again", func(t *testing.T) {
+		s, _ := boot(t)
+		s.chk.maxID = 5 // as if members up to 5 had come and gone
+		s.chk.commit(confEntry(s, raftpb.ConfChangeAddLearnerNode, &lock.Command{Op: lock.OpMemberAdd, Wait: true, Member: lock.Member{ID: 4, PeerURL: "sim://x"}}))
+		check(t, s, "member-id")
+	})
+	t.Run("a node's configuration differs from the log's", func(t *testing.T) {
+		s, sn := boot(t)
+		sn.n.confState.Learners = append(sn.n.confState.Learners, 9)
+		sn.chkApplied = 0
+		s.chk.node(sn)
+		check(t, s, "configuration")
+	})
+	t.Run("a removed node leads with its removal committed", func(t *testing.T) {
+		s, sn := boot(t)
+		s.chk.removedAt[sn.id] = 1
+		s.chk.node(sn)
+		check(t, s, "removed-leads")
+	})
+	t.Run("a removed member still counts", func(t *testing.T) {
+		s, sn := boot(t)
+		s.chk.removedAt[7], s.chk.removed = 1, []uint64{7}
+		sn.chkApplied = 0
+		s.chk.node(sn)
+		check(t, s, "removed-member")
+	})
+	t.Run("two changes in flight", func(t *testing.T) {
+		s, sn := boot(t)
+		last, _ := sn.n.storage.LastIndex()
+		term := sn.n.rn.BasicStatus().GetTerm()
+		var ents []*raftpb.Entry
+		for i := range uint64(2) {
+			ents = append(ents, &raftpb.Entry{Type: raftpb.EntryConfChange.Enum(), Index: proto.Uint64(last + 1 + i), Term: &term})
+		}
+		if err := sn.n.storage.Append(ents); err != nil {
+			t.Fatal(err)
+		}
+		s.chk.node(sn)
+		check(t, s, "one-conf-change")
+	})
+	t.Run("a snapshot that its recipient is not in", func(t *testing.T) {
+		s, sn := boot(t)
+		joiner := s.memberNode(2, "sim://joiner")
+		m := &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(1), To: proto.Uint64(2), Snapshot: &raftpb.Snapshot{
+			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(5), Term: proto.Uint64(1), ConfState: &raftpb.ConfState{Voters: []uint64{1}}}}}
+		s.now = 7
+		strict := *simStrict
+		defer func() { *simStrict = strict }()
+		*simStrict = ""
+		s.snapshotTo(sn, joiner, m)
+		if s.failure != nil || joiner.refusedSnapAt != 7 || s.stats.members["known-bug:join-snapshot"] != 1 {
+			t.Fatalf("tolerated: failure %v, refused at %d, counted %d", s.failure, joiner.refusedSnapAt, s.stats.members["known-bug:join-snapshot"])
+		}
+		*simStrict = "all"
+		s.snapshotTo(sn, joiner, m)
+		check(t, s, "join-snapshot")
+	})
+	t.Run("a change no leader checked", func(t *testing.T) {
+		s, _ := boot(t)
+		strict := *simStrict
+		defer func() { *simStrict = strict }()
+		*simStrict = "all"
+		s.chk.leaders[1] = 2 // the entry's term was led by another node than its proposer (1)
+		s.chk.commit(confEntry(s, raftpb.ConfChangeAddLearnerNode, &lock.Command{Op: lock.OpMemberAdd, Wait: true, Member: lock.Member{ID: 2, PeerURL: "sim://x"}}))
+		check(t, s, "conf-change-forwarded")
+	})
+	t.Run("a member's message dropped", func(t *testing.T) {
+		s, sn := boot(t)
+		strict := *simStrict
+		defer func() { *simStrict = strict }()
+		*simStrict = "all"
+		// Member 2's addition is committed, but node 1 has not applied it.
+		two := s.memberNode(2, "sim://joiner")
+		s.chk.confs = append(s.chk.confs, simConf{index: 100, voters: []uint64{1}, learners: []uint64{2}})
+		m := &raftpb.Message{Type: raftpb.MsgAppResp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(1)}
+		if s.accept(sn, two, two.inc, m) {
+			t.Fatal("node 1 took a message from a member it does not know")
+		}
+		check(t, s, "member-dropped")
+	})
 }

@@ -268,12 +268,7 @@ func (c *simClient) proposeHop(cmd *lock.Command, timeout int64, hop, epoch int,
 		case r.err == nil:
 			done(r.res, r.index, outOK, node)
 		case definite(r.err):
-			var nle *NotLeaderError
-			if errors.As(r.err, &nle) && nle.LeaderID != 0 && nle.LeaderID != uint64(node+1) {
-				c.hint = int(nle.LeaderID - 1)
-			} else {
-				c.hint = s.rng.IntN(len(s.nodes))
-			}
+			c.rehint(r.err, node)
 			if hop >= 3 {
 				done(lock.Result{}, 0, outFailed, node)
 				return
@@ -285,6 +280,20 @@ func (c *simClient) proposeHop(cmd *lock.Command, timeout int64, hop, epoch int,
 		}
 	}
 	s.sendRequest(rq, c.hint, timeout)
+}
+
+// rehint follows a definite refusal by node: to the leader it named, or
+// to a node at random.
+func (c *simClient) rehint(err error, node int) {
+	s := c.s
+	var nle *NotLeaderError
+	if errors.As(err, &nle) && nle.LeaderID != 0 && nle.LeaderID != s.nodes[node].id {
+		if l := s.byID[nle.LeaderID]; l != nil {
+			c.hint = l.idx
+			return
+		}
+	}
+	c.hint = s.rng.IntN(len(s.nodes))
 }
 
 // read runs fn on a node after a ReadIndex round.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/wal"
 )
 
@@ -46,6 +48,9 @@ type simOptions struct {
 	// outcome of its last campaign is unknown always use a new value (by
 	// default it does so one time in four; see simRegressions).
 	newCampaignValues bool
+	// membership adds an operator that changes the cluster's membership
+	// under the faults (sim_membership_test.go).
+	membership bool
 }
 
 // simFailure is a violated check.
@@ -76,6 +81,9 @@ type simStats struct {
 	linOps, linPartitions                                 int
 	healToCommit                                          int64 // µs from heal to the probe's commit
 	simTime                                               int64 // µs simulated
+	// members counts the membership changes and what came of them (see
+	// simOperator), by kind.
+	members map[string]int
 }
 
 func (st *simStats) faultSummary() string {
@@ -119,6 +127,7 @@ const (
 	evProbe
 	evFunc
 	evCrash
+	evMember // the membership operator acts
 )
 
 type simEvent struct {
@@ -166,9 +175,16 @@ type sim struct {
 	failure *simFailure
 
 	nodes []*simNode
-	peers map[uint64]string
-	meta  []byte
-	net   simNet
+	byID  map[uint64]*simNode
+	peers map[uint64]string // the initial members
+	// urls are the peer URLs of every member ever added (the initial ones
+	// included); clusterID is the cluster's, as the initial members
+	// compute it.
+	urls      map[uint64]string
+	clusterID uint64
+	op        *simOperator // nil unless opt.membership
+	meta      []byte
+	net       simNet
 	// Per run: how often nodes snapshot, and how much log they keep.
 	snapEvery, catchUp uint64
 	maxTTL             int64   // µs
@@ -219,6 +235,19 @@ type simNode struct {
 
 	chkCommit  uint64 // committed prefix compared up to here
 	chkApplied uint64 // state compared at this applied index
+
+	// Membership runs: a node added to the running cluster (its disk's
+	// metadata is written when it first starts, with Join); removed: it
+	// stopped because it was removed (it applied its removal:
+	// knewRemoval, or a peer answered it 410 Gone), and the operator does
+	// not start it again (but see restartRemoved).
+	joiner, ticking      bool
+	removed, knewRemoval bool
+	ledRemoved           uint64 // the last term it led after its removal was committed
+	// When a leader last sent it a snapshot whose configuration lacks it,
+	// and when it last dropped a message from a member of the committed
+	// configuration (simKnownBugs).
+	refusedSnapAt, droppedMemberAt int64
 }
 
 // simInput is one item of a node's inbox: a raft message, a client request,
@@ -253,8 +282,11 @@ func newSim(opt simOptions) *sim {
 		rng:   rand.New(rand.NewPCG(opt.seed, opt.seed^0x5eed_5eed_5eed_5eed)),
 		trace: 0xcbf29ce484222325,
 		peers: map[uint64]string{},
+		byID:  map[uint64]*simNode{},
+		urls:  map[uint64]string{},
 	}
 	s.stats.faults = map[string]int{}
+	s.stats.members = map[string]int{}
 	s.snapEvery = uint64(10 + s.rng.IntN(120))
 	s.catchUp = uint64(1 + s.rng.IntN(int(s.snapEvery)/3+1))
 	s.maxTTL = 5 * simSec
@@ -281,8 +313,12 @@ func newSim(opt simOptions) *sim {
 		}
 		sn.period = simTick * 1_000_000 / sn.ratePPM
 		sn.disk = &memDisk{s: s, sn: sn, meta: meta}
+		sn.ticking = true
 		s.nodes = append(s.nodes, sn)
+		s.byID[id] = sn
+		s.urls[id] = s.peers[id]
 	}
+	s.clusterID = ClusterID(s.peers)
 	s.chk = newSimChecker(s)
 	s.net.init(s, opt.nodes)
 	return s
@@ -363,6 +399,9 @@ func (s *sim) start() {
 		s.boot(sn)
 		s.schedule(int64(s.rng.IntN(int(sn.period))), &simEvent{kind: evTick, node: sn.idx})
 	}
+	if s.opt.membership {
+		s.startOperator()
+	}
 	nc := 4 + s.rng.IntN(4)
 	nh := 1 + s.rng.IntN(nc)
 	for i := range nh {
@@ -402,7 +441,11 @@ func (s *sim) step() {
 		s.arrive(ev.rq)
 	case evTimeout:
 		if !ev.rq.done {
-			s.note("timeout", uint64(ev.rq.c.id))
+			id := -1 // the final probe has no client
+			if ev.rq.c != nil {
+				id = ev.rq.c.id
+			}
+			s.note("timeout", uint64(id))
 			s.complete(ev.rq, proposalResult{err: errSimTimeout})
 		}
 	case evClient:
@@ -445,6 +488,8 @@ func (s *sim) step() {
 		if sn := s.nodes[ev.node]; sn.n != nil && sn.inc == ev.gen && !s.calm {
 			s.crash(sn)
 		}
+	case evMember:
+		s.op.act()
 	}
 }
 
@@ -463,12 +508,24 @@ func (s *sim) nodeConfig(sn *simNode) Config {
 	cfg.Now = s.clockOf(sn)
 	cfg.Monotonic = s.monoOf(sn)
 	cfg.Logger = slog.New(slog.DiscardHandler)
+	if *simLog {
+		// Every node's log, stamped with the simulated time (seconds).
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Float64("t", float64(s.now)/float64(simSec))
+			}
+			return a
+		}}))
+	}
 	return cfg
 }
 
 // boot starts (or restarts) a node from its disk, as New and the start of
 // Run do.
 func (s *sim) boot(sn *simNode) {
+	if sn.disk.meta == nil {
+		s.prepareJoin(sn)
+	}
 	sn.disk.crashNext = false
 	sn.disk.lifeRecord = 0
 	n, err := newNode(s.nodeConfig(sn), sn.disk, sn.disk.state())
@@ -483,6 +540,13 @@ func (s *sim) boot(sn *simNode) {
 	sn.pausedUntil = 0
 	sn.chkCommit = 0
 	sn.chkApplied = 0
+	if s.opt.membership {
+		// The transport's probes would tell it what every member reads:
+		// membership changes need the cluster version they raise.
+		for _, o := range s.nodes {
+			n.ReportVersion(o.id, lock.MaxCommandVersion)
+		}
+	}
 	// What the node acknowledged before it crashed is still in its log.
 	if last, _ := n.storage.LastIndex(); last < sn.acked {
 		s.fail("acked-entries-kept", "node %d restarted with its log ending at %d, but it acknowledged entries up to %d to a leader", sn.id, last, sn.acked)
@@ -520,6 +584,10 @@ func (s *sim) afterStep(sn *simNode, err error) {
 func (s *sim) nodeError(sn *simNode, err error) {
 	if errors.Is(err, errSimCrash) {
 		s.crash(sn)
+		return
+	}
+	if errors.Is(err, ErrRemoved) && s.opt.membership {
+		s.removedStop(sn)
 		return
 	}
 	s.fail("node-error", "node %d stopped: %v", sn.id, err)
@@ -595,6 +663,16 @@ func (s *sim) enqueue(sn *simNode, in simInput) {
 
 func (s *sim) crash(sn *simNode) {
 	s.note("crash", sn.id)
+	s.halt(sn)
+	if !s.calm {
+		s.schedule(s.now+200*simMs+s.rng.Int64N(5*simSec), &simEvent{kind: evRestart, node: sn.idx, gen: sn.inc})
+	}
+	s.abandon(sn)
+}
+
+// halt takes node sn down: its incarnation ends with everything in its
+// memory.
+func (s *sim) halt(sn *simNode) {
 	s.countReads(sn)
 	sn.n = nil
 	sn.inc++
@@ -602,9 +680,11 @@ func (s *sim) crash(sn *simNode) {
 	sn.pausedUntil = 0
 	sn.crashAfterAck = false
 	sn.crashAfterSnapFile = false
-	if !s.calm {
-		s.schedule(s.now+200*simMs+s.rng.Int64N(5*simSec), &simEvent{kind: evRestart, node: sn.idx, gen: sn.inc})
-	}
+}
+
+// abandon ends what the clients had in flight at node sn, which went
+// down.
+func (s *sim) abandon(sn *simNode) {
 	// Requests in flight at the node: those it took may or may not have
 	// happened; the others were never seen (the connection is refused).
 	for _, rq := range slices.Clone(s.requests) {
@@ -925,6 +1005,14 @@ func (nw *simNet) init(s *sim, n int) {
 	nw.delayMin, nw.delayMax = 100, 2*simMs
 }
 
+// grow adds a node to the network, connected to every other.
+func (nw *simNet) grow() {
+	for i := range nw.cut {
+		nw.cut[i] = append(nw.cut[i], false)
+	}
+	nw.cut = append(nw.cut, make([]bool, len(nw.cut)+1))
+}
+
 func (nw *simNet) heal() {
 	nw.gen++
 	for i := range nw.cut {
@@ -951,10 +1039,19 @@ func (t *simTransport) Stop()                  {}
 
 func (s *sim) send(from *simNode, m *raftpb.Message) {
 	s.stats.msgsSent++
-	to := int(m.GetTo()) - 1
-	if to < 0 || to >= len(s.nodes) || to == from.idx {
+	dst := s.byID[m.GetTo()]
+	if dst == nil && s.opt.membership && from.n != nil && from.n.IsMember(m.GetTo()) {
+		// A member the sender applied the addition of, before the
+		// checker saw the entry committed.
+		dst = s.memberNode(m.GetTo(), from.n.PeerURLs()[m.GetTo()])
+	}
+	if dst == nil || dst == from {
 		s.fail("transport", "node %d sends %v to unknown member %d", from.id, m.GetType(), m.GetTo())
 		return
+	}
+	to := dst.idx
+	if s.opt.membership && m.GetType() == raftpb.MsgSnap {
+		s.snapshotTo(from, dst, m)
 	}
 	nw := &s.net
 	lost := nw.cut[from.idx][to]
@@ -1016,6 +1113,9 @@ func (s *sim) deliver(ev *simEvent) {
 		}
 		return
 	}
+	if !s.accept(sn, from, ev.gen, m) {
+		return
+	}
 	s.stats.msgsDelivered++
 	if m.GetType() == raftpb.MsgSnap {
 		s.stats.snapshotsSent++
@@ -1056,7 +1156,11 @@ func (s *sim) nemesis() {
 		return out
 	}
 	// Most of the time a majority stays up, so that work gets done.
-	mayTakeDown := s.down() < (n-1)/2 || s.rng.IntN(10) == 0
+	down, voters := s.down(), n
+	if s.opt.membership {
+		down, voters = s.votersDown()
+	}
+	mayTakeDown := down < (voters-1)/2 || s.rng.IntN(10) == 0
 	pick := func(preferLeader bool) *simNode {
 		if preferLeader {
 			if l := s.leader(); l != nil && l.pausedUntil == 0 {
@@ -1235,6 +1339,13 @@ func (s *sim) finish() {
 		sn.disk.crashNext = false
 		sn.crashAfterAck = false
 		sn.crashAfterSnapFile = false
+		if s.opt.membership && !s.chk.isMember(sn.id) {
+			// Removed: it stays down, or it runs until it learns.
+			if sn.n != nil && sn.pausedUntil != 0 {
+				s.resume(sn)
+			}
+			continue
+		}
 		if sn.n == nil {
 			s.boot(sn)
 		} else if sn.pausedUntil != 0 {
@@ -1269,6 +1380,9 @@ func (s *sim) finish() {
 	if s.failure == nil && !s.allApplied(s.probe.index) {
 		var b strings.Builder
 		for _, sn := range s.nodes {
+			if s.opt.membership && !s.chk.isMember(sn.id) {
+				continue
+			}
 			if sn.n == nil {
 				fmt.Fprintf(&b, " node %d down;", sn.id)
 				continue
@@ -1277,11 +1391,22 @@ func (s *sim) finish() {
 		}
 		s.fail("liveness", "not every node applied index %d within 10 election timeouts of its commit:%s", s.probe.index, b.String())
 	}
+	if s.failure == nil && s.opt.membership {
+		for _, sn := range s.nodes {
+			if s.chk.isMember(sn.id) && s.stuckByKnownBug(sn) {
+				s.stats.members["known-bug:stuck-at-end"]++
+			}
+		}
+		s.removedStopped()
+	}
 	s.chk.finalAcks()
 }
 
 func (s *sim) allApplied(idx uint64) bool {
 	for _, sn := range s.nodes {
+		if s.opt.membership && (!s.chk.isMember(sn.id) || s.stuckByKnownBug(sn)) {
+			continue
+		}
 		if sn.n == nil || sn.n.applied < idx {
 			return false
 		}

@@ -26,11 +26,26 @@
 // with a stale term), resign, close sessions, and read lock holders and
 // election leaders through ReadIndex on any node.
 //
+// TestSimulationMembership runs the same with a changing membership
+// (sim_membership_test.go): under the same faults, an operator adds
+// learners (new nodes that join with an empty disk, Join and the cluster's
+// ID), promotes them, and removes learners and voters, the leader too
+// (refused with remove_leader: it hands leadership over first); removed
+// nodes stop (ErrRemoved, or a peer's 410 Gone), and some are restarted
+// from their old disk to see them stop again.
+//
 // Checked after every step of every node: at most one leader per term; the
-// committed prefixes of all nodes agree; a node's state machine equals the
-// reference's (the committed log applied to a separate lock.Machine) at the
-// same applied index; a restarted node still holds every entry it
-// acknowledged; fencing tokens and election terms are the granting entry's
+// committed prefixes of all nodes agree; a node's state machine and its
+// configuration equal the reference's (the committed log applied to a
+// separate lock.Machine, configuration changes with their member command
+// as raftnode applies them) at the same applied index; with a changing
+// membership also that member IDs are never reused, at most one
+// configuration change is in flight, a committed one is never refused when
+// applied, the voters stay within 1..7, only voters lead, and a removed
+// member never leads once it knows of its removal, stops only once it is
+// removed, and is no longer counted by the nodes that applied its removal
+// (sim_membership_test.go lists them all); a restarted node still holds
+// every entry it acknowledged; fencing tokens and election terms are the granting entry's
 // index and strictly increase per name; one holder (leader) at a time;
 // grants follow the FIFO order of the queue; no session expires before its
 // last renewal's log time + TTL, nor before the log time of the first
@@ -39,7 +54,9 @@
 // Checked at the end: every acknowledged write is the committed entry at
 // its index; once faults stop, the cluster commits a new proposal within 10
 // election timeouts and every node applies it; the client history is
-// linearizable per lock and per election (internal/linearize).
+// linearizable per lock and per election (internal/linearize); with a
+// changing membership, every member (new ones included) applies the
+// probe, and every removed node that knows a running member stops.
 //
 // A failing seed prints one line that replays it, for example
 //
@@ -48,7 +65,11 @@
 // (add -sim.trace to print every decision, every committed entry and, on a
 // linearizability failure, the client history; -sim.mutant=Name, in a build with
 // -tags raftlock_mutants, injects a known bug, see mutants.go). The CI run covers seeds 1..100 with 3 and with
-// 5 nodes (-sim.seeds; -short runs 10). A soak runs many more, e.g.
+// 5 nodes (-sim.seeds; -short runs 10), and with membership changes seeds
+// 1..20 with 1, 3 and 5 nodes at the start (the known bugs of
+// simKnownBugs, not fixed yet, are counted there rather than failed;
+// -sim.strict=all fails on them; -sim.log prints every node's log). A soak
+// runs many more, e.g.
 //
 //	go test ./raftnode -run 'TestSimulation$' -sim.seed=1000000 -sim.seeds=100000 -timeout 0
 //
@@ -61,7 +82,9 @@ package raftnode
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +98,8 @@ var (
 	simSteps  = flag.Int("sim.steps", 0, "simulation: scheduler steps of the faulty phase (0: the CI default)")
 	simTrace  = flag.Bool("sim.trace", false, "simulation: print every scheduler decision, committed entry and (on failure) the client history")
 	simMutant = flag.String("sim.mutant", "", "simulation: inject this known bug (e.g. NoTermExtension; needs -tags raftlock_mutants)")
+	simStrict = flag.String("sim.strict", "", "simulation: fail on these known bugs not fixed yet (simKnownBugs: check names, comma-separated, or all) instead of counting them")
+	simLog    = flag.Bool("sim.log", false, "simulation: print every node's log, stamped with the simulated time")
 )
 
 // setSimMutant switches a known bug on; it is set only in a build with the
@@ -130,21 +155,34 @@ func simStepsOr(n int) int {
 }
 
 func replayLine(seed uint64, nodes, steps int) string {
-	line := "go test ./raftnode -run 'TestSimulation$'"
-	if *simMutant != "" {
-		line = "go test -tags raftlock_mutants ./raftnode -run 'TestSimulation$' -sim.mutant=" + *simMutant
+	return replayJob(simJob{seed: seed, nodes: nodes, steps: steps})
+}
+
+// replayJob is the command that replays job j.
+func replayJob(j simJob) string {
+	test := "TestSimulation$"
+	if j.membership {
+		test = "TestSimulationMembership$"
 	}
-	line += fmt.Sprintf(" -sim.seed=%d -sim.nodes=%d", seed, nodes)
-	if steps != simDefaultSteps {
-		line += fmt.Sprintf(" -sim.steps=%d", steps)
+	line := "go test ./raftnode -run '" + test + "'"
+	if *simMutant != "" {
+		line = "go test -tags raftlock_mutants ./raftnode -run '" + test + "' -sim.mutant=" + *simMutant
+	}
+	line += fmt.Sprintf(" -sim.seed=%d -sim.nodes=%d", j.seed, j.nodes)
+	if j.steps != simDefaultSteps {
+		line += fmt.Sprintf(" -sim.steps=%d", j.steps)
+	}
+	if *simStrict != "" {
+		line += " -sim.strict=" + *simStrict
 	}
 	return line + " -v"
 }
 
 type simJob struct {
-	seed  uint64
-	nodes int
-	steps int
+	seed       uint64
+	nodes      int
+	steps      int
+	membership bool // with the membership operator (sim_membership_test.go)
 }
 
 // runSims runs jobs on GOMAXPROCS goroutines and returns their results in
@@ -173,7 +211,7 @@ func runSims(jobs []simJob, trace func(string), stop func(simJob, simResult) boo
 				next++
 				mu.Unlock()
 				j := jobs[i]
-				r := runSim(simOptions{seed: j.seed, nodes: j.nodes, steps: j.steps, trace: trace})
+				r := runSim(simOptions{seed: j.seed, nodes: j.nodes, steps: j.steps, trace: trace, membership: j.membership})
 				mu.Lock()
 				out[i], ran[i] = r, true
 				if stop != nil && stop(j, r) {
@@ -193,9 +231,49 @@ func runSims(jobs []simJob, trace func(string), stop func(simJob, simResult) boo
 }
 
 func TestSimulation(t *testing.T) {
-	start, count := uint64(1), *simSeeds
+	total, ran := simulate(t, false, *simSeeds, 10, []int{3, 5})
+	// Messages are lost in every run: a ReadIndex request that goes
+	// unanswered must be sent again (and the reads it served still pass
+	// the linearizability check).
+	if ran >= 20 && total.readIndexRetries == 0 {
+		t.Errorf("no ReadIndex request was sent again in %d runs: lost requests are not retried", ran)
+	}
+}
+
+// simMembershipSeeds is how many seeds TestSimulationMembership runs (each
+// with 1, 3 and 5 nodes at the start), unless -sim.seeds.
+const simMembershipSeeds = 20
+
+// TestSimulationMembership runs the simulation with the membership operator
+// (sim_membership_test.go): seeds 1..simMembershipSeeds, each with 1, 3 and
+// 5 nodes at the start (-short: 3 seeds); -sim.seed, -sim.seeds, -sim.nodes,
+// -sim.steps and -sim.trace as for TestSimulation, and -sim.strict.
+func TestSimulationMembership(t *testing.T) {
+	count := simMembershipSeeds
+	if flagSet("sim.seeds") {
+		count = *simSeeds
+	}
+	total, ran := simulate(t, true, count, 3, []int{1, 3, 5})
+	t.Logf("membership: %s", total.memberSummary())
+	if ran < 20 {
+		return
+	}
+	// The runs must exercise what they claim to.
+	for _, k := range []string{"joined", "committed:add-learner", "committed:promote", "committed:remove", "stopped:removed", "stopped:gone", "refused:remove_leader", "refused:learner_not_ready", "hand-off"} {
+		if total.members[k] == 0 {
+			t.Errorf("no %s in %d membership runs", k, ran)
+		}
+	}
+}
+
+// simulate runs the seeds the flags choose (count by default, short with
+// -short; sizes unless -sim.nodes), with the membership operator or
+// without, reports every failure with its replay line, and returns the
+// statistics and how many runs ran.
+func simulate(t *testing.T, membership bool, count, short int, sizes []int) (simStats, int) {
+	start := uint64(1)
 	if testing.Short() && !flagSet("sim.seeds") {
-		count = 10
+		count = short
 	}
 	if *simSeed != 0 {
 		start = *simSeed
@@ -213,7 +291,6 @@ func TestSimulation(t *testing.T) {
 		}
 		defer restore()
 	}
-	sizes := []int{3, 5}
 	if *simNodes != 0 {
 		sizes = []int{*simNodes}
 	}
@@ -221,7 +298,7 @@ func TestSimulation(t *testing.T) {
 	var jobs []simJob
 	for i := range count {
 		for _, n := range sizes {
-			jobs = append(jobs, simJob{seed: start + uint64(i), nodes: n, steps: steps})
+			jobs = append(jobs, simJob{seed: start + uint64(i), nodes: n, steps: steps, membership: membership})
 		}
 	}
 	var trace func(string)
@@ -238,6 +315,7 @@ func TestSimulation(t *testing.T) {
 	})
 	var total simStats
 	total.faults = map[string]int{}
+	total.members = map[string]int{}
 	ran := 0
 	for i, r := range results {
 		j := jobs[i]
@@ -248,20 +326,18 @@ func TestSimulation(t *testing.T) {
 		addStats(&total, r.stats)
 		if len(jobs) == 1 || testing.Verbose() && len(jobs) <= 4 {
 			t.Logf("seed %d, %d nodes: trace %016x; %s", j.seed, j.nodes, r.hash, statsLine(r.stats))
+			if membership {
+				t.Logf("seed %d, %d nodes: membership: %s", j.seed, j.nodes, r.stats.memberSummary())
+			}
 		}
 		if r.failure != nil {
-			t.Errorf("seed %d, %d nodes: %v\nreplay: %s", j.seed, j.nodes, r.failure, replayLine(j.seed, j.nodes, j.steps))
+			t.Errorf("seed %d, %d nodes: %v\nreplay: %s", j.seed, j.nodes, r.failure, replayJob(j))
 		}
 	}
 	t.Logf("%d runs (%d seeds from %d, nodes %v, %d steps each) in %v: %s", ran, count, start, sizes, steps,
 		time.Since(began).Round(time.Millisecond), statsLine(total))
 	t.Logf("faults injected: %s", total.faultSummary())
-	// Messages are lost in every run: a ReadIndex request that goes
-	// unanswered must be sent again (and the reads it served still pass
-	// the linearizability check).
-	if ran >= 20 && total.readIndexRetries == 0 {
-		t.Errorf("no ReadIndex request was sent again in %d runs: lost requests are not retried", ran)
-	}
+	return total, ran
 }
 
 func addStats(a *simStats, b simStats) {
@@ -293,6 +369,27 @@ func addStats(a *simStats, b simStats) {
 	for k, v := range b.faults {
 		a.faults[k] += v
 	}
+	for k, v := range b.members {
+		a.members[k] += v
+	}
+}
+
+// memberSummary lists the membership counters: changes asked (asked:),
+// answered done (done:), committed and applied (committed:), refused by
+// code (refused:), with an unknown outcome; new nodes started (joined),
+// removed nodes stopped by their own removal (stopped:removed) or by a
+// peer's 410 Gone (stopped:gone), leaders handed over (hand-off), removed
+// nodes that led a term before they learnt of their removal (removed-led).
+func (st *simStats) memberSummary() string {
+	keys := slices.Sorted(maps.Keys(st.members))
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s=%d", k, st.members[k])
+	}
+	return b.String()
 }
 
 func statsLine(st simStats) string {
@@ -310,19 +407,29 @@ func statsLine(st simStats) string {
 }
 
 func TestSimulationIsDeterministic(t *testing.T) {
-	jobs := []simJob{{seed: 7, nodes: 3, steps: 3000}, {seed: 8, nodes: 5, steps: 3000}}
+	jobs := []simJob{{seed: 7, nodes: 3, steps: 3000}, {seed: 8, nodes: 5, steps: 3000},
+		// With membership changes: nodes join, are promoted and removed.
+		{seed: simDeterministicMembershipSeed, nodes: 3, steps: 6000, membership: true}}
 	first := runSims(jobs, nil, nil)
 	second := runSims(jobs, nil, nil)
 	for i, j := range jobs {
 		a, b := first[i], second[i]
 		if a.failure != nil {
-			t.Fatalf("seed %d, %d nodes failed: %v\nreplay: %s", j.seed, j.nodes, a.failure, replayLine(j.seed, j.nodes, j.steps))
+			t.Fatalf("seed %d, %d nodes failed: %v\nreplay: %s", j.seed, j.nodes, a.failure, replayJob(j))
 		}
-		if a.hash != b.hash || a.stats.ops != b.stats.ops || a.stats.committed != b.stats.committed {
-			t.Fatalf("seed %d, %d nodes: two runs differ: trace hash %x vs %x, %d vs %d ops, %d vs %d entries",
-				j.seed, j.nodes, a.hash, b.hash, a.stats.ops, b.stats.ops, a.stats.committed, b.stats.committed)
+		if a.hash != b.hash || a.stats.ops != b.stats.ops || a.stats.committed != b.stats.committed || !maps.Equal(a.stats.members, b.stats.members) {
+			t.Fatalf("seed %d, %d nodes: two runs differ: trace hash %x vs %x, %d vs %d ops, %d vs %d entries, membership %s vs %s",
+				j.seed, j.nodes, a.hash, b.hash, a.stats.ops, b.stats.ops, a.stats.committed, b.stats.committed, a.stats.memberSummary(), b.stats.memberSummary())
 		}
 		t.Logf("seed %d, %d nodes: trace hash %x twice (%d steps, %d ops)", j.seed, j.nodes, a.hash, a.stats.steps, a.stats.ops)
+		if j.membership {
+			for _, k := range []string{"committed:add-learner", "committed:promote", "committed:remove", "joined", "refused:remove_leader", "hand-off"} {
+				if a.stats.members[k] == 0 {
+					t.Errorf("seed %d, %d nodes with membership changes: no %s (%s)", j.seed, j.nodes, k, a.stats.memberSummary())
+				}
+			}
+			t.Logf("seed %d, %d nodes: membership: %s", j.seed, j.nodes, a.stats.memberSummary())
+		}
 	}
 	// And a different seed gives a different run.
 	other := runSims([]simJob{{seed: 9, nodes: 3, steps: 3000}}, nil, nil)[0]
@@ -330,6 +437,11 @@ func TestSimulationIsDeterministic(t *testing.T) {
 		t.Fatalf("seeds 7 and 9 give the same trace hash %x", other.hash)
 	}
 }
+
+// simDeterministicMembershipSeed is a seed whose membership run (3 nodes,
+// 6000 steps) adds, promotes and removes members, the leader among them
+// (refused, handed over, removed).
+const simDeterministicMembershipSeed = 13
 
 func TestSimulationRegressions(t *testing.T) {
 	for _, r := range simRegressions {
