@@ -99,6 +99,7 @@ type memberSet struct {
 	learners map[uint64]bool   // the learners among ids
 	urls     map[uint64]string // peer URL of each of ids ("" if unknown)
 	removed  []uint64          // sorted
+	maxID    uint64            // the highest member ID this node knows of (configuration, MemberSeq, initial peers)
 }
 
 // refreshMemberSet rebuilds the published membership from the
@@ -130,7 +131,15 @@ func (n *Node) refreshMemberSet() {
 		}
 		s.urls[id] = u
 	}
+	s.maxID = n.machine.MemberSeq()
+	for id := range s.ids {
+		s.maxID = max(s.maxID, id)
+	}
+	for id := range n.peers {
+		s.maxID = max(s.maxID, id)
+	}
 	n.memberSet.Store(s)
+	n.forgetVouched(s)
 	n.memberSetStale = false
 	n.membersDirty = true
 	n.refreshProgress()
@@ -237,6 +246,13 @@ func (n *Node) handleConfChange(p *proposal) {
 	}
 	if n.state != raft.StateLeader {
 		p.resC <- proposalResult{err: n.notLeader()}
+		return
+	}
+	if !n.stillLeader() {
+		// Deposed earlier in this iteration (a newer term's message was
+		// stepped): raft would forward the change to the new leader, which
+		// would append it without these checks.
+		p.resC <- proposalResult{err: ErrNoLeader}
 		return
 	}
 	if need, have := lock.CommandVersion(p.cmd), n.machine.ClusterVersion(); have < need && !n.othersRead(need, p.cmd) {

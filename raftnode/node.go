@@ -79,6 +79,9 @@ type Node struct {
 	hist   history
 
 	awaits awaitRegistry
+	// vouchers vouch for members added after what this node applied
+	// (vouch.go).
+	vouchers voucher
 
 	// Owned by the loop goroutine (and by New before Run starts).
 	wal             Durable
@@ -188,6 +191,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		metrics:      newNodeMetrics(),
 	}
 	n.awaits.init()
+	n.vouchers.init()
 	if n.clusterID == 0 {
 		n.clusterID = ClusterID(md.Peers)
 	}
@@ -301,6 +305,9 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 		return errors.New("raftnode: Run called twice")
 	}
 	n.transport = t
+	if asker, ok := t.(ClusterAsker); ok {
+		go n.runVouchers(asker)
+	}
 	defer func() {
 		n.failAll(ErrStopped)
 		n.abandonSnapshot()

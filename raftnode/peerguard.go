@@ -69,9 +69,18 @@ var _ PeerGate = (*Node)(nil)
 
 // IsMember implements PeerGate: the members are the voters and learners
 // of the configuration the loop last applied (the initial cluster until
-// one is known).
+// one is known), and the members added since that the others vouched for
+// (vouch.go). Asked about an unknown ID above every ID it knows, it asks
+// the others in the background.
 func (n *Node) IsMember(id uint64) bool {
-	return id != 0 && n.memberSet.Load().ids[id]
+	if id == 0 {
+		return false
+	}
+	if n.memberSet.Load().ids[id] || n.vouchers.isVouched(id) {
+		return true
+	}
+	n.vouch(id)
+	return false
 }
 
 // MaxMessageBytes implements PeerGate: 4 × MaxSizePerMsg + 4 MiB (8 MiB with

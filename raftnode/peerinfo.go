@@ -169,6 +169,11 @@ func getPeerJSON(ctx context.Context, c *http.Client, self uint64, url string, v
 // interval, and reports it and the round trip to r, until done is closed. A member that
 // answers 404 runs a build from before the cluster version: it reads
 // lock.BaseCommandVersion.
+// probeClient is the HTTP client of the transport's own peer requests.
+func (ht *HTTPTransport) probeClient() *http.Client {
+	return &http.Client{Transport: ht.probeRT, Timeout: 5 * time.Second}
+}
+
 func (ht *HTTPTransport) probeVersions(self uint64, r probeReporter, interval time.Duration) {
 	c := &http.Client{Transport: ht.probeRT, Timeout: interval}
 	tk := time.NewTicker(interval)

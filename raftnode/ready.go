@@ -37,6 +37,9 @@ func (n *Node) processReady() error {
 		// durable state) still wait for the save, as do all messages of a
 		// follower or candidate.
 		msgs := rd.Messages
+		// (Also when this Ready deposes the leader: its messages were
+		// made while it led.)
+		n.freshenSnapshots(msgs)
 		if n.state == raft.StateLeader && len(msgs) > 0 && n.transport != nil {
 			var early []*raftpb.Message
 			early, msgs = splitLeaderMessages(msgs)
@@ -106,6 +109,41 @@ func (n *Node) processReady() error {
 	}
 	n.publishStatus()
 	return nil
+}
+
+// freshenSnapshots replaces the snapshot of a MsgSnap to a member that its
+// configuration does not list (a member added after the snapshot was
+// taken) with a snapshot of the state applied now, with the current
+// configuration, as etcd's createMergedSnapshotMessage does: raft refuses
+// a snapshot that does not make it a member, so the new member could not
+// catch up until the next snapshot, and would be sent the old one again
+// and again. The state is encoded on the loop: it happens once per such
+// member. Loop only (only a leader makes a MsgSnap); before this Ready's
+// entries are applied, so the machine is at n.applied.
+func (n *Node) freshenSnapshots(msgs []*raftpb.Message) {
+	for _, m := range msgs {
+		if m.GetType() != raftpb.MsgSnap || m.Snapshot == nil {
+			continue
+		}
+		cs := m.Snapshot.GetMetadata().GetConfState()
+		if slices.Contains(cs.GetVoters(), m.GetTo()) || slices.Contains(cs.GetLearners(), m.GetTo()) {
+			continue
+		}
+		term, err := n.storage.Term(n.applied)
+		if err != nil {
+			n.log.Warn("fresh snapshot for a new member", "to", m.GetTo(), "err", err)
+			continue
+		}
+		m.Snapshot = &raftpb.Snapshot{
+			Data: n.machine.Snapshot(),
+			Metadata: &raftpb.SnapshotMetadata{
+				Index:     proto.Uint64(n.applied),
+				Term:      proto.Uint64(term),
+				ConfState: proto.Clone(n.confState).(*raftpb.ConfState),
+			},
+		}
+		n.log.Info("sending a fresh snapshot to a member added after the last one", "to", m.GetTo(), "index", n.applied)
+	}
 }
 
 // splitLeaderMessages splits a leader's Ready messages into those it may

@@ -448,17 +448,6 @@ func (s *sim) snapshotTo(from, to *simNode, m *raftpb.Message) {
 // member stuck behind, a committed change refused when applied. Delete an
 // entry once its bug is fixed.
 var simKnownBugs = map[string]string{
-	// go test ./raftnode -run 'TestSimulationMembership$' -sim.seed=1 -sim.nodes=3 -sim.strict=join-snapshot -v
-	// go test ./raftnode -run TestMembershipJoinAfterCompaction -sim.strict=join-snapshot -v
-	"join-snapshot": "raft refuses a snapshot whose ConfState lacks the recipient (raft.restore), and the leader sends its last snapshot as it is: " +
-		"a member added after the leader's last snapshot, once the log is compacted, cannot catch up until the leader snapshots again " +
-		"(SnapshotEvery applied entries later), and receives the full state again and again meanwhile (etcd sends a snapshot of the applied state " +
-		"with the current ConfState: createMergedSnapshotMessage)",
-	// go test ./raftnode -run 'TestSimulationMembership$' -sim.seed=1155 -sim.nodes=5 -sim.strict=conf-change-forwarded -v
-	"conf-change-forwarded": "handleConfChange checks n.state, the role of the last Ready, not raft's own (stillLeader, as flushProposals does): " +
-		"a leader that stepped a newer term's message earlier in the same iteration checks the change against its stale configuration and " +
-		"proposes it to raft, now a follower, which forwards it to the new leader, who appends it unchecked (unsafe_reconfiguration, " +
-		"learner_not_ready, remove_leader are skipped; a stale ID is refused only when applied)",
 	// go test ./raftnode -run 'TestSimulationMembership$' -sim.seed=1723 -sim.nodes=3 -sim.strict=member-dropped -v
 	"member-dropped": "acceptInbound (and the PeerGuard) drop a message whose sender is not a member of the configuration this node applied: " +
 		"a member that fell behind while another was added (and became leader) drops the new leader's messages, so it never learns that it " +
