@@ -250,9 +250,44 @@ func TestSimCheckerCatchesMembershipViolations(t *testing.T) {
 		two := s.memberNode(2, "sim://joiner")
 		s.chk.confs = append(s.chk.confs, simConf{index: 100, voters: []uint64{1}, learners: []uint64{2}})
 		m := &raftpb.Message{Type: raftpb.MsgAppResp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(1)}
+		// The faults stopped; node 1 may drop member 2's messages for
+		// simDropGrace (it asks the others to vouch for it), no longer.
+		s.calm, s.now = true, 7
+		s.probe.started = s.now
 		if s.accept(sn, two, two.inc, m) {
 			t.Fatal("node 1 took a message from a member it does not know")
 		}
+		if s.failure != nil {
+			t.Fatalf("failure %v on the first message dropped", s.failure)
+		}
+		s.now += simDropGrace + 1
+		if s.accept(sn, two, two.inc, m) {
+			t.Fatal("node 1 took a message from a member nobody vouched for")
+		}
 		check(t, s, "member-dropped")
+	})
+	t.Run("a member vouched for", func(t *testing.T) {
+		s, sn := boot(t)
+		strict := *simStrict
+		defer func() { *simStrict = strict }()
+		*simStrict = "all"
+		// Node 1 has not applied the addition of member 2, which a member
+		// it knows lists: the lookup that its first drop queues makes it
+		// take member 2's messages.
+		two := s.memberNode(2, "sim://joiner")
+		s.chk.confs = append(s.chk.confs, simConf{index: 100, voters: []uint64{1}, learners: []uint64{2}})
+		m := &raftpb.Message{Type: raftpb.MsgAppResp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(1)}
+		if s.accept(sn, two, two.inc, m) {
+			t.Fatal("node 1 took a message from a member it does not know")
+		}
+		if len(sn.n.vouchers.reqC) != 1 {
+			t.Fatalf("%d lookups queued, want 1", len(sn.n.vouchers.reqC))
+		}
+		if sn.n.vouchedBy(2, []ClusterInfo{{Members: []MemberInfo{{ID: 1}, {ID: 2, Learner: true}}}}); !s.accept(sn, two, two.inc, m) {
+			t.Fatal("node 1 drops a message from a member that was vouched for")
+		}
+		if s.failure != nil || len(sn.dropping) != 0 {
+			t.Fatalf("failure %v, dropping %v", s.failure, sn.dropping)
+		}
 	})
 }

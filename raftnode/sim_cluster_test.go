@@ -248,6 +248,12 @@ type simNode struct {
 	// and when it last dropped a message from a member of the committed
 	// configuration (simKnownBugs).
 	refusedSnapAt, droppedMemberAt int64
+	// dropping: since when (simulated time) it drops the messages of each
+	// member of the committed configuration whose addition it has not
+	// applied, since it last took one from it; vouchAsked: when this
+	// incarnation last looked up each unknown sender (vouch.go), as
+	// runVouchers would (see lookups).
+	dropping, vouchAsked map[uint64]int64
 }
 
 // simInput is one item of a node's inbox: a raft message, a client request,
@@ -491,6 +497,9 @@ func (s *sim) step() {
 	case evMember:
 		s.op.act()
 	}
+	if s.opt.membership {
+		s.lookups()
+	}
 }
 
 // ---- nodes
@@ -540,6 +549,7 @@ func (s *sim) boot(sn *simNode) {
 	sn.pausedUntil = 0
 	sn.chkCommit = 0
 	sn.chkApplied = 0
+	sn.vouchAsked = nil
 	if s.opt.membership {
 		// The transport's probes would tell it what every member reads:
 		// membership changes need the cluster version they raise.

@@ -409,7 +409,10 @@ func statsLine(st simStats) string {
 func TestSimulationIsDeterministic(t *testing.T) {
 	jobs := []simJob{{seed: 7, nodes: 3, steps: 3000}, {seed: 8, nodes: 5, steps: 3000},
 		// With membership changes: nodes join, are promoted and removed.
-		{seed: simDeterministicMembershipSeed, nodes: 3, steps: 6000, membership: true}}
+		{seed: simDeterministicMembershipSeed, nodes: 3, steps: 6000, membership: true},
+		// A lagging member that the others vouch for (the simulation's
+		// lookups, see sim.lookups).
+		{seed: simDeterministicVouchSeed, nodes: 5, steps: 15000, membership: true}}
 	first := runSims(jobs, nil, nil)
 	second := runSims(jobs, nil, nil)
 	for i, j := range jobs {
@@ -428,6 +431,9 @@ func TestSimulationIsDeterministic(t *testing.T) {
 					t.Errorf("seed %d, %d nodes with membership changes: no %s (%s)", j.seed, j.nodes, k, a.stats.memberSummary())
 				}
 			}
+			if j.seed == simDeterministicVouchSeed && a.stats.members["vouched"] == 0 {
+				t.Errorf("seed %d, %d nodes with membership changes: no member vouched for (%s)", j.seed, j.nodes, a.stats.memberSummary())
+			}
 			t.Logf("seed %d, %d nodes: membership: %s", j.seed, j.nodes, a.stats.memberSummary())
 		}
 	}
@@ -442,6 +448,11 @@ func TestSimulationIsDeterministic(t *testing.T) {
 // 6000 steps) adds, promotes and removes members, the leader among them
 // (refused, handed over, removed).
 const simDeterministicMembershipSeed = 2
+
+// simDeterministicVouchSeed is a seed whose membership run (5 nodes, 15000
+// steps) has a member vouched for: without the lookups, it fails
+// member-dropped.
+const simDeterministicVouchSeed = 1189
 
 func TestSimulationRegressions(t *testing.T) {
 	for _, r := range simRegressions {

@@ -84,19 +84,26 @@ func (n *Node) runVouchers(asker ClusterAsker) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			infos := asker.AskCluster(ctx, n.id)
 			cancel()
-			for _, ci := range infos {
-				if slices.ContainsFunc(ci.Members, func(m MemberInfo) bool { return m.ID == id }) {
-					n.vouchers.mu.Lock()
-					n.vouchers.vouched[id] = true
-					n.vouchers.mu.Unlock()
-					n.log.Info("a member this node has not applied yet was vouched for by the others", "member", id)
-					break
-				}
-			}
+			n.vouchedBy(id, infos)
 		case <-n.doneC:
 			return
 		}
 	}
+}
+
+// vouchedBy marks id vouched for if one of infos (the members' answers to
+// a lookup) lists it, and reports whether one did.
+func (n *Node) vouchedBy(id uint64, infos []ClusterInfo) bool {
+	for _, ci := range infos {
+		if slices.ContainsFunc(ci.Members, func(m MemberInfo) bool { return m.ID == id }) {
+			n.vouchers.mu.Lock()
+			n.vouchers.vouched[id] = true
+			n.vouchers.mu.Unlock()
+			n.log.Info("a member this node has not applied yet was vouched for by the others", "member", id)
+			return true
+		}
+	}
+	return false
 }
 
 // forgetVouched drops the vouched IDs that the configuration now lists or
