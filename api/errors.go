@@ -63,6 +63,11 @@ const (
 	// a command some member's build cannot read yet); the message starts
 	// with the precise reason; nothing changed (HTTP 409).
 	CodeFailedPrecondition = "failed_precondition"
+	// CodeDeadlock: a waiting acquire would close a cycle of waits (session
+	// A holds x and waits for y while B holds y and waits for x, through
+	// any number of sessions); the message names the cycle, Error.Holder
+	// the lock's holder; the session was not queued (HTTP 409).
+	CodeDeadlock = "deadlock"
 )
 
 // Sentinel errors, one per error code. An *Error matches the sentinel of its
@@ -108,6 +113,8 @@ var (
 	ErrNoSpace = errors.New("api: no space")
 	// ErrFailedPrecondition matches CodeFailedPrecondition.
 	ErrFailedPrecondition = errors.New("api: failed precondition")
+	// ErrDeadlock matches CodeDeadlock.
+	ErrDeadlock = errors.New("api: deadlock")
 )
 
 // Sentinel returns the sentinel error of code, and nil for a code this
@@ -150,6 +157,8 @@ func Sentinel(code string) error {
 		return ErrNoSpace
 	case CodeFailedPrecondition:
 		return ErrFailedPrecondition
+	case CodeDeadlock:
+		return ErrDeadlock
 	}
 	return nil
 }

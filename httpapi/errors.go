@@ -45,6 +45,7 @@ var errorTable = []struct {
 	{api.ErrQuotaExceeded, http.StatusTooManyRequests, api.CodeQuotaExceeded, "quota exceeded; nothing was changed"},
 	{api.ErrRateLimited, http.StatusTooManyRequests, api.CodeRateLimited, "too many requests; retry later"},
 	{api.ErrNoSpace, http.StatusInsufficientStorage, api.CodeNoSpace, "the cluster's state reached its size quota; nothing was changed"},
+	{api.ErrDeadlock, http.StatusConflict, api.CodeDeadlock, "waiting would deadlock; the session was not queued"},
 	{api.ErrFailedPrecondition, http.StatusConflict, api.CodeFailedPrecondition, "the cluster is not in a state that allows this; nothing was changed"},
 	{raftnode.ErrClusterVersion, http.StatusConflict, api.CodeFailedPrecondition, "cluster_version: a member runs a build that cannot read this request's log entry: upgrade every member first; nothing was changed"},
 	{api.ErrInternal, http.StatusInternalServerError, api.CodeInternal, "internal error"},

@@ -247,6 +247,12 @@ func resultError(res lock.Result, name string, session uint64) error {
 		return sessionNotFound(api.SessionID(session))
 	case lock.CodeLockHeld, lock.CodeQueued:
 		return lockHeld(name, res.Holder, "")
+	case lock.CodeDeadlock:
+		e := api.Errorf(api.CodeDeadlock, "%s", res.Reason)
+		if res.Holder != nil {
+			e.Holder = apiHolder(res.Holder)
+		}
+		return e
 	case lock.CodeNotHolder:
 		return api.Errorf(api.CodeNotHolder, "session %d does not hold lock %q with this token (released already, another session holds it, or the token is stale); nothing changed", session, name)
 	case lock.CodeInvalid:

@@ -121,6 +121,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "resign":
 		cmd = &Command{Op: OpResign, Session: uintArg(t, d, "id"), Name: strArg(d, "name"),
 			Token: uintArg(t, d, "term")}
+	case "cluster-version":
+		cmd = &Command{Op: OpClusterVersion, ClusterVersion: uint8(uintArg(t, d, "v"))}
 	case "op":
 		cmd = &Command{Op: Op(uintArg(t, d, "op")), Session: uintArg(t, d, "id"),
 			Name: strArg(d, "name"), TTL: durArg(t, d, "ttl")}
@@ -153,7 +155,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	if err := checkInvariants(h.m); err != nil {
 		d.Fatalf(t, "invariant: %v", err)
 	}
-	if cmd == nil || res.Code == CodeInvalid {
+	if cmd == nil || res.Code == CodeInvalid || res.Code == CodeDeadlock {
 		// Only the applied index may have moved.
 		want := New()
 		if err := want.Restore(before); err != nil {
@@ -193,6 +195,9 @@ func formatResult(r Result) string {
 	}
 	if r.Missing != nil {
 		fmt.Fprintf(&b, " missing=%v", r.Missing)
+	}
+	if r.Code == CodeDeadlock {
+		fmt.Fprintf(&b, "\n  reason: %s", r.Reason)
 	}
 	b.WriteByte('\n')
 	for _, e := range r.Events {

@@ -134,6 +134,8 @@ func (a *applier) acquire(c *Command) {
 		a.res.Code, a.res.Holder = CodeQueued, m.holderOf(&l)
 	case !c.Wait:
 		a.res.Code, a.res.Holder = CodeLockHeld, m.holderOf(&l)
+	case m.ClusterVersion() >= deadlockVersion && a.deadlock(s, c.Name, l.holder):
+		a.res.Holder = m.holderOf(&l)
 	default:
 		l.queue = appended(l.queue, waiter{session: s.id, since: m.clock})
 		m.waiters++

@@ -21,8 +21,11 @@ const (
 	// security release.
 	BaseCommandVersion = 3
 	// MaxCommandVersion is the newest command format this build reads and
-	// writes: 4 adds the membership ops and OpClusterVersion.
-	MaxCommandVersion = 4
+	// writes: 4 adds the membership ops and OpClusterVersion; 5 adds no
+	// encoding but a rule of Apply that builds before it do not know
+	// (waits that would deadlock are refused: deadlock.go), so it too
+	// must wait until every member applies it alike.
+	MaxCommandVersion = 5
 )
 
 // CommandVersion returns the format version Encode writes for c: the

@@ -234,6 +234,7 @@ const (
 	CodeNotFound                     // auth administration: no such user, role or token; nothing changed
 	CodeQuotaExceeded                // a quota (Limits) would be exceeded (Reason names it); nothing changed
 	CodeNoSpace                      // the state's estimated size would pass Limits.MaxStateBytes; nothing changed
+	CodeDeadlock                     // acquire with wait: queueing would close a cycle of waits (Reason names it, Holder the lock's holder); nothing changed
 )
 
 // String returns the code's stable name (used in logs and tests).
@@ -263,6 +264,8 @@ func (c Code) String() string {
 		return "quota_exceeded"
 	case CodeNoSpace:
 		return "no_space"
+	case CodeDeadlock:
+		return "deadlock"
 	}
 	return "unknown"
 }
