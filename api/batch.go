@@ -25,7 +25,18 @@ const (
 // refused whole (400 naming it) and changes nothing.
 type BatchRequest struct {
 	Ops []BatchOp `json:"ops"`
+	// Atomic takes every lock of the batch in one log entry, or none: the
+	// operations must be acquires (tries) of one session on distinct
+	// names, at most MaxAtomicOps. Granted: 200 with every grant (a new
+	// grant's token is that entry's index). A lock held by another
+	// session: 409 lock_held for the whole batch, naming that lock and its
+	// holder; nothing was taken. It needs cluster version 5 (409
+	// failed_precondition before).
+	Atomic bool `json:"atomic,omitempty"`
 }
+
+// MaxAtomicOps bounds the operations of an atomic batch.
+const MaxAtomicOps = 100
 
 // BatchOp is one operation of a batch.
 type BatchOp struct {

@@ -218,6 +218,24 @@ func (r *BatchRequest) Validate() error {
 			return invalid("ops[%d]: %s", i, e.Message)
 		}
 	}
+	if r.Atomic {
+		if len(r.Ops) > MaxAtomicOps {
+			return invalid("an atomic batch takes at most %d locks, not %d", MaxAtomicOps, len(r.Ops))
+		}
+		seen := map[string]int{}
+		for i, o := range r.Ops {
+			switch {
+			case o.Op != BatchAcquire:
+				return invalid("ops[%d]: an atomic batch holds acquires only, not %q", i, o.Op)
+			case o.Session != r.Ops[0].Session:
+				return invalid("ops[%d]: an atomic batch acquires for one session (ops[0] is session %d, this one %d)", i, r.Ops[0].Session, o.Session)
+			}
+			if j, dup := seen[o.Name]; dup {
+				return invalid("ops[%d]: lock %q is already ops[%d]: an atomic batch names each lock once", i, o.Name, j)
+			}
+			seen[o.Name] = i
+		}
+	}
 	return nil
 }
 

@@ -3,7 +3,9 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/labstack/echo/v4"
@@ -53,6 +55,9 @@ func (s *Server) batch(c echo.Context) error {
 
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
+	if req.Atomic {
+		return s.atomicBatch(ctx, c, &req)
+	}
 	results := make([]api.BatchResult, len(cmds))
 	var wg sync.WaitGroup
 	for i := range cmds {
@@ -81,4 +86,38 @@ func (s *Server) batchOp(ctx context.Context, c echo.Context, cmd *lock.Command)
 		return api.BatchResult{Status: status, Error: &body}
 	}
 	return api.BatchResult{Status: http.StatusOK, Grant: &api.LockGrant{Name: cmd.Name, Session: api.SessionID(cmd.Session), Token: token}}
+}
+
+// atomicBatch proposes an atomic batch (validated: acquires of one session
+// on distinct names) as one lock.OpAcquireAll and answers every grant, or
+// the refusal of the whole batch.
+func (s *Server) atomicBatch(ctx context.Context, c echo.Context, req *api.BatchRequest) error {
+	names := make([]string, len(req.Ops))
+	for i, op := range req.Ops {
+		names[i] = op.Name
+	}
+	slices.Sort(names)
+	session := uint64(req.Ops[0].Session)
+	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpAcquireAll, Session: session, Names: names})
+	if err != nil {
+		return s.proposeFailed(c, err, 0)
+	}
+	switch res.Code {
+	case lock.CodeOK:
+	case lock.CodeLockHeld:
+		e := lockHeld(res.Reason, res.Holder, "")
+		e.Message += fmt.Sprintf("; none of the %d locks of the atomic batch was taken", len(names))
+		return e
+	default:
+		return resultError(res, "", session)
+	}
+	token := make(map[string]uint64, len(names))
+	for i, n := range names {
+		token[n] = res.Tokens[i]
+	}
+	results := make([]api.BatchResult, len(req.Ops))
+	for i, op := range req.Ops {
+		results[i] = api.BatchResult{Status: http.StatusOK, Grant: &api.LockGrant{Name: op.Name, Session: op.Session, Token: token[op.Name]}}
+	}
+	return c.JSONBlob(http.StatusOK, appendBatchResponse(nil, results))
 }

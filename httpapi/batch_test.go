@@ -221,7 +221,7 @@ func TestBatchBadInput(t *testing.T) {
 		{method: "POST", path: path, body: `{"ops":[{"op":"release","name":"n","session":` + A + `,"token":0}]}`, status: 400, code: inv},
 		{method: "POST", path: path, body: `{"ops":[{"op":"release","name":"n","session":` + A + `,"token":-1}]}`, status: 400, code: inv},
 		{method: "POST", path: path, body: `{"ops":[{"op":"release","name":"n","session":` + A + `,"token":"7"}]}`, status: 400, code: inv},
-		{method: "POST", path: path, body: `{"ops":[` + acq + `],"atomic":true}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"ops":[` + acq + `],"transaction":true}`, status: 400, code: inv},
 		{method: "POST", path: path, body: `{"ops":[` + acq + `]}x`, status: 400, code: inv},
 		{method: "POST", path: path, body: `{"ops":` + acq + `}`, status: 400, code: inv},
 		{method: "POST", path: path, body: `[` + acq + `]`, status: 400, code: inv},

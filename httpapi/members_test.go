@@ -71,3 +71,44 @@ func TestCheckToken(t *testing.T) {
 		}
 	}
 }
+
+// An atomic batch takes every lock in one entry, or none.
+func TestAtomicBatch(t *testing.T) {
+	f, ts := newTestServer(t, nil)
+	a := must(t, ts, "POST", "/v1/sessions", `{"ttl":"10s"}`, 201).str("id")
+	b := must(t, ts, "POST", "/v1/sessions", `{"ttl":"10s"}`, 201).str("id")
+	must(t, ts, "POST", "/v1/locks/c/acquire", `{"session":"`+b+`"}`, 200)
+	before := len(f.proposals())
+	body := func(session string, names ...string) string {
+		var ops []string
+		for _, n := range names {
+			ops = append(ops, `{"op":"acquire","name":"`+n+`","session":"`+session+`"}`)
+		}
+		return `{"atomic":true,"ops":[` + strings.Join(ops, ",") + `]}`
+	}
+	r := do(t, ts, "POST", api.BatchPath, body(a, "b", "a", "c"))
+	if r.status != 409 || r.errCode() != api.CodeLockHeld || !strings.Contains(r.raw, `lock \"c\" is held by session `+b) || !strings.Contains(r.raw, "none of the 3 locks") {
+		t.Fatalf("an atomic batch with a held lock: %d %s", r.status, r.raw)
+	}
+	for _, n := range []string{"a", "b"} {
+		if r := must(t, ts, "GET", "/v1/locks/"+n, "", 200); !strings.Contains(r.raw, `"holder":null`) {
+			t.Fatalf("lock %s taken by a refused atomic batch: %s", n, r.raw)
+		}
+	}
+	r = must(t, ts, "POST", api.BatchPath, body(a, "b", "a"), 200)
+	if strings.Count(r.raw, `"status":200`) != 2 || !strings.Contains(r.raw, `"name":"b"`) {
+		t.Fatalf("an atomic batch: %s", r.raw)
+	}
+	if n := len(f.proposals()) - before; n != 2 {
+		t.Fatalf("%d proposals for two atomic batches, want one each", n)
+	}
+	for _, bad := range []string{
+		`{"atomic":true,"ops":[{"op":"acquire","name":"x","session":"` + a + `"},{"op":"release","name":"y","session":"` + a + `","token":3}]}`,
+		`{"atomic":true,"ops":[{"op":"acquire","name":"x","session":"` + a + `"},{"op":"acquire","name":"y","session":"` + b + `"}]}`,
+		body(a, "x", "x"),
+	} {
+		if r := do(t, ts, "POST", api.BatchPath, bad); r.status != 400 || r.errCode() != api.CodeInvalidArgument {
+			t.Errorf("%s: %d %s", bad, r.status, r.raw)
+		}
+	}
+}

@@ -382,6 +382,16 @@ func (m *Machine) denied(c *Command) (Result, bool) {
 		return Result{}, false
 	case OpAcquire, OpCancel:
 		return need(ActionLock)
+	case OpAcquireAll:
+		for _, n := range c.Names {
+			if !v.Allowed(p, ActionLock, n) {
+				return deny("%q may not %s %q", p, ActionLock, n)
+			}
+		}
+		if !owns(c.Session) {
+			return deny("session %d belongs to another principal", c.Session)
+		}
+		return Result{}, false
 	case OpRelease:
 		if c.Force {
 			if !v.Allowed(p, ActionAdmin, c.Name) {

@@ -121,6 +121,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	case "resign":
 		cmd = &Command{Op: OpResign, Session: uintArg(t, d, "id"), Name: strArg(d, "name"),
 			Token: uintArg(t, d, "term")}
+	case "acquire-all":
+		cmd = &Command{Op: OpAcquireAll, Session: uintArg(t, d, "id"), Names: strings.Split(strArg(d, "names"), ",")}
 	case "cluster-version":
 		cmd = &Command{Op: OpClusterVersion, ClusterVersion: uint8(uintArg(t, d, "v"))}
 	case "op":
@@ -195,6 +197,12 @@ func formatResult(r Result) string {
 	}
 	if r.Missing != nil {
 		fmt.Fprintf(&b, " missing=%v", r.Missing)
+	}
+	if r.Tokens != nil {
+		fmt.Fprintf(&b, " tokens=%v", r.Tokens)
+	}
+	if r.Code == CodeLockHeld && r.Reason != "" {
+		fmt.Fprintf(&b, " lock=%s", r.Reason)
 	}
 	if r.Code == CodeDeadlock {
 		fmt.Fprintf(&b, "\n  reason: %s", r.Reason)

@@ -24,6 +24,7 @@ const (
 	commandVersion2 byte = 2
 	commandVersion3 byte = 3
 	commandVersion4 byte = 4
+	commandVersion5 byte = 5
 )
 
 // needsV3 reports whether c can only be written in version 3.
@@ -90,6 +91,12 @@ func Encode(c *Command) []byte {
 		e.uvarint(c.Member.ID)
 	case OpClusterVersion:
 		e.byte(c.ClusterVersion)
+	case OpAcquireAll:
+		e.uvarint(c.Session)
+		e.uvarint(uint64(len(c.Names)))
+		for _, n := range c.Names {
+			e.str(n)
+		}
 	case OpCampaign:
 		e.uvarint(c.Session)
 		e.str(c.Name)
@@ -165,7 +172,7 @@ func Decode(b []byte) (*Command, error) {
 		return nil, fmt.Errorf("decode command: %w: empty", ErrCorrupt)
 	}
 	version := b[0]
-	if version < commandVersion1 || version > commandVersion4 {
+	if version < commandVersion1 || version > commandVersion5 {
 		return nil, fmt.Errorf("decode command: %w %d", ErrUnknownVersion, version)
 	}
 	d := decoder{b: b, off: 1}
@@ -221,6 +228,14 @@ func Decode(b []byte) (*Command, error) {
 		c.Member.ID = d.uvarint("member id")
 	case OpClusterVersion:
 		c.ClusterVersion = d.byte("cluster version")
+	case OpAcquireAll:
+		c.Session = d.uvarint("session")
+		if n := d.count("names"); n > 0 {
+			c.Names = make([]string, n)
+			for i := range c.Names {
+				c.Names[i] = d.str("name")
+			}
+		}
 	case OpCampaign:
 		c.Session = d.uvarint("session")
 		c.Name = d.str("name")
@@ -305,6 +320,8 @@ func Decode(b []byte) (*Command, error) {
 		d.fail("version 3 encoding of a command that needs another version")
 	case version == commandVersion4 && !needsV4(c):
 		d.fail("version 4 encoding of a command that needs an older version")
+	case version == commandVersion5 && c.Op != OpAcquireAll, version != commandVersion5 && c.Op == OpAcquireAll:
+		d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
 	}
 	if err := d.finish(); err != nil {
 		return nil, fmt.Errorf("decode command: %w", err)

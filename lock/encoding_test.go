@@ -59,11 +59,16 @@ var allOps = []*Command{
 	{Op: OpMemberPromote, Member: Member{ID: 4}},
 	{Op: OpMemberRemove, Member: Member{ID: 2}},
 	{Op: OpClusterVersion, ClusterVersion: 4},
+	// Version 5: atomic multi-acquire.
+	{Op: OpAcquireAll, Now: 20, Session: 3, Names: []string{"a", "b/c"}},
+	{Op: OpAcquireAll, Session: 3, Names: []string{"x"}, Principal: "alice", TokenID: 9},
 }
 
 // wantVersion is the version Encode must write for c.
 func wantVersion(c *Command) byte {
 	switch {
+	case c.Op == OpAcquireAll:
+		return commandVersion5
 	case c.Op >= OpMemberAdd:
 		return commandVersion4
 	case needsV3(c):
@@ -138,7 +143,7 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"nil", nil, ErrCorrupt},
 		{"version 0", []byte{0, byte(OpTick), 0}, ErrUnknownVersion},
-		{"version 5", append([]byte{5}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
+		{"version 6", append([]byte{6}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
 		{"version 3 without a principal", []byte{3, byte(OpTick), 0, 0}, ErrCorrupt},
 		{"version 1 auth op", []byte{1, byte(OpAuthEnable), 0}, ErrCorrupt},
 		{"version 2 without a request ID", append([]byte{2}, Encode(allOps[0])[1:]...), ErrCorrupt},

@@ -207,3 +207,45 @@ func (a *applier) cancel(id uint64, name string) {
 		a.res.Token = l.token
 	}
 }
+
+// acquireAll applies OpAcquireAll: every name of c.Names for c.Session in
+// this entry, or none (see the Op).
+func (a *applier) acquireAll(c *Command) {
+	m := a.m
+	s, ok := m.sessions[c.Session]
+	if !ok {
+		a.res = Result{Code: CodeSessionNotFound, Session: c.Session}
+		return
+	}
+	a.res.Session = s.id
+	fresh := 0
+	for _, name := range c.Names {
+		l, exists := m.locks.Get(name)
+		switch {
+		case !exists:
+			fresh++
+		case l.holder != s.id:
+			a.res = Result{Code: CodeLockHeld, Session: s.id, Holder: m.holderOf(&l), Reason: name}
+			return
+		}
+	}
+	if fresh > 0 && (a.quota(len(s.held)+len(s.waiting)+fresh-1, m.Limits().LocksPerSession,
+		fmt.Sprintf("session %d would hold or wait for too many locks (locks_per_session)", s.id)) ||
+		a.noSpace(uint64(fresh)*lockBytes)) {
+		a.res.Session = s.id
+		return
+	}
+	tokens := make([]uint64, len(c.Names))
+	for i, name := range c.Names {
+		l, exists := m.locks.Get(name)
+		if !exists {
+			a.grant(name, &l, s, m.clock)
+			m.locks.Set(name, l)
+		}
+		tokens[i] = l.token
+	}
+	a.res.Code, a.res.Tokens, a.res.Token = CodeOK, tokens, tokens[0]
+	if fresh > 0 {
+		a.res.Token = a.index
+	}
+}

@@ -166,6 +166,8 @@ func (m *Machine) Apply(index, term uint64, cmd *Command) Result {
 		a.applyMember(cmd)
 	case OpClusterVersion:
 		a.setClusterVersion(cmd)
+	case OpAcquireAll:
+		a.acquireAll(cmd)
 	case OpCampaign:
 		a.campaign(cmd)
 	case OpProclaim:
@@ -212,6 +214,16 @@ func valid(c *Command) bool {
 		return c.Member.ID != 0
 	case OpClusterVersion:
 		return c.ClusterVersion > BaseCommandVersion && c.ClusterVersion <= MaxCommandVersion
+	case OpAcquireAll:
+		if c.Session == 0 || len(c.Names) == 0 || len(c.Names) > MaxAcquireAll {
+			return false
+		}
+		for i, n := range c.Names {
+			if n == "" || (i > 0 && n <= c.Names[i-1]) {
+				return false
+			}
+		}
+		return true
 	}
 	return authOp(c.Op) && validAuth(c)
 }
@@ -222,7 +234,7 @@ func valid(c *Command) bool {
 // clock and term rules so that, like a malformed command, the refusal
 // changes nothing but the applied index.
 func (m *Machine) refused(c *Command) (uint64, bool) {
-	if c.Op != OpAcquire && c.Op != OpCampaign {
+	if c.Op != OpAcquire && c.Op != OpCampaign && c.Op != OpAcquireAll {
 		return 0, false
 	}
 	s, ok := m.sessions[c.Session]

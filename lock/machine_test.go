@@ -212,7 +212,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 func TestRestoreErrorsKeepState(t *testing.T) {
 	m := scenario(t)
 	good := m.Snapshot()
-	unknown := append([]byte{5}, good[1:]...)
+	unknown := append([]byte{6}, good[1:]...)
 	// A waiter that also holds the lock: decodes, but is inconsistent.
 	bad := New()
 	bad.Apply(1, 1, &Command{Op: OpOpenSession, TTL: 1})

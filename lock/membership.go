@@ -24,7 +24,7 @@ const (
 	// writes: 4 adds the membership ops and OpClusterVersion; 5 adds no
 	// encoding but a rule of Apply that builds before it do not know
 	// (waits that would deadlock are refused: deadlock.go), so it too
-	// must wait until every member applies it alike.
+	// must wait until every member applies it alike) and OpAcquireAll.
 	MaxCommandVersion = 5
 )
 
@@ -33,6 +33,8 @@ const (
 // the cluster's command version (Machine.ClusterVersion).
 func CommandVersion(c *Command) int {
 	switch {
+	case c.Op == OpAcquireAll:
+		return 5
 	case needsV4(c):
 		return 4
 	case needsV3(c):

@@ -143,7 +143,18 @@ const (
 	// that format. CodeInvalid for a version this build does not know.
 	// Format 4.
 	OpClusterVersion
+	// OpAcquireAll takes every lock of Names (sorted, unique, 1 to
+	// MaxAcquireAll) for Session in this one entry, or none: if any is held
+	// by another session it answers CodeLockHeld with that lock's Holder
+	// (its name in Reason) and changes nothing. Never waits. Each new
+	// grant's token is this index; Result.Tokens lists every name's token
+	// (a lock the session held already keeps its own: a retry is safe).
+	// Format 5.
+	OpAcquireAll
 )
+
+// MaxAcquireAll bounds the names of one OpAcquireAll.
+const MaxAcquireAll = 100
 
 // Command is one entry of the replicated log, decoded. Only the fields that
 // its Op uses are encoded.
@@ -214,6 +225,8 @@ type Command struct {
 	Alarm Alarm
 	// ClusterVersion is the command version of OpClusterVersion.
 	ClusterVersion uint8
+	// Names are the locks of OpAcquireAll.
+	Names []string
 }
 
 // Code is the outcome of applying a command. Business refusals are codes,
@@ -296,6 +309,9 @@ type Result struct {
 	// Missing lists the sessions of an OpKeepAlive batch that do not exist
 	// (sorted ascending). The others were renewed.
 	Missing []uint64
+	// Tokens are the tokens of the names of an OpAcquireAll that succeeded,
+	// in the order of Command.Names.
+	Tokens []uint64
 	// Events are the changes this command made, in order.
 	Events []Event
 	// Reason explains a refusal (CodeUnauthenticated,
