@@ -109,3 +109,53 @@ func TestLockDeadlockRefused(t *testing.T) {
 		t.Fatalf("the other wait, once y is released: %v", err)
 	}
 }
+
+// TryLockAll takes every lock or none.
+func TestTryLockAll(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	c, err := New(Config{Endpoints: []string{srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ClusterVersion >= 5 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a, err := c.NewSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	b, err := c.NewSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	if err := b.NewMutex("all/c").Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.TryLockAll(ctx, "all/a", "all/b", "all/c"); !errors.Is(err, api.ErrLockHeld) || !strings.Contains(err.Error(), `"all/c"`) {
+		t.Fatalf("with all/c held: %v, want api.ErrLockHeld naming it", err)
+	}
+	if li, err := c.LockInfo(ctx, "all/a"); err != nil || li.Holder != nil {
+		t.Fatalf("all/a after a refused TryLockAll: %+v %v", li, err)
+	}
+	ms, err := a.TryLockAll(ctx, "all/b", "all/a")
+	if err != nil || len(ms) != 2 || ms[0].Name() != "all/b" || ms[0].Token() != ms[1].Token() || ms[0].Token() == 0 {
+		t.Fatalf("TryLockAll: %v %v", ms, err)
+	}
+	for _, m := range ms {
+		if err := m.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
