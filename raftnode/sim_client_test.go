@@ -528,6 +528,11 @@ func (c *simClient) acquire(li int, wait bool) {
 				s.ret(op, holderOut(linearize.Locked, res.Holder))
 			case lock.CodeLockHeld:
 				s.ret(op, holderOut(linearize.Locked, res.Holder))
+			case lock.CodeDeadlock:
+				// Refused without queueing (cluster version 5): for the
+				// model, a wait that gave up at once, the lock held.
+				s.stats.deadlocks++
+				s.ret(op, holderOut(linearize.Locked, res.Holder))
 			case lock.CodeSessionNotFound:
 				s.ret(op, linearize.Output{Kind: linearize.SessionExpired})
 				c.lost(sess)

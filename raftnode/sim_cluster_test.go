@@ -66,6 +66,7 @@ func (f *simFailure) String() string {
 }
 
 type simStats struct {
+	deadlocks                                                   int // waiting acquires refused as deadlocks (cluster version 5)
 	steps, msgsSent, msgsDelivered, msgsDropped, msgsDuplicated int
 	snapshotsSent                                               int // MsgSnap delivered
 	// Own snapshots: started; finished by the node before the scheduler
