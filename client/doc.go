@@ -99,7 +99,9 @@
 // renewal came. Always pass Mutex.Token to the protected resource so it can
 // refuse writes of an older holder: package client/fence is the resource's
 // side (a guard and an HTTP middleware), and Client.CheckToken asks the
-// cluster whether a token is the holder's now.
+// cluster whether a token is the holder's now. Session.TryLockAll takes
+// several locks in one log entry, or none; a Lock that would close a cycle
+// of waits fails at once with an error matching api.ErrDeadlock.
 //
 // Every type is safe for concurrent use.
 package client
