@@ -317,7 +317,9 @@ func (r *chaosRun) acquire(ctx context.Context, client int, m *member, sess api.
 					return linearize.Output{}, false
 				}
 				return linearize.Output{Kind: linearize.Granted, Token: g.Token}, true
-			case res.status == http.StatusConflict && e != nil && e.Code == api.CodeLockHeld:
+			case res.status == http.StatusConflict && e != nil && (e.Code == api.CodeLockHeld || e.Code == api.CodeDeadlock):
+				// A wait refused as a deadlock left nothing queued: for the
+				// model, a wait that gave up at once, the lock held.
 				o := linearize.Output{Kind: linearize.Locked}
 				if e.Holder != nil {
 					o.Session, o.Token = uint64(e.Holder.Session), e.Holder.Token
