@@ -452,7 +452,7 @@ const simDeterministicMembershipSeed = 2
 // simDeterministicVouchSeed is a seed whose membership run (5 nodes, 15000
 // steps) has a member vouched for: without the lookups, it fails
 // member-dropped.
-const simDeterministicVouchSeed = 1189
+const simDeterministicVouchSeed = 1067
 
 func TestSimulationRegressions(t *testing.T) {
 	for _, r := range simRegressions {
