@@ -31,6 +31,11 @@ type ClusterAsker interface {
 // unknown sender again.
 const vouchInterval = time.Second
 
+// maxAsked bounds the lookups remembered (and so those a stranger naming
+// ever new IDs can cause: one worker runs them, one at a time, and the
+// queue drops what does not fit).
+const maxAsked = 1024
+
 // voucher is the node's state of vouching: vouched IDs and the lookups
 // asked for.
 type voucher struct {
@@ -66,6 +71,15 @@ func (n *Node) vouch(id uint64) {
 	if v.vouched[id] || time.Since(v.asked[id]) < vouchInterval {
 		v.mu.Unlock()
 		return
+	}
+	if len(v.asked) >= maxAsked {
+		// Strangers may name any number of IDs: forget the lookups of
+		// more than vouchInterval ago (each ID may be asked about again).
+		maps.DeleteFunc(v.asked, func(_ uint64, at time.Time) bool { return time.Since(at) >= vouchInterval })
+		if len(v.asked) >= maxAsked {
+			v.mu.Unlock()
+			return
+		}
 	}
 	v.asked[id] = time.Now()
 	v.mu.Unlock()
