@@ -14,6 +14,7 @@
 //	sidecar --election NAME --id ID     lead as ID and serve the leader over HTTP (/ready, ...)
 //	status                              show the answering node's view of the cluster
 //	auth user|role|token|whoami|enable  administer users, roles and tokens (admin)
+//	lock-check NAME TOKEN               is TOKEN the holder's token now? (exit 0, else 3)
 //	leader transfer [ID]                hand the Raft leadership over (admin)
 //	member list|add|remove|promote      change the cluster's members (admin)
 //	snapshot save|status FILE           back the state up; check a backup (admin)
@@ -142,6 +143,7 @@ func commands() []command {
 		{"lock", newLockCommand},
 		{"locks", newLocksCommand},
 		{"lock-info", newLockInfoCommand},
+		{"lock-check", newLockCheckCommand},
 		{"elect", newElectCommand},
 		{"observe", newObserveCommand},
 		{"elections", newElectionsCommand},
