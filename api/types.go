@@ -202,7 +202,15 @@ type CreateSessionRequest struct {
 	// random one per session (the Go SDK sends 32 hex digits); at most
 	// MaxRequestIDLen bytes of printable ASCII. Optional.
 	RequestID string `json:"request_id,omitempty"`
+	// LockDelay (0 to MaxLockDelay, off by default): when the session
+	// expires holding a lock, nobody is granted that lock until the delay
+	// has passed, for resources that cannot check fencing tokens (a clean
+	// release or close grants at once). Needs cluster version 5.
+	LockDelay Duration `json:"lock_delay,omitempty"`
 }
+
+// MaxLockDelay bounds a session's lock_delay.
+const MaxLockDelay = 60 * time.Second
 
 // SessionResponse answers POST /v1/sessions (201) and
 // POST /v1/sessions/{id}/keepalive (200; Owner is empty there), and is one
@@ -337,6 +345,10 @@ type Lock struct {
 	Holder *Holder `json:"holder"`
 	// Waiters are in queue order (the head is granted next). Never null.
 	Waiters []Waiter `json:"waiters"`
+	// DelayedUntil is set while the lock is in its lock-delay (its holder
+	// expired with a lock_delay): nobody holds it until then, on the
+	// cluster's clock.
+	DelayedUntil *time.Time `json:"delayed_until,omitempty"`
 }
 
 // LockList answers GET /v1/locks?prefix=p&limit=n&after=name: a page of the

@@ -84,6 +84,9 @@ func (r *CreateSessionRequest) Validate(l Limits) error {
 	if len(r.RequestID) > MaxRequestIDLen {
 		return invalid("request_id is %d bytes long: at most %d are allowed", len(r.RequestID), MaxRequestIDLen)
 	}
+	if r.LockDelay < 0 || time.Duration(r.LockDelay) > MaxLockDelay {
+		return invalid("lock_delay %v: want a Go duration from 0 to %v", time.Duration(r.LockDelay), MaxLockDelay)
+	}
 	for i := 0; i < len(r.RequestID); i++ {
 		if c := r.RequestID[i]; c < 0x21 || c > 0x7e {
 			return invalid("request_id has the byte %q at %d: use printable ASCII without spaces (e.g. 32 random hex digits)", c, i)

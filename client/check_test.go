@@ -159,3 +159,34 @@ func TestTryLockAll(t *testing.T) {
 		}
 	}
 }
+
+// A session with a lock-delay opens on a real node (format 5 once the
+// cluster version is 5); an out-of-bounds delay is refused.
+func TestWithLockDelay(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	c, err := New(Config{Endpoints: []string{srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		st, err := c.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.ClusterVersion >= 5 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s, err := c.NewSession(ctx, WithLockDelay(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if _, err := c.NewSession(ctx, WithLockDelay(61*time.Second)); !errors.Is(err, api.ErrInvalidArgument) {
+		t.Fatalf("a lock-delay of 61s: %v", err)
+	}
+}

@@ -154,6 +154,10 @@ func apiLock(li lock.LockInfo) api.Lock {
 	for _, w := range li.Waiters {
 		out.Waiters = append(out.Waiters, api.Waiter{Session: api.SessionID(w.Session), Owner: w.Owner, Since: unixTime(w.Since)})
 	}
+	if li.DelayedUntil != 0 {
+		t := unixTime(li.DelayedUntil)
+		out.DelayedUntil = &t
+	}
 	return out
 }
 

@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/raftnode"
 )
 
@@ -111,4 +114,32 @@ func TestAtomicBatch(t *testing.T) {
 			t.Errorf("%s: %d %s", bad, r.status, r.raw)
 		}
 	}
+}
+
+// A session's lock_delay: a holder that expires leaves its lock in its
+// lock-delay (GET shows delayed_until, a try answers lock_held saying so)
+// until the delay has passed; a bad lock_delay is refused.
+func TestLockDelay(t *testing.T) {
+	f, ts := newTestServer(t, nil)
+	if r := do(t, ts, "POST", "/v1/sessions", `{"ttl":"10s","lock_delay":"61s"}`); r.status != 400 || !strings.Contains(r.raw, "lock_delay") {
+		t.Fatalf("lock_delay 61s: %d %s", r.status, r.raw)
+	}
+	a := must(t, ts, "POST", "/v1/sessions", `{"ttl":"10s","lock_delay":"5s"}`, 201).str("id")
+	b := must(t, ts, "POST", "/v1/sessions", `{"ttl":"60s"}`, 201).str("id")
+	must(t, ts, "POST", "/v1/locks/d/acquire", `{"session":"`+a+`"}`, 200)
+	expireAt := func(d time.Duration) {
+		f.set(func(f *fakeNode) { f.now = f.now.Add(d) })
+		if _, _, err := f.Propose(context.Background(), &lock.Command{Op: lock.OpExpire}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expireAt(11 * time.Second)
+	if r := must(t, ts, "GET", "/v1/locks/d", "", 200); !strings.Contains(r.raw, `"holder":null`) || !strings.Contains(r.raw, `"delayed_until":"`) {
+		t.Fatalf("a lock whose holder expired with a lock-delay: %s", r.raw)
+	}
+	if r := do(t, ts, "POST", "/v1/locks/d/acquire", `{"session":"`+b+`"}`); r.status != 409 || r.errCode() != api.CodeLockHeld || !strings.Contains(r.raw, "lock-delay") {
+		t.Fatalf("a try during the lock-delay: %d %s", r.status, r.raw)
+	}
+	expireAt(5 * time.Second)
+	must(t, ts, "POST", "/v1/locks/d/acquire", `{"session":"`+b+`"}`, 200)
 }

@@ -28,7 +28,7 @@ func (s *Server) createSession(c echo.Context) error {
 	}
 	ctx, cancel := s.writeCtx(c)
 	defer cancel()
-	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpOpenSession, TTL: int64(req.TTL), Owner: req.Owner, RequestID: req.RequestID})
+	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpOpenSession, TTL: int64(req.TTL), Owner: req.Owner, RequestID: req.RequestID, LockDelay: int64(req.LockDelay)})
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
 	}
@@ -246,6 +246,9 @@ func resultError(res lock.Result, name string, session uint64) error {
 	case lock.CodeSessionNotFound:
 		return sessionNotFound(api.SessionID(session))
 	case lock.CodeLockHeld, lock.CodeQueued:
+		if res.Holder == nil && res.Reason != "" && name != "" {
+			return &api.Error{Code: api.CodeLockHeld, Message: "lock \"" + name + "\" is " + res.Reason}
+		}
 		return lockHeld(name, res.Holder, "")
 	case lock.CodeDeadlock:
 		e := api.Errorf(api.CodeDeadlock, "%s", res.Reason)

@@ -89,7 +89,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		return h.dump()
 	case "noop":
 	case "open":
-		cmd = &Command{Op: OpOpenSession, TTL: durArg(t, d, "ttl"), Owner: strArg(d, "owner"), RequestID: strArg(d, "req")}
+		cmd = &Command{Op: OpOpenSession, TTL: durArg(t, d, "ttl"), Owner: strArg(d, "owner"), RequestID: strArg(d, "req"), LockDelay: durArg(t, d, "lock-delay")}
 	case "keepalive":
 		cmd = &Command{Op: OpKeepAlive, Sessions: idsArg(t, d, "ids")}
 	case "close":
@@ -202,7 +202,7 @@ func formatResult(r Result) string {
 		fmt.Fprintf(&b, " tokens=%v", r.Tokens)
 	}
 	if r.Code == CodeLockHeld && r.Reason != "" {
-		fmt.Fprintf(&b, " lock=%s", r.Reason)
+		fmt.Fprintf(&b, " reason=%q", r.Reason)
 	}
 	if r.Code == CodeDeadlock {
 		fmt.Fprintf(&b, "\n  reason: %s", r.Reason)
@@ -250,7 +250,11 @@ func (h *harness) dump() string {
 		b.WriteByte('\n')
 	}
 	for _, l := range m.Locks("") {
-		fmt.Fprintf(&b, "lock %s holder=%d token=%d since=%s waiters=[", l.Name, l.Holder.Session, l.Holder.Token, time.Duration(l.Holder.Since))
+		if l.Holder == nil {
+			fmt.Fprintf(&b, "lock %s delayed-until=%s waiters=[", l.Name, time.Duration(l.DelayedUntil))
+		} else {
+			fmt.Fprintf(&b, "lock %s holder=%d token=%d since=%s waiters=[", l.Name, l.Holder.Session, l.Holder.Token, time.Duration(l.Holder.Since))
+		}
 		for i, w := range l.Waiters {
 			if i > 0 {
 				b.WriteByte(' ')

@@ -56,6 +56,9 @@ func Encode(c *Command) []byte {
 		if version >= commandVersion2 {
 			e.str(c.RequestID)
 		}
+		if version == commandVersion5 {
+			e.varint(c.LockDelay)
+		}
 	case OpKeepAlive:
 		e.uvarint(uint64(len(c.Sessions)))
 		for _, id := range c.Sessions {
@@ -190,6 +193,9 @@ func Decode(b []byte) (*Command, error) {
 		if version >= commandVersion2 {
 			c.RequestID = d.str("request id")
 		}
+		if version == commandVersion5 {
+			c.LockDelay = d.varint("lock delay")
+		}
 	case OpKeepAlive:
 		n := d.count("sessions")
 		if n > 0 {
@@ -320,7 +326,7 @@ func Decode(b []byte) (*Command, error) {
 		d.fail("version 3 encoding of a command that needs another version")
 	case version == commandVersion4 && !needsV4(c):
 		d.fail("version 4 encoding of a command that needs an older version")
-	case version == commandVersion5 && c.Op != OpAcquireAll, version != commandVersion5 && c.Op == OpAcquireAll:
+	case version == commandVersion5 && !needsV5(c), version != commandVersion5 && c.Op == OpAcquireAll:
 		d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
 	}
 	if err := d.finish(); err != nil {

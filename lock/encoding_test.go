@@ -59,7 +59,9 @@ var allOps = []*Command{
 	{Op: OpMemberPromote, Member: Member{ID: 4}},
 	{Op: OpMemberRemove, Member: Member{ID: 2}},
 	{Op: OpClusterVersion, ClusterVersion: 4},
-	// Version 5: atomic multi-acquire.
+	// Version 5: atomic multi-acquire, lock-delay.
+	{Op: OpOpenSession, Now: 21, TTL: 5e9, Owner: "o", RequestID: "r", LockDelay: 10e9},
+	{Op: OpOpenSession, TTL: 5e9, LockDelay: MaxLockDelay, Principal: "alice"},
 	{Op: OpAcquireAll, Now: 20, Session: 3, Names: []string{"a", "b/c"}},
 	{Op: OpAcquireAll, Session: 3, Names: []string{"x"}, Principal: "alice", TokenID: 9},
 }
@@ -67,7 +69,7 @@ var allOps = []*Command{
 // wantVersion is the version Encode must write for c.
 func wantVersion(c *Command) byte {
 	switch {
-	case c.Op == OpAcquireAll:
+	case c.Op == OpAcquireAll, c.Op == OpOpenSession && c.LockDelay != 0:
 		return commandVersion5
 	case c.Op >= OpMemberAdd:
 		return commandVersion4

@@ -65,19 +65,28 @@ func checkInvariants(m *Machine) error {
 			}
 		}
 	}
+	delayed := 0
 	for name, l := range m.locks.Ascend("") {
-		if l.holder == 0 {
+		switch {
+		case l.delayedUntil != 0:
+			// In its lock-delay: nobody holds it, waiters may wait.
+			if l.holder != 0 || l.token != 0 || m.delays[name] != l.delayedUntil {
+				return fmt.Errorf("lock %q in its lock-delay until %d: holder %d token %d, delays has %d", name, l.delayedUntil, l.holder, l.token, m.delays[name])
+			}
+			delayed++
+		case l.holder == 0:
 			return fmt.Errorf("lock %q exists without holder (waiters %d)", name, len(l.queue))
-		}
-		holder := m.sessions[l.holder]
-		if holder == nil {
-			return fmt.Errorf("lock %q held by missing session %d", name, l.holder)
-		}
-		if !has(holder.held, name) {
-			return fmt.Errorf("lock %q holder %d does not know it", name, l.holder)
-		}
-		if l.token == 0 || l.token > m.applied {
-			return fmt.Errorf("lock %q token %d (applied %d)", name, l.token, m.applied)
+		default:
+			holder := m.sessions[l.holder]
+			if holder == nil {
+				return fmt.Errorf("lock %q held by missing session %d", name, l.holder)
+			}
+			if !has(holder.held, name) {
+				return fmt.Errorf("lock %q holder %d does not know it", name, l.holder)
+			}
+			if l.token == 0 || l.token > m.applied {
+				return fmt.Errorf("lock %q token %d (applied %d)", name, l.token, m.applied)
+			}
 		}
 		seen := map[uint64]bool{}
 		for _, w := range l.queue {
@@ -96,6 +105,9 @@ func checkInvariants(m *Machine) error {
 				return fmt.Errorf("lock %q waiter %d does not know it", name, w.session)
 			}
 		}
+	}
+	if delayed != len(m.delays) {
+		return fmt.Errorf("%d locks in their lock-delay, %d in delays", delayed, len(m.delays))
 	}
 	if len(m.deadlines) != len(m.sessions) {
 		return fmt.Errorf("heap has %d sessions, map %d", len(m.deadlines), len(m.sessions))

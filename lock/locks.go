@@ -15,6 +15,10 @@ type lockRec struct {
 	token  uint64
 	since  int64
 	queue  []waiter
+	// delayedUntil, when not 0, is the end of the lock's lock-delay: its
+	// holder expired with a lock-delay, and nobody holds it until then
+	// (holder 0, the queue kept). See lockdelay.go.
+	delayedUntil int64
 }
 
 // waiter is one place in a lock's queue.
@@ -78,7 +82,7 @@ func (a *applier) dequeue(name string, s *session) {
 	m.waiters--
 	delete(s.waiting, name)
 	a.emit(EventLockCancelled, s.id, name, 0)
-	if l.holder == 0 && len(l.queue) == 0 {
+	if l.holder == 0 && l.delayedUntil == 0 && len(l.queue) == 0 {
 		m.locks.Delete(name)
 		return
 	}
@@ -134,6 +138,9 @@ func (a *applier) acquire(c *Command) {
 		a.res.Code, a.res.Holder = CodeQueued, m.holderOf(&l)
 	case !c.Wait:
 		a.res.Code, a.res.Holder = CodeLockHeld, m.holderOf(&l)
+		if l.delayedUntil != 0 {
+			a.res.Reason = delayReason(l.delayedUntil)
+		}
 	case m.ClusterVersion() >= deadlockVersion && a.deadlock(s, c.Name, l.holder):
 		a.res.Holder = m.holderOf(&l)
 	default:

@@ -52,6 +52,9 @@ type Machine struct {
 	memberSeq      uint64
 	removed        []uint64
 	clusterVersion uint8
+	// delays are the locks in their lock-delay: name → when it ends
+	// (lockdelay.go); derived from the locks, rebuilt by Restore.
+	delays map[string]int64
 }
 
 // New returns an empty machine: applied index 0, clock 0, no sessions, locks
@@ -74,6 +77,9 @@ func (m *Machine) init() {
 	}
 	if m.members == nil {
 		m.members = make(map[uint64]Member)
+	}
+	if m.delays == nil {
+		m.delays = make(map[string]int64)
 	}
 }
 
@@ -195,7 +201,7 @@ func valid(c *Command) bool {
 	case OpTick, OpExpire, OpKeepAlive:
 		return true
 	case OpOpenSession:
-		return ttlOK && len(c.RequestID) <= MaxRequestIDLen
+		return ttlOK && len(c.RequestID) <= MaxRequestIDLen && c.LockDelay >= 0 && c.LockDelay <= MaxLockDelay
 	case OpCloseSession:
 		return c.Session != 0
 	case OpAcquire:

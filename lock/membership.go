@@ -24,7 +24,8 @@ const (
 	// writes: 4 adds the membership ops and OpClusterVersion; 5 adds no
 	// encoding but a rule of Apply that builds before it do not know
 	// (waits that would deadlock are refused: deadlock.go), so it too
-	// must wait until every member applies it alike) and OpAcquireAll.
+	// must wait until every member applies it alike), OpAcquireAll and
+	// the lock-delay of OpOpenSession.
 	MaxCommandVersion = 5
 )
 
@@ -33,7 +34,7 @@ const (
 // the cluster's command version (Machine.ClusterVersion).
 func CommandVersion(c *Command) int {
 	switch {
-	case c.Op == OpAcquireAll:
+	case needsV5(c):
 		return 5
 	case needsV4(c):
 		return 4
@@ -43,6 +44,11 @@ func CommandVersion(c *Command) int {
 		return 2
 	}
 	return 1
+}
+
+// needsV5 reports whether c can only be written in version 5.
+func needsV5(c *Command) bool {
+	return c.Op == OpAcquireAll || (c.Op == OpOpenSession && c.LockDelay != 0)
 }
 
 // needsV4 reports whether c can only be written in version 4.

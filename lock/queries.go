@@ -16,12 +16,17 @@ func (m *Machine) AppliedIndex() uint64 { return m.applied }
 // Clock is the machine's clock: the maximum Command.Now applied, Unix ns.
 func (m *Machine) Clock() int64 { return m.clock }
 
-// NextDeadline is the earliest session deadline (Unix ns on the machine's
-// clock), and false when there are no sessions. The leader proposes OpExpire
-// once its clock reaches it. O(1).
+// NextDeadline is the earliest session deadline or end of a lock-delay
+// (Unix ns on the machine's clock), and false when there is neither. The
+// leader proposes OpExpire once its clock reaches it. O(1) in the sessions,
+// O(locks in their lock-delay).
 func (m *Machine) NextDeadline() (int64, bool) {
+	d, ok := m.nextDelayEnd()
 	if len(m.deadlines) == 0 {
-		return 0, false
+		return d, ok
+	}
+	if ok && d < m.deadlines[0].deadline {
+		return d, true
 	}
 	return m.deadlines[0].deadline, true
 }
@@ -104,7 +109,7 @@ func (m *Machine) Lock(name string) (LockInfo, bool) {
 }
 
 func (m *Machine) lockInfo(name string, l *lockRec) LockInfo {
-	li := LockInfo{Name: name, Holder: m.holderOf(l)}
+	li := LockInfo{Name: name, Holder: m.holderOf(l), DelayedUntil: l.delayedUntil}
 	if len(l.queue) > 0 {
 		li.Waiters = make([]Waiter, len(l.queue))
 		for i, w := range l.queue {

@@ -18,6 +18,7 @@ type session struct {
 	bound     string
 	requestID string // the client request ID that opened it ("" if none)
 	principal string // the user that opened it ("" when anonymous)
+	lockDelay int64  // see Command.LockDelay
 	held      map[string]struct{}
 	waiting   map[string]struct{}
 	leads     map[string]struct{}
@@ -65,6 +66,7 @@ func (a *applier) openSession(c *Command) {
 		return
 	}
 	s := a.open(c.Owner, c.TTL, "", c.RequestID, c.Principal)
+	s.lockDelay = c.LockDelay
 	a.res = Result{Code: CodeOK, Session: s.id, TTL: s.ttl, Events: a.res.Events}
 }
 
@@ -150,6 +152,7 @@ func (a *applier) expire() {
 	for _, s := range due {
 		a.end(s, EventSessionExpired)
 	}
+	a.endDelays()
 	a.res.Code = CodeOK
 }
 
@@ -161,6 +164,10 @@ func (a *applier) expire() {
 func (a *applier) end(s *session, final EventType) {
 	m := a.m
 	for _, name := range sortedKeys(s.held) {
+		if final == EventSessionExpired && s.lockDelay > 0 {
+			a.delayLock(name, s.lockDelay)
+			continue
+		}
 		a.releaseLock(name)
 	}
 	for _, name := range sortedKeys(s.waiting) {

@@ -19,10 +19,15 @@ import (
 // snapshotVersionMembership (4) adds, after the access-control state, the
 // membership state (membership.go); it is written only when the state has
 // one (a member added or removed, a cluster version raised).
+//
+// snapshotVersionDelay (5) adds each session's lock-delay and each lock's
+// end of lock-delay (a lock in its lock-delay has holder 0); it is written
+// only when a session has a lock-delay.
 const (
 	snapshotVersion           byte = 2
 	snapshotVersionAuth       byte = 3
 	snapshotVersionMembership byte = 4
+	snapshotVersionDelay      byte = 5
 )
 
 // Snapshot serialises the whole state: a version byte, then the applied
@@ -66,9 +71,11 @@ type SnapshotCapture struct {
 	memberSeq      uint64
 	removed        []uint64 // the machine's immutable slice
 	clusterVersion uint8
+	delayed        bool // a session has a lock-delay, or a lock is in one: version 5
 }
 
 type sessionRec struct {
+	lockDelay int64
 	id        uint64
 	owner     string
 	ttl       int64
@@ -108,7 +115,10 @@ func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 	}
 
 	for _, s := range m.sessions {
-		c.sessions = append(c.sessions, sessionRec{id: s.id, owner: s.owner, ttl: s.ttl, deadline: s.deadline, bound: s.bound, requestID: s.requestID, principal: s.principal})
+		c.sessions = append(c.sessions, sessionRec{id: s.id, owner: s.owner, ttl: s.ttl, deadline: s.deadline, bound: s.bound, requestID: s.requestID, principal: s.principal, lockDelay: s.lockDelay})
+		if s.lockDelay != 0 {
+			c.delayed = true
+		}
 		if s.principal != "" {
 			c.version = snapshotVersionAuth
 		}
@@ -118,6 +128,9 @@ func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 	}
 	if c.memberSeq != 0 || len(c.removed) > 0 || c.clusterVersion != 0 {
 		c.version = snapshotVersionMembership
+	}
+	if c.delayed || len(m.delays) > 0 {
+		c.version = snapshotVersionDelay
 	}
 	return c
 }
@@ -160,6 +173,9 @@ func (c *SnapshotCapture) Encode() []byte {
 		if c.version >= snapshotVersionAuth {
 			e.str(s.principal)
 		}
+		if c.version >= snapshotVersionDelay {
+			e.varint(s.lockDelay)
+		}
 	}
 
 	e.uvarint(uint64(c.locks.Len()))
@@ -168,6 +184,9 @@ func (c *SnapshotCapture) Encode() []byte {
 		e.uvarint(l.holder)
 		e.uvarint(l.token)
 		e.varint(l.since)
+		if c.version >= snapshotVersionDelay {
+			e.varint(l.delayedUntil)
+		}
 		e.uvarint(uint64(len(l.queue)))
 		for _, w := range l.queue {
 			e.uvarint(w.session)
@@ -323,10 +342,16 @@ func (c *SnapshotCapture) size() int {
 		if c.version >= snapshotVersionAuth {
 			n += strLen(s.principal)
 		}
+		if c.version >= snapshotVersionDelay {
+			n += varintLen(s.lockDelay)
+		}
 	}
 	n += uvarintLen(uint64(c.locks.Len()))
 	for name, l := range c.locks.Ascend("") {
 		n += strLen(name) + uvarintLen(l.holder) + uvarintLen(l.token) + varintLen(l.since) + uvarintLen(uint64(len(l.queue)))
+		if c.version >= snapshotVersionDelay {
+			n += varintLen(l.delayedUntil)
+		}
 		for _, w := range l.queue {
 			n += uvarintLen(w.session) + varintLen(w.since)
 		}
@@ -375,7 +400,7 @@ func restore(b []byte) (*Machine, error) {
 		return nil, fmt.Errorf("%w: empty", ErrCorrupt)
 	}
 	version := b[0]
-	if version < 1 || version > snapshotVersionMembership {
+	if version < 1 || version > snapshotVersionDelay {
 		return nil, fmt.Errorf("%w %d", ErrUnknownVersion, version)
 	}
 	d := decoder{b: b, off: 1}
@@ -402,8 +427,13 @@ func restore(b []byte) (*Machine, error) {
 				m.byPrincipal[s.principal]++
 			}
 		}
+		if version >= snapshotVersionDelay {
+			s.lockDelay = d.varint("lock delay")
+		}
 		switch {
 		case d.err != nil:
+		case s.lockDelay < 0 || s.lockDelay > MaxLockDelay:
+			d.fail(fmt.Sprintf("session %d lock delay %d", s.id, s.lockDelay))
 		case s.id <= prevID || s.id > m.applied:
 			d.fail(fmt.Sprintf("session id %d out of order", s.id))
 		case s.ttl <= 0 || s.ttl > MaxTTL:
@@ -428,6 +458,9 @@ func restore(b []byte) (*Machine, error) {
 		l.holder = d.uvarint("holder")
 		l.token = d.uvarint("token")
 		l.since = d.varint("since")
+		if version >= snapshotVersionDelay {
+			l.delayedUntil = d.varint("delayed until")
+		}
 		if d.err != nil {
 			break
 		}
@@ -437,15 +470,23 @@ func restore(b []byte) (*Machine, error) {
 		}
 		prevName = name
 		holder := m.sessions[l.holder]
-		if holder == nil {
+		switch {
+		case l.delayedUntil != 0:
+			// In its lock-delay: held by nobody.
+			if l.holder != 0 || l.token != 0 || l.since != 0 || l.delayedUntil < 0 {
+				d.fail(fmt.Sprintf("lock %q in its lock-delay with holder %d token %d", name, l.holder, l.token))
+			}
+			m.delays[name] = l.delayedUntil
+		case holder == nil:
 			d.fail(fmt.Sprintf("lock %q held by missing session %d", name, l.holder))
-			break
-		}
-		if l.token == 0 || l.token > m.applied {
+		case l.token == 0 || l.token > m.applied:
 			d.fail(fmt.Sprintf("lock %q token %d", name, l.token))
+		default:
+			holder.held[name] = struct{}{}
+		}
+		if d.err != nil {
 			break
 		}
-		holder.held[name] = struct{}{}
 		for j, nw := 0, d.count("waiters"); j < nw && d.err == nil; j++ {
 			id := d.uvarint("waiter")
 			since := d.varint("waiter since")

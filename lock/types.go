@@ -227,7 +227,15 @@ type Command struct {
 	ClusterVersion uint8
 	// Names are the locks of OpAcquireAll.
 	Names []string
+	// LockDelay is the lock-delay of the session OpOpenSession opens (0 to
+	// MaxLockDelay nanoseconds): when the session expires holding a lock,
+	// nobody is granted it until the delay has passed on the log's clock
+	// (lockdelay.go). Format 5 when not 0.
+	LockDelay int64
 }
+
+// MaxLockDelay bounds a session's lock-delay: 60 s, as Consul's.
+const MaxLockDelay = int64(60e9)
 
 // Code is the outcome of applying a command. Business refusals are codes,
 // not errors: they are replicated outcomes like any other.
@@ -459,8 +467,11 @@ type ElectionInfo struct {
 // waiters does not exist.
 type LockInfo struct {
 	Name    string
-	Holder  *Holder // nil when free
+	Holder  *Holder // nil when free, or in its lock-delay
 	Waiters []Waiter
+	// DelayedUntil, when not 0, is the end of the lock's lock-delay (Unix
+	// ns on the machine's clock): nobody holds it until then.
+	DelayedUntil int64
 }
 
 // SessionInfo is a copy of one session's state.
