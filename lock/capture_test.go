@@ -97,8 +97,19 @@ func TestEncodeMatchesReferenceSnapshot(t *testing.T) {
 		g := newGen(seed, m)
 		for step := range 60 {
 			applyGen(g, 25)
+			capture := m.CaptureSnapshot()
+			got := capture.Encode()
+			// The reference writes version 2; states with a lock-delay or
+			// a cluster version (the generator makes some) write a later
+			// one, checked for an exact size only (and by the round trips
+			// of the property test).
+			if capture.version != snapshotVersion {
+				if cap(got) != len(got) {
+					t.Fatalf("seed %d step %d: size %d for %d bytes (version %d): the size computation is wrong", seed, step, cap(got), len(got), capture.version)
+				}
+				continue
+			}
 			want := referenceSnapshot(m)
-			got := m.CaptureSnapshot().Encode()
 			if !bytes.Equal(got, want) {
 				t.Fatalf("seed %d step %d: Encode differs from the reference snapshot (%d vs %d bytes)", seed, step, len(got), len(want))
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -89,9 +90,12 @@ func (g *gen) next() entry {
 		ttl = 20e9 + r.Int64N(40e9) // some sessions live long enough to queue
 	}
 	c := &Command{Now: now}
-	switch k := r.IntN(130); {
+	switch k := r.IntN(137); {
 	case k < 10:
 		c.Op, c.TTL, c.Owner = OpOpenSession, ttl, fmt.Sprint("o", g.index)
+		if r.IntN(3) == 0 {
+			c.LockDelay = 1e9 + r.Int64N(10e9) // its locks wait after it expires
+		}
 	case k < 20:
 		c.Op = OpKeepAlive
 		for range r.IntN(4) {
@@ -111,7 +115,7 @@ func (g *gen) next() entry {
 		c.Op, c.TTL, c.Owner, c.Name, c.Wait = OpAcquire, ttl, "eph", g.name(), r.IntN(2) == 0
 	case k < 80:
 		c.Op, c.Name = OpRelease, g.name()
-		if l, ok := g.m.Lock(c.Name); ok && r.IntN(10) < 8 {
+		if l, ok := g.m.Lock(c.Name); ok && l.Holder != nil && r.IntN(10) < 8 {
 			c.Session, c.Token = l.Holder.Session, l.Holder.Token
 			if r.IntN(8) == 0 {
 				c.Token-- // stale
@@ -145,6 +149,15 @@ func (g *gen) next() entry {
 		} else {
 			c.Session, c.Token = g.live(), r.Uint64N(g.index+1)
 		}
+	case k >= 130 && k < 135:
+		c.Op, c.Session = OpAcquireAll, g.session()
+		for range 1 + r.IntN(3) {
+			c.Names = append(c.Names, g.name())
+		}
+		slices.Sort(c.Names)
+		c.Names = slices.Compact(c.Names)
+	case k >= 135:
+		c.Op, c.ClusterVersion = OpClusterVersion, MaxCommandVersion // the deadlock rule from here on
 	default:
 		c.Op, c.Name = OpResign, g.ename()
 		e, ok := g.m.Election(c.Name)
