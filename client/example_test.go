@@ -181,3 +181,76 @@ func ExampleElector_Run() {
 	// leading: true
 	// stopped leading
 }
+
+// TryLockAll takes several locks in one log entry, or none: two jobs that
+// need the same pair of resources never hold one each and wait for the
+// other.
+func ExampleSession_TryLockAll() {
+	ctx := context.Background()
+	c, err := client.New(client.FromEnv())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close(context.Background())
+
+	ms, err := s.TryLockAll(ctx, "db/orders", "db/invoices")
+	if errors.Is(err, api.ErrLockHeld) {
+		fmt.Println("one of them is held; none was taken")
+		return
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("holding", ms[0].Name(), "and", ms[1].Name(), "with one token:", ms[0].Token() == ms[1].Token())
+	for _, m := range ms {
+		if err := m.Unlock(ctx); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Output:
+	// holding db/orders and db/invoices with one token: true
+}
+
+// Client.CheckToken is the question a resource that cannot remember
+// fencing tokens asks before it accepts a write: is this token the
+// holder's now?
+func ExampleClient_CheckToken() {
+	ctx := context.Background()
+	c, err := client.New(client.FromEnv())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.NewSession(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	m := s.NewMutex("reports")
+	if err := m.Lock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	token := m.Token()
+
+	now, err := c.CheckToken(ctx, "reports", token)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("current while held:", now.Current)
+	if err := m.Unlock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	later, err := c.CheckToken(ctx, "reports", token)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("current after the release:", later.Current)
+	// Output:
+	// current while held: true
+	// current after the release: false
+}

@@ -17,6 +17,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/raftlock/raftlock/httpapi"
+	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/raftnode"
 )
 
@@ -144,7 +145,9 @@ func start(o Options, dir string) (*Server, error) {
 		return nil
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for !node.Status().Ready || (o.AuthBootstrapToken != "" && !node.Auth().Enabled()) {
+	// Ready, and at this build's cluster version (a single member raises
+	// it at its first tick), so that every request works at once.
+	for st := node.Status(); !st.Ready || st.ClusterVersion < lock.MaxCommandVersion || (o.AuthBootstrapToken != "" && !node.Auth().Enabled()); st = node.Status() {
 		if time.Now().After(deadline) {
 			st := node.Status()
 			s.stop()
