@@ -73,18 +73,8 @@ func TestLockDeadlockRefused(t *testing.T) {
 	if err := by.Lock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The cluster version of a single member rises to this build's at
-	// once, but the deadlock rule needs it: wait for it.
-	for {
-		st, err := c.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.ClusterVersion >= 5 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// (The test server is ready at this build's cluster version, which
+	// the deadlock rule needs.)
 	ay := a.NewMutex("y")
 	waited := make(chan error, 1)
 	go func() { waited <- ay.Lock(ctx) }()
@@ -120,16 +110,6 @@ func TestTryLockAll(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for {
-		st, err := c.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.ClusterVersion >= 5 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	a, err := c.NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -171,16 +151,6 @@ func TestWithLockDelay(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for {
-		st, err := c.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.ClusterVersion >= 5 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	s, err := c.NewSession(ctx, WithLockDelay(5*time.Second))
 	if err != nil {
 		t.Fatal(err)

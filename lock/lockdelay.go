@@ -51,17 +51,7 @@ func (a *applier) endDelays() {
 		delete(m.delays, name)
 		l, _ := m.locks.Get(name)
 		l.delayedUntil = 0
-		if len(l.queue) == 0 {
-			m.locks.Delete(name)
-			continue
-		}
-		w := l.queue[0]
-		l.queue = popped(l.queue)
-		m.waiters--
-		s := m.sessions[w.session]
-		delete(s.waiting, name)
-		a.grant(name, &l, s, w.since)
-		m.locks.Set(name, l)
+		a.grantHead(name, l)
 	}
 }
 

@@ -57,6 +57,13 @@ func (a *applier) releaseLock(name string) {
 	a.res.Events[len(a.res.Events)-1].Since = l.since
 	delete(h.held, name)
 	l.holder, l.token, l.since = 0, 0, 0
+	a.grantHead(name, l)
+}
+
+// grantHead grants free lock l (named name) to its head waiter, or deletes
+// it when nobody waits.
+func (a *applier) grantHead(name string, l lockRec) {
+	m := a.m
 	if len(l.queue) == 0 {
 		m.locks.Delete(name)
 		return
