@@ -3,11 +3,14 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/raftnode"
 )
@@ -142,4 +145,76 @@ func TestLockDelay(t *testing.T) {
 	}
 	expireAt(5 * time.Second)
 	must(t, ts, "POST", "/v1/locks/d/acquire", `{"session":"`+b+`"}`, 200)
+}
+
+// A bearer token this follower does not know (created a moment ago
+// through another node, not applied here yet) is not refused here: the
+// request goes to the leader, which decides. A request already forwarded,
+// or one on the leader, is refused 401 at once.
+func TestUnknownTokenAsksTheLeader(t *testing.T) {
+	var got []*http.Request
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Clone(context.Background()))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"99","ttl":"10s"}`))
+	}))
+	defer leader.Close()
+	f, ts, _, _ := authServer(t, nil)
+	f.set(func(f *fakeNode) {
+		f.status.IsLeader, f.status.Leader, f.status.LeaderClientURL = false, 2, leader.URL
+	})
+	r := do(t, ts, "POST", "/v1/sessions", `{"ttl":"10s"}`, bearer("not-applied-here-yet")...)
+	if r.status != 201 || len(got) != 1 || got[0].Header.Get(api.HeaderForwarded) == "" || got[0].Header.Get("Authorization") != "Bearer not-applied-here-yet" {
+		t.Fatalf("an unknown token on a follower: %d %s, leader saw %d requests", r.status, r.raw, len(got))
+	}
+	if r := do(t, ts, "POST", "/v1/sessions", `{"ttl":"10s"}`, append(bearer("unknown"), api.HeaderForwarded, "1")...); r.status != 401 || len(got) != 1 {
+		t.Fatalf("a forwarded request with an unknown token: %d %s (leader saw %d)", r.status, r.raw, len(got))
+	}
+	f.set(func(f *fakeNode) { f.status.IsLeader = true })
+	if r := do(t, ts, "POST", "/v1/sessions", `{"ttl":"10s"}`, bearer("unknown")...); r.status != 401 || len(got) != 1 {
+		t.Fatalf("an unknown token on the leader: %d %s (leader saw %d)", r.status, r.raw, len(got))
+	}
+}
+
+// EndWaits (a node that stops) ends the requests waiting in a queue: the
+// session leaves the queue through the log, the request answers 503
+// saying so, and EndWaits returns once they have answered.
+func TestEndWaits(t *testing.T) {
+	f := newFakeNode()
+	cfg := DefaultConfig()
+	cfg.Node = f
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	a := must(t, ts, "POST", "/v1/sessions", `{"ttl":"30s"}`, 201).str("id")
+	b := must(t, ts, "POST", "/v1/sessions", `{"ttl":"30s"}`, 201).str("id")
+	must(t, ts, "POST", "/v1/locks/q/acquire", `{"session":"`+a+`"}`, 200)
+	answered := make(chan reply, 1)
+	go func() {
+		answered <- do(t, ts, "POST", "/v1/locks/q/acquire", `{"session":"`+b+`","wait":"30s"}`)
+	}()
+	await.True(t, 5*time.Second, "b queued and waiting", func() bool {
+		return s.waits.Load() == 1 && strings.Contains(must(t, ts, "GET", "/v1/locks/q", "", 200).raw, `"session":"`+b+`"`)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.EndWaits(ctx)
+	if s.waits.Load() != 0 {
+		t.Fatal("EndWaits returned with a wait still running")
+	}
+	r := <-answered
+	if r.status != 503 || !strings.Contains(r.raw, "stopping") || !strings.Contains(r.raw, "left the queue") {
+		t.Fatalf("the waiting acquire: %d %s", r.status, r.raw)
+	}
+	if l := must(t, ts, "GET", "/v1/locks/q", "", 200); strings.Contains(l.raw, `"session":"`+b+`"`) {
+		t.Fatalf("b still queued after EndWaits: %s", l.raw)
+	}
+	// A wait that starts afterwards ends at once the same way.
+	if r := do(t, ts, "POST", "/v1/locks/q/acquire", `{"session":"`+b+`","wait":"30s"}`); r.status != 503 {
+		t.Fatalf("a wait after EndWaits: %d %s", r.status, r.raw)
+	}
 }
