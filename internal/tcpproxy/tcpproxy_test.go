@@ -176,8 +176,13 @@ func TestPass(t *testing.T) {
 	c := dial(t, p)
 	roundTrip(t, c, []byte("hello"))
 	roundTrip(t, c, randomBytes(t, 1<<20))
-	st := p.Stats()
-	if st.Accepted != 1 || st.Active != 1 || st.BytesUp != 5+1<<20 || st.BytesDown != 5+1<<20 {
+	// The proxy counts a chunk once its write returned, which may be a
+	// moment after the client read it.
+	var st Stats
+	if _, ok := await.Within(10*time.Second, func() bool {
+		st = p.Stats()
+		return st.BytesUp == 5+1<<20 && st.BytesDown == 5+1<<20
+	}); !ok || st.Accepted != 1 || st.Active != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 }
