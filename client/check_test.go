@@ -8,23 +8,13 @@ import (
 	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
 
 func TestCheckToken(t *testing.T) {
-	srv := testserver.Start(t, testserver.Options{})
-	c, err := New(Config{Endpoints: []string{srv.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := c.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	c, ctx := newTestClient(t, 10*time.Second)
+	s := newTestSession(t, ctx, c)
 	m := s.NewMutex("fenced")
 	if err := m.Lock(ctx); err != nil {
 		t.Fatal(err)
@@ -48,24 +38,9 @@ func TestCheckToken(t *testing.T) {
 // A Lock that would close a cycle of waits fails at once with an error
 // matching api.ErrDeadlock, naming the cycle; the other wait goes on.
 func TestLockDeadlockRefused(t *testing.T) {
-	srv := testserver.Start(t, testserver.Options{})
-	c, err := New(Config{Endpoints: []string{srv.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	a, err := c.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(context.Background())
-	b, err := c.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(context.Background())
+	c, ctx := newTestClient(t, 20*time.Second)
+	a := newTestSession(t, ctx, c)
+	b := newTestSession(t, ctx, c)
 	ax, by := a.NewMutex("x"), b.NewMutex("y")
 	if err := ax.Lock(ctx); err != nil {
 		t.Fatal(err)
@@ -78,17 +53,11 @@ func TestLockDeadlockRefused(t *testing.T) {
 	ay := a.NewMutex("y")
 	waited := make(chan error, 1)
 	go func() { waited <- ay.Lock(ctx) }()
-	for {
+	await.True(t, 10*time.Second, "a waits for y", func() bool {
 		li, err := c.LockInfo(ctx, "y")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(li.Waiters) == 1 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	err = b.NewMutex("x").Lock(ctx)
+		return err == nil && len(li.Waiters) == 1
+	})
+	err := b.NewMutex("x").Lock(ctx)
 	if !errors.Is(err, api.ErrDeadlock) || !strings.Contains(err.Error(), "deadlock") {
 		t.Fatalf("the wait that closes the cycle: %v, want api.ErrDeadlock", err)
 	}
@@ -102,24 +71,9 @@ func TestLockDeadlockRefused(t *testing.T) {
 
 // TryLockAll takes every lock or none.
 func TestTryLockAll(t *testing.T) {
-	srv := testserver.Start(t, testserver.Options{})
-	c, err := New(Config{Endpoints: []string{srv.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	a, err := c.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(context.Background())
-	b, err := c.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(context.Background())
+	c, ctx := newTestClient(t, 20*time.Second)
+	a := newTestSession(t, ctx, c)
+	b := newTestSession(t, ctx, c)
 	if err := b.NewMutex("all/c").Lock(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -143,14 +97,7 @@ func TestTryLockAll(t *testing.T) {
 // A session with a lock-delay opens on a real node (format 5 once the
 // cluster version is 5); an out-of-bounds delay is refused.
 func TestWithLockDelay(t *testing.T) {
-	srv := testserver.Start(t, testserver.Options{})
-	c, err := New(Config{Endpoints: []string{srv.URL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	c, ctx := newTestClient(t, 20*time.Second)
 	s, err := c.NewSession(ctx, WithLockDelay(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -159,4 +106,31 @@ func TestWithLockDelay(t *testing.T) {
 	if _, err := c.NewSession(ctx, WithLockDelay(61*time.Second)); !errors.Is(err, api.ErrInvalidArgument) {
 		t.Fatalf("a lock-delay of 61s: %v", err)
 	}
+}
+
+// newTestClient starts an in-process server (ready at this build's cluster
+// version) and returns a client of it, closed with the test, and a
+// context bounded by d.
+func newTestClient(t *testing.T, d time.Duration) (*Client, context.Context) {
+	t.Helper()
+	srv := testserver.Start(t, testserver.Options{})
+	c, err := New(Config{Endpoints: []string{srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return c, ctx
+}
+
+// newTestSession opens a session of c, closed with the test.
+func newTestSession(t *testing.T, ctx context.Context, c *Client) *Session {
+	t.Helper()
+	s, err := c.NewSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
 }

@@ -1,7 +1,6 @@
 package lock
 
 import (
-	"fmt"
 	"sort"
 	"time"
 )
@@ -21,15 +20,7 @@ import (
 // until clock + delay.
 func (a *applier) delayLock(name string, delay int64) {
 	m := a.m
-	l, ok := m.locks.Get(name)
-	if !ok || l.holder == 0 {
-		panic(fmt.Sprintf("lock: delay of free lock %q", name))
-	}
-	h := m.sessions[l.holder]
-	a.emit(EventLockReleased, h.id, name, l.token)
-	a.res.Events[len(a.res.Events)-1].Since = l.since
-	delete(h.held, name)
-	l.holder, l.token, l.since = 0, 0, 0
+	l := a.takeFromHolder(name)
 	l.delayedUntil = addSat(m.clock, delay)
 	m.delays[name] = l.delayedUntil
 	m.locks.Set(name, l)

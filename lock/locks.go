@@ -47,6 +47,13 @@ func (a *applier) grant(name string, l *lockRec, s *session, waited int64) {
 // releaseLock releases lock name from its holder and grants it to the head
 // waiter, or deletes it when nobody waits.
 func (a *applier) releaseLock(name string) {
+	a.grantHead(name, a.takeFromHolder(name))
+}
+
+// takeFromHolder ends the hold of lock name (a lock_released event that
+// carries when it was granted) and returns the lock, held by nobody, for
+// the caller to store.
+func (a *applier) takeFromHolder(name string) lockRec {
 	m := a.m
 	l, ok := m.locks.Get(name)
 	if !ok || l.holder == 0 {
@@ -57,7 +64,7 @@ func (a *applier) releaseLock(name string) {
 	a.res.Events[len(a.res.Events)-1].Since = l.since
 	delete(h.held, name)
 	l.holder, l.token, l.since = 0, 0, 0
-	a.grantHead(name, l)
+	return l
 }
 
 // grantHead grants free lock l (named name) to its head waiter, or deletes
