@@ -380,7 +380,8 @@ func (m *Machine) denied(c *Command) (Result, bool) {
 			return deny("session %d belongs to another principal", c.Session)
 		}
 		return Result{}, false
-	case OpAcquire, OpCancel:
+	case OpAcquire, OpCancel, OpSemAcquire, OpSemRelease, OpSemCancel:
+		// Semaphores are guarded like locks: the lock action on the name.
 		return need(ActionLock)
 	case OpAcquireAll:
 		for _, n := range c.Names {

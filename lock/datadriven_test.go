@@ -21,9 +21,13 @@ import (
 //	keepalive ids=(1,2)
 //	close id=1
 //	expire
-//	acquire id=1 name=x [wait] [ttl=…] [owner=…]
+//	acquire id=1 name=x [wait] [shared] [ttl=…] [owner=…]
+//	acquire-all id=1 names=x,y [modes=x,s]   (x: exclusive, s: shared)
+//	sem-acquire id=1 name=s limit=3 [wait]
+//	sem-release id=1 name=s token=2
+//	sem-cancel id=1 name=s
 //	acquire-ephemeral ttl=10s name=x [owner=a] [wait]
-//	release id=1 name=x token=2
+//	release id=1 name=x token=2 | release name=x force by=root
 //	cancel id=1 name=x
 //	tick
 //	publish id=1 [peer=…] [client=…]
@@ -100,13 +104,21 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		cmd = &Command{Op: OpTick}
 	case "acquire":
 		cmd = &Command{Op: OpAcquire, Session: uintArg(t, d, "id"), Name: strArg(d, "name"),
-			Wait: d.HasArg("wait"), TTL: durArg(t, d, "ttl"), Owner: strArg(d, "owner")}
+			Wait: d.HasArg("wait"), TTL: durArg(t, d, "ttl"), Owner: strArg(d, "owner"), Mode: modeArg(d)}
 	case "acquire-ephemeral":
 		cmd = &Command{Op: OpAcquire, TTL: durArg(t, d, "ttl"), Owner: strArg(d, "owner"),
-			Name: strArg(d, "name"), Wait: d.HasArg("wait")}
+			Name: strArg(d, "name"), Wait: d.HasArg("wait"), Mode: modeArg(d)}
+	case "sem-acquire":
+		cmd = &Command{Op: OpSemAcquire, Session: uintArg(t, d, "id"), Name: strArg(d, "name"),
+			Limit: uint32(uintArg(t, d, "limit")), Wait: d.HasArg("wait")}
+	case "sem-release":
+		cmd = &Command{Op: OpSemRelease, Session: uintArg(t, d, "id"), Name: strArg(d, "name"),
+			Token: uintArg(t, d, "token")}
+	case "sem-cancel":
+		cmd = &Command{Op: OpSemCancel, Session: uintArg(t, d, "id"), Name: strArg(d, "name")}
 	case "release":
 		cmd = &Command{Op: OpRelease, Session: uintArg(t, d, "id"), Name: strArg(d, "name"),
-			Token: uintArg(t, d, "token")}
+			Token: uintArg(t, d, "token"), Force: d.HasArg("force"), Principal: strArg(d, "by")}
 	case "cancel":
 		cmd = &Command{Op: OpCancel, Session: uintArg(t, d, "id"), Name: strArg(d, "name")}
 	case "publish":
@@ -122,7 +134,14 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		cmd = &Command{Op: OpResign, Session: uintArg(t, d, "id"), Name: strArg(d, "name"),
 			Token: uintArg(t, d, "term")}
 	case "acquire-all":
-		cmd = &Command{Op: OpAcquireAll, Session: uintArg(t, d, "id"), Names: strings.Split(strArg(d, "names"), ",")}
+		cmd = &Command{Op: OpAcquireAll, Session: uintArg(t, d, "id"), Names: argVals(d, "names")}
+		for _, v := range argVals(d, "modes") {
+			md := Exclusive
+			if v == "s" {
+				md = Shared
+			}
+			cmd.Modes = append(cmd.Modes, md)
+		}
 	case "cluster-version":
 		cmd = &Command{Op: OpClusterVersion, ClusterVersion: uint8(uintArg(t, d, "v"))}
 	case "op":
@@ -191,6 +210,18 @@ func formatResult(r Result) string {
 	}
 	if h := r.Holder; h != nil {
 		fmt.Fprintf(&b, " holder=(session=%d owner=%s token=%d since=%s)", h.Session, h.Owner, h.Token, time.Duration(h.Since))
+	} else if len(r.Holders) > 0 {
+		b.WriteString(" holders=[")
+		for i, h := range r.Holders {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%d:%d", h.Session, h.Token)
+		}
+		b.WriteByte(']')
+	}
+	if r.Limit != 0 {
+		fmt.Fprintf(&b, " limit=%d", r.Limit)
 	}
 	if l := r.Leader; l != nil {
 		fmt.Fprintf(&b, " leader=(session=%d owner=%s term=%d value=%s since=%s)", l.Session, l.Owner, l.Term, showValue(l.Value), time.Duration(l.Since))
@@ -204,7 +235,7 @@ func formatResult(r Result) string {
 	if r.Code == CodeLockHeld && r.Reason != "" {
 		fmt.Fprintf(&b, " reason=%q", r.Reason)
 	}
-	if r.Code == CodeDeadlock {
+	if r.Code == CodeDeadlock || r.Code == CodeModeMismatch || r.Code == CodeLimitMismatch {
 		fmt.Fprintf(&b, "\n  reason: %s", r.Reason)
 	}
 	b.WriteByte('\n')
@@ -218,6 +249,9 @@ func formatResult(r Result) string {
 		}
 		if e.Value != "" {
 			fmt.Fprintf(&b, " value=%s", showValue(e.Value))
+		}
+		if e.Mode == Shared {
+			b.WriteString(" mode=shared")
 		}
 		fmt.Fprintf(&b, " time=%s\n", time.Duration(e.Time))
 	}
@@ -247,21 +281,51 @@ func (h *harness) dump() string {
 		if s.Campaigns != nil {
 			fmt.Fprintf(&b, " campaigns=%v", s.Campaigns)
 		}
+		if len(s.Permits)+len(s.SemWaiting) > 0 {
+			fmt.Fprintf(&b, " permits=%v sem-waiting=%v", s.Permits, s.SemWaiting)
+		}
 		b.WriteByte('\n')
 	}
-	for _, l := range m.Locks("") {
-		if l.Holder == nil {
-			fmt.Fprintf(&b, "lock %s delayed-until=%s waiters=[", l.Name, time.Duration(l.DelayedUntil))
-		} else {
-			fmt.Fprintf(&b, "lock %s holder=%d token=%d since=%s waiters=[", l.Name, l.Holder.Session, l.Holder.Token, time.Duration(l.Holder.Since))
-		}
-		for i, w := range l.Waiters {
+	waiters := func(ws []Waiter) {
+		b.WriteString(" waiters=[")
+		for i, w := range ws {
 			if i > 0 {
 				b.WriteByte(' ')
 			}
 			fmt.Fprintf(&b, "%d@%s", w.Session, time.Duration(w.Since))
+			if w.Mode == Shared {
+				b.WriteString("(shared)")
+			}
 		}
 		b.WriteString("]\n")
+	}
+	holders := func(what string, hs []Holder) {
+		fmt.Fprintf(&b, " %s=[", what)
+		for i, h := range hs {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "%d:%d@%s", h.Session, h.Token, time.Duration(h.Since))
+		}
+		b.WriteByte(']')
+	}
+	for _, l := range m.Locks("") {
+		switch {
+		case l.Holder != nil:
+			fmt.Fprintf(&b, "lock %s holder=%d token=%d since=%s", l.Name, l.Holder.Session, l.Holder.Token, time.Duration(l.Holder.Since))
+		case len(l.Holders) > 0:
+			fmt.Fprintf(&b, "lock %s", l.Name)
+			holders("shared", l.Holders)
+		default:
+			fmt.Fprintf(&b, "lock %s delayed-until=%s", l.Name, time.Duration(l.DelayedUntil))
+		}
+		waiters(l.Waiters)
+	}
+	sems, _ := m.ListSemaphores("", "", 0)
+	for _, r := range sems {
+		fmt.Fprintf(&b, "semaphore %s limit=%d", r.Name, r.Limit)
+		holders("holders", r.Holders)
+		waiters(r.Waiters)
 	}
 	for _, e := range m.Elections("") {
 		l := e.Leader
@@ -278,6 +342,28 @@ func (h *harness) dump() string {
 		fmt.Fprintf(&b, "member %d peer=%s client=%s\n", mb.ID, mb.PeerURL, mb.ClientURL)
 	}
 	return b.String()
+}
+
+// modeArg is Shared when the command has the shared argument.
+func modeArg(d *datadriven.TestData) Mode {
+	if d.HasArg("shared") {
+		return Shared
+	}
+	return Exclusive
+}
+
+// argVals are the values of key=(a,b,c), or of key=a.
+func argVals(d *datadriven.TestData, key string) []string {
+	for _, a := range d.CmdArgs {
+		if a.Key == key {
+			var out []string
+			for _, v := range a.Vals {
+				out = append(out, strings.Split(strings.TrimSpace(v), ",")...)
+			}
+			return out
+		}
+	}
+	return nil
 }
 
 func strArg(d *datadriven.TestData, key string) string {

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// waitGraph returns the wait-for graph of m's locks: waiter → holder.
-func waitGraph(m *Machine, names []string) map[uint64][]uint64 {
+// exclusiveWaitGraph returns the wait-for graph of m's locks: waiter → holder.
+func exclusiveWaitGraph(m *Machine, names []string) map[uint64][]uint64 {
 	g := map[uint64][]uint64{}
 	for _, n := range names {
 		li, ok := m.Lock(n)
@@ -72,7 +72,7 @@ func TestDeadlockRuleRandom(t *testing.T) {
 			name := names[rng.IntN(len(names))]
 			switch rng.IntN(4) {
 			case 0, 1:
-				g := waitGraph(m, names)
+				g := exclusiveWaitGraph(m, names)
 				li, held := m.Lock(name)
 				wouldCycle := false
 				if held && li.Holder != nil && li.Holder.Session != s {
@@ -103,7 +103,7 @@ func TestDeadlockRuleRandom(t *testing.T) {
 			case 3:
 				apply(&Command{Op: OpCancel, Session: s, Name: name})
 			}
-			g := waitGraph(m, names)
+			g := exclusiveWaitGraph(m, names)
 			for x := range g {
 				for _, y := range g[x] {
 					if reaches(g, y, x) {

@@ -1,6 +1,7 @@
 // Package lock is raftlock's replicated state machine: sessions (leases),
-// named locks with FIFO wait queues and fencing tokens, leader elections,
-// and the published cluster members.
+// named locks (exclusive or shared) with FIFO wait queues and fencing
+// tokens, counting semaphores, leader elections, and the published cluster
+// members.
 //
 // # Contract
 //
@@ -34,6 +35,34 @@
 // Retries are safe: an acquire by the holder returns its token, an acquire by
 // a waiter keeps its place, and a release that does not match the holder and
 // token answers CodeNotHolder and changes nothing.
+//
+// # Shared holds and semaphores
+//
+// A lock is held by one exclusive holder or by any number of shared ones
+// (OpAcquire with Mode Shared), never both. The queue is FIFO in both
+// directions: the consecutive shared waiters at its head are granted
+// together, an exclusive waiter only when nobody holds, and a request
+// behind a queued one waits even when it is compatible with the holders
+// (no starvation either way). Every grant's token is its entry's index,
+// so an exclusive grant's token is larger than every earlier grant's on
+// that name; shared holders granted in one entry share a token. A session
+// that holds or waits in one mode and asks for the other gets
+// CodeModeMismatch (no upgrades or downgrades).
+//
+// A counting semaphore (OpSemAcquire, a namespace of its own) has a limit
+// set by its first acquirer (another limit is CodeLimitMismatch while it
+// exists), one permit per session, and a FIFO queue: a release, close or
+// expiry grants the next waiters in the same entry, each with that
+// entry's index as token.
+//
+// # Waits that can never be granted
+//
+// From cluster version 5 a wait that could never be granted is refused
+// with CodeDeadlock and a Reason naming the cycle (deadlock.go): with
+// exclusive locks, a wait that closes a cycle of waits; with shared holds
+// and permits, a wait in a knot (no release by a session that can still
+// act would grant it). The rule is part of Apply, so every member decides
+// alike.
 //
 // # Elections
 //
@@ -101,10 +130,12 @@
 // the client request ID that opened them), or 3 when the state has access
 // control, quotas or sessions with a principal (then every session carries
 // its principal, and the quotas, users, roles and token hashes follow the
-// members); Restore reads versions 1 to 3. Commands are written in the
+// members), and later versions only when the state has what they add
+// (snapshot.go); Restore reads versions 1 to 6. Commands are written in the
 // oldest version that holds them: 3 only for a principal, a token, a forced
 // release or an administration op, so a cluster that never uses auth keeps
-// writing what older builds read.
+// writing what older builds read; 4 to 6 for the commands that need them
+// (membership.go), proposed only once the cluster version allows.
 //
 // # Queries
 //

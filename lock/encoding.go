@@ -3,6 +3,7 @@ package lock
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Format versions of encoded commands. Version 2 adds the client request
@@ -19,12 +20,18 @@ import (
 // Version 4 holds the membership ops and OpClusterVersion (membership.go),
 // with the layout of version 3 before the op's fields; it is written only
 // for them.
+//
+// Version 5 holds OpAcquireAll and the lock-delay of OpOpenSession.
+// Version 6 holds the semaphore ops, the Mode of a shared OpAcquire (a
+// byte after Wait) and the Modes of an OpAcquireAll that has them (a
+// byte per name after the names); it is written only for those.
 const (
 	commandVersion1 byte = 1
 	commandVersion2 byte = 2
 	commandVersion3 byte = 3
 	commandVersion4 byte = 4
 	commandVersion5 byte = 5
+	commandVersion6 byte = 6
 )
 
 // needsV3 reports whether c can only be written in version 3.
@@ -72,6 +79,21 @@ func Encode(c *Command) []byte {
 		e.varint(c.TTL)
 		e.str(c.Owner)
 		e.bool(c.Wait)
+		if version == commandVersion6 {
+			e.byte(byte(c.Mode))
+		}
+	case OpSemAcquire:
+		e.uvarint(c.Session)
+		e.str(c.Name)
+		e.uvarint(uint64(c.Limit))
+		e.bool(c.Wait)
+	case OpSemRelease:
+		e.uvarint(c.Session)
+		e.str(c.Name)
+		e.uvarint(c.Token)
+	case OpSemCancel:
+		e.uvarint(c.Session)
+		e.str(c.Name)
 	case OpRelease:
 		e.uvarint(c.Session)
 		e.str(c.Name)
@@ -99,6 +121,11 @@ func Encode(c *Command) []byte {
 		e.uvarint(uint64(len(c.Names)))
 		for _, n := range c.Names {
 			e.str(n)
+		}
+		if version == commandVersion6 {
+			for _, md := range c.Modes {
+				e.byte(byte(md))
+			}
 		}
 	case OpCampaign:
 		e.uvarint(c.Session)
@@ -175,7 +202,7 @@ func Decode(b []byte) (*Command, error) {
 		return nil, fmt.Errorf("decode command: %w: empty", ErrCorrupt)
 	}
 	version := b[0]
-	if version < commandVersion1 || version > commandVersion5 {
+	if version < commandVersion1 || version > commandVersion6 {
 		return nil, fmt.Errorf("decode command: %w %d", ErrUnknownVersion, version)
 	}
 	d := decoder{b: b, off: 1}
@@ -212,6 +239,28 @@ func Decode(b []byte) (*Command, error) {
 		c.TTL = d.varint("ttl")
 		c.Owner = d.str("owner")
 		c.Wait = d.bool("wait")
+		if version == commandVersion6 {
+			c.Mode = Mode(d.byte("mode"))
+			if d.err == nil && c.Mode != Shared {
+				d.fail("version 6 encoding of an exclusive acquire")
+			}
+		}
+	case OpSemAcquire:
+		c.Session = d.uvarint("session")
+		c.Name = d.str("name")
+		limit := d.uvarint("limit")
+		if d.err == nil && limit > math.MaxUint32 {
+			d.fail("semaphore limit")
+		}
+		c.Limit = uint32(limit)
+		c.Wait = d.bool("wait")
+	case OpSemRelease:
+		c.Session = d.uvarint("session")
+		c.Name = d.str("name")
+		c.Token = d.uvarint("token")
+	case OpSemCancel:
+		c.Session = d.uvarint("session")
+		c.Name = d.str("name")
 	case OpRelease:
 		c.Session = d.uvarint("session")
 		c.Name = d.str("name")
@@ -240,6 +289,12 @@ func Decode(b []byte) (*Command, error) {
 			c.Names = make([]string, n)
 			for i := range c.Names {
 				c.Names[i] = d.str("name")
+			}
+		}
+		if version == commandVersion6 && d.err == nil {
+			c.Modes = make([]Mode, len(c.Names))
+			for i := range c.Modes {
+				c.Modes[i] = Mode(d.byte("mode"))
 			}
 		}
 	case OpCampaign:
@@ -326,7 +381,9 @@ func Decode(b []byte) (*Command, error) {
 		d.fail("version 3 encoding of a command that needs another version")
 	case version == commandVersion4 && !needsV4(c):
 		d.fail("version 4 encoding of a command that needs an older version")
-	case version == commandVersion5 && !needsV5(c), version != commandVersion5 && c.Op == OpAcquireAll:
+	case version == commandVersion5 && (!needsV5(c) || needsV6(c)), version < commandVersion5 && c.Op == OpAcquireAll:
+		d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
+	case version == commandVersion6 && !needsV6(c), version != commandVersion6 && semOp(c.Op):
 		d.fail(fmt.Sprintf("op %d in version %d", c.Op, version))
 	}
 	if err := d.finish(); err != nil {

@@ -64,14 +64,24 @@ var allOps = []*Command{
 	{Op: OpOpenSession, TTL: 5e9, LockDelay: MaxLockDelay, Principal: "alice"},
 	{Op: OpAcquireAll, Now: 20, Session: 3, Names: []string{"a", "b/c"}},
 	{Op: OpAcquireAll, Session: 3, Names: []string{"x"}, Principal: "alice", TokenID: 9},
+	// Version 6: semaphores, shared holds.
+	{Op: OpAcquire, Now: 22, Session: 3, Name: "db", Wait: true, Mode: Shared},
+	{Op: OpAcquire, Now: 22, Name: "db", TTL: 5e9, Owner: "eph", Mode: Shared, Principal: "alice"},
+	{Op: OpAcquireAll, Session: 3, Names: []string{"a", "b"}, Modes: []Mode{Shared, Exclusive}},
+	{Op: OpSemAcquire, Now: 23, Session: 3, Name: "pool/ä", Limit: math.MaxUint32, Wait: true},
+	{Op: OpSemAcquire, Session: math.MaxUint64, Name: "p", Limit: 1, Principal: "bob", TokenID: 2},
+	{Op: OpSemRelease, Now: 24, Session: 3, Name: "p", Token: math.MaxUint64},
+	{Op: OpSemCancel, Now: 25, Session: 3, Name: "p"},
 }
 
 // wantVersion is the version Encode must write for c.
 func wantVersion(c *Command) byte {
 	switch {
+	case semOp(c.Op), c.Mode == Shared, c.Modes != nil:
+		return commandVersion6
 	case c.Op == OpAcquireAll, c.Op == OpOpenSession && c.LockDelay != 0:
 		return commandVersion5
-	case c.Op >= OpMemberAdd:
+	case c.Op >= OpMemberAdd && c.Op <= OpClusterVersion:
 		return commandVersion4
 	case needsV3(c):
 		return commandVersion3
@@ -145,7 +155,7 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"nil", nil, ErrCorrupt},
 		{"version 0", []byte{0, byte(OpTick), 0}, ErrUnknownVersion},
-		{"version 6", append([]byte{6}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
+		{"version 7", append([]byte{7}, Encode(allOps[0])[1:]...), ErrUnknownVersion},
 		{"version 3 without a principal", []byte{3, byte(OpTick), 0, 0}, ErrCorrupt},
 		{"version 1 auth op", []byte{1, byte(OpAuthEnable), 0}, ErrCorrupt},
 		{"version 2 without a request ID", append([]byte{2}, Encode(allOps[0])[1:]...), ErrCorrupt},

@@ -13,9 +13,24 @@ import (
 // session, request IDs map to the sessions they opened, the trees are
 // well formed, and ephemeral sessions touch only their bound lock.
 func checkInvariants(m *Machine) error {
-	waiters := 0
+	waiters, shared := 0, 0
 	for _, l := range m.locks.Ascend("") {
 		waiters += len(l.queue)
+		shared += len(l.shared)
+		for _, w := range l.queue {
+			if w.mode == Shared {
+				shared++
+			}
+		}
+	}
+	for _, r := range m.sems.Ascend("") {
+		waiters += len(r.queue)
+	}
+	if shared != m.sharedLocks {
+		return fmt.Errorf("shared count %d, locks have %d shared holds and places", m.sharedLocks, shared)
+	}
+	if err := m.checkSemaphores(); err != nil {
+		return err
 	}
 	if waiters != m.waiters {
 		return fmt.Errorf("waiter count %d, queues hold %d", m.waiters, waiters)
@@ -74,8 +89,25 @@ func checkInvariants(m *Machine) error {
 				return fmt.Errorf("lock %q in its lock-delay until %d: holder %d token %d, delays has %d", name, l.delayedUntil, l.holder, l.token, m.delays[name])
 			}
 			delayed++
-		case l.holder == 0:
+			if len(l.shared) > 0 {
+				return fmt.Errorf("lock %q in its lock-delay has shared holders", name)
+			}
+		case l.holder == 0 && len(l.shared) == 0:
 			return fmt.Errorf("lock %q exists without holder (waiters %d)", name, len(l.queue))
+		case l.holder == 0:
+			var last uint64
+			for _, h := range l.shared {
+				s := m.sessions[h.session]
+				if s == nil || !has(s.held, name) {
+					return fmt.Errorf("lock %q shared holder %d missing or does not know it", name, h.session)
+				}
+				if h.token == 0 || h.token > m.applied || h.token < last {
+					return fmt.Errorf("lock %q shared holder %d token %d", name, h.session, h.token)
+				}
+				last = h.token
+			}
+		case len(l.shared) > 0:
+			return fmt.Errorf("lock %q held exclusive by %d and shared by %d", name, l.holder, len(l.shared))
 		default:
 			holder := m.sessions[l.holder]
 			if holder == nil {
@@ -88,13 +120,22 @@ func checkInvariants(m *Machine) error {
 				return fmt.Errorf("lock %q token %d (applied %d)", name, l.token, m.applied)
 			}
 		}
+		if len(l.queue) > 0 && l.admits(l.queue[0].mode) {
+			return fmt.Errorf("lock %q: head waiter %d (%v) could hold it", name, l.queue[0].session, l.queue[0].mode)
+		}
 		seen := map[uint64]bool{}
+		for _, h := range l.shared {
+			if seen[h.session] {
+				return fmt.Errorf("lock %q: shared holder %d twice", name, h.session)
+			}
+			seen[h.session] = true
+		}
 		for _, w := range l.queue {
 			s := m.sessions[w.session]
 			if s == nil {
 				return fmt.Errorf("lock %q waiter %d missing", name, w.session)
 			}
-			if w.session == l.holder {
+			if _, _, held := l.heldBy(w.session); held || w.mode > Shared {
 				return fmt.Errorf("lock %q: holder %d also waits", name, w.session)
 			}
 			if seen[w.session] {
@@ -135,8 +176,21 @@ func checkInvariants(m *Machine) error {
 			}
 		}
 		for name := range s.held {
-			if l, ok := m.locks.Get(name); !ok || l.holder != id {
+			if l, ok := m.locks.Get(name); !ok {
 				return fmt.Errorf("session %d thinks it holds %q", id, name)
+			} else if _, _, held := l.heldBy(id); !held {
+				return fmt.Errorf("session %d thinks it holds %q", id, name)
+			}
+		}
+		for name := range s.permits {
+			if r, ok := m.sems.Get(name); !ok || r.permitOf(id) < 0 {
+				return fmt.Errorf("session %d thinks it holds a permit of %q", id, name)
+			}
+		}
+		for name := range s.semWaiting {
+			r, ok := m.sems.Get(name)
+			if !ok || !slices.ContainsFunc(r.queue, func(w waiter) bool { return w.session == id }) {
+				return fmt.Errorf("session %d thinks it waits for semaphore %q", id, name)
 			}
 		}
 		for name := range s.waiting {
@@ -156,7 +210,7 @@ func checkInvariants(m *Machine) error {
 				return fmt.Errorf("session %d thinks it is a candidate in %q", id, name)
 			}
 		}
-		if s.bound != "" && len(s.leads)+len(s.runs) != 0 {
+		if s.bound != "" && len(s.leads)+len(s.runs)+len(s.permits)+len(s.semWaiting) != 0 {
 			return fmt.Errorf("ephemeral session %d in elections: leads %v runs %v", id, s.leads, s.runs)
 		}
 		if s.bound != "" {
@@ -176,6 +230,43 @@ func checkInvariants(m *Machine) error {
 		}
 	} else if len(m.sessions) > 0 {
 		return fmt.Errorf("NextDeadline false with %d sessions", len(m.sessions))
+	}
+	return nil
+}
+
+// checkSemaphores verifies every semaphore: a limit, 1 to limit holders
+// that exist and know it, one permit per session, tokens in grant order,
+// waiters only while every permit is held, queued once, never holders.
+func (m *Machine) checkSemaphores() error {
+	if err := m.sems.check(); err != nil {
+		return fmt.Errorf("semaphores tree: %w", err)
+	}
+	for name, r := range m.sems.Ascend("") {
+		if r.limit == 0 || r.limit > MaxSemaphoreLimit || len(r.holders) == 0 || len(r.holders) > int(r.limit) {
+			return fmt.Errorf("semaphore %q limit %d holders %d", name, r.limit, len(r.holders))
+		}
+		if len(r.queue) > 0 && !r.full() {
+			return fmt.Errorf("semaphore %q: %d waiters behind a free permit", name, len(r.queue))
+		}
+		seen := map[uint64]bool{}
+		var last uint64
+		for _, h := range r.holders {
+			s := m.sessions[h.session]
+			if s == nil || !has(s.permits, name) || seen[h.session] {
+				return fmt.Errorf("semaphore %q holder %d missing, unaware or twice", name, h.session)
+			}
+			if h.token == 0 || h.token > m.applied || h.token < last {
+				return fmt.Errorf("semaphore %q holder %d token %d", name, h.session, h.token)
+			}
+			seen[h.session], last = true, h.token
+		}
+		for _, w := range r.queue {
+			s := m.sessions[w.session]
+			if s == nil || !has(s.semWaiting, name) || seen[w.session] {
+				return fmt.Errorf("semaphore %q waiter %d missing, unaware, holder or twice", name, w.session)
+			}
+			seen[w.session] = true
+		}
 	}
 	return nil
 }

@@ -12,15 +12,16 @@ import (
 // (paused, cut off), has time to notice before anyone else writes. Its
 // waiters keep their places; a try meanwhile answers CodeLockHeld with no
 // holder. The leader proposes OpExpire when the delay ends (NextDeadline
-// includes it), and that entry grants the head waiter, or drops the lock
-// when nobody waits. A clean release or close grants at once, as always.
+// includes it), and that entry grants the waiters at the head, or drops the
+// lock when nobody waits. A shared hold is released at once. A clean release or close grants at once, as always.
 
-// delayLock takes lock name from its holder, which expired with a
-// lock-delay of delay: a lock_released event, and nobody holds the lock
-// until clock + delay.
-func (a *applier) delayLock(name string, delay int64) {
+// delayLock takes lock name from its exclusive holder id, which expired
+// with a lock-delay of delay: a lock_released event, and nobody holds the
+// lock until clock + delay. (A shared hold is released as usual: the
+// lock-delay protects a resource from a late writer.)
+func (a *applier) delayLock(name string, id uint64, delay int64) {
 	m := a.m
-	l := a.takeFromHolder(name)
+	l := a.takeFrom(name, id)
 	l.delayedUntil = addSat(m.clock, delay)
 	m.delays[name] = l.delayedUntil
 	m.locks.Set(name, l)
@@ -42,7 +43,7 @@ func (a *applier) endDelays() {
 		delete(m.delays, name)
 		l, _ := m.locks.Get(name)
 		l.delayedUntil = 0
-		a.grantHead(name, l)
+		a.grantReady(name, l)
 	}
 }
 

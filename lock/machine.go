@@ -38,8 +38,12 @@ type Machine struct {
 	openReqs  map[string]uint64 // client request ID → the session it opened, while that session lives
 	locks     tree[lockRec]
 	elections tree[electionRec]
-	members   map[uint64]Member
-	auth      *AuthView // nil: no auth state yet (auth.go)
+	sems      tree[semRec]
+	// sharedLocks counts the shared holds and shared queue places over
+	// all locks: a snapshot needs version 6 while it is not 0.
+	sharedLocks int
+	members     map[uint64]Member
+	auth        *AuthView // nil: no auth state yet (auth.go)
 	// The quotas (quota.go) and the open sessions of each principal.
 	limits      Limits
 	limitsSet   bool
@@ -174,6 +178,12 @@ func (m *Machine) Apply(index, term uint64, cmd *Command) Result {
 		a.setClusterVersion(cmd)
 	case OpAcquireAll:
 		a.acquireAll(cmd)
+	case OpSemAcquire:
+		a.semAcquire(cmd)
+	case OpSemRelease:
+		a.semRelease(cmd.Session, cmd.Name, cmd.Token)
+	case OpSemCancel:
+		a.semCancel(cmd.Session, cmd.Name)
 	case OpCampaign:
 		a.campaign(cmd)
 	case OpProclaim:
@@ -205,7 +215,11 @@ func valid(c *Command) bool {
 	case OpCloseSession:
 		return c.Session != 0
 	case OpAcquire:
-		return c.Name != "" && (c.Session != 0 || ttlOK)
+		return c.Name != "" && (c.Session != 0 || ttlOK) && c.Mode <= Shared
+	case OpSemAcquire:
+		return c.Name != "" && c.Session != 0 && c.Limit >= 1 && c.Limit <= MaxSemaphoreLimit
+	case OpSemRelease, OpSemCancel:
+		return c.Name != "" && c.Session != 0
 	case OpRelease:
 		return c.Name != "" && (c.Session != 0 || c.Force)
 	case OpCancel, OpResign:
@@ -229,6 +243,14 @@ func valid(c *Command) bool {
 				return false
 			}
 		}
+		if c.Modes != nil && len(c.Modes) != len(c.Names) {
+			return false
+		}
+		for _, md := range c.Modes {
+			if md > Shared {
+				return false
+			}
+		}
 		return true
 	}
 	return authOp(c.Op) && validAuth(c)
@@ -236,11 +258,11 @@ func valid(c *Command) bool {
 
 // refused reports the commands that are well formed but that an existing
 // session may never make: an ephemeral session exists for its bound lock
-// only, so it may not acquire another lock nor campaign. It runs before the
+// only, so it may not acquire another lock, a semaphore, nor campaign. It runs before the
 // clock and term rules so that, like a malformed command, the refusal
 // changes nothing but the applied index.
 func (m *Machine) refused(c *Command) (uint64, bool) {
-	if c.Op != OpAcquire && c.Op != OpCampaign && c.Op != OpAcquireAll {
+	if c.Op != OpAcquire && c.Op != OpCampaign && c.Op != OpAcquireAll && c.Op != OpSemAcquire {
 		return 0, false
 	}
 	s, ok := m.sessions[c.Session]

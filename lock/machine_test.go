@@ -110,6 +110,7 @@ func TestLocksPrefix(t *testing.T) {
 	}
 	l, ok := m.Lock("jobs/2")
 	want := LockInfo{Name: "jobs/2", Holder: &Holder{Session: 1, Owner: "a", Token: 4, Since: 2e9},
+		Holders: []Holder{{Session: 1, Owner: "a", Token: 4, Since: 2e9}},
 		Waiters: []Waiter{{Session: 7, Owner: "eph", Since: 3e9}}}
 	if !ok || !reflect.DeepEqual(l, want) {
 		t.Fatalf("Lock(jobs/2) = %+v, want %+v", l, want)
@@ -212,7 +213,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 func TestRestoreErrorsKeepState(t *testing.T) {
 	m := scenario(t)
 	good := m.Snapshot()
-	unknown := append([]byte{6}, good[1:]...)
+	unknown := append([]byte{7}, good[1:]...)
 	// A waiter that also holds the lock: decodes, but is inconsistent.
 	bad := New()
 	bad.Apply(1, 1, &Command{Op: OpOpenSession, TTL: 1})

@@ -25,8 +25,10 @@ const (
 	// encoding but a rule of Apply that builds before it do not know
 	// (waits that would deadlock are refused: deadlock.go), so it too
 	// must wait until every member applies it alike), OpAcquireAll and
-	// the lock-delay of OpOpenSession.
-	MaxCommandVersion = 5
+	// the lock-delay of OpOpenSession; 6 adds the semaphore ops and the
+	// shared mode of OpAcquire and OpAcquireAll (a wait involving them is
+	// refused only when it could never be granted: deadlock.go).
+	MaxCommandVersion = 6
 )
 
 // CommandVersion returns the format version Encode writes for c: the
@@ -34,6 +36,8 @@ const (
 // the cluster's command version (Machine.ClusterVersion).
 func CommandVersion(c *Command) int {
 	switch {
+	case needsV6(c):
+		return 6
 	case needsV5(c):
 		return 5
 	case needsV4(c):
@@ -45,6 +49,14 @@ func CommandVersion(c *Command) int {
 	}
 	return 1
 }
+
+// needsV6 reports whether c can only be written in version 6.
+func needsV6(c *Command) bool {
+	return semOp(c.Op) || (c.Op == OpAcquire && c.Mode != Exclusive) || (c.Op == OpAcquireAll && c.Modes != nil)
+}
+
+// semOp reports whether op is a semaphore op.
+func semOp(op Op) bool { return op == OpSemAcquire || op == OpSemRelease || op == OpSemCancel }
 
 // needsV5 reports whether c can only be written in version 5.
 func needsV5(c *Command) bool {

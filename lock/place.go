@@ -8,6 +8,7 @@ type Kind uint8
 const (
 	KindLock Kind = iota + 1
 	KindElection
+	KindSemaphore
 )
 
 // String returns the kind's name.
@@ -17,6 +18,8 @@ func (k Kind) String() string {
 		return "lock"
 	case KindElection:
 		return "election"
+	case KindSemaphore:
+		return "semaphore"
 	}
 	return "unknown"
 }
@@ -46,6 +49,8 @@ func (ev Event) Place() (Place, bool) {
 		return Place{Kind: KindLock, Name: ev.Name, Session: ev.Session}, true
 	case EventElected, EventProclaimed, EventResigned, EventLeaderExpired, EventCandidateJoined, EventCandidateLeft:
 		return Place{Kind: KindElection, Name: ev.Name, Session: ev.Session}, true
+	case EventPermitGranted, EventPermitReleased, EventPermitQueued, EventPermitCancelled:
+		return Place{Kind: KindSemaphore, Name: ev.Name, Session: ev.Session}, true
 	}
 	return Place{}, false
 }

@@ -54,6 +54,9 @@ func (g *gen) live() uint64 {
 
 func (g *gen) ename() string { return g.enames[g.r.IntN(len(g.enames))] }
 
+// sname is a semaphore name; its length is its limit (1 to 3).
+func (g *gen) sname() string { return []string{"s", "ss", "sss"}[g.r.IntN(3)] }
+
 // value is a short value, sometimes empty, rarely too long.
 func (g *gen) value() string {
 	switch g.r.IntN(40) {
@@ -90,7 +93,7 @@ func (g *gen) next() entry {
 		ttl = 20e9 + r.Int64N(40e9) // some sessions live long enough to queue
 	}
 	c := &Command{Now: now}
-	switch k := r.IntN(137); {
+	switch k := r.IntN(162); {
 	case k < 10:
 		c.Op, c.TTL, c.Owner = OpOpenSession, ttl, fmt.Sprint("o", g.index)
 		if r.IntN(3) == 0 {
@@ -115,8 +118,9 @@ func (g *gen) next() entry {
 		c.Op, c.TTL, c.Owner, c.Name, c.Wait = OpAcquire, ttl, "eph", g.name(), r.IntN(2) == 0
 	case k < 80:
 		c.Op, c.Name = OpRelease, g.name()
-		if l, ok := g.m.Lock(c.Name); ok && l.Holder != nil && r.IntN(10) < 8 {
-			c.Session, c.Token = l.Holder.Session, l.Holder.Token
+		if l, ok := g.m.Lock(c.Name); ok && len(l.Holders) > 0 && r.IntN(10) < 8 {
+			h := l.Holders[r.IntN(len(l.Holders))]
+			c.Session, c.Token = h.Session, h.Token
 			if r.IntN(8) == 0 {
 				c.Token-- // stale
 			}
@@ -156,6 +160,38 @@ func (g *gen) next() entry {
 		}
 		slices.Sort(c.Names)
 		c.Names = slices.Compact(c.Names)
+		if r.IntN(2) == 0 {
+			for range c.Names {
+				c.Modes = append(c.Modes, Mode(r.IntN(2)))
+			}
+		}
+	case k >= 137 && k < 147: // shared
+		c.Op, c.Session, c.Name, c.Wait, c.Mode = OpAcquire, g.live(), g.name(), r.IntN(10) < 7, Shared
+		if r.IntN(6) == 0 {
+			c.Session, c.TTL, c.Owner = 0, ttl, "eph" // an ephemeral shared hold
+		}
+	case k >= 147 && k < 154:
+		c.Op, c.Session, c.Name, c.Wait = OpSemAcquire, g.live(), g.sname(), r.IntN(10) < 7
+		c.Limit = uint32(len(c.Name)) // one limit per name...
+		if r.IntN(15) == 0 {
+			c.Limit++ // ...but for a mismatch now and then
+		}
+	case k >= 154 && k < 159:
+		c.Op, c.Name = OpSemRelease, g.sname()
+		if sem, ok := g.m.Semaphore(c.Name); ok && r.IntN(10) < 8 {
+			h := sem.Holders[r.IntN(len(sem.Holders))]
+			c.Session, c.Token = h.Session, h.Token
+			if r.IntN(8) == 0 {
+				c.Token-- // stale
+			}
+		} else {
+			c.Session, c.Token = g.session(), r.Uint64N(g.index+1)
+		}
+	case k >= 159:
+		c.Op, c.Session, c.Name = OpSemCancel, g.session(), g.sname()
+		if sem, ok := g.m.Semaphore(c.Name); ok && len(sem.Waiters) > 0 && r.IntN(2) == 0 {
+			c.Session = sem.Waiters[r.IntN(len(sem.Waiters))].Session
+		}
 	case k >= 135:
 		c.Op, c.ClusterVersion = OpClusterVersion, MaxCommandVersion // the deadlock rule from here on
 	default:
@@ -187,11 +223,27 @@ func checkResult(e entry, res Result, lastGrant, lastTerm map[string]uint64) err
 		if ev.Revision != e.index || ev.Seq != uint32(i) {
 			return fmt.Errorf("event %d stamped %d.%d", i, ev.Revision, ev.Seq)
 		}
-		if ev.Type == EventLockGranted {
-			if ev.Token != e.index || ev.Token <= lastGrant[ev.Name] {
-				return fmt.Errorf("grant of %q token %d at index %d after %d", ev.Name, ev.Token, e.index, lastGrant[ev.Name])
+		if ev.Type == EventLockGranted || ev.Type == EventPermitGranted {
+			// A grant's token is its entry's index: larger than every
+			// earlier grant's of that name, equal to the others of this
+			// entry (shared holders, permits granted together); an
+			// exclusive grant is this entry's only grant of the name.
+			key := ev.Name
+			if ev.Type == EventPermitGranted {
+				key = "semaphore " + ev.Name
 			}
-			lastGrant[ev.Name] = ev.Token
+			last := lastGrant[key]
+			same := last == e.index && ev.Type == EventLockGranted && ev.Mode == Shared && lastGrant["shared "+key] == e.index
+			if ev.Type == EventPermitGranted {
+				same = last == e.index
+			}
+			if ev.Token != e.index || (ev.Token <= last && !same) {
+				return fmt.Errorf("grant of %q token %d at index %d after %d", ev.Name, ev.Token, e.index, last)
+			}
+			lastGrant[key] = ev.Token
+			if ev.Mode == Shared {
+				lastGrant["shared "+key] = ev.Token
+			}
 		}
 		if ev.Type == EventElected {
 			if ev.Token != e.index || ev.Token <= lastTerm[ev.Name] {
@@ -217,10 +269,21 @@ func checkResult(e entry, res Result, lastGrant, lastTerm map[string]uint64) err
 // their snapshots must be byte-identical at every step and the invariants
 // must hold throughout.
 func TestReplayDeterminism(t *testing.T) {
-	seeds, steps := 40, 1500
+	seeds, steps := 40, 2500
 	if testing.Short() {
 		seeds = 5
 	}
+	allEvents, allCodes := map[EventType]int{}, map[Code]int{}
+	defer func() {
+		if t.Failed() || testing.Short() {
+			return
+		}
+		// Over all seeds: the rarer outcomes happen too.
+		if allEvents[EventPermitQueued] < 20 || allEvents[EventPermitCancelled] < 10 ||
+			allCodes[CodeLimitMismatch] < 10 || allCodes[CodeModeMismatch] < 10 || allCodes[CodeDeadlock] < 3 {
+			t.Fatalf("weak logs: events %v, codes %v", allEvents, allCodes)
+		}
+	}()
 	for seed := range uint64(seeds) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			a, b := New(), New()
@@ -228,8 +291,9 @@ func TestReplayDeterminism(t *testing.T) {
 				names: []string{"a", "b", "c", "d/1"}, enames: []string{"a", "e", "f/1"}}
 			var c *Machine
 			lastGrant, lastTerm := map[string]uint64{}, map[string]uint64{}
-			grants, expiries := 0, 0
+			grants, expiries, shared := 0, 0, 0
 			evs := map[EventType]int{}
+			codes := map[Code]int{}
 			prev := a.Snapshot()
 			for step := range steps {
 				e := g.next()
@@ -238,7 +302,7 @@ func TestReplayDeterminism(t *testing.T) {
 				if e.cmd != nil {
 					var err error
 					if cmdB, err = Decode(Encode(e.cmd)); err != nil {
-						if e.cmd.Op >= OpTick && e.cmd.Op <= OpResign {
+						if e.cmd.Op >= OpTick && e.cmd.Op <= OpResign || semOp(e.cmd.Op) || e.cmd.Op == OpAcquireAll {
 							t.Fatalf("step %d: decode: %v", step, err)
 						}
 						cmdB = e.cmd // an unknown op does not encode
@@ -261,6 +325,7 @@ func TestReplayDeterminism(t *testing.T) {
 						t.Fatalf("step %d: election %q term %d, last elected %d", step, el.Name, el.Leader.Term, lastTerm[el.Name])
 					}
 				}
+				codes[ra.Code]++
 				for _, ev := range ra.Events {
 					evs[ev.Type]++
 					switch ev.Type {
@@ -268,6 +333,9 @@ func TestReplayDeterminism(t *testing.T) {
 						g.ids = append(g.ids, ev.Session)
 					case EventLockGranted:
 						grants++
+						if ev.Mode == Shared {
+							shared++
+						}
 					case EventSessionExpired:
 						expiries++
 					}
@@ -310,13 +378,22 @@ func TestReplayDeterminism(t *testing.T) {
 				t.Fatalf("weak log: %d grants, %d expiries", grants, expiries)
 			}
 			for _, ty := range []EventType{EventElected, EventProclaimed, EventResigned, EventLeaderExpired,
-				EventNoLeader, EventCandidateJoined, EventCandidateLeft} {
+				EventNoLeader, EventCandidateJoined, EventCandidateLeft, EventPermitGranted, EventPermitReleased} {
 				if evs[ty] < 5 {
 					t.Fatalf("weak log: %d %s events (%v)", evs[ty], ty, evs)
 				}
 			}
-			if testing.Verbose() && seed == 0 {
-				t.Logf("events: %v", evs)
+			if shared < 20 {
+				t.Fatalf("weak log: %d shared grants", shared)
+			}
+			for ty, n := range evs {
+				allEvents[ty] += n
+			}
+			for c, n := range codes {
+				allCodes[c] += n
+			}
+			if testing.Verbose() && seed < 3 {
+				t.Logf("events: %v codes: %v shared grants %d", evs, codes, shared)
 			}
 		})
 	}

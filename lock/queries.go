@@ -52,14 +52,16 @@ func (m *Machine) SessionTTL(id uint64) (int64, bool) {
 
 func (s *session) info() SessionInfo {
 	si := SessionInfo{
-		ID:        s.id,
-		Principal: s.principal,
-		Owner:     s.owner,
-		TTL:       s.ttl,
-		Deadline:  s.deadline,
-		Locks:     sortedKeys(s.held),
-		Waiting:   sortedKeys(s.waiting),
-		Bound:     s.bound,
+		ID:         s.id,
+		Principal:  s.principal,
+		Owner:      s.owner,
+		TTL:        s.ttl,
+		Deadline:   s.deadline,
+		Locks:      sortedKeys(s.held),
+		Waiting:    sortedKeys(s.waiting),
+		Bound:      s.bound,
+		Permits:    sortedKeys(s.permits),
+		SemWaiting: sortedKeys(s.semWaiting),
 	}
 	if len(s.leads)+len(s.runs) > 0 {
 		si.Campaigns = append(sortedKeys(s.leads), sortedKeys(s.runs)...)
@@ -73,8 +75,13 @@ func (s *session) info() SessionInfo {
 type PlaceState struct {
 	SessionExists bool    // the session exists
 	Queued        bool    // the session waits in the queue
-	Holder        *Holder // KindLock: the lock's holder, nil when free
+	Holder        *Holder // KindLock: the lock's exclusive holder, nil when none
 	Leader        *Leader // KindElection: the leader, nil when nobody leads
+	// Held is the session's own hold (KindLock, any mode) or permit
+	// (KindSemaphore), nil when it has none.
+	Held *Holder
+	// Holders counts the holders of the lock or semaphore.
+	Holders int
 }
 
 // PlaceState reads the stake of p.Session in the queue p names, in
@@ -90,6 +97,22 @@ func (m *Machine) PlaceState(p Place) PlaceState {
 		ps.Queued = ok && has(s.waiting, p.Name)
 		if l, ok := m.locks.Get(p.Name); ok {
 			ps.Holder = m.holderOf(&l)
+			if mode, token, held := l.heldBy(p.Session); held {
+				ps.Held = &Holder{Session: p.Session, Owner: s.owner, Token: token, Mode: mode}
+			}
+			ps.Holders = len(l.shared)
+			if l.holder != 0 {
+				ps.Holders = 1
+			}
+		}
+	case KindSemaphore:
+		ps.Queued = ok && has(s.semWaiting, p.Name)
+		if r, ok := m.sems.Get(p.Name); ok {
+			if i := r.permitOf(p.Session); i >= 0 {
+				h := r.holders[i]
+				ps.Held = &Holder{Session: p.Session, Owner: s.owner, Token: h.token, Since: h.since}
+			}
+			ps.Holders = len(r.holders)
 		}
 	case KindElection:
 		ps.Queued = ok && has(s.runs, p.Name)
@@ -109,14 +132,19 @@ func (m *Machine) Lock(name string) (LockInfo, bool) {
 }
 
 func (m *Machine) lockInfo(name string, l *lockRec) LockInfo {
-	li := LockInfo{Name: name, Holder: m.holderOf(l), DelayedUntil: l.delayedUntil}
-	if len(l.queue) > 0 {
-		li.Waiters = make([]Waiter, len(l.queue))
-		for i, w := range l.queue {
-			li.Waiters[i] = Waiter{Session: w.session, Owner: m.sessions[w.session].owner, Since: w.since}
-		}
+	return LockInfo{Name: name, Holder: m.holderOf(l), Holders: m.holdersOf(l), Waiters: m.waitersOf(l.queue), DelayedUntil: l.delayedUntil}
+}
+
+// waitersOf describes queue q, nil when empty.
+func (m *Machine) waitersOf(q []waiter) []Waiter {
+	if len(q) == 0 {
+		return nil
 	}
-	return li
+	out := make([]Waiter, len(q))
+	for i, w := range q {
+		out[i] = Waiter{Session: w.session, Owner: m.sessions[w.session].owner, Since: w.since, Mode: w.mode}
+	}
+	return out
 }
 
 // Locks returns copies of the existing locks whose name starts with prefix
@@ -208,7 +236,7 @@ func (m *Machine) Members() []Member {
 	return out
 }
 
-// WaiterCount is the number of places in lock queues, over all locks. O(1).
+// WaiterCount is the number of places in lock and semaphore queues. O(1).
 func (m *Machine) WaiterCount() int { return m.waiters }
 
 // SessionCount is the number of open sessions. O(1).

@@ -23,7 +23,11 @@ type session struct {
 	waiting   map[string]struct{}
 	leads     map[string]struct{}
 	runs      map[string]struct{}
-	pos       int
+	// permits and semWaiting are the semaphores it holds a permit of and
+	// is queued for (semaphores.go); nil until it uses one.
+	permits    map[string]struct{}
+	semWaiting map[string]struct{}
+	pos        int
 }
 
 func newSession(id uint64, owner string, ttl, deadline int64, bound, requestID string) *session {
@@ -126,7 +130,9 @@ func (a *applier) closeSession(id uint64, principal string) {
 
 // expire ends every session whose deadline is at or before the clock, in
 // ascending ID order. All of them first leave every queue (ascending ID,
-// then lock queues by name, then candidate queues by name), so that no lock
+// then lock queues by name, semaphore queues by name, candidate queues by
+// name; the waiters their leaving lets through are granted after that, by
+// lock name, then semaphore name), so that no lock
 // released by one is granted to another that expires in the same entry, and
 // no leadership passes to a dying candidate: each lock is granted and each
 // election won at most once per entry, and a dying session never sees a
@@ -138,15 +144,34 @@ func (a *applier) expire() {
 		due = append(due, heap.Pop(&m.deadlines).(*session))
 	}
 	sort.Slice(due, func(i, j int) bool { return due[i].id < due[j].id })
+	left := map[string]struct{}{} // locks whose queues lost a waiter
+	leftSem := map[string]struct{}{}
 	for _, s := range due {
 		if mutated(noLeaseRecheckAfterWait) {
 			break
 		}
 		for _, name := range sortedKeys(s.waiting) {
-			a.dequeue(name, s)
+			a.dequeue(name, s, false)
+			left[name] = struct{}{}
+		}
+		for _, name := range sortedKeys(s.semWaiting) {
+			a.semDequeue(name, s, false)
+			leftSem[name] = struct{}{}
 		}
 		for _, name := range sortedKeys(s.runs) {
 			a.withdraw(name, s)
+		}
+	}
+	// A shared waiter behind a dying exclusive one may hold now. The
+	// dying sessions are out of every queue: none of them is granted.
+	for _, name := range sortedKeys(left) {
+		if l, ok := a.m.locks.Get(name); ok {
+			a.grantReady(name, l)
+		}
+	}
+	for _, name := range sortedKeys(leftSem) {
+		if r, ok := a.m.sems.Get(name); ok {
+			a.grantPermits(name, r)
 		}
 	}
 	for _, s := range due {
@@ -156,22 +181,29 @@ func (a *applier) expire() {
 	a.res.Code = CodeOK
 }
 
-// end releases every lock s holds (granting each to its head waiter), removes
-// s from every lock queue, ends every leadership of s (electing each
+// end releases every lock s holds (granting each to its head waiters),
+// removes s from every lock queue, gives back its semaphore permits and
+// leaves the semaphore queues (granting likewise), ends every leadership of s (electing each
 // election's head candidate) with a resigned event, or leader_expired when
 // final is EventSessionExpired, withdraws s from every candidate queue, and
 // deletes it; the last event is final. Each group goes in name order.
 func (a *applier) end(s *session, final EventType) {
 	m := a.m
 	for _, name := range sortedKeys(s.held) {
-		if final == EventSessionExpired && s.lockDelay > 0 {
-			a.delayLock(name, s.lockDelay)
+		if l, _ := m.locks.Get(name); final == EventSessionExpired && s.lockDelay > 0 && l.holder == s.id {
+			a.delayLock(name, s.id, s.lockDelay)
 			continue
 		}
-		a.releaseLock(name)
+		a.releaseLock(name, s.id)
 	}
 	for _, name := range sortedKeys(s.waiting) {
-		a.dequeue(name, s)
+		a.dequeue(name, s, true)
+	}
+	for _, name := range sortedKeys(s.permits) {
+		a.releasePermit(name, s.id)
+	}
+	for _, name := range sortedKeys(s.semWaiting) {
+		a.semDequeue(name, s, true)
 	}
 	left := EventResigned
 	if final == EventSessionExpired {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strconv"
 )
 
 // snapshotVersion is the format version of snapshots this build writes
@@ -23,11 +24,19 @@ import (
 // snapshotVersionDelay (5) adds each session's lock-delay and each lock's
 // end of lock-delay (a lock in its lock-delay has holder 0); it is written
 // only when a session has a lock-delay.
+//
+// snapshotVersionShared (6) adds each lock's shared holders (after its
+// end of lock-delay: count, then session, token and grant time each) and
+// each waiter's mode (a byte after its time), and, after the membership
+// state, the semaphores sorted by name (limit, holders in grant order,
+// waiters in queue order); it is written only when a lock is held or
+// awaited shared, or a semaphore exists.
 const (
 	snapshotVersion           byte = 2
 	snapshotVersionAuth       byte = 3
 	snapshotVersionMembership byte = 4
 	snapshotVersionDelay      byte = 5
+	snapshotVersionShared     byte = 6
 )
 
 // Snapshot serialises the whole state: a version byte, then the applied
@@ -61,6 +70,7 @@ type SnapshotCapture struct {
 	sessions  []sessionRec // in map order; Encode sorts by ID
 	locks     *tree[lockRec]
 	elections *tree[electionRec]
+	sems      *tree[semRec]
 	members   []Member // in map order; Encode sorts by ID
 	auth      *AuthView
 	limits    Limits
@@ -99,6 +109,7 @@ func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 		sessions:  make([]sessionRec, 0, len(m.sessions)),
 		locks:     m.locks.Clone(),
 		elections: m.elections.Clone(),
+		sems:      m.sems.Clone(),
 		members:   make([]Member, 0, len(m.members)),
 		auth:      m.Auth(),
 		limits:    m.limits,
@@ -131,6 +142,9 @@ func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 	}
 	if c.delayed || len(m.delays) > 0 {
 		c.version = snapshotVersionDelay
+	}
+	if m.sems.Len() > 0 || m.sharedLocks > 0 {
+		c.version = snapshotVersionShared
 	}
 	return c
 }
@@ -187,11 +201,10 @@ func (c *SnapshotCapture) Encode() []byte {
 		if c.version >= snapshotVersionDelay {
 			e.varint(l.delayedUntil)
 		}
-		e.uvarint(uint64(len(l.queue)))
-		for _, w := range l.queue {
-			e.uvarint(w.session)
-			e.varint(w.since)
+		if c.version >= snapshotVersionShared {
+			e.holds(l.shared)
 		}
+		e.queue(l.queue, c.version >= snapshotVersionShared)
 	}
 
 	e.uvarint(uint64(c.elections.Len()))
@@ -216,7 +229,37 @@ func (c *SnapshotCapture) Encode() []byte {
 		e.str(mb.ClientURL)
 	}
 	e.b = append(e.b, auth.b...)
+	if c.version >= snapshotVersionShared {
+		e.uvarint(uint64(c.sems.Len()))
+		for name, r := range c.sems.Ascend("") {
+			e.str(name)
+			e.uvarint(uint64(r.limit))
+			e.holds(r.holders)
+			e.queue(r.queue, false)
+		}
+	}
 	return e.b
+}
+
+func (e *encoder) holds(hs []hold) {
+	e.uvarint(uint64(len(hs)))
+	for _, h := range hs {
+		e.uvarint(h.session)
+		e.uvarint(h.token)
+		e.varint(h.since)
+	}
+}
+
+// queue writes q; with modes, each waiter's mode too.
+func (e *encoder) queue(q []waiter, modes bool) {
+	e.uvarint(uint64(len(q)))
+	for _, w := range q {
+		e.uvarint(w.session)
+		e.varint(w.since)
+		if modes {
+			e.byte(byte(w.mode))
+		}
+	}
 }
 
 // encodeAuth writes the access-control state, the quotas and the alarms:
@@ -348,13 +391,14 @@ func (c *SnapshotCapture) size() int {
 	}
 	n += uvarintLen(uint64(c.locks.Len()))
 	for name, l := range c.locks.Ascend("") {
-		n += strLen(name) + uvarintLen(l.holder) + uvarintLen(l.token) + varintLen(l.since) + uvarintLen(uint64(len(l.queue)))
+		n += strLen(name) + uvarintLen(l.holder) + uvarintLen(l.token) + varintLen(l.since)
 		if c.version >= snapshotVersionDelay {
 			n += varintLen(l.delayedUntil)
 		}
-		for _, w := range l.queue {
-			n += uvarintLen(w.session) + varintLen(w.since)
+		if c.version >= snapshotVersionShared {
+			n += holdsLen(l.shared)
 		}
+		n += queueLen(l.queue, c.version >= snapshotVersionShared)
 	}
 	n += uvarintLen(uint64(c.elections.Len()))
 	for name, el := range c.elections.Ascend("") {
@@ -367,6 +411,31 @@ func (c *SnapshotCapture) size() int {
 	n += uvarintLen(uint64(len(c.members)))
 	for _, mb := range c.members {
 		n += uvarintLen(mb.ID) + strLen(mb.PeerURL) + strLen(mb.ClientURL)
+	}
+	if c.version >= snapshotVersionShared {
+		n += uvarintLen(uint64(c.sems.Len()))
+		for name, r := range c.sems.Ascend("") {
+			n += strLen(name) + uvarintLen(uint64(r.limit)) + holdsLen(r.holders) + queueLen(r.queue, false)
+		}
+	}
+	return n
+}
+
+func holdsLen(hs []hold) int {
+	n := uvarintLen(uint64(len(hs)))
+	for _, h := range hs {
+		n += uvarintLen(h.session) + uvarintLen(h.token) + varintLen(h.since)
+	}
+	return n
+}
+
+func queueLen(q []waiter, modes bool) int {
+	n := uvarintLen(uint64(len(q)))
+	for _, w := range q {
+		n += uvarintLen(w.session) + varintLen(w.since)
+		if modes {
+			n++
+		}
 	}
 	return n
 }
@@ -400,7 +469,7 @@ func restore(b []byte) (*Machine, error) {
 		return nil, fmt.Errorf("%w: empty", ErrCorrupt)
 	}
 	version := b[0]
-	if version < 1 || version > snapshotVersionDelay {
+	if version < 1 || version > snapshotVersionShared {
 		return nil, fmt.Errorf("%w %d", ErrUnknownVersion, version)
 	}
 	d := decoder{b: b, off: 1}
@@ -477,6 +546,11 @@ func restore(b []byte) (*Machine, error) {
 				d.fail(fmt.Sprintf("lock %q in its lock-delay with holder %d token %d", name, l.holder, l.token))
 			}
 			m.delays[name] = l.delayedUntil
+		case l.holder == 0 && version >= snapshotVersionShared:
+			// Held shared (checked below), or corrupt.
+			if l.token != 0 || l.since != 0 {
+				d.fail(fmt.Sprintf("lock %q without holder has token %d", name, l.token))
+			}
 		case holder == nil:
 			d.fail(fmt.Sprintf("lock %q held by missing session %d", name, l.holder))
 		case l.token == 0 || l.token > m.applied:
@@ -484,24 +558,49 @@ func restore(b []byte) (*Machine, error) {
 		default:
 			holder.held[name] = struct{}{}
 		}
+		if version >= snapshotVersionShared {
+			l.shared = restoreHolds(&d, m, "lock "+strconv.Quote(name), func(s *session) bool {
+				if s == holder || has(s.held, name) {
+					return false
+				}
+				s.held[name] = struct{}{}
+				m.sharedLocks++
+				return true
+			})
+			if d.err == nil && ((l.holder != 0 || l.delayedUntil != 0) && len(l.shared) > 0 || l.holder == 0 && l.delayedUntil == 0 && len(l.shared) == 0) {
+				d.fail(fmt.Sprintf("lock %q with holder %d, %d shared holders, lock-delay %d", name, l.holder, len(l.shared), l.delayedUntil))
+			}
+		}
 		if d.err != nil {
 			break
 		}
 		for j, nw := 0, d.count("waiters"); j < nw && d.err == nil; j++ {
 			id := d.uvarint("waiter")
 			since := d.varint("waiter since")
+			var mode Mode
+			if version >= snapshotVersionShared {
+				mode = Mode(d.byte("waiter mode"))
+			}
 			s := m.sessions[id]
 			switch {
 			case d.err != nil:
+			case mode > Shared:
+				d.fail(fmt.Sprintf("lock %q waiter %d mode %d", name, id, mode))
 			case s == nil:
 				d.fail(fmt.Sprintf("lock %q waiter %d missing", name, id))
-			case s == holder || has(s.waiting, name):
+			case has(s.held, name) || has(s.waiting, name):
 				d.fail(fmt.Sprintf("lock %q waiter %d twice", name, id))
 			default:
 				s.waiting[name] = struct{}{}
-				l.queue = append(l.queue, waiter{session: id, since: since})
+				l.queue = append(l.queue, waiter{session: id, since: since, mode: mode})
 				m.waiters++
+				if mode == Shared {
+					m.sharedLocks++
+				}
 			}
+		}
+		if d.err == nil && len(l.queue) > 0 && l.admits(l.queue[0].mode) {
+			d.fail(fmt.Sprintf("lock %q has a waiter that could hold it", name))
 		}
 		m.locks.Set(name, l)
 	}
@@ -573,6 +672,9 @@ func restore(b []byte) (*Machine, error) {
 			}
 		}
 	}
+	if version >= snapshotVersionShared && d.err == nil {
+		restoreSemaphores(&d, m)
+	}
 	if err := d.finish(); err != nil {
 		return nil, err
 	}
@@ -584,7 +686,7 @@ func restore(b []byte) (*Machine, error) {
 			continue
 		}
 		if len(s.held)+len(s.waiting) != 1 || !(has(s.held, s.bound) || has(s.waiting, s.bound)) ||
-			len(s.leads)+len(s.runs) != 0 {
+			len(s.leads)+len(s.runs)+len(s.permits)+len(s.semWaiting) != 0 {
 			return nil, fmt.Errorf("%w: ephemeral session %d not on its lock %q", ErrCorrupt, s.id, s.bound)
 		}
 	}
@@ -593,4 +695,77 @@ func restore(b []byte) (*Machine, error) {
 	}
 	heap.Init(&m.deadlines)
 	return m, nil
+}
+
+// restoreHolds reads what encoder.holds wrote for what (a lock's shared
+// holders, a semaphore's permits): sessions that exist, tokens of applied
+// entries in grant order; take records a hold on the session and reports
+// false when it holds already.
+func restoreHolds(d *decoder, m *Machine, what string, take func(s *session) bool) []hold {
+	var hs []hold
+	for i, n := 0, d.count(what+" holders"); i < n && d.err == nil; i++ {
+		h := hold{session: d.uvarint("holder"), token: d.uvarint("holder token"), since: d.varint("holder since")}
+		s := m.sessions[h.session]
+		switch {
+		case d.err != nil:
+		case s == nil:
+			d.fail(fmt.Sprintf("%s held by missing session %d", what, h.session))
+		case h.token == 0 || h.token > m.applied || (i > 0 && h.token < hs[i-1].token):
+			d.fail(fmt.Sprintf("%s holder %d token %d", what, h.session, h.token))
+		case !take(s):
+			d.fail(fmt.Sprintf("%s holder %d twice", what, h.session))
+		}
+		hs = append(hs, h)
+	}
+	return hs
+}
+
+// restoreSemaphores reads the semaphores Encode wrote: sorted by name,
+// with a limit, 1 to limit holders, and waiters only when every permit is
+// held.
+func restoreSemaphores(d *decoder, m *Machine) {
+	var prev string
+	for i, n := 0, d.count("semaphores"); i < n && d.err == nil; i++ {
+		name := d.str("semaphore name")
+		limit := d.uvarint("semaphore limit")
+		if d.err == nil && (name == "" || (i > 0 && name <= prev) || limit == 0 || limit > MaxSemaphoreLimit) {
+			d.fail(fmt.Sprintf("semaphore %q out of order or with limit %d", name, limit))
+		}
+		prev = name
+		what := "semaphore " + strconv.Quote(name)
+		r := semRec{limit: uint32(limit)}
+		r.holders = restoreHolds(d, m, what, func(s *session) bool {
+			if has(s.permits, name) {
+				return false
+			}
+			if s.permits == nil {
+				s.permits = make(map[string]struct{})
+			}
+			s.permits[name] = struct{}{}
+			return true
+		})
+		for j, nw := 0, d.count("semaphore waiters"); j < nw && d.err == nil; j++ {
+			id := d.uvarint("waiter")
+			since := d.varint("waiter since")
+			s := m.sessions[id]
+			switch {
+			case d.err != nil:
+			case s == nil:
+				d.fail(fmt.Sprintf("%s waiter %d missing", what, id))
+			case has(s.permits, name) || has(s.semWaiting, name):
+				d.fail(fmt.Sprintf("%s waiter %d twice", what, id))
+			default:
+				if s.semWaiting == nil {
+					s.semWaiting = make(map[string]struct{})
+				}
+				s.semWaiting[name] = struct{}{}
+				r.queue = append(r.queue, waiter{session: id, since: since})
+				m.waiters++
+			}
+		}
+		if d.err == nil && (len(r.holders) == 0 || len(r.holders) > int(r.limit) || (len(r.queue) > 0 && !r.full())) {
+			d.fail(fmt.Sprintf("%s with %d holders of %d and %d waiters", what, len(r.holders), r.limit, len(r.queue)))
+		}
+		m.sems.Set(name, r)
+	}
 }

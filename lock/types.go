@@ -151,7 +151,55 @@ const (
 	// (a lock the session held already keeps its own: a retry is safe).
 	// Format 5.
 	OpAcquireAll
+	// OpSemAcquire takes a permit of counting semaphore Name (a namespace
+	// of its own) for Session, with Limit permits in all. The first
+	// acquirer sets the limit; another Limit while the semaphore exists
+	// (it has holders) is CodeLimitMismatch with Result.Limit, no change.
+	// A permit is free (fewer holders than the limit and nobody queued):
+	// granted with token = this index (CodeOK, Token). Session holds a
+	// permit already: CodeOK with its token (a retry; one permit per
+	// session). Session already queued: CodeQueued, keeping its place.
+	// Full: with Wait, queued FIFO (CodeQueued, Holders), unless the wait
+	// could never be granted (CodeDeadlock, see deadlock.go); without,
+	// CodeLockHeld with Holders and no change. Format 6.
+	OpSemAcquire
+	// OpSemRelease gives back the permit of semaphore Name that Session
+	// holds with Token, and grants the freed permit to the head waiter
+	// with token = this index. Any mismatch is CodeNotHolder with no
+	// change. Format 6.
+	OpSemRelease
+	// OpSemCancel withdraws Session from the queue of semaphore Name, as
+	// OpCancel does for a lock (CodeOK; Token set when the session holds a
+	// permit: the grant won the race). Format 6.
+	OpSemCancel
 )
+
+// MaxSemaphoreLimit bounds a semaphore's number of permits.
+const MaxSemaphoreLimit = 1 << 16
+
+// Mode is how a session holds or waits for a lock.
+type Mode uint8
+
+// The modes of a lock hold. Their values are part of the log and
+// snapshot formats.
+const (
+	// Exclusive: the holder holds the lock alone (the default).
+	Exclusive Mode = iota
+	// Shared: any number of shared holders hold the lock together, and
+	// no exclusive holder beside them.
+	Shared
+)
+
+// String returns the mode's wire name.
+func (m Mode) String() string {
+	switch m {
+	case Exclusive:
+		return "exclusive"
+	case Shared:
+		return "shared"
+	}
+	return "unknown"
+}
 
 // MaxAcquireAll bounds the names of one OpAcquireAll.
 const MaxAcquireAll = 100
@@ -232,6 +280,16 @@ type Command struct {
 	// nobody is granted it until the delay has passed on the log's clock
 	// (lockdelay.go). Format 5 when not 0.
 	LockDelay int64
+	// Mode is the mode of OpAcquire (Exclusive by default). Format 6 when
+	// Shared.
+	Mode Mode
+	// Modes are the modes of the names of OpAcquireAll, in the order of
+	// Names: nil for all exclusive, else one per name. Format 6 when not
+	// nil.
+	Modes []Mode
+	// Limit is the number of permits of the semaphore of OpSemAcquire (1
+	// to MaxSemaphoreLimit).
+	Limit uint32
 }
 
 // MaxLockDelay bounds a session's lock-delay: 60 s, as Consul's.
@@ -255,7 +313,9 @@ const (
 	CodeNotFound                     // auth administration: no such user, role or token; nothing changed
 	CodeQuotaExceeded                // a quota (Limits) would be exceeded (Reason names it); nothing changed
 	CodeNoSpace                      // the state's estimated size would pass Limits.MaxStateBytes; nothing changed
-	CodeDeadlock                     // acquire with wait: queueing would close a cycle of waits (Reason names it, Holder the lock's holder); nothing changed
+	CodeDeadlock                     // acquire with wait: the wait could never be granted (Reason names the cycle); nothing changed
+	CodeModeMismatch                 // acquire: the session holds or waits for the lock in the other mode (no upgrades or downgrades); nothing changed
+	CodeLimitMismatch                // semaphore acquire: the semaphore exists with another limit (Result.Limit); nothing changed
 )
 
 // String returns the code's stable name (used in logs and tests).
@@ -287,6 +347,10 @@ func (c Code) String() string {
 		return "no_space"
 	case CodeDeadlock:
 		return "deadlock"
+	case CodeModeMismatch:
+		return "mode_mismatch"
+	case CodeLimitMismatch:
+		return "limit_mismatch"
 	}
 	return "unknown"
 }
@@ -307,9 +371,16 @@ type Result struct {
 	// or by an earlier entry), OpProclaim that succeeded, and OpResign with
 	// Token 0 that lost the race to an election. Zero otherwise.
 	Token uint64
-	// Holder is the current holder when Code is CodeLockHeld or CodeQueued
-	// (of OpAcquire).
+	// Holder is the current exclusive holder when Code is CodeLockHeld or
+	// CodeQueued (of OpAcquire); nil when the lock is held shared.
 	Holder *Holder
+	// Holders are every holder of the lock (OpAcquire: CodeLockHeld,
+	// CodeQueued, CodeModeMismatch) or semaphore (OpSemAcquire:
+	// CodeLockHeld, CodeQueued), in grant order; for a forced OpRelease,
+	// the holders it released.
+	Holders []Holder
+	// Limit is the semaphore's limit (OpSemAcquire).
+	Limit uint32
 	// Leader is the election's current leader after the command: for
 	// CodeNotLeader (nil when nobody leads), CodeQueued of OpCampaign, and
 	// CodeOK of OpCampaign and OpProclaim. Nil otherwise.
@@ -360,6 +431,17 @@ const (
 	// EventCandidateLeft: Session left the queue of Name without leading
 	// (withdrawn by OpResign with Token 0, closed or expired).
 	EventCandidateLeft
+	// EventPermitGranted: Session got a permit of semaphore Name with
+	// token Token.
+	EventPermitGranted
+	// EventPermitReleased: Session gave back (released, closed, expired)
+	// its permit of semaphore Name with token Token.
+	EventPermitReleased
+	// EventPermitQueued: Session queued for semaphore Name.
+	EventPermitQueued
+	// EventPermitCancelled: Session left the queue of semaphore Name
+	// without a permit.
+	EventPermitCancelled
 )
 
 // String returns the event type's stable wire name.
@@ -393,6 +475,14 @@ func (t EventType) String() string {
 		return "candidate_joined"
 	case EventCandidateLeft:
 		return "candidate_left"
+	case EventPermitGranted:
+		return "permit_granted"
+	case EventPermitReleased:
+		return "permit_released"
+	case EventPermitQueued:
+		return "permit_queued"
+	case EventPermitCancelled:
+		return "permit_cancelled"
 	}
 	return "unknown"
 }
@@ -420,21 +510,26 @@ type Event struct {
 	// the lock was granted: the wait and hold times, for metrics. Not part
 	// of the API's events.
 	Since int64
+	// Mode is the mode of a lock event's hold or wait (lock_granted,
+	// lock_released, lock_queued, lock_cancelled).
+	Mode Mode
 }
 
-// Holder describes the session holding a lock.
+// Holder describes a session holding a lock, or a permit of a semaphore.
 type Holder struct {
 	Session uint64
 	Owner   string
 	Token   uint64
 	Since   int64 // clock at grant, Unix ns
+	Mode    Mode  // locks: the hold's mode; semaphores: Exclusive
 }
 
-// Waiter describes a session queued for a lock.
+// Waiter describes a session queued for a lock or a semaphore.
 type Waiter struct {
 	Session uint64
 	Owner   string
 	Since   int64 // clock at enqueue, Unix ns
+	Mode    Mode  // locks: the mode asked for; semaphores: Exclusive
 }
 
 // Leader describes the session leading an election.
@@ -466,12 +561,26 @@ type ElectionInfo struct {
 // LockInfo is a copy of one lock's state. A lock that is free and has no
 // waiters does not exist.
 type LockInfo struct {
-	Name    string
-	Holder  *Holder // nil when free, or in its lock-delay
+	Name string
+	// Holder is the exclusive holder: nil when free, held shared, or in
+	// its lock-delay.
+	Holder *Holder
+	// Holders are every holder: the exclusive one, or the shared ones in
+	// grant order.
+	Holders []Holder
 	Waiters []Waiter
 	// DelayedUntil, when not 0, is the end of the lock's lock-delay (Unix
 	// ns on the machine's clock): nobody holds it until then.
 	DelayedUntil int64
+}
+
+// SemaphoreInfo is a copy of one semaphore's state. A semaphore without
+// holders does not exist (nobody waits while a permit is free).
+type SemaphoreInfo struct {
+	Name    string
+	Limit   uint32
+	Holders []Holder // grant order
+	Waiters []Waiter // queue order
 }
 
 // SessionInfo is a copy of one session's state.
@@ -487,6 +596,10 @@ type SessionInfo struct {
 	Campaigns []string
 	// Principal is the user that opened it ("" when anonymous).
 	Principal string
+	// Permits are the semaphores it holds a permit of, and SemWaiting
+	// those it is queued for, sorted.
+	Permits    []string
+	SemWaiting []string
 }
 
 // Member is a cluster member's published address.
