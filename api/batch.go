@@ -48,6 +48,9 @@ type BatchOp struct {
 	Session SessionID `json:"session"`
 	// Token is the fencing token to release (> 0); only for BatchRelease.
 	Token uint64 `json:"token,omitempty"`
+	// Mode is the mode of a BatchAcquire: ModeExclusive (the default) or
+	// ModeShared.
+	Mode string `json:"mode,omitempty"`
 }
 
 // BatchResponse answers POST /v1/batch (200): one result per operation, in

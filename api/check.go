@@ -18,14 +18,17 @@ func (r *CheckRequest) Validate() error {
 	return nil
 }
 
-// CheckResponse answers POST /v1/locks/{name}/check (200): Current is true
-// when Token is the token of the lock's holder now. The answer is
-// linearizable (a ReadIndex round; no log entry): Current true means that
-// the holder held it at some moment during the request. Holder is the
-// current holder (null for a free lock).
+// CheckResponse answers POST /v1/locks/{name}/check and
+// /v1/semaphores/{name}/check (200): Current is true when Token is the
+// token of a hold of the lock (exclusive or shared), or of a permit of the
+// semaphore, now. The answer is linearizable (a ReadIndex round; no log
+// entry): Current true means that the holder held it at some moment during
+// the request. Holder is the exclusive holder of a lock (null when free or
+// held shared); Holders every holder (shared holders, permits).
 type CheckResponse struct {
-	Name    string  `json:"name"`
-	Token   uint64  `json:"token"`
-	Current bool    `json:"current"`
-	Holder  *Holder `json:"holder"`
+	Name    string   `json:"name"`
+	Token   uint64   `json:"token"`
+	Current bool     `json:"current"`
+	Holder  *Holder  `json:"holder"`
+	Holders []Holder `json:"holders,omitempty"`
 }

@@ -68,6 +68,14 @@ const (
 	// any number of sessions); the message names the cycle, Error.Holder
 	// the lock's holder; the session was not queued (HTTP 409).
 	CodeDeadlock = "deadlock"
+	// CodeModeMismatch: an acquire in one mode (exclusive, shared) by a
+	// session that holds or waits for the lock in the other: no upgrades
+	// or downgrades; nothing changed (HTTP 409).
+	CodeModeMismatch = "mode_mismatch"
+	// CodeLimitMismatch: a semaphore acquire with another limit than the
+	// semaphore's, which it keeps while anybody holds a permit; nothing
+	// changed (HTTP 409).
+	CodeLimitMismatch = "limit_mismatch"
 )
 
 // Sentinel errors, one per error code. An *Error matches the sentinel of its
@@ -115,6 +123,10 @@ var (
 	ErrFailedPrecondition = errors.New("api: failed precondition")
 	// ErrDeadlock matches CodeDeadlock.
 	ErrDeadlock = errors.New("api: deadlock")
+	// ErrModeMismatch matches CodeModeMismatch.
+	ErrModeMismatch = errors.New("api: mode mismatch")
+	// ErrLimitMismatch matches CodeLimitMismatch.
+	ErrLimitMismatch = errors.New("api: limit mismatch")
 )
 
 // Sentinel returns the sentinel error of code, and nil for a code this
@@ -159,6 +171,10 @@ func Sentinel(code string) error {
 		return ErrFailedPrecondition
 	case CodeDeadlock:
 		return ErrDeadlock
+	case CodeModeMismatch:
+		return ErrModeMismatch
+	case CodeLimitMismatch:
+		return ErrLimitMismatch
 	}
 	return nil
 }
@@ -171,8 +187,13 @@ type Error struct {
 	// Message says what went wrong, for humans; it is not stable.
 	Message string `json:"message"`
 	// Holder is the current holder of the lock when Code is CodeLockHeld
-	// (absent when the server could not tell).
+	// (absent when the server could not tell, or the lock is held shared).
 	Holder *Holder `json:"holder,omitempty"`
+	// Holders are every holder of a lock held shared, or of a full
+	// semaphore, when Code is CodeLockHeld; Limit is the semaphore's
+	// limit (CodeLockHeld, CodeLimitMismatch of a semaphore).
+	Holders []Holder `json:"holders,omitempty"`
+	Limit   uint32   `json:"limit,omitempty"`
 	// Leader is the election's current leader when Code is CodeNotLeader
 	// (absent when nobody leads).
 	Leader *Leader `json:"leader,omitempty"`

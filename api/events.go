@@ -11,7 +11,9 @@ type Event struct {
 	// Type is the change: session_opened, session_closed, session_expired,
 	// lock_granted, lock_released, lock_queued, lock_cancelled, and for
 	// elections elected, proclaimed, resigned, leader_expired, no_leader,
-	// candidate_joined, candidate_left. New types may be added.
+	// candidate_joined, candidate_left, and for semaphores permit_granted,
+	// permit_released, permit_queued, permit_cancelled. New types may be
+	// added.
 	Type    string    `json:"type"`
 	Session SessionID `json:"session,omitempty"`
 	// Owner is the session's owner label, when known.
@@ -28,6 +30,9 @@ type Event struct {
 	// By names the admin who forced the change (a force-release, a
 	// session closed by an admin); absent otherwise.
 	By string `json:"by,omitempty"`
+	// Mode is "shared" for a lock event of a shared hold or wait; absent
+	// otherwise.
+	Mode string `json:"mode,omitempty"`
 }
 
 // WatchBatch is the data of one "change" message of GET /v1/watch: every

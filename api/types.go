@@ -283,7 +283,18 @@ type AcquireRequest struct {
 	// with "queued": true, and a later acquire by the session (which keeps
 	// its place) or a cancel settles it. Only with Session and a Wait.
 	KeepQueued bool `json:"keep_queued,omitempty"`
+	// Mode is ModeExclusive (the default, also "") or ModeShared: shared
+	// holders hold the lock together, an exclusive holder alone. A session
+	// that holds or waits in one mode and asks for the other gets 409
+	// mode_mismatch (no upgrades or downgrades).
+	Mode string `json:"mode,omitempty"`
 }
+
+// The modes of a lock hold.
+const (
+	ModeExclusive = "exclusive"
+	ModeShared    = "shared"
+)
 
 // CancelRequest is the body of POST /v1/locks/{name}/cancel and
 // POST /v1/elections/{name}/cancel: take Session out of the queue.
@@ -308,6 +319,8 @@ type LockGrant struct {
 	Name    string    `json:"name"`
 	Session SessionID `json:"session"`
 	Token   uint64    `json:"token"`
+	// Mode is "shared" for a shared hold; absent for an exclusive one.
+	Mode string `json:"mode,omitempty"`
 }
 
 // ReleaseRequest is the body of POST /v1/locks/{name}/release.
@@ -321,28 +334,38 @@ type ReleaseRequest struct {
 	Force bool `json:"force,omitempty"`
 }
 
-// Holder is the session holding a lock.
+// Holder is a session holding a lock, or a permit of a semaphore.
 type Holder struct {
 	Session SessionID `json:"session"`
 	Owner   string    `json:"owner"`
 	Token   uint64    `json:"token"`
 	// Since is when the lock was granted, on the cluster's clock.
 	Since time.Time `json:"since"`
+	// Mode is the hold's mode in a lock's Holders ("exclusive" or
+	// "shared"); absent elsewhere.
+	Mode string `json:"mode,omitempty"`
 }
 
-// Waiter is a session queued for a lock.
+// Waiter is a session queued for a lock or a semaphore.
 type Waiter struct {
 	Session SessionID `json:"session"`
 	Owner   string    `json:"owner"`
 	// Since is when it joined the queue, on the cluster's clock.
 	Since time.Time `json:"since"`
+	// Mode is "shared" for a shared waiter of a lock; absent otherwise.
+	Mode string `json:"mode,omitempty"`
 }
 
 // Lock answers GET /v1/locks/{name}. A free lock has a null Holder and no
-// waiters.
+// holders or waiters.
 type Lock struct {
-	Name   string  `json:"name"`
+	Name string `json:"name"`
+	// Holder is the exclusive holder: null when the lock is free or held
+	// shared.
 	Holder *Holder `json:"holder"`
+	// Holders are every holder with its mode and token: the exclusive
+	// one, or the shared ones in grant order. Never null.
+	Holders []Holder `json:"holders"`
 	// Waiters are in queue order (the head is granted next). Never null.
 	Waiters []Waiter `json:"waiters"`
 	// DelayedUntil is set while the lock is in its lock-delay (its holder

@@ -121,6 +121,14 @@ func (r *AcquireRequest) Validate(l Limits) error {
 	if r.KeepQueued && r.Wait == 0 {
 		return invalid("keep_queued needs a wait: a try (no wait) never queues")
 	}
+	return checkMode(r.Mode)
+}
+
+// checkMode checks a lock mode: "", "exclusive" or "shared".
+func checkMode(mode string) error {
+	if mode != "" && mode != ModeExclusive && mode != ModeShared {
+		return invalid("mode %q is not a lock mode: use %q (the default) or %q", mode, ModeExclusive, ModeShared)
+	}
 	return nil
 }
 
@@ -255,8 +263,11 @@ func (o *BatchOp) Validate() error {
 		if o.Session == 0 {
 			return invalid("session is required, e.g. %s", ExampleBatch)
 		}
-		return nil
+		return checkMode(o.Mode)
 	case BatchRelease:
+		if o.Mode != "" {
+			return invalid("mode is only for an acquire: a release names its token")
+		}
 		return (&ReleaseRequest{Session: o.Session, Token: o.Token}).Validate()
 	}
 	return invalid("op %q is not an operation: use %q (a try, without wait) or %q", o.Op, BatchAcquire, BatchRelease)

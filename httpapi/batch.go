@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/labstack/echo/v4"
@@ -41,7 +42,7 @@ func (s *Server) batch(c echo.Context) error {
 	}
 	cmds := make([]lock.Command, len(req.Ops))
 	for i, op := range req.Ops {
-		cmds[i] = lock.Command{Op: lock.OpAcquire, Session: uint64(op.Session), Name: op.Name}
+		cmds[i] = lock.Command{Op: lock.OpAcquire, Session: uint64(op.Session), Name: op.Name, Mode: lockMode(op.Mode)}
 		if op.Op == api.BatchRelease {
 			cmds[i] = lock.Command{Op: lock.OpRelease, Session: uint64(op.Session), Name: op.Name, Token: op.Token}
 		}
@@ -85,27 +86,46 @@ func (s *Server) batchOp(ctx context.Context, c echo.Context, cmd *lock.Command)
 		status, body := s.classify(err, c)
 		return api.BatchResult{Status: status, Error: &body}
 	}
-	return api.BatchResult{Status: http.StatusOK, Grant: &api.LockGrant{Name: cmd.Name, Session: api.SessionID(cmd.Session), Token: token}}
+	g := lockGrant(cmd.Name, cmd.Session, token, cmd.Mode)
+	return api.BatchResult{Status: http.StatusOK, Grant: &g}
+}
+
+// lockMode is the lock.Mode of an API mode (validated).
+func lockMode(mode string) lock.Mode {
+	if mode == api.ModeShared {
+		return lock.Shared
+	}
+	return lock.Exclusive
 }
 
 // atomicBatch proposes an atomic batch (validated: acquires of one session
 // on distinct names) as one lock.OpAcquireAll and answers every grant, or
 // the refusal of the whole batch.
 func (s *Server) atomicBatch(ctx context.Context, c echo.Context, req *api.BatchRequest) error {
-	names := make([]string, len(req.Ops))
-	for i, op := range req.Ops {
+	ops := slices.Clone(req.Ops)
+	slices.SortFunc(ops, func(a, b api.BatchOp) int { return strings.Compare(a.Name, b.Name) })
+	names := make([]string, len(ops))
+	var modes []lock.Mode // nil: all exclusive (command format 5)
+	for i, op := range ops {
 		names[i] = op.Name
+		if op.Mode == api.ModeShared && modes == nil {
+			modes = make([]lock.Mode, len(ops))
+		}
 	}
-	slices.Sort(names)
+	for i, op := range ops {
+		if modes != nil {
+			modes[i] = lockMode(op.Mode)
+		}
+	}
 	session := uint64(req.Ops[0].Session)
-	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpAcquireAll, Session: session, Names: names})
+	res, _, err := s.propose(c, ctx, &lock.Command{Op: lock.OpAcquireAll, Session: session, Names: names, Modes: modes})
 	if err != nil {
 		return s.proposeFailed(c, err, 0)
 	}
 	switch res.Code {
 	case lock.CodeOK:
 	case lock.CodeLockHeld:
-		e := lockHeld(res.Reason, res.Holder, "")
+		e := lockHeldBy(res.Reason, res.Holder, res.Holders, "")
 		e.Message += fmt.Sprintf("; none of the %d locks of the atomic batch was taken", len(names))
 		return e
 	default:
@@ -117,7 +137,8 @@ func (s *Server) atomicBatch(ctx context.Context, c echo.Context, req *api.Batch
 	}
 	results := make([]api.BatchResult, len(req.Ops))
 	for i, op := range req.Ops {
-		results[i] = api.BatchResult{Status: http.StatusOK, Grant: &api.LockGrant{Name: op.Name, Session: op.Session, Token: token[op.Name]}}
+		g := lockGrant(op.Name, uint64(op.Session), token[op.Name], lockMode(op.Mode))
+		results[i] = api.BatchResult{Status: http.StatusOK, Grant: &g}
 	}
 	return c.JSONBlob(http.StatusOK, appendBatchResponse(nil, results))
 }

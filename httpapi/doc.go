@@ -10,12 +10,20 @@
 //	POST   /v1/sessions/keepalive       {"ids":["12","14"]}        → 200 {"sessions":[{"id","ttl"}],"expired":[...]}
 //	DELETE /v1/sessions/{id}                                       → 200 {"id"}
 //	GET    /v1/sessions/{id}                                       → 200 {"id","owner","ttl","deadline","locks","waiting"}
-//	POST   /v1/locks/{name}/acquire     {"session":"42","wait":"5s","keep_queued":true} or {"ttl":"30s","owner":"o"}
-//	                                                               → 200 {"name","session","token"}
+//	POST   /v1/locks/{name}/acquire     {"session":"42","wait":"5s","keep_queued":true,"mode":"shared"} or {"ttl":"30s","owner":"o"}
+//	                                                               → 200 {"name","session","token","mode"}
 //	POST   /v1/locks/{name}/release     {"session":"42","token":17} → 200 {"name","session","token"}
 //	POST   /v1/locks/{name}/cancel      {"session":"42"}           → 200 {"left","grant"}
-//	GET    /v1/locks/{name}                                        → 200 {"name","holder","waiters"}
+//	POST   /v1/locks/{name}/check       {"token":17}               → 200 {"name","token","current","holder","holders"}
+//	GET    /v1/locks/{name}                                        → 200 {"name","holder","holders","waiters"}
 //	GET    /v1/locks?prefix=p&limit=n&after=a                      → 200 {"locks":[...],"next"}
+//	POST   /v1/semaphores/{name}/acquire {"session":"42","limit":3,"wait":"5s","keep_queued":true}
+//	                                                               → 200 {"name","session","token","limit"}
+//	POST   /v1/semaphores/{name}/release {"session":"42","token":17} → 200 {"name","session","token"}
+//	POST   /v1/semaphores/{name}/cancel {"session":"42"}           → 200 {"left","permit"}
+//	POST   /v1/semaphores/{name}/check  {"token":17}               → 200 {"name","token","current","holders"}
+//	GET    /v1/semaphores/{name}                                   → 200 {"name","limit","holders","waiters"}
+//	GET    /v1/semaphores?prefix=p&limit=n&after=a                 → 200 {"semaphores":[...],"next"}
 //	POST   /v1/batch                    {"ops":[...]}              → 200 {"results":[...]}
 //	POST   /v1/elections/{name}/campaign {"session":"42","value":"v","wait":"30s","keep_queued":true}
 //	                                                               → 200 {"name","session","value","term"}

@@ -46,6 +46,8 @@ var errorTable = []struct {
 	{api.ErrRateLimited, http.StatusTooManyRequests, api.CodeRateLimited, "too many requests; retry later"},
 	{api.ErrNoSpace, http.StatusInsufficientStorage, api.CodeNoSpace, "the cluster's state reached its size quota; nothing was changed"},
 	{api.ErrDeadlock, http.StatusConflict, api.CodeDeadlock, "waiting would deadlock; the session was not queued"},
+	{api.ErrModeMismatch, http.StatusConflict, api.CodeModeMismatch, "the session holds or waits for the lock in the other mode; nothing changed"},
+	{api.ErrLimitMismatch, http.StatusConflict, api.CodeLimitMismatch, "the semaphore has another limit; nothing changed"},
 	{api.ErrFailedPrecondition, http.StatusConflict, api.CodeFailedPrecondition, "the cluster is not in a state that allows this; nothing was changed"},
 	{raftnode.ErrClusterVersion, http.StatusConflict, api.CodeFailedPrecondition, "cluster_version: a member runs a build that cannot read this request's log entry: upgrade every member first; nothing was changed"},
 	{api.ErrInternal, http.StatusInternalServerError, api.CodeInternal, "internal error"},
@@ -100,7 +102,7 @@ func (s *Server) classify(err error, c echo.Context) (int, api.Error) {
 		out := api.Error{Code: row.code, Message: row.message}
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code == row.code {
-			out.Holder, out.Leader, out.Queued = ae.Holder, ae.Leader, ae.Queued
+			out.Holder, out.Leader, out.Queued, out.Holders, out.Limit = ae.Holder, ae.Leader, ae.Queued, ae.Holders, ae.Limit
 			if ae.Message != "" {
 				out.Message = ae.Message
 			}

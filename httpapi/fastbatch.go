@@ -144,7 +144,7 @@ func appendBatchResponse(b []byte, results []api.BatchResult) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if r.Grant == nil || r.Error != nil || api.ValidateLockName(r.Grant.Name) != nil {
+		if r.Grant == nil || r.Error != nil || r.Grant.Mode != "" || api.ValidateLockName(r.Grant.Name) != nil {
 			one, err := json.Marshal(r)
 			if err != nil { // strings, integers and pointers to them: cannot fail
 				one = []byte(`{"status":500,"error":{"code":"internal","message":"encode result"}}`)

@@ -76,7 +76,7 @@ func (s *Server) getLock(c echo.Context) error {
 	if err := s.allow(c, lock.ActionRead, name); err != nil {
 		return err
 	}
-	out := api.Lock{Name: name, Waiters: []api.Waiter{}}
+	out := api.Lock{Name: name, Holders: []api.Holder{}, Waiters: []api.Waiter{}}
 	if err := s.read(c, func(m *lock.Machine) {
 		if li, ok := m.Lock(name); ok {
 			out = apiLock(li)
@@ -104,9 +104,17 @@ func (s *Server) checkToken(c echo.Context, name string) error {
 	}
 	out := api.CheckResponse{Name: name, Token: req.Token}
 	if err := s.readAt(c, false, func(m *lock.Machine) {
-		if li, ok := m.Lock(name); ok && li.Holder != nil {
+		li, ok := m.Lock(name)
+		if !ok {
+			return
+		}
+		if li.Holder != nil {
 			out.Holder = apiHolder(li.Holder)
-			out.Current = li.Holder.Token == req.Token
+		} else if len(li.Holders) > 0 {
+			out.Holders = apiHolders(li.Holders, true)
+		}
+		for _, h := range li.Holders {
+			out.Current = out.Current || h.Token == req.Token
 		}
 	}); err != nil {
 		return err
@@ -147,16 +155,26 @@ func (s *Server) listLocks(c echo.Context) error {
 }
 
 func apiLock(li lock.LockInfo) api.Lock {
-	out := api.Lock{Name: li.Name, Waiters: make([]api.Waiter, 0, len(li.Waiters))}
+	out := api.Lock{Name: li.Name, Holders: apiHolders(li.Holders, true), Waiters: apiWaiters(li.Waiters)}
 	if li.Holder != nil {
 		out.Holder = apiHolder(li.Holder)
-	}
-	for _, w := range li.Waiters {
-		out.Waiters = append(out.Waiters, api.Waiter{Session: api.SessionID(w.Session), Owner: w.Owner, Since: unixTime(w.Since)})
 	}
 	if li.DelayedUntil != 0 {
 		t := unixTime(li.DelayedUntil)
 		out.DelayedUntil = &t
+	}
+	return out
+}
+
+// apiWaiters converts ws (never nil), with the mode of shared waiters.
+func apiWaiters(ws []lock.Waiter) []api.Waiter {
+	out := make([]api.Waiter, 0, len(ws))
+	for _, w := range ws {
+		aw := api.Waiter{Session: api.SessionID(w.Session), Owner: w.Owner, Since: unixTime(w.Since)}
+		if w.Mode == lock.Shared {
+			aw.Mode = api.ModeShared
+		}
+		out = append(out, aw)
 	}
 	return out
 }
@@ -220,6 +238,9 @@ func (s *Server) acquire(c echo.Context, name string) error {
 	start := time.Now()
 	ephemeral := req.Session == 0
 	cmd := &lock.Command{Op: lock.OpAcquire, Session: uint64(req.Session), Name: name, Wait: wait > 0}
+	if req.Mode == api.ModeShared {
+		cmd.Mode = lock.Shared
+	}
 	if ephemeral {
 		cmd.TTL = int64(req.TTL)
 		cmd.Owner = req.Owner
@@ -236,7 +257,7 @@ func (s *Server) acquire(c echo.Context, name string) error {
 	}
 	switch res.Code {
 	case lock.CodeOK:
-		return granted(c, name, sid, res.Token)
+		return writeJSON(c, http.StatusOK, lockGrant(name, sid, res.Token, cmd.Mode))
 	case lock.CodeQueued:
 		return s.awaitGrant(c, queueWait{kind: &lockQueue, name: name, session: sid, wait: wait, start: start,
 			keep: req.KeepQueued, ephemeral: ephemeral})
@@ -245,9 +266,18 @@ func (s *Server) acquire(c echo.Context, name string) error {
 }
 
 // granted answers 200 with api.LockGrant{name, session, token}, the answer
-// of every successful acquire and release.
+// of every successful release (and exclusive acquire).
 func granted(c echo.Context, name string, session, token uint64) error {
-	return writeJSON(c, http.StatusOK, api.LockGrant{Name: name, Session: api.SessionID(session), Token: token})
+	return writeJSON(c, http.StatusOK, lockGrant(name, session, token, lock.Exclusive))
+}
+
+// lockGrant is the grant of lock name to session with token in mode.
+func lockGrant(name string, session, token uint64, mode lock.Mode) api.LockGrant {
+	g := api.LockGrant{Name: name, Session: api.SessionID(session), Token: token}
+	if mode == lock.Shared {
+		g.Mode = api.ModeShared
+	}
+	return g
 }
 
 // lockQueue is the queue of a lock for the wait path.
@@ -255,7 +285,7 @@ var lockQueue = queueKind{
 	kind: lock.KindLock,
 	join: "acquire",
 	stake: func(ps lock.PlaceState, name string, session uint64) stake {
-		return lockStake(name, session, ps.Holder)
+		return lockStake(name, session, ps.Holder, ps.Held)
 	},
 	leave: func(name string, session uint64) *lock.Command {
 		return &lock.Command{Op: lock.OpCancel, Session: session, Name: name}
@@ -263,21 +293,27 @@ var lockQueue = queueKind{
 	cancelled: func(res lock.Result, name string, session uint64) (bool, stake) {
 		var st stake
 		if res.Token != 0 {
-			st = lockStake(name, session, &lock.Holder{Session: session, Token: res.Token})
+			st = lockStake(name, session, nil, &lock.Holder{Session: session, Token: res.Token})
 		}
 		return leftQueue(res.Events, lock.KindLock, name, session), st
 	},
 }
 
-// lockStake is the stake of session in lock name whose holder is h.
-func lockStake(name string, session uint64, h *lock.Holder) stake {
+// lockStake is the stake of session in lock name whose exclusive holder
+// is h; held is the session's own hold (any mode), nil when it has none.
+func lockStake(name string, session uint64, h, held *lock.Holder) stake {
 	st := stake{refusal: func(suffix string, queued bool) error {
-		e := lockHeld(name, h, suffix)
+		var e *api.Error
+		if h == nil && held == nil {
+			e = api.Errorf(api.CodeLockHeld, "lock %q is held by another session, or shared with a request waiting ahead%s", name, suffix)
+		} else {
+			e = lockHeld(name, h, suffix)
+		}
 		e.Queued = queued
 		return e
 	}}
-	if h != nil && h.Session == session {
-		g := api.LockGrant{Name: name, Session: api.SessionID(session), Token: h.Token}
+	if held != nil {
+		g := lockGrant(name, session, held.Token, held.Mode)
 		st.lockGrant = &g
 		st.grant = func(c echo.Context) error { return writeJSON(c, http.StatusOK, g) }
 	}

@@ -199,7 +199,7 @@ func TestAcquireReleaseToken(t *testing.T) {
 	// A retried release changes nothing and answers not_holder.
 	mustErr(t, ts, "POST", "/v1/locks/job/release", `{"session":"`+a+`","token":`+u(tok)+`}`, 409, api.CodeNotHolder)
 	r = must(t, ts, "GET", "/v1/locks/job", "", 200)
-	if r.raw != `{"name":"job","holder":null,"waiters":[]}` {
+	if r.raw != `{"name":"job","holder":null,"holders":[],"waiters":[]}` {
 		t.Fatalf("free lock: %s", r.raw)
 	}
 	// The next grant has a larger token.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -246,10 +247,18 @@ func resultError(res lock.Result, name string, session uint64) error {
 	case lock.CodeSessionNotFound:
 		return sessionNotFound(api.SessionID(session))
 	case lock.CodeLockHeld, lock.CodeQueued:
-		if res.Holder == nil && res.Reason != "" && name != "" {
+		if res.Holder == nil && len(res.Holders) == 0 && res.Reason != "" && name != "" {
 			return &api.Error{Code: api.CodeLockHeld, Message: "lock \"" + name + "\" is " + res.Reason}
 		}
-		return lockHeld(name, res.Holder, "")
+		return lockHeldBy(name, res.Holder, res.Holders, "")
+	case lock.CodeModeMismatch:
+		e := api.Errorf(api.CodeModeMismatch, "%s; nothing changed", res.Reason)
+		e.Holders = apiHolders(res.Holders, true)
+		return e
+	case lock.CodeLimitMismatch:
+		e := api.Errorf(api.CodeLimitMismatch, "%s: acquire with limit %d, or wait until every permit is released; nothing changed", res.Reason, res.Limit)
+		e.Limit = res.Limit
+		return e
 	case lock.CodeDeadlock:
 		e := api.Errorf(api.CodeDeadlock, "%s", res.Reason)
 		if res.Holder != nil {
@@ -265,6 +274,30 @@ func resultError(res lock.Result, name string, session uint64) error {
 		return api.Errorf(api.CodeInvalidArgument, "the state machine refused the command as invalid")
 	}
 	return api.Errorf(api.CodeInternal, "unexpected result %v", res.Code)
+}
+
+// lockHeldBy is lockHeld for a lock that may be held shared: with no
+// exclusive holder, the error lists the shared holders.
+func lockHeldBy(name string, h *lock.Holder, holders []lock.Holder, suffix string) *api.Error {
+	if h != nil || len(holders) == 0 {
+		return lockHeld(name, h, suffix)
+	}
+	e := &api.Error{Code: api.CodeLockHeld, Holders: apiHolders(holders, true)}
+	e.Message = fmt.Sprintf("lock %q is held shared by %d sessions, or an exclusive request waits ahead%s", name, len(holders), suffix)
+	return e
+}
+
+// apiHolders converts holders, each with its mode when withMode.
+func apiHolders(hs []lock.Holder, withMode bool) []api.Holder {
+	out := make([]api.Holder, 0, len(hs))
+	for i := range hs {
+		h := *apiHolder(&hs[i])
+		if withMode {
+			h.Mode = hs[i].Mode.String()
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 func lockHeld(name string, h *lock.Holder, suffix string) *api.Error {

@@ -13,7 +13,8 @@ import (
 )
 
 // The wait path: every request that may wait in a queue of the state
-// machine (an acquire, a campaign; semaphores and shared locks to come)
+// machine (an acquire of a lock, exclusive or shared, or of a semaphore, a
+// campaign)
 // proposes its join, and if the answer is "queued" hands the rest to
 // awaitGrant, which waits for the session's own place (raftnode's Await:
 // no event stream, nothing to fall behind on) and settles the wait the same
@@ -60,6 +61,7 @@ type stake struct {
 	// grant.
 	lockGrant  *api.LockGrant
 	leadership *api.Leadership
+	permit     *api.Permit
 }
 
 // queueWait is one request waiting in a queue.
@@ -272,7 +274,7 @@ func leftQueue(evs []lock.Event, kind lock.Kind, name string, session uint64) bo
 		if ev.Session != session || ev.Name != name {
 			continue
 		}
-		if p, _ := ev.Place(); p.Kind == kind && (ev.Type == lock.EventLockCancelled || ev.Type == lock.EventCandidateLeft) {
+		if p, _ := ev.Place(); p.Kind == kind && (ev.Type == lock.EventLockCancelled || ev.Type == lock.EventCandidateLeft || ev.Type == lock.EventPermitCancelled) {
 			return true
 		}
 	}

@@ -421,7 +421,12 @@ func streamError(out *sse, err error) error {
 func isCompacted(err error) bool { return errors.Is(err, raftnode.ErrCompacted) }
 
 func apiEvent(ev lock.Event) api.Event {
+	var mode string
+	if ev.Mode == lock.Shared {
+		mode = api.ModeShared
+	}
 	return api.Event{
+		Mode:     mode,
 		Revision: ev.Revision,
 		Seq:      ev.Seq,
 		Type:     ev.Type.String(),
