@@ -245,4 +245,3 @@ func semStake(name string, session uint64, held *lock.Holder, holders int) stake
 	}
 	return st
 }
-
