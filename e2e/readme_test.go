@@ -170,6 +170,18 @@ func TestReadmeCurlWalkThrough(t *testing.T) {
 	w.run()
 }
 
+// The walk-through of semaphores and read-write locks: permits, the
+// limit, a waiter granted on release, shared holders, a writer that waits
+// for them and a reader that may not overtake it.
+func TestReadmePrimitivesCurlWalkThrough(t *testing.T) {
+	f := fenceAfter(t, "### Semaphores and read-write locks", "console")
+	c := startCluster(t, 1)
+	c.leader(c.members...)
+	w := newWalk(t, f)
+	w.serve(c.members[0])
+	w.run()
+}
+
 // The auth walk-through with curl: the bootstrap token file, raftlockd
 // started with it, users, roles and tokens, the refusals, the force-release
 // in the watch and the revoked token.
