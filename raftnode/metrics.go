@@ -26,8 +26,8 @@ type nodeMetrics struct {
 	expiries atomic.Uint64 // session_expired events applied
 	elected  atomic.Uint64 // elected events applied
 
-	sessions, locks, elections atomic.Int64 // state machine counts, published with the status
-	waiters                    atomic.Int64
+	sessions, locks, elections, semaphores atomic.Int64 // state machine counts, published with the status
+	waiters                                atomic.Int64
 
 	snapshotBytes    atomic.Int64 // size of the last snapshot this node saved
 	walSave          prometheus.Histogram
@@ -97,6 +97,7 @@ func (n *Node) observeState() {
 	m := n.metrics
 	m.sessions.Store(int64(n.machine.SessionCount()))
 	m.locks.Store(int64(n.machine.LockCount()))
+	m.semaphores.Store(int64(n.machine.SemaphoreCount()))
 	m.waiters.Store(int64(n.machine.WaiterCount()))
 	m.elections.Store(int64(n.machine.ElectionCount()))
 	m.pending.Store(int64(len(n.waiters) + len(n.propBatch) + len(n.kaBatch)))
@@ -128,7 +129,8 @@ var (
 
 	descSessions                             = desc("raftlock_sessions_open", "Sessions open in the state this node applied.")
 	descLocks                                = desc("raftlock_locks_held", "Locks held in the state this node applied.")
-	descWaiters                              = desc("raftlock_lock_waiters", "Places in lock queues (sessions waiting for a lock), over all locks, in the state this node applied.")
+	descWaiters                              = desc("raftlock_lock_waiters", "Places in lock and semaphore queues (sessions waiting for a lock or a permit), in the state this node applied.")
+	descSemaphores                           = desc("raftlock_semaphores_held", "Semaphores with a permit held in the state this node applied.")
 	descElections                            = desc("raftlock_elections", "Elections that have a leader in the state this node applied.")
 	descGrants                               = desc("raftlock_lock_grants_total", "Lock grants this node applied since it started.")
 	descExpiries                             = desc("raftlock_session_expiries_total", "Sessions ended by expiry that this node applied since it started.")
@@ -140,7 +142,7 @@ var (
 	descMemberBehind                         = prometheus.NewDesc("raftlock_raft_member_behind_entries", "On the leader: how many log entries each member lacks (the leader's last index minus the member's match index), by member ID.", []string{"member"}, nil)
 	descMemberReachable                      = prometheus.NewDesc("raftlock_raft_member_reachable", "On the leader: 1 when it heard from the member within the election timeout, by member ID.", []string{"member"}, nil)
 	descPeerReachable                        = prometheus.NewDesc("raftlock_peer_reachable", "1 when this node's last probe of the peer's peer port was answered, by peer member ID.", []string{"peer"}, nil)
-	nodeConstDescs                           = []*prometheus.Desc{descTerm, descIsLeader, descHasLeader, descLeaderChanges, descCommitted, descApplied, descFailed, descPending, descCommitIndex, descAppliedIndex, descApplyLag, descSnapIndex, descSnapBytes, descDropped, descSessions, descLocks, descWaiters, descElections, descGrants, descExpiries, descElected, descNoSpace, descAuthEnabled, descClusterVersion, descMembers, descMemberBehind, descMemberReachable, descPeerReachable}
+	nodeConstDescs                           = []*prometheus.Desc{descTerm, descIsLeader, descHasLeader, descLeaderChanges, descCommitted, descApplied, descFailed, descPending, descCommitIndex, descAppliedIndex, descApplyLag, descSnapIndex, descSnapBytes, descDropped, descSessions, descLocks, descSemaphores, descWaiters, descElections, descGrants, descExpiries, descElected, descNoSpace, descAuthEnabled, descClusterVersion, descMembers, descMemberBehind, descMemberReachable, descPeerReachable}
 	_                   prometheus.Collector = (*nodeCollector)(nil)
 )
 
@@ -199,6 +201,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDropped, st.DroppedPeerMessages)
 	gauge(descSessions, float64(m.sessions.Load()))
 	gauge(descLocks, float64(m.locks.Load()))
+	gauge(descSemaphores, float64(m.semaphores.Load()))
 	gauge(descWaiters, float64(m.waiters.Load()))
 	gauge(descElections, float64(m.elections.Load()))
 	counter(descGrants, m.grants.Load())

@@ -81,6 +81,7 @@ func TestNodeMetrics(t *testing.T) {
 	c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: a.Session, Name: "m"})
 	c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: b.Session, Name: "m", Wait: true})
 	c.mustPropose(lead, &lock.Command{Op: lock.OpAcquire, Session: b.Session, Name: "other"})
+	c.mustPropose(lead, &lock.Command{Op: lock.OpSemAcquire, Session: b.Session, Name: "pool", Limit: 2})
 	// The gauges are published at the end of the loop's iteration, a
 	// moment after the proposer's answer.
 	c.tickUntil("two sessions, two locks", 100, func() bool {
@@ -88,6 +89,9 @@ func TestNodeMetrics(t *testing.T) {
 		return value(t, f, "raftlock_sessions_open") == 2 && value(t, f, "raftlock_locks_held") == 2
 	})
 	fams = gather(t, reg)
+	if v := value(t, fams, "raftlock_semaphores_held"); v != 1 {
+		t.Errorf("semaphores_held %v, want 1", v)
+	}
 	if v := value(t, fams, "raftlock_lock_grants_total"); v != 2 {
 		t.Errorf("grants_total %v, want 2", v)
 	}
@@ -97,8 +101,8 @@ func TestNodeMetrics(t *testing.T) {
 	if v := value(t, fams, "raftlock_cluster_version"); v != lock.MaxCommandVersion {
 		t.Errorf("cluster version %v, want %d (a single member raises it)", v, lock.MaxCommandVersion)
 	}
-	if v := value(t, fams, "raftlock_raft_proposals_applied_total"); v < applied0+5 {
-		t.Errorf("applied_total %v, want >= %v", v, applied0+5)
+	if v := value(t, fams, "raftlock_raft_proposals_applied_total"); v < applied0+6 {
+		t.Errorf("applied_total %v, want >= %v", v, applied0+6)
 	}
 	if v, w := value(t, fams, "raftlock_raft_proposals_committed_total"), value(t, fams, "raftlock_raft_proposals_applied_total"); v != w {
 		t.Errorf("committed_total %v, applied_total %v: want equal on a settled single node", v, w)
