@@ -27,7 +27,9 @@ const (
 const maxBatchOps = 256
 
 // batcher coalesces the bounded lock requests of a Client's goroutines:
-// acquire tries (the first attempt of every Lock and TryLock) and releases.
+// acquire tries (the first attempt of every Lock, TryLock, RLock and
+// TryRLock, exclusive or shared) and releases of locks. A Semaphore's
+// requests always go alone (a batch has no semaphore operations).
 // While fewer than limit() such requests are in flight, a request goes
 // alone, exactly as it would without the batcher. Beyond that it waits in
 // a queue, and when a flight ends, everything queued (up to maxBatchOps)

@@ -299,6 +299,28 @@ func listAll[P any, T any](ctx context.Context, c *Client, path, prefix string, 
 	}
 }
 
+// SemaphoreInfo reads semaphore name: its limit, the holders of its
+// permits and its waiters (GET /v1/semaphores/{name}, linearizable). A
+// semaphore nobody holds a permit of or waits for has Limit 0 and no
+// holders. It is safe for concurrent use.
+func (c *Client) SemaphoreInfo(ctx context.Context, name string) (*api.Semaphore, error) {
+	if err := api.ValidateLockName(name); err != nil {
+		return nil, fmt.Errorf("client: %w: %v", api.ErrInvalidArgument, err)
+	}
+	var sem api.Semaphore
+	if _, err := c.do(ctx, call{method: http.MethodGet, path: semaphorePath(name)}, &sem); err != nil {
+		return nil, err
+	}
+	return &sem, nil
+}
+
+// Semaphores returns the semaphores whose name starts with prefix that
+// have holders or waiters, sorted by name (GET /v1/semaphores?prefix=,
+// linearizable per page), reading every page as Locks does.
+func (c *Client) Semaphores(ctx context.Context, prefix string) ([]api.Semaphore, error) {
+	return listAll(ctx, c, "/v1/semaphores", prefix, func(p *api.SemaphoreList) ([]api.Semaphore, string) { return p.Semaphores, p.Next })
+}
+
 // SessionInfo returns session id's TTL, deadline and locks (GET
 // /v1/sessions/{id}, linearizable). An unknown session is an error
 // matching api.ErrSessionNotFound.

@@ -21,6 +21,31 @@
 //	err = runBackup(work, m.Token())     // give the fencing token to the storage
 //	if err := m.Unlock(ctx); err != nil { ... }
 //
+// # Read-write locks and semaphores
+//
+// An RWMutex (Session.NewRWMutex) is the same lock as a Mutex of that name,
+// with a shared mode: RLock holds it together with other readers, Lock
+// alone; the queue is FIFO and fair both ways (a reader behind a waiting
+// writer waits), and one RWMutex holds in one mode at a time (asking for
+// the other is an error matching api.ErrModeMismatch). A Semaphore
+// (Session.NewSemaphore) lets at most its limit of sessions hold a permit
+// at once; the others wait FIFO, and another limit while it has holders is
+// an error matching api.ErrLimitMismatch. Both wait, retry, give up and
+// lose their holds exactly as a Mutex does, with a Token and a Lost
+// channel per hold:
+//
+//	rw := s.NewRWMutex("config")
+//	if err := rw.RLock(ctx); err != nil { ... } // many readers, or one writer with Lock
+//	defer rw.RUnlock(ctx)
+//
+//	sem := s.NewSemaphore("backups", 3) // at most 3 sessions at once
+//	if err := sem.Acquire(ctx); err != nil { ... }
+//	defer sem.Release(ctx)
+//
+// Session.TryLockAllModes takes several locks, each shared or exclusive,
+// in one log entry. Client.SemaphoreInfo, Semaphores and CheckPermit read
+// semaphores as LockInfo, Locks and CheckToken read locks.
+//
 // # Elections
 //
 // An Election (Session.NewElection) is a FIFO queue of candidates whose head
@@ -75,7 +100,7 @@
 // calls (Client.PutUser, PutRole, CreateToken, RevokeToken, EnableAuth,
 // WhoAmI, ...). Grant read together with lock or elect: a Session notices
 // that a hold was taken from it (an expiry, an admin's ForceRelease) by
-// reading the lock or election.
+// reading the lock, semaphore or election.
 //
 // # Errors
 //
@@ -84,11 +109,13 @@
 // api.ErrNotHolder, api.ErrSessionNotFound, api.ErrUnavailable,
 // api.ErrOutcomeUnknown, api.ErrInvalidArgument, api.ErrElectionNotLeader,
 // api.ErrUnauthenticated, api.ErrPermissionDenied, api.ErrQuotaExceeded,
-// api.ErrRateLimited, api.ErrNoSpace); test them with errors.Is. An answer
+// api.ErrRateLimited, api.ErrNoSpace, api.ErrDeadlock,
+// api.ErrModeMismatch, api.ErrLimitMismatch); test them with errors.Is. An answer
 // without the API's error body (a proxy's page) gets the code of its HTTP
 // status (401 unauthenticated, 403 permission_denied, 429 rate_limited,
 // 507 no_space, 502/503 unavailable, ...). The SDK adds ErrSessionLost,
-// ErrSessionClosed and ErrNotLocked, and *UnreachableError when no endpoint
+// ErrSessionClosed and ErrNotLocked, *LockedError and *FullError (the
+// refusals of a try, matching api.ErrLockHeld), and *UnreachableError when no endpoint
 // answered at all ("cannot reach raftlockd at http://127.0.0.1:7070
 // (connection refused)"; it matches api.ErrUnavailable).
 //

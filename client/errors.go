@@ -29,23 +29,32 @@ var (
 	ErrSessionLost = errors.New("client: session lost")
 	// ErrSessionClosed means Session.Close was called.
 	ErrSessionClosed = errors.New("client: session closed")
-	// ErrNotLocked is returned by Mutex.Unlock when the Mutex holds nothing.
+	// ErrNotLocked is returned by Mutex.Unlock, RWMutex.Unlock and
+	// RUnlock, and Semaphore.Release when nothing is held.
 	ErrNotLocked = errors.New("client: mutex not locked")
 )
 
-// LockedError is the error of TryLock when another session holds the lock.
-// It matches api.ErrLockHeld (and api.ErrLockHeld) with errors.Is.
+// LockedError is the error of TryLock and TryRLock when the lock is held
+// in a mode that excludes the request (or, for TryRLock, an exclusive
+// request waits ahead). It matches api.ErrLockHeld with errors.Is.
 type LockedError struct {
 	// Name is the lock's name.
 	Name string
-	// Holder is the session holding it, as the server reported it (zero
-	// when the server could not tell).
+	// Holder is the session holding it exclusively, as the server reported
+	// it (zero when the server could not tell, or the lock is held
+	// shared).
 	Holder api.Holder
+	// Holders are the lock's shared holders when it is held shared, each
+	// with its mode and token (nil otherwise).
+	Holders []api.Holder
 }
 
-// Error names the lock and its holder.
+// Error names the lock and its holder or holders.
 func (e *LockedError) Error() string {
 	if e.Holder.Session == 0 {
+		if len(e.Holders) > 0 {
+			return fmt.Sprintf("client: lock %q is held shared by %d sessions, or an exclusive request waits ahead", e.Name, len(e.Holders))
+		}
 		return fmt.Sprintf("client: lock %q is held by another session", e.Name)
 	}
 	s := fmt.Sprintf("client: lock %q is held by session %s", e.Name, e.Holder.Session)
@@ -57,6 +66,30 @@ func (e *LockedError) Error() string {
 
 // Is reports whether target is api.ErrLockHeld.
 func (e *LockedError) Is(target error) bool { return target == api.ErrLockHeld }
+
+// FullError is the error of Semaphore.TryAcquire when no permit is free
+// (or other sessions wait ahead). It matches api.ErrLockHeld with
+// errors.Is.
+type FullError struct {
+	// Name is the semaphore's name.
+	Name string
+	// Limit is the semaphore's number of permits, as the server reported
+	// it (0 when it could not tell).
+	Limit uint32
+	// Holders hold the permits, in grant order.
+	Holders []api.Holder
+}
+
+// Error names the semaphore and how many of its permits are held.
+func (e *FullError) Error() string {
+	if e.Limit == 0 {
+		return fmt.Sprintf("client: semaphore %q is full", e.Name)
+	}
+	return fmt.Sprintf("client: semaphore %q is full: %d of its %d permits are held, or other sessions wait ahead", e.Name, len(e.Holders), e.Limit)
+}
+
+// Is reports whether target is api.ErrLockHeld.
+func (e *FullError) Is(target error) bool { return target == api.ErrLockHeld }
 
 // lostError is Session.Err after a loss: it matches ErrSessionLost and its
 // cause.

@@ -254,3 +254,98 @@ func ExampleClient_CheckToken() {
 	// current while held: true
 	// current after the release: false
 }
+
+// A Semaphore lets at most Limit sessions in at once: here two backup
+// jobs may run together, and a third waits (or, with TryAcquire, gives
+// up).
+func ExampleSession_NewSemaphore() {
+	ctx := context.Background()
+	c, err := client.New(client.FromEnv())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	// One session per job: a permit belongs to a session.
+	var sems []*client.Semaphore
+	for _, owner := range []string{"job-1", "job-2", "job-3"} {
+		s, err := c.NewSession(ctx, client.WithOwner(owner))
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer s.Close(context.Background())
+		sems = append(sems, s.NewSemaphore("backups", 2)) // every job agrees on the limit
+	}
+	for _, sm := range sems[:2] {
+		if err := sm.Acquire(ctx); err != nil { // waits in the FIFO queue when full
+			log.Fatal(err)
+		}
+	}
+	var full *client.FullError
+	if err := sems[2].TryAcquire(ctx); errors.As(err, &full) {
+		fmt.Printf("%s is full: %d of %d permits held\n", full.Name, len(full.Holders), full.Limit)
+	}
+
+	// Work under a permit watches its Lost channel and passes its Token
+	// on, as under a Mutex (see ExampleMutex_Lock). Releasing a permit
+	// grants the next waiter, or lets the next TryAcquire in.
+	if err := sems[0].Release(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := sems[2].TryAcquire(ctx); err != nil {
+		log.Fatal(err)
+	}
+	info, err := c.SemaphoreInfo(ctx, "backups")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d of %d permits held\n", len(info.Holders), info.Limit)
+	// Output:
+	// backups is full: 2 of 2 permits held
+	// 2 of 2 permits held
+}
+
+// An RWMutex is held by many readers together or by one writer alone; a
+// reader that comes after a waiting writer waits for it.
+func ExampleSession_NewRWMutex() {
+	ctx := context.Background()
+	c, err := client.New(client.FromEnv())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	reader, err := c.NewSession(ctx, client.WithOwner("reader"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer reader.Close(context.Background())
+	writer, err := c.NewSession(ctx, client.WithOwner("writer"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer writer.Close(context.Background())
+
+	r := reader.NewRWMutex("config")
+	if err := r.RLock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("reader holds", r.Name(), r.Mode())
+
+	w := writer.NewRWMutex("config")
+	if err := w.TryLock(ctx); errors.Is(err, api.ErrLockHeld) {
+		fmt.Println("the writer must wait for the reader")
+	}
+	if err := r.RUnlock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := w.Lock(ctx); err != nil { // waits in the FIFO queue
+		log.Fatal(err)
+	}
+	fmt.Println("writer holds", w.Name(), w.Mode())
+	if err := w.Unlock(ctx); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// reader holds config shared
+	// the writer must wait for the reader
+	// writer holds config exclusive
+}

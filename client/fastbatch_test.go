@@ -17,6 +17,8 @@ func TestEncodeBatchIsJSONMarshal(t *testing.T) {
 		// Not what the SDK sends; encoded by encoding/json.
 		{{Op: api.BatchAcquire, Name: "needs \"escaping\" <&>", Session: 1}},
 		{{Op: "weird\"op", Name: "a", Session: 1}},
+		{{Op: api.BatchAcquire, Name: "a", Session: 1, Mode: api.ModeShared}, {Op: api.BatchRelease, Name: "b", Session: 2, Token: 3}},
+		{{Op: api.BatchAcquire, Name: "a", Session: 1, Mode: api.ModeExclusive}},
 	}
 	for _, ops := range cases {
 		in := make([]*batchOp, len(ops))
@@ -56,6 +58,7 @@ func batchAnswers() []string {
 		`{"results":[{"status":200,"grant":{"name":"","session":"1","token":1}}]}`,
 		`{"results":[{"status":200,"grant":{"name":"a","session":"","token":1}}]}`,
 		`{"results":[{"status":200,"grant":{"name":"a","session":"1","token":1},"x":1}]}`,
+		`{"results":[{"status":200,"grant":{"name":"a","session":"1","token":1,"mode":"shared"}}]}`,
 		`{"results":[{"grant":{"name":"a","session":"1","token":1},"status":200}]}`,
 		`{"results":[{"status":201,"grant":{"name":"a","session":"1","token":1}}]}`,
 		`{"results":null}`, `{}`, ``, `null`,

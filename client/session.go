@@ -66,7 +66,8 @@ func WithLockDelay(d time.Duration) SessionOption {
 //     holder must stop acting at once. Keep-alives stop, and the server
 //     expires the session (releasing its locks) when its TTL runs out.
 //
-// At the end Done is closed, Ctx is cancelled and every Mutex's Lost is
+// At the end Done is closed, Ctx is cancelled and the Lost channel of
+// every hold (of its Mutexes, RWMutexes, Semaphores and Elections) is
 // closed. A session that ended never comes back: open a new one.
 type Session struct {
 	c      *Client
@@ -314,21 +315,25 @@ func (s *Session) startWatch() {
 	}()
 }
 
-// watch checks that the session still holds what its Mutexes and
-// Elections think they hold. For locks: a stale read of the session (cheap,
-// answered by the leader when known); a lock missing from it is confirmed
-// with a linearizable read of the lock before its hold is declared lost, so
-// a lagging node never causes a false loss. For leaderships: a
-// linearizable read of the election (the session's answer does not list
-// them).
+// watch checks that the session still holds what its Mutexes, RWMutexes,
+// Semaphores and Elections think they hold. For locks (exclusive or
+// shared): a stale read of the session (cheap, answered by the leader when
+// known); a lock missing from it is confirmed with a linearizable read of
+// the lock before its hold is declared lost, so a lagging node never
+// causes a false loss. For leaderships and permits: a linearizable read of
+// the election or semaphore (the session's answer does not list them). A
+// hold being released (Unlock, Release, Resign) is never declared lost.
 func (s *Session) watch() {
 	var holds []*hold
 	ctx, cancel := context.WithDeadline(s.loopCtx, s.SafeUntil())
 	defer cancel()
 	for _, h := range s.currentHolds() {
-		if h.election {
+		switch {
+		case h.election:
 			s.watchElection(ctx, h)
-		} else {
+		case h.semaphore:
+			s.watchPermit(ctx, h)
+		default:
 			holds = append(holds, h)
 		}
 	}
@@ -348,14 +353,44 @@ func (s *Session) watch() {
 			continue
 		}
 		l, err := s.c.LockInfo(ctx, h.name)
-		if err != nil {
+		if err != nil || h.releasing.Load() {
 			continue
 		}
-		if l.Holder == nil || l.Holder.Session != s.id || l.Holder.Token != h.token {
+		if !holdsLock(l, s.id, h.token) {
 			s.log.Info("lock lost", "lock", h.name, "token", h.token)
 			s.loseHold(h)
 		}
 	}
+}
+
+// holdsLock reports whether session id holds l with token, exclusively or
+// shared.
+func holdsLock(l *api.Lock, id api.SessionID, token uint64) bool {
+	if h := l.Holder; h != nil && h.Session == id && h.Token == token {
+		return true
+	}
+	for _, h := range l.Holders {
+		if h.Session == id && h.Token == token {
+			return true
+		}
+	}
+	return false
+}
+
+// watchPermit declares permit h lost when a linearizable read of the
+// semaphore does not list it, unless h is being released.
+func (s *Session) watchPermit(ctx context.Context, h *hold) {
+	sem, err := s.c.SemaphoreInfo(ctx, h.name)
+	if err != nil || h.releasing.Load() {
+		return
+	}
+	for _, p := range sem.Holders {
+		if p.Session == s.id && p.Token == h.token {
+			return
+		}
+	}
+	s.log.Info("permit lost", "semaphore", h.name, "token", h.token)
+	s.loseHold(h)
 }
 
 // watchElection declares leadership h lost when a linearizable read of the
@@ -372,18 +407,34 @@ func (s *Session) watchElection(ctx context.Context, h *hold) {
 	}
 }
 
-// hold is one grant held by a Mutex, or one leadership of an Election
-// (election set, token the term): its lost channel closes when the hold
-// ends other than by Unlock or Resign.
+// hold is one grant held by a Mutex or an RWMutex (shared set for a
+// shared hold), one permit of a Semaphore (semaphore set), or one
+// leadership of an Election (election set, token the term): its lost
+// channel closes when the hold ends other than by Unlock, Release or
+// Resign.
 type hold struct {
-	name     string
-	token    uint64
-	election bool
-	lost     chan struct{}
-	once     sync.Once
-	// releasing is set while a Resign of this leadership is under way:
-	// the watchers do not take its effect for a loss.
+	name      string
+	token     uint64
+	election  bool
+	semaphore bool
+	shared    bool
+	lost      chan struct{}
+	once      sync.Once
+	// releasing is set while an Unlock, Release or Resign of this hold is
+	// under way: the watchers do not take its effect for a loss.
 	releasing atomic.Bool
+	// releaseUnknown: an Unlock or Release of this hold failed with an
+	// unknown outcome, so a later one that is answered not_holder is done.
+	// Only the holder's turn (acquirer.release) touches it.
+	releaseUnknown bool
+}
+
+// mode is the lock mode of the hold: "" (exclusive) or api.ModeShared.
+func (h *hold) mode() string {
+	if h.shared {
+		return api.ModeShared
+	}
+	return ""
 }
 
 func (h *hold) lose() { h.once.Do(func() { close(h.lost) }) }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -68,6 +69,9 @@ func runRounds(ctx context.Context, envs []env, workload string, workers, rounds
 			c.round, c.rounds = st.round, rounds
 		}
 		res, err := run(ctx, e.t, e.cl, workload, workers, c)
+		if errors.Is(err, errUnsupported) {
+			continue // e.g. etcd has no semaphore: raftlock's figures alone
+		}
 		if err != nil {
 			if rounds > 1 {
 				return out, fmt.Errorf("%s %s round %d: %w", e.t.Name(), workload, st.round, err)

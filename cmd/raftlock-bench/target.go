@@ -14,6 +14,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	recipe "go.etcd.io/etcd/client/v3/experimental/recipes"
 	"go.uber.org/zap"
 
 	"github.com/raftlock/raftlock/api"
@@ -26,6 +27,9 @@ import (
 type Target interface {
 	// Name is "raftlock" or "etcd".
 	Name() string
+	// HasSemaphores reports whether its workers can Acquire and Release
+	// (etcd has no semaphore recipe).
+	HasSemaphores() bool
 	// NewWorker opens a session with ttl (kept alive by the client
 	// library) on behalf of one worker.
 	NewWorker(ctx context.Context, ttl time.Duration) (Worker, error)
@@ -68,6 +72,15 @@ type Worker interface {
 	Campaign(ctx context.Context, name, value string) error
 	// Resign gives up the leadership of election name.
 	Resign(ctx context.Context, name string) error
+	// Acquire takes a permit of semaphore name (limit permits), waiting
+	// for one; Release gives it back. errUnsupported for a target
+	// without semaphores.
+	Acquire(ctx context.Context, name string, limit int) error
+	Release(ctx context.Context, name string) error
+	// RWLock takes read-write lock name, shared or exclusive, waiting
+	// for it; RWUnlock releases it.
+	RWLock(ctx context.Context, name string, shared bool) error
+	RWUnlock(ctx context.Context, name string, shared bool) error
 	// Close closes the session, releasing what it holds.
 	Close(ctx context.Context) error
 }
@@ -189,12 +202,15 @@ func newRaftlockTargetWith(endpoints []string, o raftlockOptions) (*raftlockTarg
 
 func (t *raftlockTarget) Name() string { return t.name }
 
+func (t *raftlockTarget) HasSemaphores() bool { return true }
+
 func (t *raftlockTarget) NewWorker(ctx context.Context, ttl time.Duration) (Worker, error) {
 	s, err := t.c.NewSession(ctx, client.WithTTL(ttl), client.WithOwner("raftlock-bench"))
 	if err != nil {
 		return nil, err
 	}
-	return &raftlockWorker{s: s, mutexes: map[string]*client.Mutex{}, elections: map[string]*client.Election{}}, nil
+	return &raftlockWorker{s: s, mutexes: map[string]*client.Mutex{}, elections: map[string]*client.Election{},
+		sems: map[string]*client.Semaphore{}, rws: map[string]*client.RWMutex{}}, nil
 }
 
 func (t *raftlockTarget) OpenSession(ctx context.Context, ttl time.Duration) (Session, error) {
@@ -242,6 +258,58 @@ type raftlockWorker struct {
 	mu        sync.Mutex
 	mutexes   map[string]*client.Mutex
 	elections map[string]*client.Election
+	sems      map[string]*client.Semaphore
+	rws       map[string]*client.RWMutex
+}
+
+func (w *raftlockWorker) semaphore(name string, limit int) *client.Semaphore {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.sems[name]
+	if m == nil {
+		m = w.s.NewSemaphore(name, limit)
+		w.sems[name] = m
+	}
+	return m
+}
+
+func (w *raftlockWorker) rw(name string) *client.RWMutex {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.rws[name]
+	if m == nil {
+		m = w.s.NewRWMutex(name)
+		w.rws[name] = m
+	}
+	return m
+}
+
+func (w *raftlockWorker) Acquire(ctx context.Context, name string, limit int) error {
+	return w.semaphore(name, limit).Acquire(ctx)
+}
+
+func (w *raftlockWorker) Release(ctx context.Context, name string) error {
+	w.mu.Lock()
+	m := w.sems[name]
+	w.mu.Unlock()
+	if m == nil {
+		return fmt.Errorf("semaphore %q was never acquired", name)
+	}
+	return m.Release(ctx)
+}
+
+func (w *raftlockWorker) RWLock(ctx context.Context, name string, shared bool) error {
+	if shared {
+		return w.rw(name).RLock(ctx)
+	}
+	return w.rw(name).Lock(ctx)
+}
+
+func (w *raftlockWorker) RWUnlock(ctx context.Context, name string, shared bool) error {
+	if shared {
+		return w.rw(name).RUnlock(ctx)
+	}
+	return w.rw(name).Unlock(ctx)
 }
 
 func (w *raftlockWorker) mutex(name string) *client.Mutex {
@@ -314,6 +382,8 @@ func newEtcdTarget(endpoints []string, tlsCfg *tls.Config) (*etcdTarget, error) 
 
 func (t *etcdTarget) Name() string { return "etcd" }
 
+func (t *etcdTarget) HasSemaphores() bool { return false }
+
 // ttlSeconds rounds ttl up to whole seconds, at least 1 (etcd leases
 // have a TTL in seconds).
 func ttlSeconds(ttl time.Duration) int {
@@ -335,7 +405,7 @@ func (t *etcdTarget) NewWorker(ctx context.Context, ttl time.Duration) (Worker, 
 	if err != nil {
 		return nil, err
 	}
-	return &etcdWorker{s: s, mutexes: map[string]*concurrency.Mutex{}, elections: map[string]*concurrency.Election{}}, nil
+	return &etcdWorker{s: s, mutexes: map[string]*concurrency.Mutex{}, elections: map[string]*concurrency.Election{}, rws: map[string]*recipe.RWMutex{}}, nil
 }
 
 func (t *etcdTarget) OpenSession(ctx context.Context, ttl time.Duration) (Session, error) {
@@ -392,6 +462,46 @@ type etcdWorker struct {
 	mu        sync.Mutex
 	mutexes   map[string]*concurrency.Mutex
 	elections map[string]*concurrency.Election
+	rws       map[string]*recipe.RWMutex
+}
+
+// Acquire: etcd has no semaphore recipe.
+func (w *etcdWorker) Acquire(context.Context, string, int) error { return errUnsupported }
+
+// Release: etcd has no semaphore recipe.
+func (w *etcdWorker) Release(context.Context, string) error { return errUnsupported }
+
+// rw returns the worker's recipe RWMutex of name (etcd's
+// client/v3/experimental/recipes: one key per holder or waiter under the
+// prefix, shared or exclusive by its key's name).
+func (w *etcdWorker) rw(name string) *recipe.RWMutex {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.rws[name]
+	if m == nil {
+		m = recipe.NewRWMutex(w.s, etcdPrefix+"rwlock/"+name)
+		w.rws[name] = m
+	}
+	return m
+}
+
+// RWLock: the recipe's methods take no context; they use the session's
+// client, whose requests end when the client closes.
+func (w *etcdWorker) RWLock(ctx context.Context, name string, shared bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if shared {
+		return w.rw(name).RLock()
+	}
+	return w.rw(name).Lock()
+}
+
+func (w *etcdWorker) RWUnlock(_ context.Context, name string, shared bool) error {
+	if shared {
+		return w.rw(name).RUnlock()
+	}
+	return w.rw(name).Unlock()
 }
 
 func (w *etcdWorker) mutex(name string) *concurrency.Mutex {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -70,3 +71,35 @@ time=2026-11-26T21:00:04Z level=INFO msg="saved snapshot" node_id=1 index=20000 
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// The semaphore and rwlock workloads run against a real server: cycles,
+// no errors. The semaphore workload is left out for a target without
+// semaphores.
+func TestPrimitiveWorkloadsAgainstTestserver(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	tgt, err := newRaftlockTarget([]string{srv.URL}, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	cfg := benchConfig{duration: 300 * time.Millisecond, ttl: 2 * time.Second, openers: 8}
+	for _, wl := range []string{wlSemaphore, wlRWLock} {
+		res, err := runCell(context.Background(), tgt, nil, wl, 6, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", wl, err)
+		}
+		cycles, _ := res.get("cycles")
+		errs, ok := res.get("errors")
+		if cycles <= 0 || !ok || errs != 0 {
+			t.Fatalf("%s: cycles %v errors %v: %+v", wl, cycles, errs, res.Metrics)
+		}
+	}
+	if _, err := runCell(context.Background(), noSemaphores{tgt}, nil, wlSemaphore, 1, cfg); !errors.Is(err, errUnsupported) {
+		t.Fatalf("semaphore workload on a target without semaphores: %v", err)
+	}
+}
+
+// noSemaphores is a target that has no semaphores, as etcd.
+type noSemaphores struct{ Target }
+
+func (noSemaphores) HasSemaphores() bool { return false }

@@ -45,6 +45,12 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: []string{"lock", "--ttl", "0s", "x", "--", "true"}, code: exitUsage, stderr: "--ttl", noStdout: true},
 		{args: []string{"lock", "--kill-grace", "-1s", "x", "--", "true"}, code: exitUsage, stderr: "--kill-grace", noStdout: true},
 		{args: []string{"lock", "x", "--wait", "soon", "--", "true"}, code: exitUsage, stderr: `invalid argument "soon"`, noStdout: true},
+		{args: []string{"lock", "--shared", "-n", "2", "x", "--", "true"}, code: exitUsage, stderr: "--shared and -n exclude each other", noStdout: true},
+		{args: []string{"lock", "-n", "2", "x", "--shared", "--", "true"}, code: exitUsage, stderr: "--shared and -n exclude each other", noStdout: true},
+		{args: []string{"lock", "-n", "0", "x", "--", "true"}, code: exitUsage, stderr: "-n 0: a semaphore has 1 to 65536 permits", noStdout: true},
+		{args: []string{"lock", "--limit", "70000", "x", "--", "true"}, code: exitUsage, stderr: "-n 70000", noStdout: true},
+		{args: []string{"semaphore-info"}, code: exitUsage, stderr: "exactly one lock NAME", noStdout: true},
+		{args: []string{"semaphores", "extra"}, code: exitUsage, stderr: "unexpected arguments", noStdout: true},
 		{args: []string{"--endpoints", "localhost:7070", "status"}, code: exitUsage, stderr: "is not a URL", noStdout: true},
 		{args: []string{"status", "--timeout", "0s"}, code: exitUsage, stderr: "--timeout", noStdout: true},
 	} {
@@ -82,6 +88,8 @@ func TestParseLock(t *testing.T) {
 		{[]string{"job", "--wait", "30s", "--kill-grace", "0s", "ls", "-l"}, // CMD without --: from the first non-flag
 			lockOptions{name: "job", argv: []string{"ls", "-l"}, ttl: 10 * time.Second, wait: 30 * time.Second}},
 		{[]string{"--", "-dash-name", "--", "true"}, lockOptions{name: "-dash-name", argv: []string{"true"}, ttl: 10 * time.Second, grace: 5 * time.Second}},
+		{[]string{"-n", "3", "backups", "--", "./backup.sh"}, lockOptions{name: "backups", argv: []string{"./backup.sh"}, ttl: 10 * time.Second, grace: 5 * time.Second, limit: 3}},
+		{[]string{"cfg", "--shared", "--", "cat"}, lockOptions{name: "cfg", argv: []string{"cat"}, ttl: 10 * time.Second, grace: 5 * time.Second, shared: true}},
 	} {
 		_, o, err := parseLock(e, c.args)
 		if err != nil {

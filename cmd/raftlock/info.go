@@ -18,7 +18,9 @@ func newLocksCommand(e *env) *cobra.Command {
 		Use:   "locks [flags]",
 		Short: "list the locks that are held or waited for",
 		Long: `Lists the locks that are held or have waiters, sorted by name: holder
-session and owner, fencing token, since when, and the number of waiters.`,
+session and owner, fencing token, since when, and the number of waiters.
+A lock held shared shows "shared:N" (N holders) as its session; lock-info
+lists them.`,
 		Example: `  raftlock locks --prefix jobs/
   raftlock locks --output json | jq '.locks[].name'`,
 	}
@@ -59,6 +61,8 @@ func runLocks(ctx context.Context, e *env, c *cobra.Command, prefix, output stri
 	for _, l := range locks {
 		if h := l.Holder; h != nil {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", l.Name, h.Session, orDash(h.Owner), h.Token, formatTime(h.Since, now), len(l.Waiters))
+		} else if len(l.Holders) > 0 {
+			fmt.Fprintf(tw, "%s\tshared:%d\t-\t-\t-\t%d\n", l.Name, len(l.Holders), len(l.Waiters))
 		} else {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t%d\n", l.Name, len(l.Waiters))
 		}
@@ -74,7 +78,7 @@ func newLockInfoCommand(e *env) *cobra.Command {
 		Short: "show one lock: holder, fencing token, since, waiters",
 		Long: `Shows one lock: its holder (session and owner), the fencing token of the
 grant, since when it is held, and its waiters in queue order. A free lock
-has no holder.`,
+has no holder; a lock held shared lists its holders, each with its token.`,
 		Example: `  raftlock lock-info nightly-backup
   raftlock lock-info jobs/nightly --output json`,
 	}
@@ -136,25 +140,74 @@ func runLockInfo(ctx context.Context, e *env, c *cobra.Command, name, output str
 func writeLock(w io.Writer, l *api.Lock, now time.Time) {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "NAME\t%s\n", l.Name)
-	if h := l.Holder; h != nil {
+	var shared []api.Holder
+	switch h := l.Holder; {
+	case h != nil:
 		fmt.Fprintf(tw, "HOLDER\tsession %s (owner %q)\n", h.Session, h.Owner)
 		fmt.Fprintf(tw, "TOKEN\t%d\n", h.Token)
 		fmt.Fprintf(tw, "SINCE\t%s\n", formatTime(h.Since, now))
-	} else {
+	case len(l.Holders) > 0:
+		shared = l.Holders
+		fmt.Fprintf(tw, "HOLDER\tshared by %d sessions\n", len(shared))
+	default:
 		fmt.Fprintf(tw, "HOLDER\tnone (free)\n")
 	}
 	fmt.Fprintf(tw, "WAITERS\t%d\n", len(l.Waiters))
 	tw.Flush()
-	if len(l.Waiters) == 0 {
+	writeHolders(w, shared, now)
+	writeWaiters(w, l.Waiters, now)
+}
+
+// writeHolders writes, after a blank line, a table of holders (shared
+// holders of a lock, holders of a semaphore's permits); nothing when there
+// are none.
+func writeHolders(w io.Writer, hs []api.Holder, now time.Time) {
+	if len(hs) == 0 {
 		return
 	}
 	fmt.Fprintln(w)
-	tw = newTable(w)
-	fmt.Fprintln(tw, "#\tSESSION\tOWNER\tSINCE")
-	for i, wt := range l.Waiters {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strconv.Itoa(i+1), wt.Session, orDash(wt.Owner), formatTime(wt.Since, now))
+	tw := newTable(w)
+	fmt.Fprintln(tw, "HOLDER\tSESSION\tOWNER\tTOKEN\tSINCE")
+	for i, h := range hs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\n", i+1, h.Session, orDash(h.Owner), h.Token, formatTime(h.Since, now))
 	}
 	tw.Flush()
+}
+
+// writeWaiters writes, after a blank line, a table of waiters in queue
+// order (with their mode when one waits shared); nothing when there are
+// none.
+func writeWaiters(w io.Writer, ws []api.Waiter, now time.Time) {
+	if len(ws) == 0 {
+		return
+	}
+	withMode := false
+	for _, wt := range ws {
+		withMode = withMode || wt.Mode != ""
+	}
+	fmt.Fprintln(w)
+	tw := newTable(w)
+	if withMode {
+		fmt.Fprintln(tw, "#\tSESSION\tOWNER\tMODE\tSINCE")
+	} else {
+		fmt.Fprintln(tw, "#\tSESSION\tOWNER\tSINCE")
+	}
+	for i, wt := range ws {
+		if withMode {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", strconv.Itoa(i+1), wt.Session, orDash(wt.Owner), modeOf(wt.Mode), formatTime(wt.Since, now))
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strconv.Itoa(i+1), wt.Session, orDash(wt.Owner), formatTime(wt.Since, now))
+		}
+	}
+	tw.Flush()
+}
+
+// modeOf names a waiter's mode: "shared", or "exclusive" when absent.
+func modeOf(mode string) string {
+	if mode == "" {
+		return api.ModeExclusive
+	}
+	return mode
 }
 
 // writeJSON writes v to stdout as JSON and returns the exit code.

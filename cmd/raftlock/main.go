@@ -144,6 +144,8 @@ func commands() []command {
 		{"locks", newLocksCommand},
 		{"lock-info", newLockInfoCommand},
 		{"lock-check", newLockCheckCommand},
+		{"semaphores", newSemaphoresCommand},
+		{"semaphore-info", newSemaphoreInfoCommand},
 		{"elect", newElectCommand},
 		{"observe", newObserveCommand},
 		{"elections", newElectionsCommand},
@@ -197,10 +199,10 @@ func withDashHint(c *cobra.Command, args []string, err error) error {
 
 const rootAbout = `raftlock is the command-line client of a raftlock cluster.`
 
-const rootExitCodes = `Exit codes: 0 ok; 1 error; 2 usage; 3 lock held (lock --try or --wait), or
-elect --wait ran out; 4 lock or leadership lost; 126/127 CMD not
-runnable/not found; 128+N signal N; otherwise lock, elect and sidecar pass
-CMD's exit code through.`
+const rootExitCodes = `Exit codes: 0 ok; 1 error; 2 usage; 3 lock held or semaphore full (lock
+--try or --wait), or elect --wait ran out; 4 lock, permit or leadership
+lost; 126/127 CMD not runnable/not found; 128+N signal N; otherwise lock,
+elect and sidecar pass CMD's exit code through.`
 
 const rootExample = `  raftlock lock nightly-backup -- ./backup.sh --full
   raftlock --endpoints http://10.0.0.1:7070,http://10.0.0.2:7070 locks --prefix jobs/
@@ -305,9 +307,15 @@ func writeUsage(w io.Writer, c *cobra.Command) {
 	}
 	if c.HasAvailableSubCommands() {
 		b.WriteString("\nCommands:\n")
+		pad := 0
 		for _, sub := range c.Commands() {
 			if sub.IsAvailableCommand() {
-				fmt.Fprintf(&b, "  %-14s %s\n", sub.Name(), sub.Short)
+				pad = max(pad, len(sub.Name()))
+			}
+		}
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				fmt.Fprintf(&b, "  %-*s  %s\n", pad, sub.Name(), sub.Short)
 			}
 		}
 	}
