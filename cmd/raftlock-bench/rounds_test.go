@@ -95,6 +95,7 @@ type nameTarget struct{ name string }
 var errFake = errors.New("fake target")
 
 func (t nameTarget) Name() string                                              { return t.name }
+func (nameTarget) Settle(context.Context) error                                { return nil }
 func (nameTarget) HasSemaphores() bool                                         { return true }
 func (nameTarget) NewWorker(context.Context, time.Duration) (Worker, error)    { return nil, errFake }
 func (nameTarget) OpenSession(context.Context, time.Duration) (Session, error) { return nil, errFake }

@@ -30,6 +30,10 @@ type Target interface {
 	// HasSemaphores reports whether its workers can Acquire and Release
 	// (etcd has no semaphore recipe).
 	HasSemaphores() bool
+	// Settle waits until the cluster takes every request the workloads
+	// send (raftlock: until its cluster version allows semaphores and
+	// shared locks, a moment after a new cluster's first leader).
+	Settle(ctx context.Context) error
 	// NewWorker opens a session with ttl (kept alive by the client
 	// library) on behalf of one worker.
 	NewWorker(ctx context.Context, ttl time.Duration) (Worker, error)
@@ -203,6 +207,29 @@ func newRaftlockTargetWith(endpoints []string, o raftlockOptions) (*raftlockTarg
 func (t *raftlockTarget) Name() string { return t.name }
 
 func (t *raftlockTarget) HasSemaphores() bool { return true }
+
+// primitivesVersion is the cluster version from which raftlock takes
+// semaphores and shared locks.
+const primitivesVersion = 6
+
+func (t *raftlockTarget) Settle(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		st, err := t.c.Status(ctx)
+		if err == nil && st.ClusterVersion >= primitivesVersion {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("cluster version %d, not %d: does every member run a build with semaphores?", st.ClusterVersion, primitivesVersion)
+			}
+			return fmt.Errorf("raftlock: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
 
 func (t *raftlockTarget) NewWorker(ctx context.Context, ttl time.Duration) (Worker, error) {
 	s, err := t.c.NewSession(ctx, client.WithTTL(ttl), client.WithOwner("raftlock-bench"))
@@ -383,6 +410,8 @@ func newEtcdTarget(endpoints []string, tlsCfg *tls.Config) (*etcdTarget, error) 
 func (t *etcdTarget) Name() string { return "etcd" }
 
 func (t *etcdTarget) HasSemaphores() bool { return false }
+
+func (t *etcdTarget) Settle(context.Context) error { return nil }
 
 // ttlSeconds rounds ttl up to whole seconds, at least 1 (etcd leases
 // have a TTL in seconds).

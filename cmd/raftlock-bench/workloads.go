@@ -126,6 +126,9 @@ func runCell(ctx context.Context, t Target, cl *cluster, workload string, worker
 		if !t.HasSemaphores() {
 			return result{}, errUnsupported
 		}
+		if err := t.Settle(ctx); err != nil {
+			return result{}, err
+		}
 		name := fmt.Sprintf("bench-%d/semaphore", seq)
 		return runCycles(ctx, t, cl, workload, workers, cfg, cycleOps{
 			acquireKey: "acquire", releaseKey: "release",
@@ -136,6 +139,9 @@ func runCell(ctx context.Context, t Target, cl *cluster, workload string, worker
 		// One read-write lock: each worker's cycles are shared 9 times
 		// in 10 (by a fixed pattern per worker, shifted by its index, so
 		// that every run does the same mix), exclusive otherwise.
+		if err := t.Settle(ctx); err != nil {
+			return result{}, err
+		}
 		name := fmt.Sprintf("bench-%d/rwlock", seq)
 		cycle := make([]int, workers) // worker i's cycles so far (only worker i touches it)
 		shared := func(i int) bool { return (cycle[i]+i)%100 < rwlockSharedPercent }
