@@ -1,6 +1,7 @@
 package linearize
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -79,10 +80,12 @@ type Result struct {
 	TimedOut bool
 	// Ops is the number of operations recorded.
 	Ops int
-	// Partitions is the number of lock and election names checked.
+	// Partitions is the number of lock, election and semaphore names
+	// checked.
 	Partitions int
 	// Failed, when !Ok: the first failing partition (`lock "a"`, `election
-	// "b"`; in name order, locks first) and a short description (the
+	// "b"`, `semaphore "c"`; locks, then elections, then semaphores, each in
+	// name order) and a short description (the
 	// longest prefix porcupine could linearize, the first operation left
 	// out), or why the history is malformed. Model operations count each
 	// copy of a session operation, and an Unknown or Cancelled operation as
@@ -98,12 +101,14 @@ type checked struct {
 	timeout time.Duration
 }
 
-// Check checks every lock and every election name independently, each
-// within timeout (0: no limit), and remembers the check for Visualize. The
-// partitions are checked in parallel on up to GOMAXPROCS goroutines. A
-// malformed history (an answer that its kind cannot give, a missing name
-// or session, an answer before its call) fails with the reason. Check may
-// be called again after more operations are recorded.
+// Check checks every lock, election and semaphore name independently,
+// each within timeout (0: no limit), and remembers the check for
+// Visualize. The partitions are checked in parallel on up to GOMAXPROCS
+// goroutines. A malformed history (an answer that its kind cannot give, a
+// missing name or session, an answer before its call, Shared or Limit
+// where they do not belong, two limits for one semaphore, a hold read
+// twice) fails with the reason. Check may be called again after more
+// operations are recorded.
 func (h *History) Check(timeout time.Duration) Result {
 	h.mu.Lock()
 	recs := slices.Clone(h.ops)
@@ -235,26 +240,34 @@ func (h *History) Visualize(w io.Writer) error {
 	return porcupine.Visualize(m, info, w)
 }
 
-// partition is the model operations of one lock or election name.
+// partition is the model operations of one lock, election or semaphore
+// name.
 type partition struct {
-	name string // `lock "a"`, `election "b"`
+	name string // `lock "a"`, `election "b"`, `semaphore "c"`
 	ops  []porcupine.Operation
 	info *partInfo
 }
 
 type partKey struct {
-	election bool
-	name     string
+	ns   namespace
+	name string
 }
 
 // partitionHistory validates recs and splits them into partitions, sorted
-// locks first, then by name. It returns the session table (index to ID) that
-// the models' dead sets refer to.
+// by namespace (locks, elections, semaphores), then by name. It returns
+// the session table (index to ID) that the models' dead sets refer to.
 func partitionHistory(recs []record) ([]partition, []uint64, error) {
 	clientSet := map[int]struct{}{}
+	limits := map[string]int{} // semaphore name to its limit
 	for i, r := range recs {
 		if err := validate(r); err != nil {
 			return nil, nil, fmt.Errorf("operation %d (%s): %v", i, r.in.Kind, err)
+		}
+		if r.in.Limit != 0 {
+			if l, ok := limits[r.in.Name]; ok && l != r.in.Limit {
+				return nil, nil, fmt.Errorf("operation %d (%s): limit %d of semaphore %q, another operation gives %d", i, r.in.Kind, r.in.Limit, r.in.Name, l)
+			}
+			limits[r.in.Name] = r.in.Limit
 		}
 		clientSet[r.client] = struct{}{}
 	}
@@ -292,6 +305,17 @@ func partitionHistory(recs []record) ([]partition, []uint64, error) {
 	add := func(pb *partBuild, id int, r record, ph phase, idx int) {
 		m := &mop{Input: r.in, sidx: index(r.in.Session), phase: ph, idx: idx, id: id, part: pb.info}
 		out := r.out
+		if !holdersRead(r.in.Kind, out.Kind) {
+			out.Holders = nil // ignored
+		}
+		if r.in.Kind != GetSemaphore {
+			out.Limit = 0 // ignored
+		}
+		if out.Holders != nil {
+			// Sorted by session, as the model keeps its holders.
+			out.Holders = slices.Clone(out.Holders)
+			slices.SortFunc(out.Holders, func(a, b Hold) int { return cmp.Compare(a.Session, b.Session) })
+		}
 		call, ret := r.call, r.ret
 		if !r.returned {
 			out = Output{Kind: Unknown}
@@ -317,13 +341,25 @@ func partitionHistory(recs []record) ([]partition, []uint64, error) {
 				pb.info.lastRet[m.sidx] = ret
 			}
 		}
+		seen := func(sess uint64) {
+			if i := index(sess); i >= 0 {
+				if r, ok := pb.info.lastSeen[i]; !ok || ret > r {
+					pb.info.lastSeen[i] = ret
+				}
+			}
+		}
+		seen(r.in.Session)
+		seen(out.Session)
+		for _, h := range out.Holders {
+			seen(h.Session)
+		}
 		pb.ops = append(pb.ops, porcupine.Operation{
 			ClientId: clientIdx[r.client],
 			Input:    m,
 			Call:     call,
 			Output:   out,
 			Return:   ret,
-			Metadata: fmt.Sprintf("%s, operation #%d", pb.name, id),
+			Metadata: m, // see describeMetadata
 		})
 	}
 	// dropped: answers that carry no information and change nothing.
@@ -332,7 +368,7 @@ func partitionHistory(recs []record) ([]partition, []uint64, error) {
 			return false
 		}
 		switch r.in.Kind {
-		case GetLock, GetLeader, KeepAlive, CloseSession:
+		case GetLock, GetLeader, GetSemaphore, KeepAlive, CloseSession:
 			// An unknown CloseSession may have ended the session, which
 			// the model may assume of any session at any time.
 			return true
@@ -343,17 +379,20 @@ func partitionHistory(recs []record) ([]partition, []uint64, error) {
 		if isSessionKind(r.in.Kind) {
 			continue
 		}
-		k := partKey{election: isElectionKind(r.in.Kind), name: r.in.Name}
+		k := partKey{ns: nsOf(r.in.Kind), name: r.in.Name}
 		pb := byKey[k]
 		if pb == nil {
-			what := "lock"
-			if k.election {
-				what = "election"
+			name := fmt.Sprintf("%s %q", nsNames[k.ns], k.name)
+			info := &partInfo{name: name, ns: k.ns, lastRet: map[int]int64{}, lastSeen: map[int]int64{}, minLo: map[int]uint64{}}
+			if k.ns == nsSemaphore {
+				info.limit = limits[k.name]
 			}
-			name := fmt.Sprintf("%s %q", what, k.name)
-			pb = &partBuild{partition: partition{name: name, info: &partInfo{name: name, lastRet: map[int]int64{}}}, sessions: map[uint64]bool{}}
+			pb = &partBuild{partition: partition{name: name, info: info}, sessions: map[uint64]bool{}}
 			byKey[k] = pb
 			keys = append(keys, k)
+		}
+		if r.in.Shared {
+			pb.info.shared = true
 		}
 		if r.in.Session != 0 {
 			pb.sessions[r.in.Session] = true
@@ -369,8 +408,8 @@ func partitionHistory(recs []record) ([]partition, []uint64, error) {
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].election != keys[j].election {
-			return !keys[i].election
+		if keys[i].ns != keys[j].ns {
+			return keys[i].ns < keys[j].ns
 		}
 		return keys[i].name < keys[j].name
 	})
@@ -387,8 +426,87 @@ func partitionHistory(recs []record) ([]partition, []uint64, error) {
 	parts := make([]partition, len(keys))
 	for i, k := range keys {
 		parts[i] = byKey[k].partition
+		boundUnseen(parts[i])
 	}
 	return parts, sessions, nil
+}
+
+// boundUnseen sets the lo of p's pending shared grants and permits (see
+// mop.lo): the least, over the session's pending shared grants and
+// permits, of the greatest token shown by an answer returned before the
+// call; and the partition's minLo.
+func boundUnseen(p partition) {
+	type shown struct {
+		at  int64
+		tok uint64
+	}
+	var tokens []shown // the tokens answers show (granted before their return)
+	for _, op := range p.ops {
+		m, o := op.Input.(*mop), op.Output.(Output)
+		if m.phase != whole {
+			continue
+		}
+		add := func(t uint64) {
+			if t != 0 {
+				tokens = append(tokens, shown{op.Return, t})
+			}
+		}
+		switch o.Kind {
+		case Granted, Locked, NotLeader:
+			add(o.Token)
+		case OK:
+			switch m.Kind {
+			case Release, SemRelease, Proclaim, Resign:
+				add(m.Token)
+			default:
+				add(o.Token)
+			}
+		}
+		for _, h := range o.Holders {
+			add(h.Token)
+		}
+	}
+	slices.SortFunc(tokens, func(a, b shown) int { return cmp.Compare(a.at, b.at) })
+	for i := 1; i < len(tokens); i++ {
+		tokens[i].tok = max(tokens[i].tok, tokens[i-1].tok)
+	}
+	for _, m := range p.info.pending {
+		if !isGrant(m.Kind) || strict(m) {
+			continue
+		}
+		// The greatest token shown by an answer returned before m's call.
+		i, _ := slices.BinarySearchFunc(tokens, m.call, func(s shown, at int64) int {
+			if s.at < at {
+				return -1
+			}
+			return 1
+		})
+		if i > 0 {
+			m.lo = tokens[i-1].tok
+		}
+		if lo, ok := p.info.minLo[m.sidx]; !ok || m.lo < lo {
+			p.info.minLo[m.sidx] = m.lo
+		}
+	}
+	// One bound per session, the least: the session's unseen grants are
+	// then alike (see shadowed), which keeps the sets of states small.
+	for _, m := range p.info.pending {
+		if isGrant(m.Kind) && !strict(m) {
+			m.lo = p.info.minLo[m.sidx]
+		}
+	}
+}
+
+// holdersRead reports whether Output.Holders of answer o to kind k is
+// read (see Output).
+func holdersRead(k Kind, o OutKind) bool {
+	switch k {
+	case GetLock, GetSemaphore:
+		return o == OK
+	case Acquire, TryAcquire, SemAcquire, SemTryAcquire:
+		return o == Locked
+	}
+	return false
 }
 
 // validate refuses what the models cannot interpret.
@@ -406,8 +524,21 @@ func validate(r record) error {
 	case in.Name == "":
 		return errors.New("no name")
 	}
-	if in.Session == 0 && in.Kind != GetLock && in.Kind != GetLeader {
+	if in.Session == 0 && in.Kind != GetLock && in.Kind != GetLeader && in.Kind != GetSemaphore {
 		return errors.New("no session")
+	}
+	if in.Shared && in.Kind != Acquire && in.Kind != TryAcquire {
+		return errors.New("Shared set: only Acquire and TryAcquire have a mode")
+	}
+	switch in.Kind {
+	case SemAcquire, SemTryAcquire:
+		if in.Limit < 1 {
+			return fmt.Errorf("limit %d, want at least 1", in.Limit)
+		}
+	default:
+		if in.Limit != 0 {
+			return fmt.Errorf("limit %d set: only SemAcquire and SemTryAcquire have a limit", in.Limit)
+		}
 	}
 	if !r.returned {
 		return nil
@@ -421,6 +552,18 @@ func validate(r record) error {
 			names[i] = k.String()
 		}
 		return fmt.Errorf("answer %s; it can answer %s", r.out.Kind, strings.Join(names, ", "))
+	}
+	if holdersRead(in.Kind, r.out.Kind) {
+		seen := make(map[uint64]bool, len(r.out.Holders))
+		for _, h := range r.out.Holders {
+			switch {
+			case h.Session == 0 || h.Token == 0:
+				return fmt.Errorf("holder %+v: a hold needs a session and a token", h)
+			case seen[h.Session]:
+				return fmt.Errorf("session %d read as a holder twice", h.Session)
+			}
+			seen[h.Session] = true
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package linearize
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,22 @@ func resign(name string, s, term uint64) Input {
 	return Input{Kind: Resign, Name: name, Session: s, Token: term}
 }
 func getLeader(name string) Input { return Input{Kind: GetLeader, Name: name} }
+func acqS(name string, s uint64) Input {
+	return Input{Kind: Acquire, Name: name, Session: s, Shared: true}
+}
+func tryS(name string, s uint64) Input {
+	return Input{Kind: TryAcquire, Name: name, Session: s, Shared: true}
+}
+func semAcq(name string, s uint64, limit int) Input {
+	return Input{Kind: SemAcquire, Name: name, Session: s, Limit: limit}
+}
+func semTry(name string, s uint64, limit int) Input {
+	return Input{Kind: SemTryAcquire, Name: name, Session: s, Limit: limit}
+}
+func semRel(name string, s, t uint64) Input {
+	return Input{Kind: SemRelease, Name: name, Session: s, Token: t}
+}
+func getSem(name string) Input { return Input{Kind: GetSemaphore, Name: name} }
 
 // Outputs.
 var (
@@ -56,6 +73,31 @@ func granted(t uint64) Output   { return Output{Kind: Granted, Token: t} }
 func locked(s, t uint64) Output { return Output{Kind: Locked, Session: s, Token: t} }
 func holder(s, t uint64) Output { return Output{Kind: OK, Session: s, Token: t} }
 func term(t uint64) Output      { return Output{Kind: OK, Token: t} }
+
+// holders is a GetLock answer with every holder: hs alternates session and
+// token, shared holds (all of them if shared).
+func holders(shared bool, hs ...uint64) Output {
+	o := Output{Kind: OK, Holders: []Hold{}}
+	for i := 0; i+1 < len(hs); i += 2 {
+		o.Holders = append(o.Holders, Hold{Session: hs[i], Token: hs[i+1], Shared: shared})
+	}
+	if !shared && len(o.Holders) == 1 {
+		o.Session, o.Token = hs[0], hs[1]
+	}
+	return o
+}
+
+// semaphore is a GetSemaphore answer with holders hs.
+func semaphore(hs ...Hold) Output { return Output{Kind: OK, Holders: hs} }
+
+// permits is a GetSemaphore answer: hs alternates session and token.
+func permits(hs ...uint64) Output {
+	o := Output{Kind: OK}
+	for i := 0; i+1 < len(hs); i += 2 {
+		o.Holders = append(o.Holders, Hold{Session: hs[i], Token: hs[i+1]})
+	}
+	return o
+}
 func leader(s uint64, v string, t uint64) Output {
 	return Output{Kind: OK, Session: s, Value: v, Token: t}
 }
@@ -401,8 +443,320 @@ var rejected = []histCase{
 	}},
 }
 
+// Read-write locks: shared holds (Input.Shared).
+var acceptedRW = []histCase{
+	{"shared holders together, then exclusive after both release", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, acqS("a", 21), granted(7)),
+		op(3, 4, 5, getLock("a"), holders(true, 11, 5, 21, 7)),
+		op(3, 4, 5, getLock("a"), free), // legacy: no exclusive holder
+		op(1, 6, 7, rel("a", 11, 5), ok),
+		op(3, 8, 9, getLock("a"), holders(true, 21, 7)), // the other keeps its hold
+		op(2, 10, 11, rel("a", 21, 7), ok),
+		op(3, 12, 13, getLock("a"), holders(true)),
+		op(4, 14, 15, try("a", 31), granted(15)),
+		op(3, 16, 17, getLock("a"), holders(false, 31, 15)),
+		op(3, 16, 17, getLock("a"), holder(31, 15)),
+		op(1, 18, 19, keep(11), ok),
+		op(2, 18, 19, keep(21), ok),
+	}},
+	{"shared holders granted in one entry share the token", []ev{
+		op(1, 0, 1, try("a", 11), granted(5)),
+		op(2, 2, 10, acqS("a", 21), granted(8)),
+		op(3, 3, 10, acqS("a", 31), granted(8)),
+		op(1, 4, 5, rel("a", 11, 5), ok),
+		op(4, 11, 12, getLock("a"), holders(true, 21, 8, 31, 8)),
+	}},
+	{"a shared grant after an exclusive one's release in the same entry", []ev{
+		op(1, 0, 1, try("a", 11), granted(5)),
+		op(2, 2, 10, acqS("a", 21), granted(6)),
+		op(1, 3, 4, rel("a", 11, 5), ok),
+	}},
+	{"a retry in the same mode answers the token again", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(1, 2, 3, acqS("a", 11), granted(5)),
+		op(2, 4, 5, try("b", 11), granted(6)),
+		op(2, 6, 7, acq("b", 11), granted(6)),
+	}},
+	{"a shared try is refused while only shared holders hold (a queued exclusive waiter)", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, tryS("a", 21), locked(11, 5)),
+		op(2, 4, 5, tryS("a", 21), Output{Kind: Locked, Holders: []Hold{{11, 5, true}}}),
+		op(3, 6, 7, try("a", 31), locked(0, 0)),
+		op(1, 8, 9, keep(11), ok),
+	}},
+	{"a shared holder expires, then an exclusive grant", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, tryS("a", 21), granted(6)),
+		op(3, 4, 5, try("a", 31), granted(9)),
+		op(1, 6, 7, keep(11), expired),
+		op(2, 6, 7, keep(21), expired),
+		op(4, 8, 9, getLock("a"), holders(false, 31, 9)),
+	}},
+	{"an unknown shared acquire shows later with a token below a later grant", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, acqS("a", 21), unknown),
+		op(3, 4, 5, tryS("a", 31), granted(9)),
+		op(4, 6, 7, getLock("a"), holders(true, 11, 5, 21, 7, 31, 9)),
+	}},
+	{"a cancelled shared wait granted and released within its interval", []ev{
+		op(1, 0, 1, try("a", 11), granted(5)),
+		op(2, 2, 20, acqS("a", 21), cancelled),
+		op(1, 3, 4, rel("a", 11, 5), ok),
+		op(3, 5, 6, getLock("a"), holders(true, 21, 7)),
+		op(4, 7, 8, tryS("a", 31), granted(8)),
+		op(3, 9, 10, getLock("a"), holders(true, 21, 7, 31, 8)),
+		op(3, 21, 22, getLock("a"), holders(true, 31, 8)),
+	}},
+}
+
+var rejectedRW = []histCase{
+	{"exclusive holder beside a shared one", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, try("a", 21), granted(9)),
+		op(1, 4, 5, keep(11), ok),
+	}},
+	{"shared holder beside an exclusive one", []ev{
+		op(1, 0, 1, try("a", 11), granted(5)),
+		op(2, 2, 3, tryS("a", 21), granted(9)),
+		op(1, 4, 5, keep(11), ok),
+	}},
+	{"exclusive grant while the other shared holder keeps its hold", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, tryS("a", 21), granted(6)),
+		op(1, 4, 5, rel("a", 11, 5), ok),
+		op(3, 6, 7, try("a", 31), granted(9)),
+		op(2, 8, 9, rel("a", 21, 6), ok),
+	}},
+	{"exclusive token not above an earlier shared one", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(1, 2, 3, rel("a", 11, 5), ok),
+		op(2, 4, 5, try("a", 21), granted(5)),
+	}},
+	{"shared token below an earlier one", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(7)),
+		op(2, 2, 3, tryS("a", 21), granted(6)),
+	}},
+	{"shared grant repeats a token after a release", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(1, 2, 3, rel("a", 11, 5), ok),
+		op(2, 4, 5, tryS("a", 21), granted(5)),
+	}},
+	{"a shared holder's exclusive acquire answers its shared token", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(1, 2, 3, try("a", 11), granted(5)),
+	}},
+	{"a retry answers another token", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(1, 2, 3, acqS("a", 11), granted(6)),
+	}},
+	{"a shared try refused on a free lock", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(1, 2, 3, rel("a", 11, 5), ok),
+		op(2, 4, 5, tryS("a", 21), locked(0, 0)),
+	}},
+	{"a shared holder's retry refused", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, tryS("a", 21), granted(6)),
+		op(1, 4, 5, tryS("a", 11), locked(21, 6)),
+		op(1, 6, 7, keep(11), ok),
+	}},
+	{"Locked names a session that does not hold", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, try("a", 21), locked(31, 0)),
+		op(1, 4, 5, keep(11), ok),
+	}},
+	{"Locked shows holders that are not all", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, tryS("a", 21), granted(6)),
+		op(3, 4, 5, try("a", 31), Output{Kind: Locked, Holders: []Hold{{11, 5, true}}}),
+		op(2, 6, 7, keep(21), ok),
+	}},
+	{"a read shows a shared holder as exclusive", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(3, 2, 3, getLock("a"), holders(false, 11, 5)),
+	}},
+	{"a read leaves a shared holder out", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, tryS("a", 21), granted(6)),
+		op(3, 4, 5, getLock("a"), holders(true, 21, 6)),
+		op(1, 6, 7, keep(11), ok),
+	}},
+	{"a read shows a shared-held lock free", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(3, 2, 3, getLock("a"), holders(true)),
+		op(1, 4, 5, keep(11), ok),
+	}},
+	{"a legacy read shows no exclusive holder", []ev{
+		op(1, 0, 1, try("a", 11), granted(5)),
+		op(3, 2, 3, getLock("a"), free),
+		op(1, 4, 5, keep(11), ok),
+	}},
+	{"a read's Session is not the exclusive holder its Holders show", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(3, 2, 3, getLock("a"), Output{Kind: OK, Session: 11, Token: 5, Holders: []Hold{{11, 5, true}}}),
+	}},
+	{"an unknown shared acquire cannot show a token above a later grant", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, acqS("a", 21), unknown),
+		op(4, 4, 5, try("a", 41), locked(21, 0)), // 21 holds by now
+		op(3, 6, 7, tryS("a", 31), granted(6)),
+		op(4, 8, 9, getLock("a"), holders(true, 11, 5, 21, 7, 31, 6)),
+	}},
+	{"exclusive token equal to an earlier shared one after its holder expired", []ev{
+		op(1, 0, 1, tryS("a", 11), granted(5)),
+		op(2, 2, 3, try("a", 21), granted(5)),
+		op(1, 4, 5, keep(11), expired),
+	}},
+}
+
+// Semaphores.
+var acceptedSem = []histCase{
+	{"limit holders, tokens in one entry or increasing, retries", []ev{
+		op(1, 0, 1, semTry("x", 11, 2), granted(5)),
+		op(2, 2, 9, semAcq("x", 21, 2), granted(8)),
+		op(1, 3, 4, semTry("x", 11, 2), granted(5)),
+		op(3, 10, 11, getSem("x"), permits(11, 5, 21, 8)),
+		op(3, 10, 11, Input{Kind: GetSemaphore, Name: "x"}, Output{Kind: OK, Limit: 2, Holders: []Hold{{21, 8, false}, {11, 5, false}}}),
+		op(4, 12, 13, semTry("x", 31, 2), locked(21, 8)),
+		op(4, 12, 13, semTry("x", 31, 2), Output{Kind: Locked, Holders: []Hold{{11, 5, false}, {21, 8, false}}}),
+		op(1, 14, 15, semRel("x", 11, 5), ok),
+		op(1, 16, 17, semRel("x", 11, 5), notHolder),
+		op(4, 18, 19, semAcq("x", 31, 2), granted(20)),
+		op(5, 18, 19, semAcq("x", 41, 2), locked(0, 0)),
+		op(3, 21, 22, getSem("x"), permits(21, 8, 31, 20)),
+		op(2, 23, 24, keep(21), ok),
+	}},
+	{"two permits granted in one entry", []ev{
+		op(1, 0, 1, semTry("x", 11, 3), granted(5)),
+		op(2, 2, 3, semTry("x", 21, 3), granted(5)),
+		op(3, 4, 5, getSem("x"), permits(11, 5, 21, 5)),
+	}},
+	{"a holder expires, another takes its permit", []ev{
+		op(1, 0, 1, semTry("x", 11, 1), granted(5)),
+		op(2, 2, 3, semTry("x", 21, 1), granted(9)),
+		op(1, 4, 5, semRel("x", 11, 5), expired),
+		op(3, 6, 7, getSem("x"), permits(21, 9)),
+	}},
+	{"Locked explained by unknown acquires", []ev{
+		op(1, 0, 1, semAcq("x", 11, 2), unknown),
+		op(2, 0, -1, semTry("x", 21, 2), never),
+		op(3, 2, 3, semTry("x", 31, 2), locked(0, 0)),
+		op(1, 4, 5, keep(11), ok),
+		op(2, 4, 5, keep(21), ok),
+	}},
+	{"Locked to a holder that died, the semaphore filled by unknown acquires", []ev{
+		// Locked does not prove its session alive (nor does it for locks).
+		op(1, 0, 1, semTry("x", 11, 2), granted(5)),
+		op(2, 0, -1, semTry("x", 21, 2), never),
+		op(3, 0, -1, semTry("x", 31, 2), never),
+		op(1, 2, 3, semTry("x", 11, 2), locked(0, 0)),
+	}},
+	{"Locked explained by a cancelled wait", []ev{
+		op(1, 0, 1, semTry("x", 11, 2), granted(5)),
+		op(2, 2, 10, semAcq("x", 21, 2), cancelled),
+		op(3, 3, 4, semTry("x", 31, 2), locked(11, 5)),
+		op(3, 11, 12, semTry("x", 31, 2), granted(13)),
+		op(2, 14, 15, keep(21), ok),
+	}},
+	{"an unknown acquire shows later with a token below a later grant", []ev{
+		op(1, 0, 1, semTry("x", 11, 3), granted(5)),
+		op(2, 2, 3, semTry("x", 21, 3), unknown),
+		op(3, 4, 5, semTry("x", 31, 3), granted(9)),
+		op(4, 6, 7, getSem("x"), permits(11, 5, 21, 7, 31, 9)),
+	}},
+	{"semaphore, lock and election of the same name are separate", []ev{
+		op(1, 0, 1, semTry("n", 11, 1), granted(5)),
+		op(2, 0, 1, try("n", 21), granted(6)),
+		op(3, 0, 1, camp("n", 31, "v"), term(7)),
+		op(4, 2, 3, getSem("n"), permits(11, 5)),
+		op(4, 2, 3, getLock("n"), holder(21, 6)),
+	}},
+	{"a forgotten semaphore reads limit 0", []ev{
+		op(1, 0, 1, semTry("x", 11, 2), granted(5)),
+		op(1, 2, 3, semRel("x", 11, 5), ok),
+		op(3, 4, 5, getSem("x"), Output{Kind: OK}),
+	}},
+}
+
+var rejectedSem = []histCase{
+	{"limit+1 permits", []ev{
+		op(1, 0, 1, semTry("x", 11, 2), granted(5)),
+		op(2, 2, 3, semTry("x", 21, 2), granted(6)),
+		op(3, 4, 5, semAcq("x", 31, 2), granted(7)),
+		op(1, 6, 7, keep(11), ok),
+		op(2, 6, 7, keep(21), ok),
+	}},
+	{"a permit's token below an earlier one", []ev{
+		op(1, 0, 1, semTry("x", 11, 3), granted(7)),
+		op(2, 2, 3, semTry("x", 21, 3), granted(6)),
+	}},
+	{"a permit repeats a token after a release", []ev{
+		op(1, 0, 1, semTry("x", 11, 3), granted(5)),
+		op(1, 2, 3, semRel("x", 11, 5), ok),
+		op(2, 4, 5, semTry("x", 21, 3), granted(5)),
+	}},
+	{"a holder's acquire answers another token", []ev{
+		op(1, 0, 1, semTry("x", 11, 3), granted(5)),
+		op(1, 2, 3, semAcq("x", 11, 3), granted(6)),
+	}},
+	{"Locked on a free semaphore", []ev{
+		op(1, 0, 1, semTry("x", 11, 2), locked(0, 0)),
+	}},
+	{"Locked on a semaphore with a free permit", []ev{
+		op(1, 0, 1, semTry("x", 11, 2), granted(5)),
+		op(2, 2, 3, semTry("x", 21, 2), locked(11, 5)),
+	}},
+	{"Locked to a holder", []ev{
+		op(1, 0, 1, semTry("x", 11, 1), granted(5)),
+		op(1, 2, 3, semTry("x", 11, 1), locked(0, 0)),
+	}},
+	{"Locked names a session without a permit", []ev{
+		op(1, 0, 1, semTry("x", 11, 1), granted(5)),
+		op(2, 2, 3, semTry("x", 21, 1), locked(31, 0)),
+		op(1, 4, 5, keep(11), ok),
+	}},
+	{"Locked shows fewer holders than the limit", []ev{
+		op(1, 0, 1, semTry("x", 11, 2), granted(5)),
+		op(2, 0, 1, semTry("x", 21, 2), granted(6)),
+		op(3, 2, 3, semTry("x", 31, 2), Output{Kind: Locked, Holders: []Hold{{11, 5, false}}}),
+	}},
+	{"Locked filled by one unknown acquire twice", []ev{
+		op(1, 0, 1, semAcq("x", 11, 2), unknown),
+		op(3, 2, 3, semTry("x", 31, 2), locked(0, 0)),
+	}},
+	{"a release with the wrong token frees the permit", []ev{
+		op(1, 0, 1, semTry("x", 11, 1), granted(5)),
+		op(1, 2, 3, semRel("x", 11, 4), ok),
+	}},
+	{"a release refused to the holder with its token", []ev{
+		op(1, 0, 1, semTry("x", 11, 1), granted(5)),
+		op(1, 2, 3, semRel("x", 11, 5), notHolder),
+		op(1, 4, 5, keep(11), ok),
+	}},
+	{"a read leaves a holder out", []ev{
+		op(1, 0, 1, semTry("x", 11, 2), granted(5)),
+		op(2, 2, 3, semTry("x", 21, 2), granted(6)),
+		op(3, 4, 5, getSem("x"), permits(21, 6)),
+		op(1, 6, 7, keep(11), ok),
+	}},
+	{"a read shows a released permit", []ev{
+		op(1, 0, 1, semTry("x", 11, 2), granted(5)),
+		op(1, 2, 3, semRel("x", 11, 5), ok),
+		op(3, 4, 5, getSem("x"), permits(11, 5)),
+	}},
+	{"a read shows another limit", []ev{
+		op(1, 0, 1, semTry("x", 11, 2), granted(5)),
+		op(3, 2, 3, getSem("x"), Output{Kind: OK, Limit: 3, Holders: []Hold{{11, 5, false}}}),
+	}},
+	{"a permit of a session that is dead", []ev{
+		op(1, 0, 1, keep(11), expired),
+		op(1, 2, 3, semTry("x", 11, 2), granted(5)),
+	}},
+}
+
 func TestAccepts(t *testing.T) {
-	for _, c := range accepted {
+	for _, c := range slices.Concat(accepted, acceptedRW, acceptedSem) {
 		t.Run(c.name, func(t *testing.T) {
 			res := recordAll(c.ops).Check(5 * time.Second)
 			if !res.Ok {
@@ -413,7 +767,7 @@ func TestAccepts(t *testing.T) {
 }
 
 func TestRejects(t *testing.T) {
-	for _, c := range rejected {
+	for _, c := range slices.Concat(rejected, rejectedRW, rejectedSem) {
 		t.Run(c.name, func(t *testing.T) {
 			res := recordAll(c.ops).Check(5 * time.Second)
 			if res.Ok || res.TimedOut {
@@ -457,6 +811,33 @@ func TestFailedNamesThePartition(t *testing.T) {
 	}
 }
 
+// TestPartitionOrder: locks, then elections, then semaphores, each by
+// name; Failed names the first that fails.
+func TestPartitionOrder(t *testing.T) {
+	h := recordAll([]ev{
+		op(1, 0, 1, semTry("a", 11, 1), granted(5)),
+		op(2, 2, 3, semTry("a", 21, 1), granted(9)), // the violation
+		op(1, 4, 5, keep(11), ok),
+		op(3, 0, 1, camp("b", 31, "v"), term(4)),
+		op(4, 0, 1, try("c", 41), granted(3)),
+	})
+	res := h.Check(5 * time.Second)
+	if res.Ok || !strings.HasPrefix(res.Failed, `semaphore "a": not linearizable`) || res.Partitions != 3 {
+		t.Fatalf("%+v", res)
+	}
+	parts, _, err := partitionHistory(h.ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range parts {
+		names = append(names, p.name)
+	}
+	if want := []string{`lock "c"`, `election "b"`, `semaphore "a"`}; !slices.Equal(names, want) {
+		t.Fatalf("partitions %q, want %q", names, want)
+	}
+}
+
 func TestMalformed(t *testing.T) {
 	for _, c := range []histCase{
 		{"release answers Granted", []ev{op(1, 0, 1, rel("a", 11, 5), granted(5))}},
@@ -465,6 +846,16 @@ func TestMalformed(t *testing.T) {
 		{"keepalive with a name", []ev{op(1, 0, 1, Input{Kind: KeepAlive, Name: "a", Session: 1}, ok)}},
 		{"answer before call", []ev{op(1, 5, 4, getLock("a"), free)}},
 		{"unknown kind", []ev{op(1, 0, 1, Input{Kind: 99, Name: "a", Session: 1}, ok)}},
+		{"shared release", []ev{op(1, 0, 1, Input{Kind: Release, Name: "a", Session: 1, Token: 5, Shared: true}, ok)}},
+		{"semaphore acquire without limit", []ev{op(1, 0, 1, semTry("x", 1, 0), granted(5))}},
+		{"lock acquire with a limit", []ev{op(1, 0, 1, Input{Kind: Acquire, Name: "a", Session: 1, Limit: 2}, granted(5))}},
+		{"two limits for one semaphore", []ev{
+			op(1, 0, 1, semTry("x", 1, 2), granted(5)),
+			op(2, 0, 1, semAcq("x", 2, 3), granted(6)),
+		}},
+		{"a holder read twice", []ev{op(1, 0, 1, getSem("x"), permits(1, 5, 1, 5))}},
+		{"a hold without a token", []ev{op(1, 0, 1, getLock("a"), holders(true, 1, 0))}},
+		{"Locked shows a hold without a session", []ev{op(1, 0, 1, semTry("x", 1, 1), Output{Kind: Locked, Holders: []Hold{{0, 5, false}}})}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			res := recordAll(c.ops).Check(time.Second)
@@ -516,6 +907,14 @@ func TestVisualize(t *testing.T) {
 	}
 	b.Reset()
 	if err := h.Visualize(&b); err != nil || !strings.Contains(b.String(), "TryAcquire(s21)") {
+		t.Fatalf("%v, %.200s", err, b.String())
+	}
+	h = recordAll(slices.Concat(acceptedRW[0].ops, acceptedSem[0].ops, rejectedSem[0].ops))
+	if res := h.Check(5 * time.Second); res.Ok {
+		t.Fatalf("%+v", res)
+	}
+	b.Reset()
+	if err := h.Visualize(&b); err != nil || !strings.Contains(b.String(), "SemAcquire(s31, limit 2)") {
 		t.Fatalf("%v, %.200s", err, b.String())
 	}
 }

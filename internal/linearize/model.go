@@ -1,9 +1,6 @@
 package linearize
 
 import (
-	"cmp"
-	"fmt"
-	"math/bits"
 	"slices"
 	"strings"
 
@@ -24,144 +21,33 @@ const (
 // the Output is an Output). It is never modified after partitioning.
 type mop struct {
 	Input
-	sidx  int       // index of Session in the check's session table, -1 for none
-	phase phase     // whole, or one of the steps of an Unknown or Cancelled operation
-	idx   int       // phase != whole: index in part.pending
-	id    int       // the History id
-	call  int64     // the call time as porcupine sees it
-	part  *partInfo // the partition
+	sidx  int   // index of Session in the check's session table, -1 for none
+	phase phase // whole, or one of the steps of an Unknown or Cancelled operation
+	idx   int   // phase != whole: index in part.pending
+	id    int   // the History id
+	call  int64 // the call time as porcupine sees it
+	// lo (unknownCall or cancelCall of a shared Acquire or TryAcquire, a
+	// SemAcquire or a SemTryAcquire) is the greatest token shown by an
+	// answer returned before its call: its token, were it granted, is >=
+	// lo (see state).
+	lo   uint64
+	part *partInfo // the partition
 }
 
 // partInfo is what the model needs to know of a partition.
 type partInfo struct {
-	name    string        // `lock "a"`, `election "b"`
+	name    string        // `lock "a"`, `election "b"`, `semaphore "c"`
+	ns      namespace     // the partition's namespace
+	limit   int           // a semaphore's limit (every acquire's Input.Limit; 0 = none recorded)
+	shared  bool          // a lock with shared acquires: a later grant may repeat the last token
 	pending []*mop        // the Unknown writes and Cancelled waits (unknownCall, cancelCall), by idx
 	lastRet map[int]int64 // session index to the latest return time of its operations in the partition
-}
-
-// state is the state of one lock or one election in one branch of the
-// nondeterministic model. It is comparable (==) and immutable: every method
-// returns a changed copy.
-//
-// A lock and an election share it: holder is the lock's holder or the
-// election's leader, token the grant's token or the leadership's term, value
-// the leader's value ("" for a lock).
-type state struct {
-	holder uint64 // session; 0 = free / nobody leads
-	hidx   int    // holder's index in the session table (meaningless when holder == 0)
-	token  uint64 // holder's token; 0 = unknown (granted unseen), then > last
-	value  string
-	last   uint64 // every token granted later is > last
-	via    int    // idx+1 of the Cancelled wait that holds (and must release by its return), 0 for none
-	dead   string // bitset over session indices: the sessions deemed dead
-	pend   string // bitset over partInfo.pending: the effects that may still happen (see fire)
-}
-
-func bitIn(set string, i int) bool {
-	b := i >> 3
-	return i >= 0 && b < len(set) && set[b]&(1<<(i&7)) != 0
-}
-
-func bitAdd(set string, i int) string {
-	b := i >> 3
-	buf := make([]byte, max(len(set), b+1))
-	copy(buf, set)
-	buf[b] |= 1 << (i & 7)
-	return string(buf)
-}
-
-// bitDel clears bit i and trims trailing zero bytes, so that equal sets are
-// equal strings.
-func bitDel(set string, i int) string {
-	if !bitIn(set, i) {
-		return set
-	}
-	buf := []byte(set)
-	buf[i>>3] &^= 1 << (i & 7)
-	n := len(buf)
-	for n > 0 && buf[n-1] == 0 {
-		n--
-	}
-	return string(buf[:n])
-}
-
-func bitCount(set string) int {
-	n := 0
-	for i := 0; i < len(set); i++ {
-		n += bits.OnesCount8(set[i])
-	}
-	return n
-}
-
-func (s state) alive(i int) bool { return !bitIn(s.dead, i) }
-
-// held reports whether session sess holds the lock (leads the election).
-func (s state) held(sess uint64) bool { return s.holder != 0 && s.holder == sess }
-
-// free makes the lock free (nobody leads).
-func (s state) free() state {
-	if s.holder == 0 {
-		return s
-	}
-	if s.token == 0 {
-		// The unseen token t was > last; later ones are > t >= last+1.
-		s.last++
-	}
-	s.holder, s.hidx, s.token, s.value, s.via = 0, 0, 0, "", 0
-	return s
-}
-
-// kill deems session i dead: it holds nothing any more.
-func (s state) kill(i int) state {
-	if i < 0 {
-		return s
-	}
-	if s.holder != 0 && s.hidx == i {
-		s = s.free()
-	}
-	s.dead = bitAdd(s.dead, i)
-	return s
-}
-
-// learn returns the state in which the holder's token is tok: tok must equal
-// a known token, or be a possible value of an unknown one.
-func (s state) learn(tok uint64) (state, bool) {
-	if s.token != 0 {
-		return s, s.token == tok
-	}
-	if tok <= s.last {
-		return s, false
-	}
-	s.token, s.last = tok, tok
-	return s, true
-}
-
-// grant makes p's session the holder with token tok (0 = unknown).
-func (s state) grant(p *mop, tok uint64) state {
-	s.holder, s.hidx, s.token, s.value, s.via = p.Session, p.sidx, tok, "", 0
-	if p.Kind == Campaign {
-		s.value = p.Value
-	}
-	if tok != 0 {
-		s.last = tok
-	}
-	return s
-}
-
-// matches returns the state in which the holder is the one an answer names
-// (Output.Session/Value/Token, Token 0 = not named); a Session of 0 names
-// nobody and matches any state.
-func (s state) matches(o Output) (state, bool) {
-	if o.Session == 0 {
-		return s, true
-	}
-	if !s.held(o.Session) || s.value != o.Value {
-		return s, false
-	}
-	if o.Token == 0 {
-		return s, true
-	}
-	return s.learn(o.Token)
+	// lastSeen is, by session index, the latest return time of the
+	// partition's operations of the session or whose answer names it.
+	lastSeen map[int]int64
+	// minLo is, by session index, the least lo of the session's pending
+	// shared grants and permits (see mop.lo).
+	minLo map[int]uint64
 }
 
 // step is the nondeterministic step function: it appends to res every
@@ -171,22 +57,27 @@ func (s state) matches(o Output) (state, bool) {
 // (kill), an Unknown write takes effect or a Cancelled wait is granted
 // (fire), and a Cancelled wait releases its grant. The model makes them
 // happen lazily: only when the operation is impossible otherwise does it
-// try it after such events (deaths of the holder or of the operation's own
-// session; the events that can help this operation, in every order, each
-// state once). Making an event happen earlier than needed never helps: an
-// operation that is possible both with and without the event commutes with
-// it, or leaves a state from which everything possible after the event is
-// still possible (the event can still happen later). The one exception, a
-// Campaign that may be the retry of an earlier Unknown one (with its value
-// instead of the new one), is tried both ways.
+// try it after such events (deaths of the holders the answer needs gone or
+// of the operation's own session; the events that can help this
+// operation, in every order, each state once). Making an event happen
+// earlier than needed never helps: an operation that is possible both with
+// and without the event commutes with it, or leaves a state from which
+// everything possible after the event is still possible (the event can
+// still happen later; the token of a shared grant or permit made unseen
+// does not depend on when the model makes it happen, see state). The one
+// exception, a Campaign that may be the retry of an earlier Unknown one
+// (with its value instead of the new one), is tried both ways.
 func step(res []state, st state, p *mop, o Output) []state {
 	switch p.phase {
 	case unknownCall, cancelCall:
 		st.pend = bitAdd(st.pend, p.idx)
 		res = append(res, st)
 	case cancelReturn:
-		if st.via == p.idx+1 {
-			st = st.free()
+		for i := range st.n() {
+			if st.at(i).via == p.idx+1 {
+				st = st.removeAt(i)
+				break
+			}
 		}
 		st.pend = bitDel(st.pend, p.idx)
 		res = append(res, st)
@@ -206,14 +97,28 @@ func explore(res []state, st state, p *mop, o Output, seen map[state]bool) []sta
 		return res
 	}
 	if len(res) == n {
-		if st.holder != 0 {
-			res = apply(res, st.kill(st.hidx), p, o)
-		}
-		if p.sidx >= 0 && st.alive(p.sidx) && !st.held(p.Session) {
-			res = apply(res, st.kill(p.sidx), p, o)
+		// After the death of p's session, or not: after the deaths the
+		// answer needs, or the grants that fill a semaphore.
+		for k, s := range [2]state{st, st.kill(p.sidx)} {
+			if k == 1 {
+				if p.sidx < 0 || !st.alive(p.sidx) {
+					break
+				}
+				res = apply(res, s, p, o)
+			}
+			res = deaths(res, s, p, o)
+			if o.Kind == Locked && p.part.ns == nsSemaphore {
+				if f, ok := s.fill(p); ok {
+					res = apply(res, f, p, o)
+				}
+			}
 		}
 	}
-	if st.pend == "" && st.via == 0 {
+	vias := false
+	for i := range st.n() {
+		vias = vias || st.at(i).via != 0
+	}
+	if st.pend == "" && !vias {
 		return res
 	}
 	if seen == nil {
@@ -225,9 +130,12 @@ func explore(res []state, st state, p *mop, o Output, seen map[state]bool) []sta
 			res = explore(res, next, p, o, seen)
 		}
 	}
-	if st.via != 0 {
-		try(st.free()) // the Cancelled wait that holds releases
+	for i := range st.n() {
+		if st.at(i).via != 0 {
+			try(st.removeAt(i)) // the Cancelled wait that holds releases
+		}
 	}
+	var fired []state
 	for i := 0; i < 8*len(st.pend); i++ {
 		if !bitIn(st.pend, i) {
 			continue
@@ -236,11 +144,72 @@ func explore(res []state, st state, p *mop, o Output, seen map[state]bool) []sta
 		if !relevant(st, p, o, e) || shadowed(st, e) {
 			continue
 		}
-		if next, ok := st.fire(e); ok {
+		fired = st.fire(fired[:0], e, p, o)
+		for _, next := range fired {
 			try(next)
 		}
 	}
 	return res
+}
+
+// deaths appends the states after p answered o from st after the deaths of
+// the holders (other than p's session) that the answer needs gone: the
+// holders in the way of a grant (for a full semaphore, any one of them);
+// the holders that a read or a NotLeader answer does not show.
+func deaths(res []state, st state, p *mop, o Output) []state {
+	gone := func(keep func(h hold) bool) {
+		if s := st.without(func(h hold) bool { return h.sess == p.Session || keep(h) }); s != st {
+			res = apply(res, s, p, o)
+		}
+	}
+	shown := func(h hold) bool { return shows(o, h.sess) }
+	switch p.Kind {
+	case Acquire, TryAcquire, SemAcquire, SemTryAcquire, Campaign:
+		switch {
+		case o.Kind == NotLeader && o.Session != 0, o.Kind == Locked && o.Holders != nil:
+			gone(shown)
+		case o.Kind != Granted && o.Kind != OK:
+		case p.part.ns == nsSemaphore:
+			if st.n() >= p.part.limit {
+				for i := range st.n() {
+					if h := st.at(i); h.sess != p.Session && !st.alike(i) {
+						res = apply(res, st.drop(i), p, o)
+					}
+				}
+			}
+		case p.part.ns == nsLock && p.Shared:
+			gone(func(h hold) bool { return h.shared })
+		default:
+			gone(func(hold) bool { return false })
+		}
+	case GetLock:
+		if o.Holders == nil && o.Session == 0 {
+			gone(func(h hold) bool { return h.shared })
+		} else {
+			gone(shown)
+		}
+	case GetLeader, GetSemaphore:
+		gone(shown)
+	case Proclaim, Resign:
+		if o.Kind == NotLeader && o.Session != 0 {
+			gone(shown)
+		}
+	}
+	return res
+}
+
+// shows reports whether answer o shows session sess as a holder: in
+// o.Holders, or as o.Session.
+func shows(o Output, sess uint64) bool {
+	if sess != 0 && o.Session == sess {
+		return true
+	}
+	for _, h := range o.Holders {
+		if h.Session == sess {
+			return true
+		}
+	}
+	return false
 }
 
 // newLeadership reports whether Campaign p answered o would start a new
@@ -252,25 +221,31 @@ func newLeadership(st state, p *mop, o Output) bool {
 }
 
 // relevant reports whether firing pending write e in st can help operation
-// p answered o: a release or resignation of the holder (for an answer that
-// needs it gone), a grant to the session that the answer needs as holder
-// (or, for Locked without a holder, to any other session), a proclaim of
+// p answered o: a release or resignation of a holder (for an answer that
+// needs it gone), a grant to a session that the answer needs as holder
+// (or, for a lock's Locked without a holder named, to any other session;
+// a semaphore that Locked needs full is filled by fill), a proclaim of
 // the value the answer shows. Other writes need not happen before p: they
 // can still happen later.
 func relevant(st state, p *mop, o Output, e *mop) bool {
 	switch e.Kind {
-	case Release, Resign:
+	case Release, SemRelease, Resign:
 		return st.held(e.Session)
 	case Proclaim:
 		return st.held(e.Session) && o.Session != 0 && e.Value == o.Value &&
 			(p.Kind == GetLeader || o.Kind == NotLeader)
 	}
 	switch {
-	case p.Kind == GetLock || p.Kind == GetLeader || o.Kind == Locked || o.Kind == NotLeader:
+	case p.Kind == GetLock || p.Kind == GetLeader || p.Kind == GetSemaphore || o.Kind == NotLeader ||
+		(o.Kind == Locked && o.Holders != nil):
+		return shows(o, e.Session)
+	case o.Kind == Locked && p.part.ns == nsSemaphore:
+		return e.Session == o.Session // fill does the rest
+	case o.Kind == Locked:
 		if o.Session != 0 {
 			return e.Session == o.Session
 		}
-		return o.Kind == Locked && e.Session != p.Session
+		return e.Session != p.Session
 	case o.Kind == OK || o.Kind == Granted:
 		return e.Session == p.Session
 	}
@@ -290,6 +265,8 @@ func shadowed(st state, e *mop) bool {
 		switch k.Kind {
 		case Acquire, TryAcquire:
 			k.Kind, k.Value = Acquire, ""
+		case SemAcquire, SemTryAcquire:
+			k.Kind, k.Value = SemAcquire, ""
 		case Campaign:
 		default:
 			return k
@@ -299,11 +276,43 @@ func shadowed(st state, e *mop) bool {
 	}
 	ke := key(e)
 	for i := 0; i < e.idx; i++ {
-		if m := e.part.pending[i]; bitIn(st.pend, i) && m.phase == unknownCall && key(m) == ke {
+		if m := e.part.pending[i]; bitIn(st.pend, i) && m.phase == unknownCall && m.lo == e.lo && key(m) == ke {
 			return true
 		}
 	}
 	return false
+}
+
+// retryOnly reports whether Granted answer o to p, which leaves every
+// state of set unchanged, answers a retry wherever p may be linearized
+// from now on: in every state, p's session holds with token o.Token, not
+// from a Cancelled wait, with no release of it pending. The hold can then
+// end only by the session's death (after which p is impossible) or a
+// release answered OK, after which no grant has a token <= last (rel), so
+// p is never a new grant: it only observes, and search may linearize it at
+// once.
+func retryOnly(set stateSet, p *mop, o Output) bool {
+	if p.phase != whole || p.Kind == Campaign || o.Kind != Granted {
+		return false
+	}
+	for _, st := range set {
+		i := st.find(p.Session)
+		if i < 0 {
+			return false
+		}
+		if h := st.at(i); h.token != o.Token || h.via != 0 {
+			return false
+		}
+		for j := 0; j < 8*len(st.pend); j++ {
+			if !bitIn(st.pend, j) {
+				continue
+			}
+			if e := p.part.pending[j]; !isGrant(e.Kind) && e.Session == p.Session {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // apply appends to res the states st may be in after p answered o, without
@@ -315,9 +324,15 @@ func apply(res []state, st state, p *mop, o Output) []state {
 		}
 		return append(res, st)
 	}
-	self := st.held(p.Session)
+	i := st.find(p.Session)
+	self := i >= 0
 	switch p.Kind {
-	case Acquire, TryAcquire, Campaign:
+	case Acquire, TryAcquire, SemAcquire, SemTryAcquire, Campaign:
+		if self && p.part.ns == nsLock && st.at(i).shared != p.Shared {
+			// The server refuses (mode_mismatch) a session that holds in
+			// the other mode; a harness does not record that answer.
+			return res
+		}
 		switch o.Kind {
 		case Granted, OK:
 			if !st.alive(p.sidx) {
@@ -325,8 +340,8 @@ func apply(res []state, st state, p *mop, o Output) []state {
 			}
 			if self {
 				// A campaign by the leader proclaims its value (as etcd's
-				// Campaign does); an acquire by the holder changes nothing.
-				if s, ok := st.learn(o.Token); ok {
+				// Campaign does); an acquire by a holder changes nothing.
+				if s, ok := st.learn(p.Session, o.Token); ok {
 					if p.Kind == Campaign {
 						s.value = p.Value
 					}
@@ -334,24 +349,19 @@ func apply(res []state, st state, p *mop, o Output) []state {
 				}
 				return res
 			}
-			if st.holder != 0 || o.Token <= st.last {
+			if !st.room(p) || !st.tokenOK(p, o.Token) {
 				return res
 			}
-			return append(res, st.grant(p, o.Token))
+			return append(res, st.grant(p, o.Token, 0))
 		case Locked:
-			if st.holder == 0 || self {
+			if self || !st.blocked(p) {
 				return res
 			}
-			if o.Session == 0 {
-				return append(res, st)
+			s, ok := st.named(o)
+			if ok && o.Holders != nil {
+				s, ok = s.readAll(o.Holders, p.part.ns == nsLock)
 			}
-			if !st.held(o.Session) {
-				return res
-			}
-			if o.Token == 0 {
-				return append(res, st)
-			}
-			if s, ok := st.learn(o.Token); ok {
+			if ok {
 				res = append(res, s)
 			}
 			return res
@@ -364,13 +374,10 @@ func apply(res []state, st state, p *mop, o Output) []state {
 			}
 			return res
 		}
-	case Release, Resign, Proclaim:
+	case Release, SemRelease, Resign, Proclaim:
 		switch o.Kind {
 		case OK:
-			if !self {
-				return res
-			}
-			s, ok := st.learn(p.Token)
+			s, ok := st.learn(p.Session, p.Token)
 			if !ok {
 				return res
 			}
@@ -378,11 +385,13 @@ func apply(res []state, st state, p *mop, o Output) []state {
 				s.value = p.Value
 				return append(res, s)
 			}
-			return append(res, s.free())
+			s = s.removeAt(i)
+			s.rel = true
+			return append(res, s)
 		case NotHolder, NotLeader:
 			// A holder with an unknown token might hold another one: the
 			// model does not remember "not this token".
-			if self && st.token == p.Token {
+			if self && st.at(i).token == p.Token {
 				return res
 			}
 			if o.Kind == NotHolder {
@@ -393,17 +402,52 @@ func apply(res []state, st state, p *mop, o Output) []state {
 			}
 			return res
 		}
-	case GetLock, GetLeader:
+	case GetLock:
+		if o.Value != "" || (o.Session == 0 && o.Token != 0) {
+			return res
+		}
+		if o.Holders != nil {
+			if o.Session != 0 && (len(o.Holders) != 1 || o.Holders[0].Session != o.Session || o.Holders[0].Shared ||
+				(o.Token != 0 && o.Token != o.Holders[0].Token)) {
+				return res // Session/Token are not the exclusive holder Holders shows
+			}
+			if s, ok := st.readAll(o.Holders, true); ok {
+				res = append(res, s)
+			}
+			return res
+		}
 		if o.Session == 0 {
-			if st.holder == 0 && o.Token == 0 && o.Value == "" {
+			if !st.exclusive() {
 				res = append(res, st)
 			}
 			return res
 		}
-		if !st.held(o.Session) || st.value != o.Value {
+		if st.n() != 1 || st.at(0).shared || st.at(0).sess != o.Session {
 			return res
 		}
-		if s, ok := st.learn(o.Token); ok {
+		if s, ok := st.learn(o.Session, o.Token); ok {
+			res = append(res, s)
+		}
+		return res
+	case GetLeader:
+		if o.Session == 0 {
+			if st.n() == 0 && o.Token == 0 && o.Value == "" {
+				res = append(res, st)
+			}
+			return res
+		}
+		if st.value != o.Value {
+			return res
+		}
+		if s, ok := st.learn(o.Session, o.Token); ok {
+			res = append(res, s)
+		}
+		return res
+	case GetSemaphore:
+		if o.Limit != 0 && p.part.limit != 0 && o.Limit != p.part.limit {
+			return res
+		}
+		if s, ok := st.readAll(o.Holders, false); ok {
 			res = append(res, s)
 		}
 		return res
@@ -421,56 +465,80 @@ func apply(res []state, st state, p *mop, o Output) []state {
 	return res // an answer the kind cannot give (refused before checking)
 }
 
-// fire makes pending effect p happen now (and no more later): the grant of
-// an Unknown Acquire, TryAcquire or Campaign or of a Cancelled wait (with an
-// unknown token; the holder dies first if need be), the release of an
-// Unknown Release or Resign, the value of an Unknown Proclaim. It reports
-// false if the effect is impossible.
-func (s state) fire(p *mop) (state, bool) {
-	s.pend = bitDel(s.pend, p.idx)
-	switch p.Kind {
-	case Acquire, TryAcquire, Campaign:
-		if s.held(p.Session) {
-			if p.Kind == Campaign && p.phase == unknownCall && s.value != p.Value {
-				s.value = p.Value // the leader's campaign proclaims its value
-				return s, true
+// fire appends the states after pending effect e happened now (and no more
+// later), to help operation p answered o; none if it is impossible: the
+// grant of an Unknown Acquire, TryAcquire, SemAcquire, SemTryAcquire or
+// Campaign or of a Cancelled wait (with an unknown token; the holders in
+// the way die first: every holder for an exclusive grant or a leadership,
+// the exclusive holder for a shared grant, any one holder of a full
+// semaphore that the answer does not show, or all of them for an answer
+// that shows every holder), the release of an Unknown Release, SemRelease
+// or Resign, the value of an Unknown Proclaim.
+func (s state) fire(res []state, e, p *mop, o Output) []state {
+	s.pend = bitDel(s.pend, e.idx)
+	switch e.Kind {
+	case Acquire, TryAcquire, SemAcquire, SemTryAcquire, Campaign:
+		if s.held(e.Session) {
+			if e.Kind == Campaign && e.phase == unknownCall && s.value != e.Value {
+				s.value = e.Value // the leader's campaign proclaims its value
+				return append(res, s)
 			}
-			return s, false
+			return res
 		}
-		if s.holder != 0 {
-			s = s.kill(s.hidx)
+		if !s.alive(e.sidx) {
+			return res
 		}
-		if !s.alive(p.sidx) {
-			return s, false
+		via := 0
+		if e.phase == cancelCall {
+			via = e.idx + 1
 		}
-		s = s.grant(p, 0)
-		if p.phase == cancelCall {
-			s.via = p.idx + 1
+		switch {
+		case e.part.ns == nsSemaphore:
+			if s.n() < e.part.limit {
+				break
+			}
+			if p.Kind == GetSemaphore || o.Holders != nil {
+				if s = s.without(func(h hold) bool { return shows(o, h.sess) }); s.n() < e.part.limit {
+					res = append(res, s.grant(e, 0, via))
+				}
+				return res
+			}
+			for i := range s.n() {
+				if h := s.at(i); !shows(o, h.sess) && !s.alike(i) {
+					res = append(res, s.drop(i).grant(e, 0, via))
+				}
+			}
+			return res
+		case e.part.ns == nsLock && e.Shared:
+			s = s.without(func(h hold) bool { return h.shared })
+		default:
+			s = s.without(func(hold) bool { return false })
 		}
-		return s, true
-	case Release, Resign, Proclaim:
-		if !s.held(p.Session) {
-			return s, false
-		}
-		s, ok := s.learn(p.Token)
+		return append(res, s.grant(e, 0, via))
+	case Release, SemRelease, Resign, Proclaim:
+		i := s.find(e.Session)
+		s, ok := s.learn(e.Session, e.Token)
 		if !ok {
-			return s, false
+			return res
 		}
-		if p.Kind == Proclaim {
-			s.value = p.Value
-			return s, true
+		if e.Kind == Proclaim {
+			s.value = e.Value
+			return append(res, s)
 		}
-		return s.free(), true
+		return append(res, s.removeAt(i))
 	}
-	return s, false
+	return res
 }
 
 // prune forgets what cannot matter after operation p, so that equivalent
 // states compare equal: pending grants to a dead session; pending releases
-// and proclaims of a token that is neither the holder's nor still to be
-// granted; and the deaths of sessions whose operations all returned before
-// p's call (they are all linearized before p, and a dead session holds
-// nothing and has nothing pending).
+// and proclaims of a token that is neither the session's (as far as known)
+// nor still to be granted to it; the deaths of sessions whose operations
+// all returned before p's call (they are all linearized before p, and a
+// dead session holds nothing and has nothing pending); and who holds, when
+// it is a session with nothing pending that no operation after p shows
+// (every operation of it or naming it returned before p's call): such a
+// holder becomes a ghost (see state.ghost).
 func (s state) prune(p *mop) state {
 	pi := p.part
 	for i := 0; i < 8*len(s.pend); i++ {
@@ -479,12 +547,10 @@ func (s state) prune(p *mop) state {
 		}
 		e := pi.pending[i]
 		var dead bool
-		switch e.Kind {
-		case Acquire, TryAcquire, Campaign:
+		if isGrant(e.Kind) {
 			dead = !s.alive(e.sidx)
-		default:
-			// An unknown token is > last, so it is not e.Token.
-			dead = e.Token <= s.last && !(s.held(e.Session) && s.token == e.Token)
+		} else {
+			dead = !s.mayHold(e.Session, e.Token) && !s.mayGrant(pi, e.sidx, e.Token)
 		}
 		if dead {
 			s.pend = bitDel(s.pend, i)
@@ -495,78 +561,47 @@ func (s state) prune(p *mop) state {
 			s.dead = bitDel(s.dead, i)
 		}
 	}
+	for i := s.n() - 1; i >= 0; i-- {
+		if h := s.at(i); h.sidx >= 0 && pi.lastSeen[h.sidx] < p.call && !s.pending(pi, h.sidx) {
+			s = s.ghost(i)
+		}
+	}
 	return s
 }
 
-func (s state) hash() uint64 {
-	h := uint64(14695981039346656037)
-	mix := func(v uint64) {
-		h ^= v
-		h *= 1099511628211
-	}
-	mixString := func(v string) {
-		for i := 0; i < len(v); i++ {
-			mix(uint64(v[i]))
-		}
-		mix(uint64(len(v)))
-	}
-	mix(s.holder)
-	mix(s.token)
-	mix(s.last)
-	mix(uint64(s.via))
-	mixString(s.value)
-	mixString(s.dead)
-	mixString(s.pend)
-	return h
-}
-
-// subset reports whether bitset a is a subset of bitset b.
-func subset(a, b string) bool {
-	for i := 0; i < len(a); i++ {
-		var bb byte
-		if i < len(b) {
-			bb = b[i]
-		}
-		if a[i]&^bb != 0 {
-			return false
+// pending reports whether session sidx has a pending effect.
+func (s state) pending(pi *partInfo, sidx int) bool {
+	for i := 0; i < 8*len(s.pend); i++ {
+		if bitIn(s.pend, i) && pi.pending[i].sidx == sidx {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
-// covers reports whether every continuation possible from state b is
-// possible from state a: the same holder, token, value and Cancelled hold,
-// no greater token bound, no session dead that is alive in b (it can still
-// die when needed), and every write pending in b pending in a too (a
-// pending write may also never happen).
-func (a state) covers(b state) bool {
-	return a.holder == b.holder && a.hidx == b.hidx && a.token == b.token && a.value == b.value &&
-		a.via == b.via && a.last <= b.last && subset(a.dead, b.dead) && subset(b.pend, a.pend)
+// mayHold reports whether session sess may hold with token tok.
+func (s state) mayHold(sess, tok uint64) bool {
+	i := s.find(sess)
+	if i < 0 {
+		return false
+	}
+	h := s.at(i)
+	if h.token != 0 {
+		return h.token == tok
+	}
+	return h.lo <= tok && tok <= h.hi
 }
 
-func compareStates(a, b state) int {
-	if c := cmp.Compare(a.holder, b.holder); c != 0 {
-		return c
+// mayGrant reports whether session sidx may still be granted token tok in
+// partition pi: a later grant has a token >= last (> last if all grants of
+// the partition are exclusive, or after a release), and an unseen shared
+// grant or permit one >= its lo.
+func (s state) mayGrant(pi *partInfo, sidx int, tok uint64) bool {
+	if tok > s.last || (tok == s.last && !s.rel && (pi.shared || pi.ns == nsSemaphore)) {
+		return true
 	}
-	if c := cmp.Compare(a.token, b.token); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.last, b.last); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.via, b.via); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.hidx, b.hidx); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.value, b.value); c != 0 {
-		return c
-	}
-	if c := strings.Compare(a.dead, b.dead); c != 0 {
-		return c
-	}
-	return strings.Compare(a.pend, b.pend)
+	lo, ok := pi.minLo[sidx]
+	return ok && lo <= tok
 }
 
 // stateSet is the model state porcupine sees: the set of states the
@@ -611,8 +646,9 @@ func reduce(states []state) stateSet {
 	return out
 }
 
-// newModel returns the model of one lock or election; sessions is the
-// check's session table (index to ID), used only to describe states.
+// newModel returns the model of one lock, election or semaphore; sessions
+// is the check's session table (index to ID), used only to describe
+// states.
 func newModel(sessions []uint64) porcupine.Model {
 	return porcupine.Model{
 		Init: func() any { return stateSet{{}} },
@@ -628,7 +664,8 @@ func newModel(sessions []uint64) porcupine.Model {
 			}
 			return h
 		},
-		DescribeOperation: describeOperation,
+		DescribeOperation:         describeOperation,
+		DescribeOperationMetadata: describeMetadata,
 		DescribeState: func(st any) string {
 			set := st.(stateSet)
 			d := make([]string, len(set))
@@ -638,111 +675,4 @@ func newModel(sessions []uint64) porcupine.Model {
 			return "{" + strings.Join(d, " | ") + "}"
 		},
 	}
-}
-
-func describeOperation(in any, out any) string {
-	p := in.(*mop)
-	o := out.(Output)
-	var b strings.Builder
-	b.WriteString(p.Kind.String())
-	var args []string
-	if p.Session != 0 {
-		args = append(args, fmt.Sprintf("s%d", p.Session))
-	}
-	switch p.Kind {
-	case Release, Proclaim, Resign:
-		args = append(args, fmt.Sprintf("%d", p.Token))
-	}
-	switch p.Kind {
-	case Campaign, Proclaim:
-		args = append(args, fmt.Sprintf("%q", p.Value))
-	}
-	fmt.Fprintf(&b, "(%s)", strings.Join(args, ", "))
-	switch p.phase {
-	case unknownCall:
-		b.WriteString(" → Unknown [may take effect from its call on]")
-		return b.String()
-	case cancelCall:
-		b.WriteString(" → Cancelled [may be granted from its call on]")
-		return b.String()
-	case cancelReturn:
-		b.WriteString(" → Cancelled [holds nothing from its return on]")
-		return b.String()
-	}
-	b.WriteString(" → ")
-	b.WriteString(describeOutput(p.Kind, o))
-	return b.String()
-}
-
-func describeOutput(k Kind, o Output) string {
-	switch o.Kind {
-	case Granted:
-		return fmt.Sprintf("Granted %d", o.Token)
-	case Locked, NotLeader:
-		if o.Session == 0 {
-			return o.Kind.String()
-		}
-		return fmt.Sprintf("%s (%s)", o.Kind, describeHolder(o.Session, o.Token, o.Value, k == Campaign || k == Proclaim || k == Resign))
-	case OK:
-		switch k {
-		case Campaign:
-			return fmt.Sprintf("OK term %d", o.Token)
-		case GetLock:
-			if o.Session == 0 {
-				return "free"
-			}
-			return describeHolder(o.Session, o.Token, o.Value, false)
-		case GetLeader:
-			if o.Session == 0 {
-				return "no leader"
-			}
-			return describeHolder(o.Session, o.Token, o.Value, true)
-		}
-	}
-	return o.Kind.String()
-}
-
-func describeHolder(sess, tok uint64, value string, election bool) string {
-	t := "?"
-	if tok != 0 {
-		t = fmt.Sprint(tok)
-	}
-	if election {
-		return fmt.Sprintf("s%d leads %q term %s", sess, value, t)
-	}
-	return fmt.Sprintf("s%d holds %s", sess, t)
-}
-
-func describeState(s state, sessions []uint64) string {
-	var b strings.Builder
-	if s.holder == 0 {
-		fmt.Fprintf(&b, "free (tokens > %d)", s.last)
-	} else {
-		if s.value != "" {
-			fmt.Fprintf(&b, "s%d: %q ", s.holder, s.value)
-		} else {
-			fmt.Fprintf(&b, "s%d ", s.holder)
-		}
-		if s.token != 0 {
-			fmt.Fprintf(&b, "token %d", s.token)
-		} else {
-			fmt.Fprintf(&b, "token ? > %d", s.last)
-		}
-		if s.via != 0 {
-			b.WriteString(" (cancelled wait)")
-		}
-	}
-	if n := bitCount(s.pend); n > 0 {
-		fmt.Fprintf(&b, "; %d unseen writes pending", n)
-	}
-	var dead []string
-	for i := 0; i < 8*len(s.dead); i++ {
-		if bitIn(s.dead, i) && i < len(sessions) {
-			dead = append(dead, fmt.Sprintf("s%d", sessions[i]))
-		}
-	}
-	if len(dead) > 0 {
-		fmt.Fprintf(&b, "; dead %s", strings.Join(dead, " "))
-	}
-	return b.String()
 }

@@ -21,15 +21,15 @@ const (
 // within timeout (0: no limit). It is the depth-first search with a cache
 // of (linearized operations, state) pairs that porcupine uses (Wing & Gong,
 // Lowe), plus one reduction that porcupine cannot know of: an observation
-// (a read, a failed or refused operation, a KeepAlive) that is possible in
-// the current state and leaves it unchanged is linearized at once, and
-// nothing else is tried in its place. That is sound because such an
-// operation only ever restricts the state (or refines what the model does
-// not know): if a linearization exists that places it later, moving it to
-// the front gives another. Unknown and Cancelled calls (which only make
-// effects possible from then on) are committed the same way. On histories
-// of a contended lock it makes proving a violation orders of magnitude
-// faster.
+// (a read, a failed or refused operation, a KeepAlive, an acquire that
+// can only be a retry: see retryOnly) that is possible in the current
+// state and leaves it unchanged is linearized at once, and nothing else is
+// tried in its place. That is sound because such an operation only ever
+// restricts the state (or refines what the model does not know): if a
+// linearization exists that places it later, moving it to the front gives
+// another. Unknown and Cancelled calls (which only make effects possible
+// from then on) are committed the same way. On histories of a contended
+// lock it makes proving a violation orders of magnitude faster.
 //
 // It returns the verdict and the longest prefix it could linearize (History
 // ids are in the mops; the operations are ops' elements).
@@ -118,6 +118,30 @@ func search(model porcupine.Model, ops []porcupine.Operation, timeout time.Durat
 		return false
 	}
 
+	// step memoizes model.Step: the search meets the same operation in
+	// the same state again and again (after backtracking, and while
+	// other operations that leave the state unchanged are linearized).
+	type memoKey struct {
+		op int
+		h  uint64
+	}
+	type memoVal struct {
+		state, next any
+		ok          bool
+	}
+	memo := map[memoKey][]memoVal{}
+	step := func(state any, op int) (bool, any) {
+		k := memoKey{op, model.Hash(state)}
+		for _, v := range memo[k] {
+			if model.Equal(v.state, state) {
+				return v.ok, v.next
+			}
+		}
+		ok, next := model.Step(state, ops[op].Input, ops[op].Output)
+		memo[k] = append(memo[k], memoVal{state, next, ok})
+		return ok, next
+	}
+
 	var deadline time.Time
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout)
@@ -155,11 +179,11 @@ func search(model porcupine.Model, ops []porcupine.Operation, timeout time.Durat
 			return false
 		}
 		switch ops[op].Output.(Output).Kind {
-		case Locked, NotHolder, NotLeader, SessionExpired:
-			return true
+		case Locked, NotHolder, NotLeader, SessionExpired, Granted:
+			return true // Granted: if retryOnly
 		}
 		switch m.Kind {
-		case GetLock, GetLeader, KeepAlive:
+		case GetLock, GetLeader, GetSemaphore, KeepAlive:
 			return true
 		}
 		return false
@@ -186,9 +210,10 @@ func search(model porcupine.Model, ops []porcupine.Operation, timeout time.Durat
 				if !commitable(e.op) {
 					continue
 				}
-				ok, next := model.Step(state, ops[e.op].Input, ops[e.op].Output)
-				m := ops[e.op].Input.(*mop)
-				if !ok || (m.phase == whole && !model.Equal(next, state)) {
+				ok, next := step(state, e.op)
+				m, o := ops[e.op].Input.(*mop), ops[e.op].Output.(Output)
+				if !ok || (m.phase == whole && !model.Equal(next, state)) ||
+					(o.Kind == Granted && !retryOnly(state.(stateSet), m, o)) {
 					continue
 				}
 				lin.set(e.op)
@@ -210,7 +235,7 @@ func search(model porcupine.Model, ops []porcupine.Operation, timeout time.Durat
 			}
 		}
 		if node != nil && !node.ret {
-			ok, next := model.Step(state, ops[node.op].Input, ops[node.op].Output)
+			ok, next := step(state, node.op)
 			if ok {
 				lin.set(node.op)
 				if !seen(lin, next) {
