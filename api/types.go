@@ -262,7 +262,25 @@ type Session struct {
 	Waiting []string `json:"waiting"`
 	// Bound is, for an ephemeral session, the lock it was opened for.
 	Bound string `json:"bound,omitempty"`
+	// Permits are the semaphores it holds a permit of, SemWaiting those it
+	// is queued for, Campaigns the elections it leads or is a candidate
+	// in; sorted, absent when empty.
+	Permits    []string `json:"permits,omitempty"`
+	SemWaiting []string `json:"sem_waiting,omitempty"`
+	Campaigns  []string `json:"campaigns,omitempty"`
 }
+
+// SessionList answers GET /v1/sessions?owner=o&limit=n&after=id: a page
+// of the sessions sorted by ID (those of the caller's principal only, when
+// auth is on and it may not read every name), and the cursor of the next
+// page (absent on the last). Sessions is never null.
+type SessionList struct {
+	Sessions []Session `json:"sessions"`
+	Next     string    `json:"next,omitempty"`
+}
+
+// QueryOwner filters GET /v1/sessions by owner label.
+const QueryOwner = "owner"
 
 // AcquireRequest is the body of POST /v1/locks/{name}/acquire. Exactly one
 // of Session and TTL is set: Session acquires for an existing session; TTL

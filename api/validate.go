@@ -54,6 +54,10 @@ func checkWait(d Duration, l Limits) error {
 	return nil
 }
 
+// ValidateOwner checks an owner label (of a session, or a filter): at
+// most MaxOwnerLen bytes.
+func ValidateOwner(owner string) error { return checkOwner(owner) }
+
 func checkOwner(owner string) error {
 	if len(owner) > MaxOwnerLen {
 		return invalid("owner is %d bytes long: at most %d are allowed", len(owner), MaxOwnerLen)

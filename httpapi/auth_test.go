@@ -273,3 +273,29 @@ func TestAdminOnlyOperations(t *testing.T) {
 		t.Errorf("a string member ID: %d %s", r.status, r.raw)
 	}
 }
+
+// With auth on, GET /v1/sessions shows a principal its own sessions only;
+// one that may read every name (root) sees them all. Semaphores are
+// guarded like locks, by name.
+func TestAuthListSessionsAndSemaphores(t *testing.T) {
+	_, ts, alice, bob := authServer(t, nil)
+	a := do(t, ts, "POST", "/v1/sessions", `{"ttl":"10s"}`, bearer(alice)...).str("id")
+	b := do(t, ts, "POST", "/v1/sessions", `{"ttl":"10s"}`, bearer(bob)...).str("id")
+	r := do(t, ts, "GET", "/v1/sessions", "", bearer(alice)...)
+	if ss, _ := r.body["sessions"].([]any); r.status != 200 || len(ss) != 1 || ss[0].(map[string]any)["id"] != a {
+		t.Fatalf("alice's listing: %d %s", r.status, r.raw)
+	}
+	r = do(t, ts, "GET", "/v1/sessions", "", bearer(rootToken)...)
+	if ss, _ := r.body["sessions"].([]any); r.status != 200 || len(ss) != 2 {
+		t.Fatalf("root's listing: %d %s", r.status, r.raw)
+	}
+	if r := do(t, ts, "POST", "/v1/semaphores/jobs/pool/acquire", `{"session":"`+b+`","limit":2}`, bearer(bob)...); r.status != 200 {
+		t.Fatalf("bob's permit under jobs/: %d %s", r.status, r.raw)
+	}
+	if r := do(t, ts, "POST", "/v1/semaphores/other/acquire", `{"session":"`+b+`","limit":2}`, bearer(bob)...); r.status != 403 {
+		t.Fatalf("bob's permit outside jobs/: %d %s", r.status, r.raw)
+	}
+	if r := do(t, ts, "GET", "/v1/semaphores/other", "", bearer(bob)...); r.status != 403 {
+		t.Fatalf("bob reads a semaphore outside jobs/: %d %s", r.status, r.raw)
+	}
+}

@@ -9,7 +9,8 @@
 //	POST   /v1/sessions/{id}/keepalive                             → 200 {"id","ttl"}
 //	POST   /v1/sessions/keepalive       {"ids":["12","14"]}        → 200 {"sessions":[{"id","ttl"}],"expired":[...]}
 //	DELETE /v1/sessions/{id}                                       → 200 {"id"}
-//	GET    /v1/sessions/{id}                                       → 200 {"id","owner","ttl","deadline","locks","waiting"}
+//	GET    /v1/sessions/{id}                                       → 200 {"id","owner","ttl","deadline","locks","waiting","permits","sem_waiting","campaigns"}
+//	GET    /v1/sessions?owner=o&limit=n&after=id                   → 200 {"sessions":[...],"next"}
 //	POST   /v1/locks/{name}/acquire     {"session":"42","wait":"5s","keep_queued":true,"mode":"shared"} or {"ttl":"30s","owner":"o"}
 //	                                                               → 200 {"name","session","token","mode"}
 //	POST   /v1/locks/{name}/release     {"session":"42","token":17} → 200 {"name","session","token"}

@@ -153,3 +153,35 @@ func TestBatchModes(t *testing.T) {
 	mustErr(t, ts, "POST", "/v1/batch", `{"atomic":true,"ops":[{"op":"acquire","name":"y","session":"`+a+`","mode":"shared"}]}`, 409, api.CodeLockHeld)
 	mustErr(t, ts, "POST", "/v1/batch", `{"ops":[{"op":"release","name":"y","session":"`+a+`","token":3,"mode":"shared"}]}`, 400, api.CodeInvalidArgument)
 }
+
+// TestListSessions: GET /v1/sessions pages by ID and filters by owner;
+// a bad cursor or limit is a 400.
+func TestListSessions(t *testing.T) {
+	_, ts := newTestServer(t, nil)
+	var ids []string
+	for i := range 5 {
+		owner := "web"
+		if i%2 == 1 {
+			owner = "batch"
+		}
+		ids = append(ids, openSession(t, ts, owner))
+	}
+	must(t, ts, "POST", "/v1/semaphores/pool/acquire", `{"session":"`+ids[0]+`","limit":2}`, 200)
+	r := must(t, ts, "GET", "/v1/sessions?owner=web&limit=2", "", 200)
+	ss := r.body["sessions"].([]any)
+	if len(ss) != 2 || ss[0].(map[string]any)["id"] != ids[0] || ss[1].(map[string]any)["id"] != ids[2] || r.str("next") != ids[2] {
+		t.Fatalf("first page: %s", r.raw)
+	}
+	if p := ss[0].(map[string]any)["permits"].([]any); len(p) != 1 || p[0] != "pool" {
+		t.Fatalf("permits of the first session: %s", r.raw)
+	}
+	r = must(t, ts, "GET", "/v1/sessions?owner=web&limit=2&after="+ids[2], "", 200)
+	if ss := r.body["sessions"].([]any); len(ss) != 1 || ss[0].(map[string]any)["id"] != ids[4] || r.str("next") != "" {
+		t.Fatalf("second page: %s", r.raw)
+	}
+	if r := must(t, ts, "GET", "/v1/sessions", "", 200); len(r.body["sessions"].([]any)) != 5 {
+		t.Fatalf("all: %s", r.raw)
+	}
+	mustErr(t, ts, "GET", "/v1/sessions?after=x", "", 400, api.CodeInvalidArgument)
+	mustErr(t, ts, "GET", "/v1/sessions?limit=0", "", 400, api.CodeInvalidArgument)
+}

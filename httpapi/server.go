@@ -166,6 +166,7 @@ func (s *Server) routes() *echo.Echo {
 	e.Use(s.rateLimit)    // ratelimit.go: per principal
 
 	e.POST("/v1/sessions", s.createSession)
+	e.GET("/v1/sessions", s.listSessions)
 	e.GET("/v1/sessions/:id", s.getSession)
 	e.DELETE("/v1/sessions/:id", s.closeSession)
 	e.POST("/v1/sessions/keepalive", s.keepAliveBatch)

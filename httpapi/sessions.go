@@ -176,15 +176,7 @@ func (s *Server) getSession(c echo.Context) error {
 		}
 		found = true
 		owner = si.Principal
-		out = api.Session{
-			ID:       id,
-			Owner:    si.Owner,
-			TTL:      api.Duration(si.TTL),
-			Deadline: unixTime(si.Deadline),
-			Locks:    append([]string{}, si.Locks...),
-			Waiting:  append([]string{}, si.Waiting...),
-			Bound:    si.Bound,
-		}
+		out = apiSession(si)
 	}); err != nil {
 		return err
 	}
@@ -193,6 +185,64 @@ func (s *Server) getSession(c echo.Context) error {
 	}
 	if err := s.allowSession(c, owner, uint64(id)); err != nil {
 		return err
+	}
+	return writeJSON(c, http.StatusOK, out)
+}
+
+// apiSession converts si.
+func apiSession(si lock.SessionInfo) api.Session {
+	return api.Session{
+		ID:         api.SessionID(si.ID),
+		Owner:      si.Owner,
+		TTL:        api.Duration(si.TTL),
+		Deadline:   unixTime(si.Deadline),
+		Locks:      append([]string{}, si.Locks...),
+		Waiting:    append([]string{}, si.Waiting...),
+		Bound:      si.Bound,
+		Permits:    si.Permits,
+		SemWaiting: si.SemWaiting,
+		Campaigns:  si.Campaigns,
+	}
+}
+
+// listSessions: GET /v1/sessions?owner=o&limit=n&after=id → 200
+// api.SessionList, sorted by ID. With auth on, a principal that may read
+// every name (read on the empty prefix; admins) sees every session, any
+// other only its own. A page costs O(sessions) on the node
+// (lock.Machine.ListSessions).
+func (s *Server) listSessions(c echo.Context) error {
+	limit, _, err := listPage(c)
+	if err != nil {
+		return err
+	}
+	var after uint64
+	if v := c.QueryParam(api.QueryAfter); v != "" {
+		id, err := api.ParseSessionID(v)
+		if err != nil {
+			return api.Errorf(api.CodeInvalidArgument, "after=%q: give the next of the previous page (a session ID)", clipValue(v))
+		}
+		after = uint64(id)
+	}
+	owner := c.QueryParam(api.QueryOwner)
+	if err := api.ValidateOwner(owner); err != nil {
+		return err
+	}
+	v := s.node.Auth()
+	p := principalOf(c)
+	all := !v.Enabled() || v.Covers(p, lock.ActionRead, "")
+	var (
+		infos []lock.SessionInfo
+		more  bool
+	)
+	if err := s.read(c, func(m *lock.Machine) { infos, more = m.ListSessions(after, limit, owner, p, all) }); err != nil {
+		return err
+	}
+	out := api.SessionList{Sessions: make([]api.Session, 0, len(infos))}
+	for _, si := range infos {
+		out.Sessions = append(out.Sessions, apiSession(si))
+	}
+	if more {
+		out.Next = out.Sessions[len(out.Sessions)-1].ID.String()
 	}
 	return writeJSON(c, http.StatusOK, out)
 }

@@ -161,3 +161,52 @@ func TestPlaceState(t *testing.T) {
 		}
 	}
 }
+
+// ListSessions pages through the sessions in ID order, filtered by owner
+// and principal, whatever the map's order.
+func TestListSessions(t *testing.T) {
+	m := New()
+	idx := uint64(0)
+	var ids []uint64
+	for i := range 25 {
+		idx++
+		c := &Command{Op: OpOpenSession, TTL: 10e9, Owner: fmt.Sprint("o", i%3), Principal: fmt.Sprint("p", i%2)}
+		res := m.Apply(idx, 1, c)
+		ids = append(ids, res.Session)
+	}
+	idx++
+	m.Apply(idx, 1, &Command{Op: OpCloseSession, Session: ids[4]})
+	var got []uint64
+	after := uint64(0)
+	for pages := 0; ; pages++ {
+		page, more := m.ListSessions(after, 4, "o1", "", true)
+		for _, s := range page {
+			got = append(got, s.ID)
+			if s.Owner != "o1" {
+				t.Fatalf("session %d of owner %q", s.ID, s.Owner)
+			}
+		}
+		if !more {
+			break
+		}
+		if pages > 10 || len(page) != 4 {
+			t.Fatalf("page %d: %d sessions, more %v", pages, len(page), more)
+		}
+		after = page[len(page)-1].ID
+	}
+	var want []uint64
+	for i, id := range ids {
+		if i%3 == 1 && i != 4 {
+			want = append(want, id)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pages %v, want %v", got, want)
+	}
+	if page, more := m.ListSessions(0, 0, "", "p1", false); len(page) != 12 || more {
+		t.Fatalf("principal p1: %d sessions, more %v", len(page), more)
+	}
+	if page, more := m.ListSessions(ids[len(ids)-1], 5, "", "", true); len(page) != 0 || more {
+		t.Fatalf("after the last: %v %v", page, more)
+	}
+}
