@@ -43,6 +43,10 @@ var unauthenticatedPaths = map[string]bool{
 	"/v1/openapi.json": true,
 }
 
+// isUIPath reports whether path is one of the web console's files: public
+// (the console asks for a token and sends it with its API requests).
+func isUIPath(path string) bool { return path == "/ui" || strings.HasPrefix(path, "/ui/") }
+
 // authenticate resolves the request's principal and refuses requests
 // without one once auth is on (401). While this node waits for the auth
 // bootstrap it was given (Config.AuthBootstrapToken) to be applied, it
@@ -50,7 +54,7 @@ var unauthenticatedPaths = map[string]bool{
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if unauthenticatedPaths[r.URL.Path] {
+		if unauthenticatedPaths[r.URL.Path] || isUIPath(r.URL.Path) {
 			return next(c)
 		}
 		v := s.node.Auth()

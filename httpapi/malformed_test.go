@@ -108,7 +108,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"GET", "/v1/locks?prefix=bad%20", "", 400, inv, "prefix"},
 		// Methods and paths.
 		{"PUT", "/v1/sessions", `{"ttl":"10s"}`, 405, mna, "not allowed"},
-		{"GET", "/v1/sessions", "", 405, mna, "not allowed"},
+		{"PUT", "/v1/sessions", "", 405, mna, "not allowed"},
 		{"PATCH", "/v1/sessions/" + s, "", 405, mna, "not allowed"},
 		{"GET", "/v1/sessions/" + s + "/keepalive", "", 405, mna, "not allowed"},
 		{"DELETE", "/v1/locks/held", "", 405, mna, "not allowed"},

@@ -197,6 +197,9 @@ func (s *Server) routes() *echo.Echo {
 	e.GET(api.LimitsPath, s.getLimits)
 	e.POST(api.LimitsPath, s.setLimits)
 	e.GET("/v1/status", s.status)
+	e.GET("/v1/openapi.json", s.openAPI) // openapi.go
+	e.GET("/ui", s.ui)                   // ui.go: the web console
+	e.GET("/ui/*", s.ui)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", s.serveMetrics)
