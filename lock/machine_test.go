@@ -315,6 +315,7 @@ func TestRestoreRejectsBadElections(t *testing.T) {
 
 func FuzzRestore(f *testing.F) {
 	f.Add(scenario(f).Snapshot())
+	f.Add(primitivesScenario(f).Snapshot())
 	f.Add(New().Snapshot())
 	f.Add([]byte{})
 	f.Add([]byte{2, 0})
@@ -348,4 +349,33 @@ func FuzzRestore(f *testing.F) {
 			}
 		}
 	})
+}
+
+// primitivesScenario is a machine with a lock held shared with waiters of
+// both modes, and a full semaphore with a waiter (snapshot version 6).
+func primitivesScenario(tb testing.TB) *Machine {
+	m := New()
+	var i uint64
+	apply := func(c *Command) Result {
+		i++
+		c.Now = int64(i) * 1e9
+		return m.Apply(i, 1, c)
+	}
+	var ids []uint64
+	for range 5 {
+		ids = append(ids, apply(&Command{Op: OpOpenSession, TTL: 60e9}).Session)
+	}
+	apply(&Command{Op: OpAcquire, Session: ids[0], Name: "db", Mode: Shared})
+	apply(&Command{Op: OpAcquire, Session: ids[1], Name: "db", Mode: Shared})
+	apply(&Command{Op: OpAcquire, Session: ids[2], Name: "db", Wait: true})
+	apply(&Command{Op: OpAcquire, Session: ids[3], Name: "db", Mode: Shared, Wait: true})
+	apply(&Command{Op: OpSemAcquire, Session: ids[0], Name: "pool", Limit: 2})
+	apply(&Command{Op: OpSemAcquire, Session: ids[4], Name: "pool", Limit: 2})
+	if r := apply(&Command{Op: OpSemAcquire, Session: ids[3], Name: "pool", Limit: 2, Wait: true}); r.Code != CodeQueued {
+		tb.Fatalf("semaphore wait: %v", r.Code)
+	}
+	if err := checkInvariants(m); err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }
