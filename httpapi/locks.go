@@ -293,7 +293,7 @@ var lockQueue = queueKind{
 	cancelled: func(res lock.Result, name string, session uint64) (bool, stake) {
 		var st stake
 		if res.Token != 0 {
-			st = lockStake(name, session, nil, &lock.Holder{Session: session, Token: res.Token})
+			st = lockStake(name, session, nil, &lock.Holder{Session: session, Token: res.Token, Mode: res.Mode})
 		}
 		return leftQueue(res.Events, lock.KindLock, name, session), st
 	},

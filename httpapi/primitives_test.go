@@ -185,3 +185,15 @@ func TestListSessions(t *testing.T) {
 	mustErr(t, ts, "GET", "/v1/sessions?after=x", "", 400, api.CodeInvalidArgument)
 	mustErr(t, ts, "GET", "/v1/sessions?limit=0", "", 400, api.CodeInvalidArgument)
 }
+
+// A cancel that finds the session holding the lock shared (the grant won
+// the race) answers the grant with its mode.
+func TestCancelAnswersSharedGrant(t *testing.T) {
+	_, ts := newTestServer(t, nil)
+	a := openSession(t, ts, "a")
+	must(t, ts, "POST", "/v1/locks/x/acquire", `{"session":"`+a+`","mode":"shared"}`, 200)
+	r := must(t, ts, "POST", "/v1/locks/x/cancel", `{"session":"`+a+`"}`, 200)
+	if g, _ := r.body["grant"].(map[string]any); r.body["left"] != false || g == nil || g["mode"] != api.ModeShared {
+		t.Fatalf("cancel of a shared holder: %s", r.raw)
+	}
+}

@@ -347,7 +347,7 @@ func (a *applier) cancel(id uint64, name string) {
 		}
 	case has(s.held, name):
 		l, _ := m.locks.Get(name)
-		_, a.res.Token, _ = l.heldBy(id)
+		a.res.Mode, a.res.Token, _ = l.heldBy(id)
 	}
 }
 

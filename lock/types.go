@@ -391,6 +391,9 @@ type Result struct {
 	// Tokens are the tokens of the names of an OpAcquireAll that succeeded,
 	// in the order of Command.Names.
 	Tokens []uint64
+	// Mode is the mode of the hold Token names when OpCancel answers one
+	// (the grant won the race: a shared hold is Shared).
+	Mode Mode
 	// Events are the changes this command made, in order.
 	Events []Event
 	// Reason explains a refusal (CodeUnauthenticated,
