@@ -265,14 +265,18 @@ func (r *chaosRun) op(ctx context.Context, client int, in linearize.Input, m *me
 		v = definite
 		if !good {
 			if ctx.Err() == nil {
-				r.t.Errorf("%s %s on member %d: unexpected answer %v", method, path, m.id, res)
+				r.t.Errorf("%s %s on member %d: unexpected answer %v (client %d, %+v, called at %v)", method, path, m.id, res, client, in, time.Duration(call))
 			}
 			v, out = unknown, linearize.Output{}
 		}
 	}
+	kind := in.Kind.String()
+	if in.Shared {
+		kind += "(shared)"
+	}
 	switch v {
 	case noEffect:
-		r.count("op "+in.Kind.String()+" no-effect", 1)
+		r.count("op "+kind+" no-effect", 1)
 		return v, linearize.Output{}, res
 	case unknown:
 		out = linearize.Output{Kind: linearize.Unknown}
@@ -284,7 +288,7 @@ func (r *chaosRun) op(ctx context.Context, client int, in linearize.Input, m *me
 	r.mu.Lock()
 	r.ops = append(r.ops, recordedOp{Client: client, Call: call, Return: ret, In: in, Out: out})
 	r.mu.Unlock()
-	r.count("op "+in.Kind.String()+" "+out.Kind.String(), 1)
+	r.count("op "+kind+" "+out.Kind.String(), 1)
 	return v, out, res
 }
 
@@ -296,16 +300,22 @@ func decodeJSON[T any](b []byte) (T, bool) {
 	return v, err == nil
 }
 
-// acquire: Acquire (wait > 0) or TryAcquire.
-func (r *chaosRun) acquire(ctx context.Context, client int, m *member, sess api.SessionID, name string, wait time.Duration) (verdict, linearize.Output) {
+// acquire: Acquire (wait > 0) or TryAcquire, shared or exclusive. A
+// session must always ask for the same mode of a name (the server answers
+// mode_mismatch otherwise, which the model does not take).
+func (r *chaosRun) acquire(ctx context.Context, client int, m *member, sess api.SessionID, name string, wait time.Duration, shared bool) (verdict, linearize.Output) {
 	kind := linearize.TryAcquire
 	if wait > 0 {
 		kind = linearize.Acquire
 	}
-	in := linearize.Input{Kind: kind, Name: name, Session: uint64(sess)}
-	var body any = api.AcquireRequest{Session: sess, Wait: api.Duration(wait)}
+	in := linearize.Input{Kind: kind, Name: name, Session: uint64(sess), Shared: shared}
+	mode := ""
+	if shared {
+		mode = api.ModeShared
+	}
+	var body any = api.AcquireRequest{Session: sess, Wait: api.Duration(wait), Mode: mode}
 	if wait == 0 && r.alternate() {
-		body = viaBatch{api.BatchOp{Op: api.BatchAcquire, Name: name, Session: sess}}
+		body = viaBatch{api.BatchOp{Op: api.BatchAcquire, Name: name, Session: sess, Mode: mode}}
 	}
 	// A forwarded waiting acquire may take 2 request timeouts + the wait.
 	v, out, _ := r.op(ctx, client, in, m, "POST", api.LockPath(name)+"/acquire", body, wait+6*time.Second,
@@ -313,11 +323,22 @@ func (r *chaosRun) acquire(ctx context.Context, client int, m *member, sess api.
 			switch {
 			case res.status == http.StatusOK:
 				g, ok := decodeJSON[api.LockGrant](res.body)
-				if !ok || g.Session != sess || g.Name != name || g.Token == 0 {
+				if !ok || g.Session != sess || g.Name != name || g.Token == 0 || g.Mode != mode {
 					return linearize.Output{}, false
 				}
 				return linearize.Output{Kind: linearize.Granted, Token: g.Token}, true
-			case res.status == http.StatusConflict && e != nil && (e.Code == api.CodeLockHeld || e.Code == api.CodeDeadlock):
+			case res.status == http.StatusConflict && e != nil && e.Code == api.CodeLockHeld:
+				o := linearize.Output{Kind: linearize.Locked}
+				switch {
+				case e.Holder != nil:
+					// The exclusive holder: the only one.
+					o.Session, o.Token = uint64(e.Holder.Session), e.Holder.Token
+					o.Holders = []linearize.Hold{{Session: o.Session, Token: o.Token}}
+				case len(e.Holders) > 0:
+					o.Holders = lockHolds(e.Holders)
+				}
+				return o, true
+			case res.status == http.StatusConflict && e != nil && e.Code == api.CodeDeadlock:
 				// A wait refused as a deadlock left nothing queued: for the
 				// model, a wait that gave up at once, the lock held.
 				o := linearize.Output{Kind: linearize.Locked}
@@ -329,6 +350,15 @@ func (r *chaosRun) acquire(ctx context.Context, client int, m *member, sess api.
 			return linearize.Output{}, false
 		})
 	return v, out
+}
+
+// lockHolds are a lock's holders as the model reads them (never nil).
+func lockHolds(hs []api.Holder) []linearize.Hold {
+	out := make([]linearize.Hold, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, linearize.Hold{Session: uint64(h.Session), Token: h.Token, Shared: h.Mode == api.ModeShared})
+	}
+	return out
 }
 
 func (r *chaosRun) release(ctx context.Context, client int, m *member, sess api.SessionID, name string, token uint64) (verdict, linearize.Output) {
@@ -362,7 +392,7 @@ func (r *chaosRun) getLock(ctx context.Context, client int, m *member, name stri
 			if !ok || l.Name != name {
 				return linearize.Output{}, false
 			}
-			o := linearize.Output{Kind: linearize.OK}
+			o := linearize.Output{Kind: linearize.OK, Holders: lockHolds(l.Holders)}
 			if l.Holder != nil {
 				o.Session, o.Token = uint64(l.Holder.Session), l.Holder.Token
 			}
@@ -475,10 +505,22 @@ func (r *chaosRun) openSession(ctx context.Context, m *member, owner string, ttl
 	return s.ID
 }
 
-// resourceStore is the resource the locks protect: per lock name, the
-// writes it accepted. Fenced, it refuses a write whose token is below the
-// highest it has seen for that name; unfenced, it accepts every write of a
-// client that believes it holds the lock.
+// resourceStore is the resource the locks and the semaphore protect: per
+// name, the writes it accepted.
+//
+// An exclusive holder's write is fenced by its token: fenced, the store
+// refuses a token below the highest it has accepted for that name;
+// unfenced, it accepts every write of a client that believes it holds the
+// lock.
+//
+// A shared holder's "write" (a read of the resource) and a permit holder's
+// write are "checked": concurrent holders' tokens supersede nothing, so
+// the server is asked (POST …/check) whether the token is current just
+// before the store decides (client/fence's doc). Fenced, the store takes
+// the write only if the answer was "current"; unfenced, it takes it
+// whatever the answer, which is only recorded to show the anomaly.
+// Accepted checked writes raise the highest token of their name, so an
+// exclusive holder's write after a later shared hold's is stale.
 type resourceStore struct {
 	fenced bool
 
@@ -489,19 +531,40 @@ type resourceStore struct {
 	changed  chan struct{} // closed and replaced at every accepted write
 }
 
+// checkAnswer is what the server's check of a token answered.
+type checkAnswer int
+
+const (
+	checkFailed     checkAnswer = iota // no answer (unavailable, timeout): unknown
+	checkCurrent                       // the token is a current hold or permit
+	checkNotCurrent                    // it is not
+)
+
+func (a checkAnswer) String() string {
+	return [...]string{checkFailed: "check failed", checkCurrent: "current", checkNotCurrent: "not current"}[a]
+}
+
 type storeWrite struct {
-	name    string
+	name    string // lock name; "semaphore " + name for a semaphore
+	group   string // the workers' group, for the figures ("lock", "rw-reader", ...)
 	token   uint64
 	session api.SessionID
 	client  int
 	paused  bool // written after a pause longer than the TTL
-	stale   bool // below the highest token the store had seen for the name
+	stale   bool // exclusive: below the highest token the store had seen for the name
+	// Checked writes only: what the server's check answered, and whether
+	// "current" was thanks to another session's hold with the same token
+	// (shared holds and permits granted in one entry share it).
+	checked bool
+	check   checkAnswer
+	coHeld  bool
 }
 
 func newResourceStore(fenced bool) *resourceStore {
 	return &resourceStore{fenced: fenced, highest: map[string]uint64{}, changed: make(chan struct{})}
 }
 
+// write is an exclusive holder's write, fenced by its token.
 func (s *resourceStore) write(w storeWrite) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -510,11 +573,29 @@ func (s *resourceStore) write(w storeWrite) bool {
 		s.rejected = append(s.rejected, w)
 		return false
 	}
+	s.acceptLocked(w)
+	return true
+}
+
+// writeChecked is a shared or permit holder's write, whose token the
+// server checked just before (w.check).
+func (s *resourceStore) writeChecked(w storeWrite) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.checked = true
+	if s.fenced && w.check != checkCurrent {
+		s.rejected = append(s.rejected, w)
+		return false
+	}
+	s.acceptLocked(w)
+	return true
+}
+
+func (s *resourceStore) acceptLocked(w storeWrite) {
 	s.accepted = append(s.accepted, w)
 	s.highest[w.name] = max(s.highest[w.name], w.token)
 	close(s.changed)
 	s.changed = make(chan struct{})
-	return true
 }
 
 // waitAbove waits until the store has seen a token above tok for name, or
@@ -540,25 +621,71 @@ func (s *resourceStore) waitAbove(ctx context.Context, name string, tok uint64, 
 }
 
 // check verifies the store's log on its own: per name, who wrote with each
-// token, and (fenced) that no accepted write was below a token accepted
-// before it. It returns the stale writes accepted (anomalies).
+// exclusive token, and (fenced) that no accepted exclusive write was below
+// a token accepted before it. It returns the stale exclusive writes
+// accepted (anomalies).
 func (s *resourceStore) check(t *testing.T) (staleAccepted []storeWrite) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	owner := map[string]api.SessionID{}
 	highest := map[string]uint64{}
 	for _, w := range s.accepted {
-		key := fmt.Sprintf("%s@%d", w.name, w.token)
-		if o, ok := owner[key]; ok && o != w.session {
-			t.Errorf("resource %q: token %d written by sessions %s and %s: two sessions were granted the same token", w.name, w.token, o, w.session)
-		}
-		owner[key] = w.session
-		if w.token < highest[w.name] {
-			staleAccepted = append(staleAccepted, w)
+		if !w.checked {
+			key := fmt.Sprintf("%s@%d", w.name, w.token)
+			if o, ok := owner[key]; ok && o != w.session {
+				t.Errorf("resource %q: token %d written by sessions %s and %s: two sessions were granted the same token", w.name, w.token, o, w.session)
+			}
+			owner[key] = w.session
+			if w.token < highest[w.name] {
+				staleAccepted = append(staleAccepted, w)
+			}
 		}
 		highest[w.name] = max(highest[w.name], w.token)
 	}
 	return staleAccepted
+}
+
+// checkedFigures counts the checked writes by group, outcome and answer,
+// e.g. "sem paused accepted current".
+func (s *resourceStore) checkedFigures() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	add := func(ws []storeWrite, outcome string) {
+		for _, w := range ws {
+			if !w.checked {
+				continue
+			}
+			when := "live"
+			if w.paused {
+				when = "paused"
+			}
+			out[fmt.Sprintf("%s %s %s %v", w.group, when, outcome, w.check)]++
+			if w.coHeld {
+				out[fmt.Sprintf("%s %s %s current only through a co-holder's token", w.group, when, outcome)]++
+			}
+		}
+	}
+	add(s.accepted, "accepted")
+	add(s.rejected, "refused")
+	return out
+}
+
+// checkedWrites returns copies of the checked writes accepted and refused.
+func (s *resourceStore) checkedWrites() (accepted, refused []storeWrite) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.accepted {
+		if w.checked {
+			accepted = append(accepted, w)
+		}
+	}
+	for _, w := range s.rejected {
+		if w.checked {
+			refused = append(refused, w)
+		}
+	}
+	return accepted, refused
 }
 
 // worker is one client goroutine with its own session, kept alive by a
@@ -674,15 +801,61 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// lockWorker takes the locks of names in turn and writes to the store while
-// holding. Its grants numbered in pauseAt (from 0) pause before writing;
-// every other one with probability pauseP.
+// lockWorker takes the locks (or the semaphore) of names in turn, in its
+// one mode, and writes to the store while holding. Its grants numbered in
+// pauseAt (from 0) pause before writing; every other one with probability
+// pauseP.
 type lockWorker struct {
 	worker
-	names   []string
+	names []string
+	// mode is how it holds: an exclusive lock (the zero value), a shared
+	// one, or a permit of a semaphore of limit permits. A session never
+	// asks for the other mode of a name (the server would refuse it).
+	mode  holdMode
+	limit int
+	// group names the worker's kind in the counts ("" for the exclusive
+	// lock workers, whose counts keep their names).
+	group   string
 	pauseAt map[int]bool
 	pauseP  float64
 	grants  int
+}
+
+// holdMode is what a lockWorker holds.
+type holdMode int
+
+const (
+	holdExclusive holdMode = iota // a lock, exclusive: writes fenced by the token
+	holdShared                    // a lock, shared: writes checked with the server
+	holdPermit                    // a semaphore's permit: writes checked with the server
+)
+
+// tag is the count key prefix + the worker's group + rest.
+func (lw *lockWorker) tag(prefix, rest string) string {
+	if lw.group == "" {
+		return prefix + " " + rest
+	}
+	return prefix + " " + lw.group + " " + rest
+}
+
+func (lw *lockWorker) acquire(s api.SessionID, name string, wait time.Duration) linearize.Output {
+	client := 2 * lw.id
+	if lw.mode == holdPermit {
+		_, out := lw.r.semAcquire(lw.hard, client, lw.member(), s, name, lw.limit, wait)
+		return out
+	}
+	_, out := lw.r.acquire(lw.hard, client, lw.member(), s, name, wait, lw.mode == holdShared)
+	return out
+}
+
+func (lw *lockWorker) release(s api.SessionID, name string, token uint64) linearize.Output {
+	client := 2 * lw.id
+	if lw.mode == holdPermit {
+		_, out := lw.r.semRelease(lw.hard, client, lw.member(), s, name, token)
+		return out
+	}
+	_, out := lw.r.release(lw.hard, client, lw.member(), s, name, token)
+	return out
 }
 
 func (lw *lockWorker) run() {
@@ -697,7 +870,11 @@ func (lw *lockWorker) run() {
 		name := lw.names[lw.rng.IntN(len(lw.names))]
 		switch x := lw.rng.IntN(100); {
 		case x < 8:
-			lw.r.getLock(lw.hard, client, lw.member(), name)
+			if lw.mode == holdPermit {
+				lw.r.getSemaphore(lw.hard, client, lw.member(), name)
+			} else {
+				lw.r.getLock(lw.hard, client, lw.member(), name)
+			}
 			continue
 		case x < 11:
 			// Close the session and start over with a new one.
@@ -710,11 +887,11 @@ func (lw *lockWorker) run() {
 		if lw.rng.IntN(100) < 70 {
 			wait = time.Duration(500+lw.rng.IntN(1000)) * time.Millisecond
 		}
-		_, out := lw.r.acquire(lw.hard, client, lw.member(), s, name, wait)
+		out := lw.acquire(s, name, wait)
 		// An unknown outcome: ask again (acquire is idempotent for a
 		// session; without a wait it also leaves the queue).
 		for retry := 0; retry < 3 && out.Kind == linearize.Unknown && lw.hard.Err() == nil; retry++ {
-			_, out = lw.r.acquire(lw.hard, client, lw.member(), s, name, 0)
+			out = lw.acquire(s, name, 0)
 		}
 		switch out.Kind {
 		case linearize.Granted:
@@ -733,9 +910,8 @@ func (lw *lockWorker) run() {
 }
 
 // hold writes to the resource with token (after a pause, sometimes) and
-// releases the lock.
+// releases the lock or permit.
 func (lw *lockWorker) hold(s api.SessionID, name string, token uint64) {
-	client := 2 * lw.id
 	g := lw.grants
 	lw.grants++
 	if lw.pauseAt[g] || lw.rng.Float64() < lw.pauseP {
@@ -743,17 +919,23 @@ func (lw *lockWorker) hold(s api.SessionID, name string, token uint64) {
 		// lock" and the write: longer than the TTL, keep-alives included,
 		// so the session expires and the lock goes to the next waiter. To
 		// make the anomaly certain rather than likely, the pause also
-		// lasts (boundedly) until that waiter has written.
+		// lasts (boundedly) until that waiter has written (exclusive), or
+		// until the session is gone (shared, permit: the other holders'
+		// tokens supersede nothing).
 		lw.setPaused(true)
-		lw.r.count("client pause", 1)
+		lw.r.count(lw.tag("client", "pause"), 1)
 		sleep(lw.soft, 2*lw.r.ttl+lw.r.ttl/2)
-		if lw.r.store.waitAbove(lw.soft, name, token, 10*time.Second) {
-			lw.r.count("client pause overtaken", 1)
+		if lw.mode == holdExclusive {
+			if lw.r.store.waitAbove(lw.soft, name, token, 10*time.Second) {
+				lw.r.count(lw.tag("client", "pause overtaken"), 1)
+			}
+		} else if lw.r.awaitSessionGone(lw.soft, s, 10*time.Second) {
+			lw.r.count(lw.tag("client", "pause outlived the session"), 1)
 		}
 		if lw.soft.Err() == nil {
 			// It wakes up believing it still holds the lock, and writes.
-			ok := lw.r.store.write(storeWrite{name: name, token: token, session: s, client: lw.id, paused: true})
-			lw.r.count(fmt.Sprintf("write after pause accepted=%v", ok), 1)
+			ok := lw.write(s, name, token, true)
+			lw.r.count(lw.tag("write", fmt.Sprintf("after pause accepted=%v", ok)), 1)
 		}
 		lw.setPaused(false)
 		// The release (or its keep-alive) now tells it the session is gone.
@@ -761,17 +943,17 @@ func (lw *lockWorker) hold(s api.SessionID, name string, token uint64) {
 		writes := 1 + lw.rng.IntN(3)
 		for i := 0; i < writes; i++ {
 			if _, safe := lw.session(); time.Now().After(safe) {
-				lw.r.count("write skipped: lease may have run out", 1)
+				lw.r.count(lw.tag("write", "skipped: lease may have run out"), 1)
 				break
 			}
-			ok := lw.r.store.write(storeWrite{name: name, token: token, session: s, client: lw.id})
-			lw.r.count(fmt.Sprintf("write accepted=%v", ok), 1)
+			ok := lw.write(s, name, token, false)
+			lw.r.count(lw.tag("write", fmt.Sprintf("accepted=%v", ok)), 1)
 			sleep(lw.soft, time.Duration(20+lw.rng.IntN(60))*time.Millisecond)
 		}
 	}
-	_, out := lw.r.release(lw.hard, client, lw.member(), s, name, token)
+	out := lw.release(s, name, token)
 	for retry := 0; retry < 3 && out.Kind == linearize.Unknown && lw.hard.Err() == nil; retry++ {
-		_, out = lw.r.release(lw.hard, client, lw.member(), s, name, token)
+		out = lw.release(s, name, token)
 	}
 	switch out.Kind {
 	case linearize.SessionExpired:
@@ -780,6 +962,20 @@ func (lw *lockWorker) hold(s api.SessionID, name string, token uint64) {
 		lw.r.count("session abandoned", 1)
 		lw.dropSession(s)
 	}
+}
+
+// write writes to the store with token: fenced by the token for an
+// exclusive hold, checked with the server for the others.
+func (lw *lockWorker) write(s api.SessionID, name string, token uint64, paused bool) bool {
+	w := storeWrite{name: name, group: lw.group, token: token, session: s, client: lw.id, paused: paused}
+	if lw.mode == holdExclusive {
+		return lw.r.store.write(w)
+	}
+	if lw.mode == holdPermit {
+		w.name = "semaphore " + name
+	}
+	w.check, w.coHeld = lw.r.checkHold(lw.hard, 2*lw.id, lw.member, lw.mode == holdPermit, name, s, token)
+	return lw.r.store.writeChecked(w)
 }
 
 // electionWorker campaigns, proclaims, reads and resigns.

@@ -11,6 +11,15 @@ package e2e
 // end, together with the resource's log, the convergence of every member to
 // the same state, and progress after every fault.
 //
+// The clients: six workers on two exclusive locks; two in an election; a
+// read-write lock ("chaos/rw") with two readers and a writer, each always
+// in its own mode; three workers on a semaphore of two permits
+// ("chaos/pool"; chaos_primitives_test.go). Lock holders write with their
+// token; a shared holder's or a permit holder's write is fenced by the
+// server's answer to POST …/check of its token just before the resource
+// takes it (their tokens supersede nothing). Every check is recorded as a
+// read of the lock or semaphore, so porcupine checks its answers too.
+//
 // Faults (each healed before the next one; the cluster must be healthy
 // again, and a fresh session + lock must succeed, between faults): SIGKILL +
 // restart of a member, SIGSTOP … SIGCONT of a member for longer than the
@@ -24,7 +33,11 @@ package e2e
 // write accepted; "unfenced", whose resource accepts every write of a client
 // that believes it holds the lock, must see at least one (a client that
 // paused longer than its TTL writes after the next holder did), which shows
-// that the test can see the anomaly fencing prevents.
+// that the test can see the anomaly fencing prevents. The same holds of
+// the read-write lock's writer (a reader's write supersedes its token).
+// Fenced, the resource takes no shared or permit holder's write that the
+// check did not call current, and refuses, in each group, a late write of
+// a holder whose pause outlived its session; unfenced, it takes one such.
 //
 // The default run plans 12 s of faults and takes about 25 s per subtest
 // (50 s for both with -race on 2 cores). A longer soak, or another
@@ -56,7 +69,7 @@ import (
 
 var (
 	chaosSeed     = flag.Uint64("chaos.seed", 1, "seed of the chaos test's fault schedule and clients")
-	chaosDump     = flag.Bool("chaos.dump", false, "dump every chaos history to a JSON file in $TMPDIR (always done when the check fails or takes over 5s)")
+	chaosDump     = flag.Bool("chaos.dump", false, "dump every chaos history to a JSON file in $TMPDIR (always done when the test fails or the check takes over 5s)")
 	chaosDuration = flag.Duration("chaos.duration", 12*time.Second, "planned fault time of each chaos subtest (faults and the quiet gaps after them; waiting for the cluster to heal comes on top)")
 )
 
@@ -182,6 +195,7 @@ func runChaos(t *testing.T, seed uint64, plan []fault, fenced bool) {
 		t.Fatalf("no peer connection went through the proxies: %+v", st)
 	}
 	r := newChaosRun(t, c, cn, seed, chaosTTL, fenced)
+	r.awaitPrimitives()
 
 	// The clients.
 	soft, stopSoft := context.WithCancel(context.Background())
@@ -210,6 +224,21 @@ func runChaos(t *testing.T, seed uint64, plan []fault, fenced bool) {
 	for i := 6; i < 8; i++ {
 		ew := &electionWorker{worker: newWorker(i), name: "chaos-leader"}
 		start(&ew.worker, ew.run)
+	}
+	// A read-write lock: two readers, one writer, each always in its
+	// mode. A semaphore of two permits for three workers. Each worker's
+	// second grant pauses, as do some others.
+	rw := []*lockWorker{
+		{worker: newWorker(8), names: []string{"chaos/rw"}, mode: holdShared, group: "rw-reader"},
+		{worker: newWorker(9), names: []string{"chaos/rw"}, mode: holdShared, group: "rw-reader"},
+		{worker: newWorker(10), names: []string{"chaos/rw"}, mode: holdExclusive, group: "rw-writer"},
+	}
+	for i := 11; i < 14; i++ {
+		rw = append(rw, &lockWorker{worker: newWorker(i), names: []string{"chaos/pool"}, mode: holdPermit, limit: 2, group: "sem"})
+	}
+	for _, lw := range rw {
+		lw.pauseP, lw.pauseAt = 0.06, map[int]bool{1: true}
+		start(&lw.worker, lw.run)
 	}
 
 	// Stop the clients: no new operations (pauses end), then abandon what
@@ -263,7 +292,7 @@ func runChaos(t *testing.T, seed uint64, plan []fault, fenced bool) {
 	checkStart := time.Now()
 	res := r.hist.Check(chaosCheckTimeout + *chaosDuration)
 	checkTook := time.Since(checkStart)
-	if !res.Ok || checkTook > 5*time.Second || *chaosDump {
+	if !res.Ok || checkTook > 5*time.Second || *chaosDump || t.Failed() {
 		if name, err := r.dump(); err == nil {
 			t.Logf("history (%d operations, check took %v) dumped to %s", res.Ops, checkTook.Round(time.Millisecond), name)
 		}
@@ -294,6 +323,31 @@ func runChaos(t *testing.T, seed uint64, plan []fault, fenced bool) {
 	} else if len(stale) == 0 {
 		t.Errorf("the unfenced resource shows no anomaly: no write by a client whose lock had been granted to a higher token was seen, so the test cannot tell fencing from no fencing")
 	}
+	// The read-write lock's writer is fenced by its token like the lock
+	// workers, against the readers' writes too: its late writes show.
+	writerLate := 0
+	if fenced {
+		r.store.mu.Lock()
+		for _, w := range r.store.rejected {
+			if w.group == "rw-writer" && w.paused {
+				writerLate++
+			}
+		}
+		r.store.mu.Unlock()
+		if writerLate == 0 {
+			t.Errorf("the fenced resource refused no late write of the read-write lock's writer (after a pause, once a reader had written)")
+		}
+	} else {
+		for _, w := range stale {
+			if w.group == "rw-writer" {
+				writerLate++
+			}
+		}
+		if writerLate == 0 {
+			t.Errorf("the unfenced resource took no stale write of the read-write lock's writer: the test cannot tell fencing from no fencing there")
+		}
+	}
+	checked := r.checkCheckedWrites(fenced, []string{"rw-reader", "sem"})
 
 	// The members' logs: no panic, no internal error.
 	logSummary := r.scanLogs()
@@ -306,7 +360,9 @@ func runChaos(t *testing.T, seed uint64, plan []fault, fenced bool) {
 	if vb := r.counted("client via batch "); vb[api.BatchAcquire]+vb[api.BatchRelease] == 0 {
 		t.Errorf("no try or release went through POST /v1/batch")
 	}
-	t.Logf("FIGURE: resource writes accepted %d, rejected as stale %d, stale writes accepted (anomalies) %d", accepted, rejected, len(stale))
+	t.Logf("FIGURE: resource writes accepted %d, rejected %d, stale exclusive writes accepted (anomalies) %d", accepted, rejected, len(stale))
+	t.Logf("FIGURE: late writes of the read-write lock's writer refused (fenced) or stale but taken (unfenced): %d", writerLate)
+	t.Logf("FIGURE: checked writes (shared holds, permits): %s", checked)
 	t.Logf("FIGURE: porcupine: ok %v, %d partitions, %v", res.Ok, res.Partitions, checkTook.Round(time.Millisecond))
 	t.Logf("FIGURE: slowest progress after healing (fresh session + lock): %v (bound %v); all members converged at applied index %d", maxProgress.Round(time.Millisecond), chaosProgress, applied)
 	t.Logf("FIGURE: proxies: %d connections, %d reset, %d refused, %d failed dials, %d bytes up, %d bytes down", st.Accepted, st.Reset, st.Refused, st.Failed, st.BytesUp, st.BytesDown)
@@ -510,7 +566,7 @@ func (r *chaosRun) converge() uint64 {
 	slices.Sort(sessions)
 	state := func(m *member) string {
 		var b bytes.Buffer
-		paths := []string{"/v1/locks?consistency=stale", "/v1/elections?consistency=stale"}
+		paths := []string{"/v1/locks?consistency=stale", "/v1/elections?consistency=stale", "/v1/semaphores?consistency=stale"}
 		for _, s := range sessions {
 			paths = append(paths, api.SessionPath(s)+"?consistency=stale")
 		}
@@ -548,7 +604,7 @@ func (r *chaosRun) converge() uint64 {
 		r.t.Errorf("the members did not reach the same applied index within 60s: %+v", lastSts)
 		return 0
 	}
-	r.t.Logf("all members at applied index %d show the same state (%d locks/elections/sessions reads each)", applied, len(sessions)+2)
+	r.t.Logf("all members at applied index %d show the same state (%d locks/elections/semaphores/sessions reads each)", applied, len(sessions)+3)
 	return applied
 }
 
