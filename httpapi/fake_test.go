@@ -314,7 +314,7 @@ func serveOver(t *testing.T, p raftnode.Proposer, mod func(*Config), wrap func(h
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h http.Handler = s.Handler()
+	h := specCheck(t, s.Handler()) // openapi_validate_test.go
 	if wrap != nil {
 		h = wrap(h)
 	}

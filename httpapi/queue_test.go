@@ -53,10 +53,10 @@ func TestKeepQueuedKeepsFIFOPlaceAcrossWaits(t *testing.T) {
 	// b waits again (its place is kept: a retry) and is granted when a
 	// releases, in the release's entry.
 	done := make(chan reply, 1)
+	waits := w.waits.Load() // before the acquire starts: it may wait at once
 	go func() {
 		done <- do(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+b+`","wait":"10s","keep_queued":true}`)
 	}()
-	waits := w.waits.Load()
 	await.True(t, 10*time.Second, "b's acquire waiting again", func() bool { return w.waits.Load() > waits })
 	must(t, ts, "POST", "/v1/locks/job/release", `{"session":"`+a+`","token":`+u(tokA)+`}`, 200)
 	releaseIndex := uint64(len(f.proposals()))
