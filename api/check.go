@@ -5,6 +5,11 @@ package api
 // highest token it saw (client/fence) asks this before it accepts a write.
 type CheckRequest struct {
 	Token uint64 `json:"token"`
+	// Session, when set, makes the check current only if this session
+	// holds with Token: shared holders and semaphore permits granted in
+	// one log entry share a token, so a resource that knows who writes
+	// should say so.
+	Session SessionID `json:"session,omitempty"`
 }
 
 // ExampleCheck is an example body of POST /v1/locks/{name}/check.

@@ -24,6 +24,12 @@ func TestCheckToken(t *testing.T) {
 		t.Fatalf("check of the held token: %+v, %v", got, err)
 	}
 	token := m.Token()
+	if got, err := c.CheckToken(ctx, "fenced", token, HeldBy(s.ID())); err != nil || !got.Current {
+		t.Fatalf("check of the held token naming its session: %+v, %v", got, err)
+	}
+	if got, err := c.CheckToken(ctx, "fenced", token, HeldBy(s.ID()+1)); err != nil || got.Current {
+		t.Fatalf("check of the held token naming another session: %+v, %v", got, err)
+	}
 	if got, err := c.CheckToken(ctx, "fenced", token-1); err != nil || got.Current {
 		t.Fatalf("check of an older token: %+v, %v", got, err)
 	}

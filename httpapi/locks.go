@@ -114,7 +114,7 @@ func (s *Server) checkToken(c echo.Context, name string) error {
 			out.Holders = apiHolders(li.Holders, true)
 		}
 		for _, h := range li.Holders {
-			out.Current = out.Current || h.Token == req.Token
+			out.Current = out.Current || (h.Token == req.Token && (req.Session == 0 || h.Session == uint64(req.Session)))
 		}
 	}); err != nil {
 		return err

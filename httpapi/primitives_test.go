@@ -197,3 +197,40 @@ func TestCancelAnswersSharedGrant(t *testing.T) {
 		t.Fatalf("cancel of a shared holder: %s", r.raw)
 	}
 }
+
+// Two shared holders granted in one entry share a token: a check that
+// names the session tells them apart.
+func TestCheckNamesTheSession(t *testing.T) {
+	f, ts := newTestServer(t, nil)
+	w, r1, r2 := openSession(t, ts, "w"), openSession(t, ts, "r1"), openSession(t, ts, "r2")
+	tw := must(t, ts, "POST", "/v1/locks/db/acquire", `{"session":"`+w+`"}`, 200).num("token")
+	for _, s := range []string{r1, r2} {
+		go do(t, ts, "POST", "/v1/locks/db/acquire", `{"session":"`+s+`","mode":"shared","wait":"10s"}`)
+	}
+	f.await(t, "both readers queued", func(m *lock.Machine) bool {
+		li, ok := m.Lock("db")
+		return ok && len(li.Waiters) == 2
+	})
+	must(t, ts, "POST", "/v1/locks/db/release", `{"session":"`+w+`","token":`+u(tw)+`}`, 200)
+	var tok uint64
+	f.await(t, "both readers hold", func(m *lock.Machine) bool {
+		li, ok := m.Lock("db")
+		if !ok || len(li.Holders) != 2 || li.Holders[0].Token != li.Holders[1].Token {
+			return false
+		}
+		tok = li.Holders[0].Token
+		return true
+	})
+	must(t, ts, "POST", "/v1/locks/db/release", `{"session":"`+r1+`","token":`+u(tok)+`}`, 200)
+	// r1 released: its token is still r2's, so a check by token alone
+	// says current; naming r1 says not.
+	if chk := must(t, ts, "POST", "/v1/locks/db/check", `{"token":`+u(tok)+`}`, 200); chk.body["current"] != true {
+		t.Fatalf("check by token: %s", chk.raw)
+	}
+	if chk := must(t, ts, "POST", "/v1/locks/db/check", `{"token":`+u(tok)+`,"session":"`+r1+`"}`, 200); chk.body["current"] != false {
+		t.Fatalf("check naming the reader that left: %s", chk.raw)
+	}
+	if chk := must(t, ts, "POST", "/v1/locks/db/check", `{"token":`+u(tok)+`,"session":"`+r2+`"}`, 200); chk.body["current"] != true {
+		t.Fatalf("check naming the reader that holds: %s", chk.raw)
+	}
+}

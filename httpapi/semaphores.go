@@ -146,7 +146,7 @@ func (s *Server) semCheck(c echo.Context, name string) error {
 		if si, ok := m.Semaphore(name); ok {
 			out.Holders = apiHolders(si.Holders, false)
 			for _, h := range si.Holders {
-				out.Current = out.Current || h.Token == req.Token
+				out.Current = out.Current || (h.Token == req.Token && (req.Session == 0 || h.Session == uint64(req.Session)))
 			}
 		}
 	}); err != nil {
