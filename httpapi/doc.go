@@ -41,6 +41,8 @@
 //	GET    /v1/limits, POST /v1/limits                             → the cluster's quotas
 //	POST   /v1/leader/transfer          {"to":2} or {}             → 200 {"leader","term"} once another member leads
 //	GET    /metrics                                                → Prometheus text format
+//	GET    /v1/openapi.json                                        → 200 the OpenAPI 3.0.3 document (api/openapi.json)
+//	GET    /ui/                                                    → the web console's embedded files (ui.go)
 //	GET    /healthz                                                → 200 {"status":"ok"}
 //	GET    /readyz                                                 → 200 {"status":"ok"} while ready, else 503
 //
