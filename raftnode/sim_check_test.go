@@ -37,6 +37,7 @@ type simChecker struct {
 	// TTL at the fastest clock rate, whatever the leaders' wall clocks say.
 	realBound map[uint64]int64
 	locks     map[string]*chkQueue
+	sems      map[string]*chkQueue
 	elects    map[string]*chkQueue
 
 	// The configuration as the committed log makes it (see
@@ -61,12 +62,54 @@ type chkSession struct {
 	ttl, bound int64
 }
 
-// chkQueue is a lock (or an election) as its events tell it.
+// chkQueue is a lock, a semaphore or an election as its events tell it.
 type chkQueue struct {
-	holder uint64 // session holding (leading); 0 = none
+	holder uint64 // the exclusive holder (the leader); 0 = none
 	token  uint64 // its token (term)
+	// shared are a lock's shared holders, or a semaphore's permit
+	// holders, in grant order.
+	shared []chkHold
 	last   uint64 // the last token granted
-	queue  []uint64
+	// lastExcl: the last token was an exclusive grant's (or a term),
+	// which no other grant may share.
+	lastExcl bool
+	queue    []chkWaiter
+	limit    uint32 // a semaphore's limit (0: not known)
+}
+
+type chkHold struct{ session, token uint64 }
+
+type chkWaiter struct {
+	session uint64
+	shared  bool // a lock's shared waiter
+}
+
+// holds reports whether session id holds q.
+func (q *chkQueue) holds(id uint64) bool {
+	return q.holder == id || slices.ContainsFunc(q.shared, func(h chkHold) bool { return h.session == id })
+}
+
+// queued returns the place of session id in q's queue, -1 if none.
+func (q *chkQueue) queued(id uint64) int {
+	return slices.IndexFunc(q.queue, func(w chkWaiter) bool { return w.session == id })
+}
+
+// sessions lists the sessions of q's shared (permit) holders.
+func (q *chkQueue) sessions() []uint64 {
+	var out []uint64
+	for _, h := range q.shared {
+		out = append(out, h.session)
+	}
+	return out
+}
+
+// waiting lists the sessions of q's queue.
+func (q *chkQueue) waiting() []uint64 {
+	var out []uint64
+	for _, w := range q.queue {
+		out = append(out, w.session)
+	}
+	return out
 }
 
 type simAck struct {
@@ -83,6 +126,7 @@ func newSimChecker(s *sim) *simChecker {
 		sessions:  map[uint64]*chkSession{},
 		realBound: map[uint64]int64{},
 		locks:     map[string]*chkQueue{},
+		sems:      map[string]*chkQueue{},
 		elects:    map[string]*chkQueue{},
 		confs:     []simConf{{}},
 		maxID:     uint64(len(s.peers)),
@@ -244,6 +288,7 @@ func (c *simChecker) commit(e *raftpb.Entry) {
 		}
 	}
 	c.events(idx, cmd, res.Events)
+	c.matchState(idx)
 	for _, a := range c.pending[idx] {
 		c.verifyAck(a)
 	}
@@ -259,10 +304,45 @@ func (c *simChecker) queue(m map[string]*chkQueue, name string) *chkQueue {
 	return q
 }
 
+// namespaceOf is the namespace of the name of an event of type t: "lock",
+// "semaphore" or "election".
+func namespaceOf(t lock.EventType) string {
+	switch t {
+	case lock.EventElected, lock.EventResigned, lock.EventLeaderExpired, lock.EventProclaimed,
+		lock.EventNoLeader, lock.EventCandidateJoined, lock.EventCandidateLeft:
+		return "election"
+	case lock.EventPermitGranted, lock.EventPermitReleased, lock.EventPermitQueued, lock.EventPermitCancelled:
+		return "semaphore"
+	}
+	return "lock"
+}
+
+// chkKind is the namespace of the name of an event of type t, and the
+// checker's map of it.
+func (c *simChecker) chkKind(t lock.EventType) (string, map[string]*chkQueue) {
+	switch ns := namespaceOf(t); ns {
+	case "election":
+		return ns, c.elects
+	case "semaphore":
+		return ns, c.sems
+	default:
+		return ns, c.locks
+	}
+}
+
 // events checks one entry's events: fencing tokens (terms) are the entry's
-// index and strictly increase per name; a lock (election) has one holder;
-// grants follow the queue's FIFO order; a session never expires before its
-// bound and never receives a grant in the entry that expires it.
+// index and strictly increase per name (shared holds and permits granted
+// in one entry share it); a lock has one exclusive holder or shared
+// holders, never both, and an election one leader; a semaphore has at
+// most its limit of permit holders, one permit per session; grants follow
+// the queue's FIFO order; after the entry nobody waits behind a free lock
+// or permit, nor a candidate in an election nobody leads; a session never
+// expires before its bound and never receives a grant in the entry that
+// expires it.
+//
+// The reference machine applies every committed entry and every node's
+// state equals it at every index the node applies (node), so these hold
+// of every node's state after every apply.
 func (c *simChecker) events(idx uint64, cmd *lock.Command, evs []lock.Event) {
 	s := c.s
 	var granted []uint64
@@ -293,40 +373,25 @@ func (c *simChecker) events(idx uint64, cmd *lock.Command, evs []lock.Event) {
 			}
 			delete(c.realBound, ev.Session)
 			if slices.Contains(granted, ev.Session) {
-				s.fail("grant-to-dying", "entry %d granted a lock or an election to session %d and expired it", idx, ev.Session)
+				s.fail("grant-to-dying", "entry %d granted a lock, a permit or an election to session %d and expired it", idx, ev.Session)
 				return
 			}
 			delete(c.sessions, ev.Session)
-		case lock.EventLockGranted, lock.EventElected:
-			what, m := "lock", c.locks
-			if ev.Type == lock.EventElected {
-				what, m = "election", c.elects
-				s.stats.elected++
-			} else {
-				s.stats.grants++
-			}
-			q := c.queue(m, ev.Name)
-			switch {
-			case ev.Token != idx:
-				s.fail("fencing-token", "%s %q granted at entry %d with token %d", what, ev.Name, idx, ev.Token)
-			case ev.Token <= q.last:
-				s.fail("fencing-token", "%s %q granted token %d to session %d at entry %d after token %d: reused or not increasing", what, ev.Name, ev.Token, ev.Session, idx, q.last)
-			case q.holder != 0:
-				s.fail("exclusion", "%s %q granted to session %d at entry %d while session %d holds it", what, ev.Name, ev.Session, idx, q.holder)
-			case len(q.queue) > 0 && q.queue[0] != ev.Session:
-				s.fail("fifo", "%s %q granted to session %d at entry %d, but session %d is first in its queue %v", what, ev.Name, ev.Session, idx, q.queue[0], q.queue)
-			}
-			if len(q.queue) > 0 {
-				q.queue = q.queue[1:]
-			}
-			q.holder, q.token, q.last = ev.Session, ev.Token, ev.Token
+		case lock.EventLockGranted, lock.EventElected, lock.EventPermitGranted:
+			c.grant(idx, cmd, ev)
 			granted = append(granted, ev.Session)
-		case lock.EventLockReleased, lock.EventResigned, lock.EventLeaderExpired, lock.EventProclaimed:
-			m := c.locks
-			if ev.Type != lock.EventLockReleased {
-				m = c.elects
-			}
+		case lock.EventLockReleased, lock.EventPermitReleased, lock.EventResigned, lock.EventLeaderExpired, lock.EventProclaimed:
+			_, m := c.chkKind(ev.Type)
 			q := c.queue(m, ev.Name)
+			if ev.Type == lock.EventPermitReleased || ev.Type == lock.EventLockReleased && ev.Mode == lock.Shared {
+				i := slices.IndexFunc(q.shared, func(h chkHold) bool { return h.session == ev.Session })
+				if i < 0 || q.shared[i].token != ev.Token {
+					s.fail("events", "entry %d: %v of %q by session %d token %d, but the shared holders (permit holders) are %+v", idx, ev.Type, ev.Name, ev.Session, ev.Token, q.shared)
+					return
+				}
+				q.shared = slices.Delete(q.shared, i, i+1)
+				continue
+			}
 			if q.holder != ev.Session || q.token != ev.Token {
 				s.fail("events", "entry %d: %v of %q by session %d token %d, but the holder is session %d with token %d", idx, ev.Type, ev.Name, ev.Session, ev.Token, q.holder, q.token)
 			}
@@ -335,33 +400,183 @@ func (c *simChecker) events(idx uint64, cmd *lock.Command, evs []lock.Event) {
 			}
 		case lock.EventNoLeader:
 			if q := c.queue(c.elects, ev.Name); q.holder != 0 || len(q.queue) != 0 {
-				s.fail("events", "entry %d: election %q has no leader, but session %d leads and %v wait", idx, ev.Name, q.holder, q.queue)
+				s.fail("events", "entry %d: election %q has no leader, but session %d leads and %v wait", idx, ev.Name, q.holder, q.waiting())
 			}
-		case lock.EventLockQueued, lock.EventCandidateJoined:
-			m := c.locks
-			if ev.Type == lock.EventCandidateJoined {
-				m = c.elects
-			}
+		case lock.EventLockQueued, lock.EventCandidateJoined, lock.EventPermitQueued:
+			_, m := c.chkKind(ev.Type)
 			q := c.queue(m, ev.Name)
-			if q.holder == ev.Session || slices.Contains(q.queue, ev.Session) {
-				s.fail("fifo", "entry %d: session %d queued for %q a second time (holder %d, queue %v)", idx, ev.Session, ev.Name, q.holder, q.queue)
+			if q.holds(ev.Session) || q.queued(ev.Session) >= 0 {
+				s.fail("fifo", "entry %d: session %d queued for %q a second time (holder %d, shared holders %v, queue %v)", idx, ev.Session, ev.Name, q.holder, q.sessions(), q.waiting())
 			}
-			if q.holder == 0 {
+			if q.holder == 0 && len(q.shared) == 0 {
 				s.fail("fifo", "entry %d: session %d queued for %q, which nobody holds", idx, ev.Session, ev.Name)
 			}
-			q.queue = append(q.queue, ev.Session)
-		case lock.EventLockCancelled, lock.EventCandidateLeft:
-			m := c.locks
-			if ev.Type == lock.EventCandidateLeft {
-				m = c.elects
+			if ev.Type == lock.EventPermitQueued {
+				s.stats.semWaits++
 			}
+			q.queue = append(q.queue, chkWaiter{session: ev.Session, shared: ev.Type == lock.EventLockQueued && ev.Mode == lock.Shared})
+		case lock.EventLockCancelled, lock.EventCandidateLeft, lock.EventPermitCancelled:
+			_, m := c.chkKind(ev.Type)
 			q := c.queue(m, ev.Name)
-			i := slices.Index(q.queue, ev.Session)
+			i := q.queued(ev.Session)
 			if i < 0 {
-				s.fail("fifo", "entry %d: session %d left the queue of %q, which it was not in (%v)", idx, ev.Session, ev.Name, q.queue)
+				s.fail("fifo", "entry %d: session %d left the queue of %q, which it was not in (%v)", idx, ev.Session, ev.Name, q.waiting())
 				return
 			}
 			q.queue = slices.Delete(q.queue, i, i+1)
+		}
+	}
+	// Between entries: nobody waits for what is free.
+	for i, ev := range evs {
+		if ev.Name == "" || s.failure != nil || slices.ContainsFunc(evs[:i], func(e lock.Event) bool { return e.Name == ev.Name && namespaceOf(e.Type) == namespaceOf(ev.Type) }) {
+			continue
+		}
+		what, m := c.chkKind(ev.Type)
+		c.settled(idx, what, ev.Name, m[ev.Name])
+	}
+}
+
+// grant checks a grant (lock_granted, permit_granted, elected) of entry
+// idx, made by cmd.
+func (c *simChecker) grant(idx uint64, cmd *lock.Command, ev lock.Event) {
+	s := c.s
+	what, m := c.chkKind(ev.Type)
+	q := c.queue(m, ev.Name)
+	sem := ev.Type == lock.EventPermitGranted
+	shared := sem || ev.Type == lock.EventLockGranted && ev.Mode == lock.Shared
+	switch {
+	case ev.Type == lock.EventElected:
+		s.stats.elected++
+	case sem:
+		s.stats.permits++
+		if q.holder == 0 && len(q.shared) == 0 && len(q.queue) == 0 && cmd != nil && cmd.Op == lock.OpSemAcquire {
+			// A new semaphore: its first acquirer sets the limit.
+			q.limit = cmd.Limit
+		}
+	default:
+		s.stats.grants++
+		if shared {
+			s.stats.sharedGrants++
+			if len(q.shared) > 0 {
+				s.stats.sharedTogether++
+			}
+		}
+	}
+	mode := "exclusively"
+	if shared {
+		mode = "shared"
+	}
+	if sem {
+		mode = "a permit"
+	}
+	switch {
+	case ev.Token != idx:
+		s.fail("fencing-token", "%s %q granted at entry %d with token %d", what, ev.Name, idx, ev.Token)
+	case ev.Token < q.last || ev.Token == q.last && (!shared || q.lastExcl):
+		s.fail("fencing-token", "%s %q granted (%s) token %d to session %d at entry %d after token %d: reused or not increasing", what, ev.Name, mode, ev.Token, ev.Session, idx, q.last)
+	case q.holds(ev.Session):
+		s.fail("exclusion", "%s %q granted (%s) to session %d at entry %d, which holds it already", what, ev.Name, mode, ev.Session, idx)
+	case q.holder != 0:
+		s.fail("exclusion", "%s %q granted (%s) to session %d at entry %d while session %d holds it", what, ev.Name, mode, ev.Session, idx, q.holder)
+	case !shared && len(q.shared) > 0:
+		s.fail("exclusion", "%s %q granted exclusively to session %d at entry %d while sessions %v hold it shared", what, ev.Name, ev.Session, idx, q.sessions())
+	case sem && q.limit > 0 && len(q.shared) >= int(q.limit):
+		s.fail("semaphore-limit", "semaphore %q granted a permit to session %d at entry %d while sessions %v hold its %d permits", ev.Name, ev.Session, idx, q.sessions(), q.limit)
+	case len(q.queue) > 0 && q.queue[0].session != ev.Session:
+		s.fail("fifo", "%s %q granted to session %d at entry %d, but session %d is first in its queue %v", what, ev.Name, ev.Session, idx, q.queue[0].session, q.waiting())
+	case len(q.queue) > 0 && !sem && q.queue[0].shared != shared:
+		s.fail("fifo", "%s %q granted %s to session %d at entry %d, which waited in the other mode", what, ev.Name, mode, ev.Session, idx)
+	}
+	if len(q.queue) > 0 && q.queue[0].session == ev.Session {
+		q.queue = q.queue[1:]
+	}
+	q.last, q.lastExcl = ev.Token, !shared
+	if shared {
+		q.shared = append(q.shared, chkHold{session: ev.Session, token: ev.Token})
+		if sem && q.limit > 0 && len(q.shared) == int(q.limit) {
+			s.stats.semFull++
+		}
+		return
+	}
+	q.holder, q.token = ev.Session, ev.Token
+}
+
+// settled checks q (named name, of kind what) as an entry left it: a
+// lock's queue waits only while the lock is held, and its head only
+// while it cannot be granted (an exclusive holder, or shared holders and
+// an exclusive head); a semaphore's only while every permit is held; an
+// election's only while a leader leads.
+func (c *simChecker) settled(idx uint64, what, name string, q *chkQueue) {
+	if q == nil || len(q.queue) == 0 {
+		return
+	}
+	s := c.s
+	switch {
+	case q.holder == 0 && len(q.shared) == 0:
+		s.fail("waiter-behind-free", "after entry %d sessions %v wait for %s %q, which nobody holds", idx, q.waiting(), what, name)
+	case what == "lock" && q.holder == 0 && q.queue[0].shared:
+		s.fail("waiter-behind-free", "after entry %d session %d waits to share lock %q, which sessions %v hold shared, with nobody ahead", idx, q.queue[0].session, name, q.sessions())
+	case what == "semaphore" && q.limit > 0 && len(q.shared) < int(q.limit):
+		s.fail("waiter-behind-free", "after entry %d sessions %v wait for semaphore %q, whose %d permits sessions %v hold", idx, q.waiting(), name, q.limit, q.sessions())
+	}
+}
+
+// matchState checks that the holders and queues of the simulation's
+// locks and semaphores, as the events of the entries up to idx tell them
+// (what watchers and the metrics see), are those of the reference machine
+// after idx (what clients read), in grant and queue order, with their
+// modes, tokens and limit.
+func (c *simChecker) matchState(idx uint64) {
+	s := c.s
+	type view struct {
+		holders []chkHold
+		shared  bool // the holders hold shared
+		queue   []chkWaiter
+		limit   uint32
+	}
+	fromEvents := func(q *chkQueue) view {
+		if q == nil {
+			return view{}
+		}
+		v := view{holders: q.shared, shared: len(q.shared) > 0, queue: q.queue, limit: q.limit}
+		if q.holder != 0 {
+			v.holders = []chkHold{{q.holder, q.token}}
+		}
+		return v
+	}
+	fromState := func(hs []lock.Holder, ws []lock.Waiter) view {
+		var v view
+		for _, h := range hs {
+			v.holders = append(v.holders, chkHold{h.Session, h.Token})
+			v.shared = h.Mode == lock.Shared
+		}
+		for _, w := range ws {
+			v.queue = append(v.queue, chkWaiter{session: w.Session, shared: w.Mode == lock.Shared})
+		}
+		return v
+	}
+	same := func(a, b view) bool {
+		return slices.Equal(a.holders, b.holders) && a.shared == b.shared && slices.Equal(a.queue, b.queue) &&
+			(a.limit == 0 || b.limit == 0 || a.limit == b.limit)
+	}
+	for _, name := range simLockNames {
+		info, _ := c.ref.Lock(name)
+		ev, st := fromEvents(c.locks[name]), fromState(info.Holders, info.Waiters)
+		ev.limit = 0
+		if !same(ev, st) {
+			s.fail("state-events", "after entry %d lock %q is held by %+v (shared %v) with queue %+v; its events say %+v (shared %v) with queue %+v",
+				idx, name, st.holders, st.shared, st.queue, ev.holders, ev.shared, ev.queue)
+			return
+		}
+	}
+	for _, name := range simSemNames {
+		info, ok := c.ref.Semaphore(name)
+		ev, st := fromEvents(c.sems[name]), fromState(info.Holders, info.Waiters)
+		ev.shared, st.shared, st.limit = false, false, info.Limit
+		if !same(ev, st) || ok && st.limit == 0 {
+			s.fail("state-events", "after entry %d semaphore %q (limit %d) is held by %+v with queue %+v; its events say %+v (limit %d) with queue %+v",
+				idx, name, st.limit, st.holders, st.queue, ev.holders, ev.limit, ev.queue)
+			return
 		}
 	}
 }
@@ -402,7 +617,8 @@ func (c *simChecker) verifyAck(a simAck) {
 		}
 	} else if ok {
 		ok = got.Now == a.cmd.Now && got.Session == a.cmd.Session && got.Name == a.cmd.Name &&
-			got.Token == a.cmd.Token && got.Value == a.cmd.Value && got.Wait == a.cmd.Wait && got.TTL == a.cmd.TTL
+			got.Token == a.cmd.Token && got.Value == a.cmd.Value && got.Wait == a.cmd.Wait && got.TTL == a.cmd.TTL &&
+			got.Mode == a.cmd.Mode && got.Limit == a.cmd.Limit
 	}
 	if !ok {
 		s.fail("acked-write-lost", "%s acknowledged at index %d is not the committed entry there", opName(a.cmd.Op), a.index)
@@ -428,7 +644,8 @@ func opName(op lock.Op) string {
 		lock.OpRelease: "OpRelease", lock.OpCancel: "OpCancel", lock.OpPublish: "OpPublish",
 		lock.OpCampaign: "OpCampaign", lock.OpProclaim: "OpProclaim", lock.OpResign: "OpResign",
 		lock.OpMemberAdd: "OpMemberAdd", lock.OpMemberPromote: "OpMemberPromote", lock.OpMemberRemove: "OpMemberRemove",
-		lock.OpClusterVersion: "OpClusterVersion"}
+		lock.OpClusterVersion: "OpClusterVersion", lock.OpAcquireAll: "OpAcquireAll", lock.OpSemAcquire: "OpSemAcquire",
+		lock.OpSemRelease: "OpSemRelease", lock.OpSemCancel: "OpSemCancel"}
 	if int(op) < len(names) && names[op] != "" {
 		return names[op]
 	}

@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/raftlock/raftlock/internal/linearize"
 	"github.com/raftlock/raftlock/lock"
 )
 
@@ -17,53 +19,138 @@ func TestSimCheckerCatchesViolations(t *testing.T) {
 	ev := func(typ lock.EventType, rev, sess uint64, name string, tok uint64) lock.Event {
 		return lock.Event{Revision: rev, Type: typ, Session: sess, Name: name, Token: tok}
 	}
+	// sh is a lock event of a shared hold or wait.
+	sh := func(typ lock.EventType, rev, sess uint64, name string, tok uint64) lock.Event {
+		e := ev(typ, rev, sess, name, tok)
+		e.Mode = lock.Shared
+		return e
+	}
+	// semAcq is the command of an entry that creates semaphore "s" with
+	// limit 2.
+	semAcq := &lock.Command{Op: lock.OpSemAcquire, Name: "s", Limit: 2}
 	type entry struct {
 		idx uint64
 		evs []lock.Event
+		cmd *lock.Command // nil: an OpOpenSession
 	}
 	cases := []struct {
 		name    string
 		entries []entry
 		want    string
 	}{
-		{"token is not the index", []entry{{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 4)}}}, "fencing-token"},
+		{"token is not the index", []entry{{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 4)}, nil}}, "fencing-token"},
 		{"token reused", []entry{
-			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5), ev(lock.EventLockReleased, 5, 1, "a", 5), ev(lock.EventLockGranted, 5, 2, "a", 5)}},
+			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5), ev(lock.EventLockReleased, 5, 1, "a", 5), ev(lock.EventLockGranted, 5, 2, "a", 5)}, nil},
 		}, "fencing-token"},
 		{"two holders", []entry{
-			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5)}},
-			{6, []lock.Event{ev(lock.EventLockGranted, 6, 2, "a", 6)}},
+			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5)}, nil},
+			{6, []lock.Event{ev(lock.EventLockGranted, 6, 2, "a", 6)}, nil},
 		}, "exclusion"},
 		{"two leaders", []entry{
-			{5, []lock.Event{ev(lock.EventElected, 5, 1, "x", 5)}},
-			{6, []lock.Event{ev(lock.EventElected, 6, 2, "x", 6)}},
+			{5, []lock.Event{ev(lock.EventElected, 5, 1, "x", 5)}, nil},
+			{6, []lock.Event{ev(lock.EventElected, 6, 2, "x", 6)}, nil},
 		}, "exclusion"},
 		{"grant out of FIFO order", []entry{
-			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5)}},
-			{6, []lock.Event{ev(lock.EventLockQueued, 6, 2, "a", 0)}},
-			{7, []lock.Event{ev(lock.EventLockQueued, 7, 3, "a", 0)}},
-			{8, []lock.Event{ev(lock.EventLockReleased, 8, 1, "a", 5), ev(lock.EventLockGranted, 8, 3, "a", 8)}},
+			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5)}, nil},
+			{6, []lock.Event{ev(lock.EventLockQueued, 6, 2, "a", 0)}, nil},
+			{7, []lock.Event{ev(lock.EventLockQueued, 7, 3, "a", 0)}, nil},
+			{8, []lock.Event{ev(lock.EventLockReleased, 8, 1, "a", 5), ev(lock.EventLockGranted, 8, 3, "a", 8)}, nil},
 		}, "fifo"},
 		{"queued twice", []entry{
-			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5)}},
-			{6, []lock.Event{ev(lock.EventLockQueued, 6, 2, "a", 0)}},
-			{7, []lock.Event{ev(lock.EventLockQueued, 7, 2, "a", 0)}},
+			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5)}, nil},
+			{6, []lock.Event{ev(lock.EventLockQueued, 6, 2, "a", 0)}, nil},
+			{7, []lock.Event{ev(lock.EventLockQueued, 7, 2, "a", 0)}, nil},
 		}, "fifo"},
 		{"granted to a session that dies in the same entry", []entry{
-			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5), ev(lock.EventSessionExpired, 5, 1, "", 0)}},
+			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5), ev(lock.EventSessionExpired, 5, 1, "", 0)}, nil},
 		}, "grant-to-dying"},
 		{"session expired early", []entry{
-			{1, []lock.Event{ev(lock.EventSessionOpened, 1, 1, "", 0)}},
-			{2, []lock.Event{ev(lock.EventSessionExpired, 2, 1, "", 0)}},
+			{1, []lock.Event{ev(lock.EventSessionOpened, 1, 1, "", 0)}, nil},
+			{2, []lock.Event{ev(lock.EventSessionExpired, 2, 1, "", 0)}, nil},
 		}, "session-expiry"},
+		// Shared holds and semaphores.
+		{"shared holders granted together after an exclusive one", []entry{
+			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "b", 5)}, nil},
+			{6, []lock.Event{sh(lock.EventLockQueued, 6, 2, "b", 0)}, nil},
+			{7, []lock.Event{sh(lock.EventLockQueued, 7, 3, "b", 0)}, nil},
+			{8, []lock.Event{ev(lock.EventLockQueued, 8, 4, "b", 0)}, nil},
+			{9, []lock.Event{ev(lock.EventLockReleased, 9, 1, "b", 5), sh(lock.EventLockGranted, 9, 2, "b", 9), sh(lock.EventLockGranted, 9, 3, "b", 9)}, nil},
+			{10, []lock.Event{sh(lock.EventLockQueued, 10, 5, "b", 0)}, nil},
+			{11, []lock.Event{sh(lock.EventLockReleased, 11, 2, "b", 9)}, nil},
+			{12, []lock.Event{sh(lock.EventLockReleased, 12, 3, "b", 9), ev(lock.EventLockGranted, 12, 4, "b", 12)}, nil},
+		}, ""},
+		{"shared beside exclusive", []entry{
+			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "b", 5)}, nil},
+			{6, []lock.Event{sh(lock.EventLockGranted, 6, 2, "b", 6)}, nil},
+		}, "exclusion"},
+		{"exclusive beside shared", []entry{
+			{5, []lock.Event{sh(lock.EventLockGranted, 5, 1, "b", 5)}, nil},
+			{6, []lock.Event{ev(lock.EventLockGranted, 6, 2, "b", 6)}, nil},
+		}, "exclusion"},
+		{"a shared holder granted again", []entry{
+			{5, []lock.Event{sh(lock.EventLockGranted, 5, 1, "b", 5)}, nil},
+			{6, []lock.Event{sh(lock.EventLockGranted, 6, 1, "b", 6)}, nil},
+		}, "exclusion"},
+		{"a shared grant shares an exclusive grant's token", []entry{
+			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "b", 5), ev(lock.EventLockReleased, 5, 1, "b", 5), sh(lock.EventLockGranted, 5, 2, "b", 5)}, nil},
+		}, "fencing-token"},
+		{"a shared waiter behind shared holders", []entry{
+			{5, []lock.Event{sh(lock.EventLockGranted, 5, 1, "b", 5)}, nil},
+			{6, []lock.Event{sh(lock.EventLockQueued, 6, 2, "b", 0)}, nil},
+		}, "waiter-behind-free"},
+		{"a waiter behind a free lock", []entry{
+			{5, []lock.Event{ev(lock.EventLockGranted, 5, 1, "a", 5)}, nil},
+			{6, []lock.Event{ev(lock.EventLockQueued, 6, 2, "a", 0)}, nil},
+			{7, []lock.Event{ev(lock.EventLockReleased, 7, 1, "a", 5)}, nil},
+		}, "waiter-behind-free"},
+		{"a release of a shared hold nobody has", []entry{
+			{5, []lock.Event{sh(lock.EventLockGranted, 5, 1, "b", 5)}, nil},
+			{6, []lock.Event{sh(lock.EventLockReleased, 6, 1, "b", 4)}, nil},
+		}, "events"},
+		{"permits granted up to the limit, then queued and handed on", []entry{
+			{5, []lock.Event{ev(lock.EventPermitGranted, 5, 1, "s", 5)}, semAcq},
+			{6, []lock.Event{ev(lock.EventPermitGranted, 6, 2, "s", 6)}, semAcq},
+			{7, []lock.Event{ev(lock.EventPermitQueued, 7, 3, "s", 0)}, semAcq},
+			{8, []lock.Event{ev(lock.EventPermitReleased, 8, 1, "s", 5), ev(lock.EventPermitGranted, 8, 3, "s", 8)}, nil},
+		}, ""},
+		{"more permits than the limit", []entry{
+			{5, []lock.Event{ev(lock.EventPermitGranted, 5, 1, "s", 5)}, semAcq},
+			{6, []lock.Event{ev(lock.EventPermitGranted, 6, 2, "s", 6)}, semAcq},
+			{7, []lock.Event{ev(lock.EventPermitGranted, 7, 3, "s", 7)}, semAcq},
+		}, "semaphore-limit"},
+		{"two permits to one session", []entry{
+			{5, []lock.Event{ev(lock.EventPermitGranted, 5, 1, "s", 5)}, semAcq},
+			{6, []lock.Event{ev(lock.EventPermitGranted, 6, 1, "s", 6)}, semAcq},
+		}, "exclusion"},
+		{"a waiter behind a free permit", []entry{
+			{5, []lock.Event{ev(lock.EventPermitGranted, 5, 1, "s", 5)}, semAcq},
+			{6, []lock.Event{ev(lock.EventPermitQueued, 6, 2, "s", 0)}, semAcq},
+		}, "waiter-behind-free"},
+		{"a permit granted out of FIFO order", []entry{
+			{5, []lock.Event{ev(lock.EventPermitGranted, 5, 1, "s", 5)}, semAcq},
+			{6, []lock.Event{ev(lock.EventPermitGranted, 6, 2, "s", 6)}, semAcq},
+			{7, []lock.Event{ev(lock.EventPermitQueued, 7, 3, "s", 0)}, semAcq},
+			{8, []lock.Event{ev(lock.EventPermitQueued, 8, 4, "s", 0)}, semAcq},
+			{9, []lock.Event{ev(lock.EventPermitReleased, 9, 2, "s", 6), ev(lock.EventPermitGranted, 9, 4, "s", 9)}, nil},
+		}, "fifo"},
+		{"a permit granted to a session that dies in the same entry", []entry{
+			{5, []lock.Event{ev(lock.EventPermitGranted, 5, 1, "s", 5), ev(lock.EventSessionExpired, 5, 1, "", 0)}, semAcq},
+		}, "grant-to-dying"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSim(simOptions{seed: 1, nodes: 3})
 			for _, e := range tc.entries {
-				s.chk.events(e.idx, &lock.Command{Op: lock.OpOpenSession, TTL: 1000}, e.evs)
+				cmd := e.cmd
+				if cmd == nil {
+					cmd = &lock.Command{Op: lock.OpOpenSession, TTL: 1000}
+				}
+				s.chk.events(e.idx, cmd, e.evs)
 			}
-			if s.failure == nil || s.failure.check != tc.want {
+			switch {
+			case tc.want == "" && s.failure != nil:
+				t.Fatalf("failure %v, want none", s.failure)
+			case tc.want != "" && (s.failure == nil || s.failure.check != tc.want):
 				t.Fatalf("failure %v, want check %q", s.failure, tc.want)
 			}
 		})
@@ -111,6 +198,14 @@ func TestSimCheckerCatchesDivergence(t *testing.T) {
 		sn.chkApplied = 0
 		s.chk.node(sn)
 		if s.failure == nil || s.failure.check != "state" {
+			t.Fatalf("failure %v", s.failure)
+		}
+	})
+	t.Run("events and state disagree", func(t *testing.T) {
+		s := boot(t)
+		s.chk.sems["s"] = &chkQueue{shared: []chkHold{{session: 3, token: 2}}, limit: 2}
+		s.chk.matchState(uint64(len(s.chk.clog)))
+		if s.failure == nil || s.failure.check != "state-events" {
 			t.Fatalf("failure %v", s.failure)
 		}
 	})
@@ -290,4 +385,80 @@ func TestSimCheckerCatchesMembershipViolations(t *testing.T) {
 			t.Fatalf("failure %v, dropping %v", s.failure, sn.dropping)
 		}
 	})
+}
+
+// The history the clients record of shared holds and semaphores must be
+// checked: each case changes one answer of a run into one that no order
+// explains, and the run must fail linearizability.
+func TestSimHistoryCatchesViolations(t *testing.T) {
+	cases := []struct {
+		name string
+		// tamper changes one answer of op; false if op is not one to
+		// change.
+		tamper func(op *simOp) bool
+	}{
+		{"a read of more permit holders than the limit", func(op *simOp) bool {
+			if op.in.Kind != linearize.GetSemaphore || !op.returned || op.out.Limit == 0 || len(op.out.Holders) != op.out.Limit {
+				return false
+			}
+			h := op.out.Holders[0]
+			op.out.Holders = append(slices.Clone(op.out.Holders), linearize.Hold{Session: 1 << 40, Token: h.Token})
+			return true
+		}},
+		{"a read of an exclusive holder beside a shared one", func(op *simOp) bool {
+			if op.in.Kind != linearize.GetLock || !op.returned || len(op.out.Holders) < 2 {
+				return false
+			}
+			op.out.Holders = slices.Clone(op.out.Holders)
+			op.out.Holders[0].Shared = false
+			return true
+		}},
+		{"a full semaphore that nobody holds", func(op *simOp) bool {
+			if op.in.Kind != linearize.SemTryAcquire || !op.returned || op.out.Kind != linearize.Locked {
+				return false
+			}
+			op.out.Holders = []linearize.Hold{}
+			return true
+		}},
+	}
+	// One run, its history checked once per case with that case's
+	// answer changed, and then as it was (which must pass).
+	caught := make([]*simFailure, len(cases))
+	changed := make([]bool, len(cases))
+	for seed := uint64(1); seed <= 5 && slices.Contains(changed, false); seed++ {
+		res := runSim(simOptions{seed: seed, nodes: 3, steps: simDefaultSteps, beforeCheck: func(s *sim) {
+			orig := s.ops
+			defer func() { s.ops, s.failure = orig, nil }()
+			for i, tc := range cases {
+				if changed[i] {
+					continue
+				}
+				s.ops = slices.Clone(orig)
+				for k, op := range s.ops {
+					if cp := *op; !op.dropped && tc.tamper(&cp) {
+						s.ops[k], changed[i] = &cp, true
+						break
+					}
+				}
+				if changed[i] {
+					s.failure = nil
+					s.checkHistory()
+					caught[i] = s.failure
+				}
+			}
+		}})
+		if res.failure != nil {
+			t.Fatalf("seed %d, unchanged: %v", seed, res.failure)
+		}
+	}
+	for i, tc := range cases {
+		switch {
+		case !changed[i]:
+			t.Errorf("%s: no run of seeds 1 to 5 has an answer to change", tc.name)
+		case caught[i] == nil || caught[i].check != "linearizability":
+			t.Errorf("%s: failure %v, want linearizability", tc.name, caught[i])
+		default:
+			t.Logf("%s: %v", tc.name, caught[i])
+		}
+	}
 }

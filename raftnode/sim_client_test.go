@@ -1,10 +1,10 @@
 package raftnode
 
 // The clients of the deterministic simulation (see sim_test.go): each opens
-// sessions, keeps them alive, acquires (try and wait), cancels, releases,
-// campaigns, proclaims, resigns and reads, through proposals to the node it
-// believes leads, and records every call and answer for the
-// linearizability check.
+// sessions, keeps them alive, acquires locks (exclusive or shared) and
+// semaphore permits (try and wait), cancels, releases, campaigns,
+// proclaims, resigns and reads, through proposals to the node it believes
+// leads, and records every call and answer for the linearizability check.
 
 import (
 	"context"
@@ -20,11 +20,22 @@ import (
 var (
 	simLockNames     = [...]string{"a", "b"}
 	simElectionNames = [...]string{"x", "y"}
+	// simSemNames are the counting semaphores; every client asks for a
+	// permit with the run's limit (sim.semLimit), so that limit_mismatch
+	// (not modelled) never happens.
+	simSemNames = [...]string{"s"}
 )
 
 const (
 	simLocks     = len(simLockNames)
 	simElections = len(simElectionNames)
+	simSems      = len(simSemNames)
+	// simSharedLock is the lock that the clients with an even ID take in
+	// shared mode (the others, and every client for the other locks,
+	// exclusively). A client's mode per lock is fixed for its life, so a
+	// session never asks one lock in both modes (mode_mismatch, which the
+	// model does not know).
+	simSharedLock = 1
 	// simOpTimeout is how long a client waits for an answer.
 	simOpTimeout = 1500 * simMs
 )
@@ -146,6 +157,7 @@ func (s *sim) ret(op *simOp, out linearize.Output) {
 // countOps fills the statistics of the recorded operations.
 func (s *sim) countOps() {
 	s.stats.ops, s.stats.opsDropped, s.stats.opsUnknown = 0, 0, 0
+	s.stats.sharedOps, s.stats.semOps = 0, 0
 	for _, op := range s.ops {
 		switch {
 		case op.dropped:
@@ -155,6 +167,14 @@ func (s *sim) countOps() {
 			s.stats.ops++
 		default:
 			s.stats.ops++
+			switch op.in.Kind {
+			case linearize.SemAcquire, linearize.SemTryAcquire, linearize.SemRelease, linearize.GetSemaphore:
+				s.stats.semOps++
+			case linearize.Acquire, linearize.TryAcquire:
+				if op.in.Shared {
+					s.stats.sharedOps++
+				}
+			}
 		}
 	}
 }
@@ -197,7 +217,7 @@ func (s *sim) dumpHistory() {
 	}
 }
 
-// simLinearizeTimeout bounds the check of one lock or election.
+// simLinearizeTimeout bounds the check of one lock, semaphore or election.
 const simLinearizeTimeout = 60 * time.Second
 
 // ---- clients
@@ -210,6 +230,39 @@ const (
 	outUnknown            // may have been applied, or may still be
 )
 
+// simRes is what a client acquires: a lock, a semaphore's permit or an
+// election's leadership (each by its index in simLockNames, simSemNames
+// or simElectionNames).
+type simRes uint8
+
+const (
+	resLock simRes = iota
+	resSem
+	resElection
+)
+
+// count is how many resources of kind r the clients use.
+func (r simRes) count() int {
+	switch r {
+	case resLock:
+		return simLocks
+	case resSem:
+		return simSems
+	}
+	return simElections
+}
+
+// name is the name of resource i of kind r.
+func (r simRes) name(i int) string {
+	switch r {
+	case resLock:
+		return simLockNames[i]
+	case resSem:
+		return simSemNames[i]
+	}
+	return simElectionNames[i]
+}
+
 type simClient struct {
 	s     *sim
 	id    int
@@ -219,8 +272,12 @@ type simClient struct {
 	ttl   int64 // µs
 	held  [simLocks]uint64
 	stale [simLocks]uint64 // a token it held before
-	lead  [simElections]uint64
-	old   [simElections]uint64 // a term it led with before
+	// shared is the mode it asks each lock in (fixed: see simSharedLock).
+	shared      [simLocks]bool
+	permit      [simSems]uint64
+	stalePermit [simSems]uint64 // a permit's token it held before
+	lead        [simElections]uint64
+	old         [simElections]uint64 // a term it led with before
 	// retryVal is the value of a campaign whose outcome is not known
 	// (the session may lead or wait with it): a new campaign retries it.
 	retryVal [simElections]string
@@ -230,6 +287,18 @@ type simClient struct {
 	// epoch counts the client's crashes: answers to an earlier life are
 	// never seen.
 	epoch int
+}
+
+// slots returns where the client keeps the token (term) of its hold of
+// resource i of kind r, and the one it held before.
+func (c *simClient) slots(r simRes, i int) (held, stale *uint64) {
+	switch r {
+	case resLock:
+		return &c.held[i], &c.stale[i]
+	case resSem:
+		return &c.permit[i], &c.stalePermit[i]
+	}
+	return &c.lead[i], &c.old[i]
 }
 
 func (c *simClient) next() {
@@ -267,6 +336,12 @@ func (c *simClient) proposeHop(cmd *lock.Command, timeout int64, hop, epoch int,
 		switch {
 		case r.err == nil:
 			done(r.res, r.index, outOK, node)
+		case errors.Is(r.err, ErrClusterVersion):
+			// Shared holds and semaphores need cluster version 6: the
+			// leader proposed nothing. The SDK waits until the version
+			// allows; this client does something else meanwhile.
+			s.stats.versionRefused++
+			done(lock.Result{}, 0, outFailed, node)
 		case definite(r.err):
 			c.rehint(r.err, node)
 			if hop >= 3 {
@@ -320,30 +395,34 @@ func (c *simClient) act() {
 		return
 	}
 	r := s.rng.IntN(100)
-	li, ei := s.rng.IntN(simLocks), s.rng.IntN(simElections)
+	li, ei, si := s.rng.IntN(simLocks), s.rng.IntN(simElections), s.rng.IntN(simSems)
 	switch {
-	case r < 24:
-		c.acquire(li, s.rng.IntN(5) < 3)
-	case r < 40:
-		for k := range simLocks {
-			if j := (li + k) % simLocks; c.held[j] != 0 || c.stale[j] != 0 {
-				c.release(j)
-				return
-			}
+	case r < 18:
+		c.acquire(resLock, li, s.rng.IntN(5) < 3)
+	case r < 30:
+		if !c.releaseSome(resLock, li) {
+			c.readLock(li)
 		}
-		c.readLock(li)
-	case r < 52:
+	case r < 38:
+		c.acquire(resSem, si, s.rng.IntN(5) < 3)
+	case r < 46:
+		if !c.releaseSome(resSem, si) {
+			c.readSemaphore(si)
+		}
+	case r < 55:
 		if c.lead[ei] != 0 {
 			c.proclaim(ei)
 		} else {
 			c.campaign(ei, s.rng.IntN(2) == 0)
 		}
-	case r < 58:
+	case r < 60:
 		c.proclaim(ei)
-	case r < 64:
+	case r < 65:
 		c.resign(ei)
-	case r < 76:
+	case r < 74:
 		c.readLock(li)
+	case r < 78:
+		c.readSemaphore(si)
 	case r < 86:
 		c.readElection(ei)
 	case r < 90:
@@ -353,6 +432,20 @@ func (c *simClient) act() {
 	default:
 		c.next()
 	}
+}
+
+// releaseSome releases (or gives back) what the client holds, or held
+// before, of kind r, starting at index i; false if there is nothing.
+func (c *simClient) releaseSome(r simRes, i int) bool {
+	n := r.count()
+	for k := range n {
+		j := (i + k) % n
+		if held, stale := c.slots(r, j); *held != 0 || *stale != 0 {
+			c.release(r, j)
+			return true
+		}
+	}
+	return false
 }
 
 func (c *simClient) openSession() {
@@ -366,6 +459,7 @@ func (c *simClient) openSession() {
 			if out == outOK && res.Code == lock.CodeOK && !c.dead {
 				c.sess, c.ttl = res.Session, ttl
 				c.held, c.stale, c.lead, c.old = [simLocks]uint64{}, [simLocks]uint64{}, [simElections]uint64{}, [simElections]uint64{}
+				c.permit, c.stalePermit = [simSems]uint64{}, [simSems]uint64{}
 			}
 			c.next()
 		})
@@ -378,7 +472,7 @@ func (c *simClient) lost(sess uint64) {
 		return
 	}
 	c.sess = 0
-	c.held, c.lead = [simLocks]uint64{}, [simElections]uint64{}
+	c.held, c.permit, c.lead = [simLocks]uint64{}, [simSems]uint64{}, [simElections]uint64{}
 	c.retryVal = [simElections]string{}
 }
 
@@ -463,19 +557,22 @@ func (h *simHost) crash() {
 	}
 }
 
-// holdsAndWaits reports whether one client of the host holds a lock that
-// another of its clients waits for.
+// holdsAndWaits reports whether one client of the host holds a lock (a
+// permit) that another of its clients waits for.
 func (h *simHost) holdsAndWaits() bool {
-	for li := range simLocks {
-		holds, waits := false, false
-		for _, c := range h.clients {
-			holds = holds || (!c.dead && c.held[li] != 0)
-		}
-		for _, w := range h.s.waits {
-			waits = waits || (!w.election && w.i == li && slices.Contains(h.clients, w.c))
-		}
-		if holds && waits {
-			return true
+	for _, r := range [...]simRes{resLock, resSem} {
+		for i := range r.count() {
+			holds, waits := false, false
+			for _, c := range h.clients {
+				held, _ := c.slots(r, i)
+				holds = holds || (!c.dead && *held != 0)
+			}
+			for _, w := range h.s.waits {
+				waits = waits || (w.res == r && w.i == i && slices.Contains(h.clients, w.c))
+			}
+			if holds && waits {
+				return true
+			}
 		}
 	}
 	return false
@@ -497,15 +594,58 @@ func leaderOut(kind linearize.OutKind, l *lock.Leader) linearize.Output {
 	return o
 }
 
-func (c *simClient) acquire(li int, wait bool) {
-	s := c.s
-	name, sess := simLockNames[li], c.sess
-	kind := linearize.TryAcquire
-	if wait {
-		kind = linearize.Acquire
+// holdsOut is every holder of a lock or a semaphore as the model takes
+// them: never nil, so that an empty list says "free" (nil would say "not
+// recorded", and leave the model to guess).
+func holdsOut(hs []lock.Holder) []linearize.Hold {
+	out := make([]linearize.Hold, len(hs))
+	for i, h := range hs {
+		out[i] = linearize.Hold{Session: h.Session, Token: h.Token, Shared: h.Mode == lock.Shared}
 	}
-	op := s.call(c.id, linearize.Input{Kind: kind, Name: name, Session: sess})
-	c.propose(&lock.Command{Op: lock.OpAcquire, Session: sess, Name: name, Wait: wait}, simOpTimeout,
+	return out
+}
+
+// lockedOut is a Locked answer with the holders the server listed.
+func lockedOut(res lock.Result) linearize.Output {
+	o := holderOut(linearize.Locked, res.Holder)
+	o.Holders = holdsOut(res.Holders)
+	return o
+}
+
+// grantOut is the answer of an acquire (campaign) of kind r granted with
+// token (term) tok.
+func grantOut(r simRes, tok uint64) linearize.Output {
+	if r == resElection {
+		return linearize.Output{Kind: linearize.OK, Token: tok}
+	}
+	return linearize.Output{Kind: linearize.Granted, Token: tok}
+}
+
+// acquire asks for lock i (in the client's mode for it) or, with resSem,
+// a permit of semaphore i: at once, or waiting in the queue.
+func (c *simClient) acquire(r simRes, i int, wait bool) {
+	s := c.s
+	name, sess := r.name(i), c.sess
+	in := linearize.Input{Name: name, Session: sess}
+	cmd := &lock.Command{Session: sess, Name: name, Wait: wait}
+	if r == resSem {
+		in.Kind, in.Limit = linearize.SemTryAcquire, s.semLimit
+		if wait {
+			in.Kind = linearize.SemAcquire
+		}
+		cmd.Op, cmd.Limit = lock.OpSemAcquire, uint32(s.semLimit)
+	} else {
+		in.Kind, in.Shared = linearize.TryAcquire, c.shared[i]
+		if wait {
+			in.Kind = linearize.Acquire
+		}
+		cmd.Op = lock.OpAcquire
+		if c.shared[i] {
+			cmd.Mode = lock.Shared
+		}
+	}
+	op := s.call(c.id, in)
+	c.propose(cmd, simOpTimeout,
 		func(res lock.Result, _ uint64, out simOutcome, node int) {
 			switch out {
 			case outFailed:
@@ -518,40 +658,53 @@ func (c *simClient) acquire(li int, wait bool) {
 			}
 			switch res.Code {
 			case lock.CodeOK:
-				s.ret(op, linearize.Output{Kind: linearize.Granted, Token: res.Token})
-				c.held[li] = res.Token
+				s.ret(op, grantOut(r, res.Token))
+				if held, _ := c.slots(r, i); c.sess == sess {
+					*held = res.Token
+				}
 			case lock.CodeQueued:
 				if wait {
-					c.wait(op, node, false, li, sess)
+					c.wait(op, node, r, i, sess)
 					return
 				}
-				s.ret(op, holderOut(linearize.Locked, res.Holder))
+				// Still queued by an earlier wait whose outcome it
+				// never learnt.
+				s.ret(op, lockedOut(res))
 			case lock.CodeLockHeld:
-				s.ret(op, holderOut(linearize.Locked, res.Holder))
+				s.ret(op, lockedOut(res))
 			case lock.CodeDeadlock:
 				// Refused without queueing (cluster version 5): for the
-				// model, a wait that gave up at once, the lock held.
+				// model, a wait that gave up at once, the lock (every
+				// permit) held.
 				s.stats.deadlocks++
-				s.ret(op, holderOut(linearize.Locked, res.Holder))
+				s.ret(op, lockedOut(res))
 			case lock.CodeSessionNotFound:
 				s.ret(op, linearize.Output{Kind: linearize.SessionExpired})
 				c.lost(sess)
 			default:
-				s.fail("client", "acquire of %q by session %d answered %v", name, sess, res.Code)
+				s.fail("client", "%v of %q by session %d answered %v (%s)", in.Kind, name, sess, res.Code, res.Reason)
 			}
 			c.next()
 		})
 }
 
-func (c *simClient) release(li int) {
+// release releases lock i or, with resSem, gives back the permit of
+// semaphore i, with the token the client holds it with, or sometimes
+// (or when it holds none) a token it held before.
+func (c *simClient) release(r simRes, i int) {
 	s := c.s
-	name, sess := simLockNames[li], c.sess
-	tok, stale := c.held[li], false
-	if tok == 0 || (c.stale[li] != 0 && s.rng.IntN(5) == 0) {
-		tok, stale = c.stale[li], true
+	name, sess := r.name(i), c.sess
+	held, old := c.slots(r, i)
+	tok, stale := *held, false
+	if tok == 0 || (*old != 0 && s.rng.IntN(5) == 0) {
+		tok, stale = *old, true
 	}
-	op := s.call(c.id, linearize.Input{Kind: linearize.Release, Name: name, Session: sess, Token: tok})
-	c.propose(&lock.Command{Op: lock.OpRelease, Session: sess, Name: name, Token: tok}, simOpTimeout,
+	kind, cmd := linearize.Release, &lock.Command{Op: lock.OpRelease, Session: sess, Name: name, Token: tok}
+	if r == resSem {
+		kind, cmd.Op = linearize.SemRelease, lock.OpSemRelease
+	}
+	op := s.call(c.id, linearize.Input{Kind: kind, Name: name, Session: sess, Token: tok})
+	c.propose(cmd, simOpTimeout,
 		func(res lock.Result, _ uint64, out simOutcome, _ int) {
 			switch out {
 			case outFailed:
@@ -561,15 +714,15 @@ func (c *simClient) release(li int) {
 				case lock.CodeOK:
 					s.ret(op, linearize.Output{Kind: linearize.OK})
 					if c.sess == sess {
-						c.held[li], c.stale[li] = 0, tok
+						*held, *old = 0, tok
 					}
 				case lock.CodeNotHolder:
 					s.ret(op, linearize.Output{Kind: linearize.NotHolder})
 					if !stale && c.sess == sess {
-						c.held[li] = 0
+						*held = 0
 					}
 				default:
-					s.fail("client", "release of %q by session %d answered %v", name, sess, res.Code)
+					s.fail("client", "%v of %q by session %d answered %v", kind, name, sess, res.Code)
 				}
 			}
 			c.next()
@@ -607,7 +760,7 @@ func (c *simClient) campaign(ei int, wait bool) {
 				c.lead[ei] = res.Token
 			case lock.CodeQueued:
 				if wait {
-					c.wait(op, node, true, ei, sess)
+					c.wait(op, node, resElection, ei, sess)
 					return
 				}
 				s.ret(op, leaderOut(linearize.NotLeader, res.Leader))
@@ -698,6 +851,8 @@ func (c *simClient) resign(ei int) {
 		})
 }
 
+// readLock reads lock li: its exclusive holder, and every holder (an
+// empty list when it is free), which keeps the model's search small.
 func (c *simClient) readLock(li int) {
 	s := c.s
 	name := simLockNames[li]
@@ -705,15 +860,39 @@ func (c *simClient) readLock(li int) {
 	var out linearize.Output
 	s.stats.reads++
 	c.read(s.rng.IntN(len(s.nodes)), func(m *lock.Machine) {
-		out = linearize.Output{Kind: linearize.OK}
+		out = linearize.Output{Kind: linearize.OK, Holders: []linearize.Hold{}}
 		if info, ok := m.Lock(name); ok {
 			out = holderOut(linearize.OK, info.Holder)
+			out.Holders = holdsOut(info.Holders)
 		}
 	}, func(ok bool) {
 		if ok {
 			s.ret(op, out)
 		} else {
 			op.dropped = true // an unanswered read says nothing
+		}
+		c.next()
+	})
+}
+
+// readSemaphore reads semaphore si: its permit holders and its limit (0
+// when nobody holds: the server forgets it).
+func (c *simClient) readSemaphore(si int) {
+	s := c.s
+	name := simSemNames[si]
+	op := s.call(c.id, linearize.Input{Kind: linearize.GetSemaphore, Name: name})
+	var out linearize.Output
+	s.stats.reads++
+	c.read(s.rng.IntN(len(s.nodes)), func(m *lock.Machine) {
+		out = linearize.Output{Kind: linearize.OK, Holders: []linearize.Hold{}}
+		if info, ok := m.Semaphore(name); ok {
+			out.Holders, out.Limit = holdsOut(info.Holders), int(info.Limit)
+		}
+	}, func(ok bool) {
+		if ok {
+			s.ret(op, out)
+		} else {
+			op.dropped = true
 		}
 		c.next()
 	})
@@ -789,24 +968,25 @@ func (c *simClient) revive() {
 
 // ---- waiting acquires and campaigns
 
-// simWait is an Acquire or Campaign queued on a node: it ends when that
-// node applies the grant (or election), the session's end, or when its wait
-// runs out, the node crashes or loses it: then the client withdraws.
+// simWait is an Acquire, SemAcquire or Campaign queued on a node: it ends
+// when that node applies the grant (or election), the session's end, or
+// when its wait runs out, the node crashes or loses it: then the client
+// withdraws.
 type simWait struct {
-	c        *simClient
-	op       *simOp
-	node     int
-	inc      int
-	election bool
-	i        int // lock or election index
-	sess     uint64
-	epoch    int
-	done     bool
+	c     *simClient
+	op    *simOp
+	node  int
+	inc   int
+	res   simRes
+	i     int // lock, semaphore or election index
+	sess  uint64
+	epoch int
+	done  bool
 }
 
-func (c *simClient) wait(op *simOp, node int, election bool, i int, sess uint64) {
+func (c *simClient) wait(op *simOp, node int, r simRes, i int, sess uint64) {
 	s := c.s
-	w := &simWait{c: c, op: op, node: node, inc: s.nodes[node].inc, election: election, i: i, sess: sess, epoch: c.epoch}
+	w := &simWait{c: c, op: op, node: node, inc: s.nodes[node].inc, res: r, i: i, sess: sess, epoch: c.epoch}
 	s.waits = append(s.waits, w)
 	s.schedule(s.now+200*simMs+s.rng.Int64N(3*simSec), &simEvent{kind: evWaitEnd, w: w})
 	s.checkWait(w)
@@ -818,6 +998,31 @@ func (s *sim) checkWaits(sn *simNode) {
 			s.checkWait(w)
 		}
 	}
+}
+
+// holdOf returns the token (term) with which session sess holds resource
+// i of kind r in m, and false if it does not.
+func holdOf(m *lock.Machine, r simRes, i int, sess uint64) (uint64, bool) {
+	var hs []lock.Holder
+	switch r {
+	case resElection:
+		if info, ok := m.Election(simElectionNames[i]); ok && info.Leader.Session == sess {
+			return info.Leader.Term, true
+		}
+		return 0, false
+	case resLock:
+		info, _ := m.Lock(simLockNames[i])
+		hs = info.Holders
+	case resSem:
+		info, _ := m.Semaphore(simSemNames[i])
+		hs = info.Holders
+	}
+	for _, h := range hs {
+		if h.Session == sess {
+			return h.Token, true
+		}
+	}
+	return 0, false
 }
 
 func (s *sim) checkWait(w *simWait) {
@@ -842,29 +1047,19 @@ func (s *sim) checkWait(w *simWait) {
 		w.c.next()
 		return
 	}
-	if w.election {
-		if info, ok := m.Election(simElectionNames[w.i]); ok && info.Leader.Session == w.sess {
-			s.endWait(w, true)
-			s.ret(w.op, linearize.Output{Kind: linearize.OK, Token: info.Leader.Term})
-			if w.c.sess == w.sess {
-				w.c.lead[w.i] = info.Leader.Term
-			}
-			w.c.next()
-		}
-		return
-	}
-	if info, ok := m.Lock(simLockNames[w.i]); ok && info.Holder != nil && info.Holder.Session == w.sess {
+	if tok, ok := holdOf(m, w.res, w.i, w.sess); ok {
 		s.endWait(w, true)
-		s.ret(w.op, linearize.Output{Kind: linearize.Granted, Token: info.Holder.Token})
-		if w.c.sess == w.sess {
-			w.c.held[w.i] = info.Holder.Token
+		s.ret(w.op, grantOut(w.res, tok))
+		if held, _ := w.c.slots(w.res, w.i); w.c.sess == w.sess {
+			*held = tok
 		}
 		w.c.next()
 	}
 }
 
 // endWait stops watching; unless settled, the client withdraws from the
-// queue (OpCancel, or OpResign with term 0) and answers by its result.
+// queue (OpCancel, OpSemCancel, or OpResign with term 0) and answers by
+// its result.
 func (s *sim) endWait(w *simWait, settled bool) {
 	if w.done {
 		return
@@ -880,9 +1075,12 @@ func (s *sim) endWait(w *simWait, settled bool) {
 
 func (c *simClient) withdraw(w *simWait, attempt int) {
 	s := c.s
-	cmd := &lock.Command{Op: lock.OpCancel, Session: w.sess, Name: simLockNames[w.i]}
-	if w.election {
-		cmd = &lock.Command{Op: lock.OpResign, Session: w.sess, Name: simElectionNames[w.i]}
+	cmd := &lock.Command{Op: lock.OpCancel, Session: w.sess, Name: w.res.name(w.i)}
+	switch w.res {
+	case resSem:
+		cmd.Op = lock.OpSemCancel
+	case resElection:
+		cmd.Op = lock.OpResign
 	}
 	c.propose(cmd, simOpTimeout, func(res lock.Result, _ uint64, out simOutcome, _ int) {
 		if out != outOK {
@@ -903,20 +1101,13 @@ func (c *simClient) withdraw(w *simWait, attempt int) {
 			c.lost(w.sess)
 		case res.Code == lock.CodeOK && res.Token != 0:
 			// The grant won the race.
-			if w.election {
-				s.ret(w.op, linearize.Output{Kind: linearize.OK, Token: res.Token})
-				if c.sess == w.sess {
-					c.lead[w.i] = res.Token
-				}
-			} else {
-				s.ret(w.op, linearize.Output{Kind: linearize.Granted, Token: res.Token})
-				if c.sess == w.sess {
-					c.held[w.i] = res.Token
-				}
+			s.ret(w.op, grantOut(w.res, res.Token))
+			if held, _ := c.slots(w.res, w.i); c.sess == w.sess {
+				*held = res.Token
 			}
 		case res.Code == lock.CodeOK:
 			s.ret(w.op, linearize.Output{Kind: linearize.Cancelled})
-			if w.election && c.sess == w.sess {
+			if w.res == resElection && c.sess == w.sess {
 				c.retryVal[w.i] = ""
 			}
 		default:

@@ -51,6 +51,9 @@ type simOptions struct {
 	// membership adds an operator that changes the cluster's membership
 	// under the faults (sim_membership_test.go).
 	membership bool
+	// beforeCheck, when set, runs just before the linearizability check
+	// (a test changes the history, to see the check fail).
+	beforeCheck func(s *sim)
 }
 
 // simFailure is a violated check.
@@ -67,6 +70,7 @@ func (f *simFailure) String() string {
 
 type simStats struct {
 	deadlocks                                                   int // waiting acquires refused as deadlocks (cluster version 5)
+	versionRefused                                              int // proposals refused because the cluster version does not allow them yet
 	steps, msgsSent, msgsDelivered, msgsDropped, msgsDuplicated int
 	snapshotsSent                                               int // MsgSnap delivered
 	// Own snapshots: started; finished by the node before the scheduler
@@ -78,10 +82,20 @@ type simStats struct {
 	readIndexRounds, readIndexRetries                     uint64 // sent by the nodes
 	committed                                             uint64
 	grants, expiries, elected, leaderTerms                int
-	faults                                                map[string]int
-	linOps, linPartitions                                 int
-	healToCommit                                          int64 // µs from heal to the probe's commit
-	simTime                                               int64 // µs simulated
+	// Of the lock grants: shared ones, and shared ones beside another
+	// shared holder. Semaphores: permits granted, waits queued (the
+	// semaphore full), permits granted that filled it.
+	sharedGrants, sharedTogether, permits, semWaits, semFull int
+	// History operations answered: on the shared lock in shared mode,
+	// and on semaphores.
+	sharedOps, semOps int
+	// upgraded counts runs whose cluster version reached
+	// lock.MaxCommandVersion.
+	upgraded              int
+	faults                map[string]int
+	linOps, linPartitions int
+	healToCommit          int64 // µs from heal to the probe's commit
+	simTime               int64 // µs simulated
 	// members counts the membership changes and what came of them (see
 	// simOperator), by kind.
 	members map[string]int
@@ -190,6 +204,11 @@ type sim struct {
 	snapEvery, catchUp uint64
 	maxTTL             int64   // µs
 	ttls               []int64 // the TTLs clients choose from, µs
+	semLimit           int     // the semaphores' limit
+	// upgradeAt: until then the nodes' probes report that every member
+	// reads command format MaxCommandVersion-1 (an older build), so the
+	// cluster version stays below what shared locks and semaphores need.
+	upgradeAt int64
 
 	clients  []*simClient
 	hosts    []*simHost
@@ -303,6 +322,13 @@ func newSim(opt simOptions) *sim {
 	if s.rng.IntN(2) == 0 {
 		s.ttls = []int64{2 * simSec, 3 * simSec, s.maxTTL}
 	}
+	s.semLimit = [...]int{1, 2, 2, 3}[s.rng.IntN(4)]
+	// In a quarter of the runs without membership changes, the cluster
+	// is upgraded under load: shared holds and semaphores are refused
+	// (cluster_version) until then.
+	if !opt.membership && s.rng.IntN(4) == 0 {
+		s.upgradeAt = simSec + s.rng.Int64N(10*simSec)
+	}
 	for i := range opt.nodes {
 		id := uint64(i + 1)
 		s.peers[id] = fmt.Sprintf("sim://peer-%d", id)
@@ -379,6 +405,9 @@ func runSim(opt simOptions) (res simResult) {
 		}
 		s.stats.simTime = s.now
 		s.countOps()
+		if s.chk.ref.ClusterVersion() == lock.MaxCommandVersion {
+			s.stats.upgraded = 1
+		}
 		res = simResult{hash: s.trace, failure: s.failure, stats: s.stats}
 		res.stats.committed = uint64(len(s.chk.clog))
 		for _, sn := range s.nodes {
@@ -396,6 +425,9 @@ func runSim(opt simOptions) (res simResult) {
 		s.finish()
 	}
 	if s.failure == nil {
+		if opt.beforeCheck != nil {
+			opt.beforeCheck(s)
+		}
 		s.checkHistory()
 	}
 	return res
@@ -409,6 +441,9 @@ func (s *sim) start() {
 	if s.opt.membership {
 		s.startOperator()
 	}
+	if s.upgradeAt > 0 {
+		s.schedule(s.upgradeAt, &simEvent{kind: evFunc, fn: s.upgrade})
+	}
 	nc := 4 + s.rng.IntN(4)
 	nh := 1 + s.rng.IntN(nc)
 	for i := range nh {
@@ -420,6 +455,7 @@ func (s *sim) start() {
 	for i := range nc {
 		h := s.hosts[i%nh]
 		c := &simClient{s: s, id: i, host: h, hint: s.rng.IntN(len(s.nodes))}
+		c.shared[simSharedLock] = i%2 == 0
 		s.clients = append(s.clients, c)
 		h.clients = append(h.clients, c)
 		s.schedule(int64(s.rng.IntN(int(2*simSec))), &simEvent{kind: evClient, client: c})
@@ -551,12 +587,11 @@ func (s *sim) boot(sn *simNode) {
 	sn.chkCommit = 0
 	sn.chkApplied = 0
 	sn.vouchAsked = nil
-	if s.opt.membership {
-		// The transport's probes would tell it what every member reads:
-		// membership changes need the cluster version they raise.
-		for _, o := range s.nodes {
-			n.ReportVersion(o.id, lock.MaxCommandVersion)
-		}
+	// The transport's probes would tell it what every member reads:
+	// membership changes, shared holds and semaphores need the cluster
+	// version they raise.
+	for _, o := range s.nodes {
+		n.ReportVersion(o.id, s.readsVersion())
 	}
 	// What the node acknowledged before it crashed is still in its log.
 	if last, _ := n.storage.LastIndex(); last < sn.acked {
@@ -564,6 +599,29 @@ func (s *sim) boot(sn *simNode) {
 		return
 	}
 	s.afterStep(sn, n.start())
+}
+
+// readsVersion is the command format that the nodes' probes report every
+// member reads: one older than this build's until the run's upgrade.
+func (s *sim) readsVersion() int {
+	if s.now < s.upgradeAt {
+		return lock.MaxCommandVersion - 1
+	}
+	return lock.MaxCommandVersion
+}
+
+// upgrade is the end of a rolling upgrade: every running node's probes
+// learn that every member reads this build's command format.
+func (s *sim) upgrade() {
+	s.note("upgrade")
+	for _, sn := range s.nodes {
+		if sn.n == nil {
+			continue
+		}
+		for _, o := range s.nodes {
+			sn.n.ReportVersion(o.id, lock.MaxCommandVersion)
+		}
+	}
 }
 
 // tick is one iteration of the node's loop for a tick.
