@@ -16,20 +16,29 @@ import (
 // the action (the last raw path segment). The name is percent-decoded after
 // the split, so "a%2Fb/acquire" is lock "a/b" and "x%2Facquire" has no action.
 func lockName(c echo.Context, withAction bool) (name, action string, err error) {
+	return pathName(c, withAction, "lock", "POST needs an action: POST /v1/locks/{name}/acquire or /v1/locks/{name}/release")
+}
+
+// pathName is lockName for the wildcard path of any kind of name (a lock,
+// a semaphore): noAction is the 405's message when the action is missing.
+func pathName(c echo.Context, withAction bool, kind, noAction string) (name, action string, err error) {
 	raw := c.Param("*")
 	if withAction {
 		i := strings.LastIndexByte(raw, '/')
 		if i < 0 {
 			c.Response().Header().Set(echo.HeaderAllow, http.MethodGet)
-			return "", "", api.Errorf(api.CodeMethodNotAllowed, "POST needs an action: POST /v1/locks/{name}/acquire or /v1/locks/{name}/release")
+			return "", "", api.Errorf(api.CodeMethodNotAllowed, "%s", noAction)
 		}
 		raw, action = raw[:i], raw[i+1:]
 	}
 	name, uerr := url.PathUnescape(raw)
 	if uerr != nil {
-		return "", "", api.Errorf(api.CodeInvalidArgument, "lock name %q in the path is not valid percent-encoding", raw)
+		return "", "", api.Errorf(api.CodeInvalidArgument, "%s name %q in the path is not valid percent-encoding", kind, raw)
 	}
 	if err := api.ValidateLockName(name); err != nil {
+		if kind != "lock" {
+			return "", "", api.Errorf(api.CodeInvalidArgument, "%s: %v", kind, err)
+		}
 		return "", "", api.Errorf(api.CodeInvalidArgument, "%v", err)
 	}
 	return name, action, nil

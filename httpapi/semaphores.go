@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -16,25 +15,9 @@ import (
 // their own namespace, the permissions of locks.
 
 // semName returns the semaphore name of a /v1/semaphores/* path and, when
-// withAction, the action (the last raw path segment), as lockName does.
+// withAction, the action, as lockName does.
 func semName(c echo.Context, withAction bool) (name, action string, err error) {
-	raw := c.Param("*")
-	if withAction {
-		i := strings.LastIndexByte(raw, '/')
-		if i < 0 {
-			c.Response().Header().Set(echo.HeaderAllow, http.MethodGet)
-			return "", "", api.Errorf(api.CodeMethodNotAllowed, "POST needs an action: POST /v1/semaphores/{name}/acquire, /release, /cancel or /check")
-		}
-		raw, action = raw[:i], raw[i+1:]
-	}
-	name, uerr := url.PathUnescape(raw)
-	if uerr != nil {
-		return "", "", api.Errorf(api.CodeInvalidArgument, "semaphore name %q in the path is not valid percent-encoding", raw)
-	}
-	if err := api.ValidateLockName(name); err != nil {
-		return "", "", api.Errorf(api.CodeInvalidArgument, "semaphore: %v", err)
-	}
-	return name, action, nil
+	return pathName(c, withAction, "semaphore", "POST needs an action: POST /v1/semaphores/{name}/acquire, /release, /cancel or /check")
 }
 
 // semAction: POST /v1/semaphores/{name}/acquire, /release, /cancel, /check.

@@ -426,7 +426,7 @@ func TestSimHistoryCatchesViolations(t *testing.T) {
 	caught := make([]*simFailure, len(cases))
 	changed := make([]bool, len(cases))
 	for seed := uint64(1); seed <= 5 && slices.Contains(changed, false); seed++ {
-		res := runSim(simOptions{seed: seed, nodes: 3, steps: simDefaultSteps, beforeCheck: func(s *sim) {
+		res := runSim(simOptions{seed: seed, nodes: 3, steps: 6000, beforeCheck: func(s *sim) {
 			orig := s.ops
 			defer func() { s.ops, s.failure = orig, nil }()
 			for i, tc := range cases {
