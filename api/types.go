@@ -273,7 +273,9 @@ type Session struct {
 // SessionList answers GET /v1/sessions?owner=o&limit=n&after=id: a page
 // of the sessions sorted by ID (those of the caller's principal only, when
 // auth is on and it may not read every name), and the cursor of the next
-// page (absent on the last). Sessions is never null.
+// page (absent on the last). A filter that matches rarely may answer a
+// page shorter than the limit, even an empty one, with a cursor: the
+// server bounds how many sessions one page scans. Sessions is never null.
 type SessionList struct {
 	Sessions []Session `json:"sessions"`
 	Next     string    `json:"next,omitempty"`

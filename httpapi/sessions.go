@@ -208,8 +208,9 @@ func apiSession(si lock.SessionInfo) api.Session {
 // listSessions: GET /v1/sessions?owner=o&limit=n&after=id → 200
 // api.SessionList, sorted by ID. With auth on, a principal that may read
 // every name (read on the empty prefix; admins) sees every session, any
-// other only its own. A page costs O(sessions) on the node
-// (lock.Machine.ListSessions).
+// other only its own. A page costs O(log n + what it scans) on the node's
+// loop, and the scan is bounded: a filter that matches rarely answers a
+// short (even empty) page with a next cursor (lock.Machine.ListSessions).
 func (s *Server) listSessions(c echo.Context) error {
 	limit, _, err := listPage(c)
 	if err != nil {
@@ -232,17 +233,17 @@ func (s *Server) listSessions(c echo.Context) error {
 	all := !v.Enabled() || v.Covers(p, lock.ActionRead, "")
 	var (
 		infos []lock.SessionInfo
-		more  bool
+		next  uint64
 	)
-	if err := s.read(c, func(m *lock.Machine) { infos, more = m.ListSessions(after, limit, owner, p, all) }); err != nil {
+	if err := s.read(c, func(m *lock.Machine) { infos, next = m.ListSessions(after, limit, owner, p, all) }); err != nil {
 		return err
 	}
 	out := api.SessionList{Sessions: make([]api.Session, 0, len(infos))}
 	for _, si := range infos {
 		out.Sessions = append(out.Sessions, apiSession(si))
 	}
-	if more {
-		out.Next = out.Sessions[len(out.Sessions)-1].ID.String()
+	if next != 0 {
+		out.Next = api.SessionID(next).String()
 	}
 	return writeJSON(c, http.StatusOK, out)
 }

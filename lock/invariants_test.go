@@ -150,6 +150,14 @@ func checkInvariants(m *Machine) error {
 	if delayed != len(m.delays) {
 		return fmt.Errorf("%d locks in their lock-delay, %d in delays", delayed, len(m.delays))
 	}
+	if m.byID.Len() != len(m.sessions) {
+		return fmt.Errorf("%d sessions by ID, %d in the map", m.byID.Len(), len(m.sessions))
+	}
+	for _, s := range m.byID.Ascend("") {
+		if m.sessions[s.id] != s {
+			return fmt.Errorf("session %d by ID is not the map's", s.id)
+		}
+	}
 	if len(m.deadlines) != len(m.sessions) {
 		return fmt.Errorf("heap has %d sessions, map %d", len(m.deadlines), len(m.sessions))
 	}

@@ -34,6 +34,7 @@ type Machine struct {
 	clock     int64
 	term      uint64 // term of the last clocked command (Now != 0) applied
 	sessions  map[uint64]*session
+	byID      tree[*session]    // the sessions again, in ID order (sessionKey), for paged listings
 	deadlines deadlineHeap      // every session, min-heap on (deadline, id)
 	openReqs  map[string]uint64 // client request ID → the session it opened, while that session lives
 	locks     tree[lockRec]

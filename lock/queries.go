@@ -2,6 +2,7 @@ package lock
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strings"
 )
@@ -251,50 +252,32 @@ func (m *Machine) LockCount() int { return m.locks.Len() }
 func (m *Machine) ElectionCount() int { return m.elections.Len() }
 
 // ListSessions returns, sorted by ID, copies of at most limit sessions
-// (no limit when limit <= 0) with an ID above after, whose owner label is
-// owner (any when owner is "") and which belong to principal (any when
-// anyPrincipal), and whether more follow: a page, resumed by passing the
-// last ID returned as after. Sessions are kept by ID in a map, so a page
-// costs O(sessions · log limit), not what it returns.
-func (m *Machine) ListSessions(after uint64, limit int, owner, principal string, anyPrincipal bool) ([]SessionInfo, bool) {
-	var ids []uint64 // a max-heap of the smallest matching IDs, at most limit
-	more := false
-	less := func(i, j int) bool { return ids[i] > ids[j] }
-	for id, s := range m.sessions {
-		if id <= after || (owner != "" && s.owner != owner) || (!anyPrincipal && s.principal != principal) {
-			continue
-		}
-		if limit <= 0 || len(ids) < limit {
-			ids = append(ids, id)
-			for i := len(ids) - 1; i > 0 && less(i, (i-1)/2); i = (i - 1) / 2 {
-				ids[i], ids[(i-1)/2] = ids[(i-1)/2], ids[i]
-			}
-			continue
-		}
-		more = true
-		if id >= ids[0] {
-			continue
-		}
-		ids[0] = id
-		for i := 0; ; {
-			l, r, top := 2*i+1, 2*i+2, i
-			if l < len(ids) && less(l, top) {
-				top = l
-			}
-			if r < len(ids) && less(r, top) {
-				top = r
-			}
-			if top == i {
-				break
-			}
-			ids[i], ids[top] = ids[top], ids[i]
-			i = top
-		}
+// (limit > 0) with an ID above after, whose owner label is owner (any when
+// owner is "") and which belong to principal (any when anyPrincipal), and
+// the cursor to resume from (0 when the listing is over): a page. Sessions
+// are kept in ID order, so a page costs O(log n + what it scans); the scan
+// stops after 4·limit + 1,000 sessions that do not match, so a filter
+// that matches rarely gives short pages (even empty ones) with a cursor,
+// never a long stall of the loop that owns the machine.
+func (m *Machine) ListSessions(after uint64, limit int, owner, principal string, anyPrincipal bool) ([]SessionInfo, uint64) {
+	if after == math.MaxUint64 {
+		return nil, 0
 	}
-	slices.Sort(ids)
-	out := make([]SessionInfo, len(ids))
-	for i, id := range ids {
-		out[i] = m.sessions[id].info()
+	var out []SessionInfo
+	budget := 4*limit + 1000
+	var last uint64
+	for _, s := range m.byID.Ascend(sessionKey(after + 1)) {
+		if len(out) == limit {
+			return out, last
+		}
+		last = s.id
+		if (owner != "" && s.owner != owner) || (!anyPrincipal && s.principal != principal) {
+			if budget--; budget <= 0 {
+				return out, last
+			}
+			continue
+		}
+		out = append(out, s.info())
 	}
-	return out, more
+	return out, 0
 }

@@ -2,6 +2,7 @@ package lock
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -163,7 +164,8 @@ func TestPlaceState(t *testing.T) {
 }
 
 // ListSessions pages through the sessions in ID order, filtered by owner
-// and principal, whatever the map's order.
+// and principal, whatever the map's order; a filter that matches rarely
+// stops at its scan budget with a cursor, and the pages go on from it.
 func TestListSessions(t *testing.T) {
 	m := New()
 	idx := uint64(0)
@@ -179,20 +181,20 @@ func TestListSessions(t *testing.T) {
 	var got []uint64
 	after := uint64(0)
 	for pages := 0; ; pages++ {
-		page, more := m.ListSessions(after, 4, "o1", "", true)
+		page, next := m.ListSessions(after, 4, "o1", "", true)
 		for _, s := range page {
 			got = append(got, s.ID)
 			if s.Owner != "o1" {
 				t.Fatalf("session %d of owner %q", s.ID, s.Owner)
 			}
 		}
-		if !more {
+		if next == 0 {
 			break
 		}
 		if pages > 10 || len(page) != 4 {
-			t.Fatalf("page %d: %d sessions, more %v", pages, len(page), more)
+			t.Fatalf("page %d: %d sessions, next %d", pages, len(page), next)
 		}
-		after = page[len(page)-1].ID
+		after = next
 	}
 	var want []uint64
 	for i, id := range ids {
@@ -203,10 +205,39 @@ func TestListSessions(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("pages %v, want %v", got, want)
 	}
-	if page, more := m.ListSessions(0, 0, "", "p1", false); len(page) != 12 || more {
-		t.Fatalf("principal p1: %d sessions, more %v", len(page), more)
+	if page, next := m.ListSessions(0, 100, "", "p1", false); len(page) != 12 || next != 0 {
+		t.Fatalf("principal p1: %d sessions, next %d", len(page), next)
 	}
-	if page, more := m.ListSessions(ids[len(ids)-1], 5, "", "", true); len(page) != 0 || more {
-		t.Fatalf("after the last: %v %v", page, more)
+	if page, next := m.ListSessions(ids[len(ids)-1], 5, "", "", true); len(page) != 0 || next != 0 {
+		t.Fatalf("after the last: %v %d", page, next)
+	}
+	if page, next := m.ListSessions(math.MaxUint64, 5, "", "", true); len(page) != 0 || next != 0 {
+		t.Fatalf("after the largest ID: %v %d", page, next)
+	}
+	// 2,000 sessions of owner "x", one of owner "rare" at the end: the
+	// first page of "rare" stops at the budget (4·1 + 1,000) with a
+	// cursor; following the cursors finds it.
+	for range 2000 {
+		idx++
+		m.Apply(idx, 1, &Command{Op: OpOpenSession, TTL: 10e9, Owner: "x"})
+	}
+	idx++
+	rare := m.Apply(idx, 1, &Command{Op: OpOpenSession, TTL: 10e9, Owner: "rare"}).Session
+	page, next := m.ListSessions(0, 1, "rare", "", true)
+	if len(page) != 0 || next == 0 {
+		t.Fatalf("first page of a rare owner: %d sessions, next %d: want an empty page with a cursor", len(page), next)
+	}
+	var found []uint64
+	for steps := 0; next != 0 && steps < 10; steps++ {
+		page, next = m.ListSessions(next, 1, "rare", "", true)
+		for _, s := range page {
+			found = append(found, s.ID)
+		}
+	}
+	if !slices.Equal(found, []uint64{rare}) || next != 0 {
+		t.Fatalf("rare owner over the cursors: %v, next %d", found, next)
+	}
+	if err := checkInvariants(m); err != nil {
+		t.Fatal(err)
 	}
 }

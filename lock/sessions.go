@@ -87,6 +87,7 @@ func (a *applier) open(owner string, ttl int64, bound, requestID, principal stri
 		m.byPrincipal[principal]++
 	}
 	m.sessions[s.id] = s
+	m.byID.Set(sessionKey(s.id), s)
 	if requestID != "" {
 		m.openReqs[requestID] = s.id
 	}
@@ -219,6 +220,7 @@ func (a *applier) end(s *session, final EventType) {
 		heap.Remove(&m.deadlines, s.pos)
 	}
 	delete(m.sessions, s.id)
+	m.byID.Delete(sessionKey(s.id))
 	if s.principal != "" {
 		if m.byPrincipal[s.principal]--; m.byPrincipal[s.principal] <= 0 {
 			delete(m.byPrincipal, s.principal)
@@ -275,3 +277,7 @@ func (h *deadlineHeap) Pop() any {
 	s.pos = -1
 	return s
 }
+
+// sessionKey is the key of session id in Machine.byID: fixed-width hex,
+// so that keys sort as IDs do.
+func sessionKey(id uint64) string { return fmt.Sprintf("%016x", id) }

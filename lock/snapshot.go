@@ -514,6 +514,7 @@ func restore(b []byte) (*Machine, error) {
 		}
 		prevID = s.id
 		m.sessions[s.id] = s
+		m.byID.Set(sessionKey(s.id), s)
 		if requestID != "" {
 			m.openReqs[requestID] = s.id
 		}
