@@ -15,10 +15,18 @@ const (
 	BatchAcquire = "acquire"
 	// BatchRelease releases a lock, like POST /v1/locks/{name}/release.
 	BatchRelease = "release"
+	// BatchCampaign campaigns in election Name with Value, like
+	// POST /v1/elections/{name}/campaign without a wait: the session leads
+	// if nobody does (or already leads: the same term), else the answer is
+	// not_leader. It never queues and never waits.
+	BatchCampaign = "campaign"
+	// BatchResign gives up the leadership of term Term, like
+	// POST /v1/elections/{name}/resign.
+	BatchResign = "resign"
 )
 
-// BatchRequest is the body of POST /v1/batch: 1 to MaxBatchOps lock
-// operations carried by one HTTP request. Each operation takes effect, or
+// BatchRequest is the body of POST /v1/batch: 1 to MaxBatchOps lock and
+// election operations carried by one HTTP request. Each operation takes effect, or
 // fails, on its own, exactly as the same request sent alone would: a batch
 // is not a transaction. The operations run concurrently; their order in the
 // list implies no order of effect. A batch with an invalid operation is
@@ -51,6 +59,15 @@ type BatchOp struct {
 	// Mode is the mode of a BatchAcquire: ModeExclusive (the default) or
 	// ModeShared.
 	Mode string `json:"mode,omitempty"`
+	// KeepQueued, only for a BatchAcquire: when the lock is held, the
+	// session joins its queue and keeps its place (the answer is 409
+	// lock_held with "queued": true), as AcquireRequest.KeepQueued with no
+	// wait.
+	KeepQueued bool `json:"keep_queued,omitempty"`
+	// Value is the value of a BatchCampaign (at most MaxValueSize bytes).
+	Value string `json:"value,omitempty"`
+	// Term is the leadership term a BatchResign gives up (> 0).
+	Term uint64 `json:"term,omitempty"`
 }
 
 // BatchResponse answers POST /v1/batch (200): one result per operation, in
@@ -68,4 +85,7 @@ type BatchResult struct {
 	Status int        `json:"status"`
 	Grant  *LockGrant `json:"grant,omitempty"`
 	Error  *Error     `json:"error,omitempty"`
+	// Leadership answers a 2xx campaign or resign (what those requests
+	// answer); Grant answers acquires and releases.
+	Leadership *Leadership `json:"leadership,omitempty"`
 }

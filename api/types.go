@@ -301,7 +301,10 @@ type AcquireRequest struct {
 	// KeepQueued keeps the session's place in the queue when the wait
 	// runs out or the client goes away: the answer is then 409 lock_held
 	// with "queued": true, and a later acquire by the session (which keeps
-	// its place) or a cancel settles it. Only with Session and a Wait.
+	// its place) or a cancel settles it. Only with Session. With no Wait
+	// it joins the queue and answers at once: a try that, when the lock is
+	// held, leaves the session waiting in line (the SDK's Lock starts so,
+	// in a batch, and then waits without another write).
 	KeepQueued bool `json:"keep_queued,omitempty"`
 	// Mode is ModeExclusive (the default, also "") or ModeShared: shared
 	// holders hold the lock together, an exclusive holder alone. A session

@@ -122,9 +122,6 @@ func (r *AcquireRequest) Validate(l Limits) error {
 	if err := checkWait(r.Wait, l); err != nil {
 		return err
 	}
-	if r.KeepQueued && r.Wait == 0 {
-		return invalid("keep_queued needs a wait: a try (no wait) never queues")
-	}
 	return checkMode(r.Mode)
 }
 
@@ -242,6 +239,8 @@ func (r *BatchRequest) Validate() error {
 			switch {
 			case o.Op != BatchAcquire:
 				return invalid("ops[%d]: an atomic batch holds acquires only, not %q", i, o.Op)
+			case o.KeepQueued:
+				return invalid("ops[%d]: keep_queued is not for an atomic batch: it takes every lock at once or none, and never queues", i)
 			case o.Session != r.Ops[0].Session:
 				return invalid("ops[%d]: an atomic batch acquires for one session (ops[0] is session %d, this one %d)", i, r.Ops[0].Session, o.Session)
 			}
@@ -259,7 +258,24 @@ func (o *BatchOp) Validate() error {
 	if err := ValidateLockName(o.Name); err != nil {
 		return invalid("%v", err)
 	}
+	if (o.Op == BatchAcquire || o.Op == BatchRelease) && (o.Value != "" || o.Term != 0) {
+		return invalid("value and term are only for election operations (campaign, resign)")
+	}
 	switch o.Op {
+	case BatchCampaign, BatchResign:
+		if o.Token != 0 || o.Mode != "" || o.KeepQueued {
+			return invalid("token, mode and keep_queued are only for lock operations (acquire, release)")
+		}
+		if o.Op == BatchCampaign {
+			if o.Term != 0 {
+				return invalid("term is only for a resign")
+			}
+			return (&CampaignRequest{Session: o.Session, Value: o.Value}).Validate(Limits{})
+		}
+		if o.Value != "" {
+			return invalid("value is only for a campaign")
+		}
+		return (&ResignRequest{Session: o.Session, Term: o.Term}).Validate()
 	case BatchAcquire:
 		if o.Token != 0 {
 			return invalid("token is only for a release")
@@ -272,9 +288,12 @@ func (o *BatchOp) Validate() error {
 		if o.Mode != "" {
 			return invalid("mode is only for an acquire: a release names its token")
 		}
+		if o.KeepQueued {
+			return invalid("keep_queued is only for an acquire")
+		}
 		return (&ReleaseRequest{Session: o.Session, Token: o.Token}).Validate()
 	}
-	return invalid("op %q is not an operation: use %q (a try, without wait) or %q", o.Op, BatchAcquire, BatchRelease)
+	return invalid("op %q is not an operation: use %q (a try, without wait), %q, %q (a try) or %q", o.Op, BatchAcquire, BatchRelease, BatchCampaign, BatchResign)
 }
 
 // ValidateListLimit checks the ?limit= of a listing: 0 (absent: the

@@ -174,8 +174,11 @@ func (a *acquirer) acquire(ctx context.Context, verb, mode string, wait bool) (e
 
 	// The first attempt is a try (no wait): most locks are free, and a try
 	// is short, so a lock's may share a request with other goroutines'
-	// (see batcher).
-	token, err := a.request(actx, mode, 0, true)
+	// (see batcher). A lock's try that will wait asks with keep_queued to
+	// join the queue at once when the lock is held: its wait then needs
+	// no entry of its own (the server answers it from a read), so a
+	// contended lock costs one log entry per hand-off fewer.
+	token, err := a.request(actx, mode, 0, true, wait)
 	for try := 1; ; try++ {
 		var ae *api.Error
 		switch {
@@ -200,7 +203,7 @@ func (a *acquirer) acquire(ctx context.Context, verb, mode string, wait bool) (e
 				return giveUp(err)
 			}
 			if !wait {
-				token, err = a.request(actx, mode, 0, false)
+				token, err = a.request(actx, mode, 0, false, false)
 				continue
 			}
 		default:
@@ -214,14 +217,16 @@ func (a *acquirer) acquire(ctx context.Context, verb, mode string, wait bool) (e
 			<-actx.Done()
 			return giveUp(actx.Err())
 		}
-		token, err = a.request(actx, mode, w, false)
+		token, err = a.request(actx, mode, w, false, true)
 	}
 }
 
 // request sends one acquire and returns the grant's token: a try when w is
-// 0, else a wait of w that keeps the session's place when it runs out.
-// batch lets a lock's try go through the batcher.
-func (a *acquirer) request(ctx context.Context, mode string, w time.Duration, batch bool) (uint64, error) {
+// 0, else a wait of w. keep keeps the session's place in the queue when the
+// wait runs out, and makes a lock's try join the queue of a held lock
+// (semaphores' tries never queue). batch lets a lock's try go through the
+// batcher.
+func (a *acquirer) request(ctx context.Context, mode string, w time.Duration, batch, keep bool) (uint64, error) {
 	if a.semaphore {
 		var p api.Permit
 		_, err := a.s.c.do(ctx, call{
@@ -233,11 +238,11 @@ func (a *acquirer) request(ctx context.Context, mode string, w time.Duration, ba
 	var g api.LockGrant
 	cl := call{
 		method: http.MethodPost, path: api.LockPath(a.name) + "/acquire", write: true, retryUnknown: true, extra: w,
-		body: api.AcquireRequest{Session: a.s.id, Wait: api.Duration(w), KeepQueued: w > 0, Mode: mode},
+		body: api.AcquireRequest{Session: a.s.id, Wait: api.Duration(w), KeepQueued: keep, Mode: mode},
 	}
 	var err error
 	if batch {
-		_, err = a.s.c.doLock(ctx, cl, api.BatchOp{Op: api.BatchAcquire, Name: a.name, Session: a.s.id, Mode: mode}, &g)
+		_, err = a.s.c.doLock(ctx, cl, api.BatchOp{Op: api.BatchAcquire, Name: a.name, Session: a.s.id, Mode: mode, KeepQueued: keep}, &g)
 	} else {
 		_, err = a.s.c.do(ctx, cl, &g)
 	}

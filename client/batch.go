@@ -26,9 +26,10 @@ const (
 // maxBatchOps is the most operations the SDK puts in one POST /v1/batch.
 const maxBatchOps = 256
 
-// batcher coalesces the bounded lock requests of a Client's goroutines:
-// acquire tries (the first attempt of every Lock, TryLock, RLock and
-// TryRLock, exclusive or shared) and releases of locks. A Semaphore's
+// batcher coalesces the bounded lock and election requests of a Client's
+// goroutines: acquire tries (the first attempt of every Lock, TryLock,
+// RLock and TryRLock, exclusive or shared), releases of locks, campaign
+// tries (the first attempt of every Campaign) and resigns. A Semaphore's
 // requests always go alone (a batch has no semaphore operations).
 // While fewer than limit() such requests are in flight, a request goes
 // alone, exactly as it would without the batcher. Beyond that it waits in
@@ -87,6 +88,39 @@ func (c *Client) doLock(ctx context.Context, cl call, op api.BatchOp, out *api.L
 	if out != nil {
 		dst = out
 	}
+	return c.doBatched(ctx, cl, op, dst, func(r *api.BatchResult) bool {
+		if r.Grant == nil {
+			return false
+		}
+		if out != nil {
+			*out = *r.Grant
+		}
+		return true
+	})
+}
+
+// doElection is doLock for an election request that answers without
+// waiting (a campaign without wait, a resign): out (may be nil) receives
+// the leadership.
+func (c *Client) doElection(ctx context.Context, cl call, op api.BatchOp, out *api.Leadership) (callInfo, error) {
+	var dst any
+	if out != nil {
+		dst = out
+	}
+	return c.doBatched(ctx, cl, op, dst, func(r *api.BatchResult) bool {
+		if r.Leadership == nil {
+			return false
+		}
+		if out != nil {
+			*out = *r.Leadership
+		}
+		return true
+	})
+}
+
+// doBatched sends cl alone (into dst) or as op in a batch, whose 2xx result
+// take copies into its destination (false: the result lacks its answer).
+func (c *Client) doBatched(ctx context.Context, cl call, op api.BatchOp, dst any, take func(*api.BatchResult) bool) (callInfo, error) {
 	b := &c.batch
 	if b.off.Load() {
 		return c.do(ctx, cl, dst)
@@ -115,10 +149,7 @@ func (c *Client) doLock(ctx context.Context, cl call, op api.BatchOp, out *api.L
 		b.mu.Unlock()
 		return callInfo{unknownBefore: true}, fmt.Errorf("client: %s %s: %w: %w (sent in a batch)", cl.method, cl.path, ctx.Err(), api.ErrOutcomeUnknown)
 	}
-	if !o.fail && o.res.Status >= 200 && o.res.Status < 300 && o.res.Grant != nil {
-		if out != nil {
-			*out = *o.res.Grant
-		}
+	if !o.fail && o.res.Status >= 200 && o.res.Status < 300 && take(&o.res) {
 		return callInfo{}, nil
 	}
 	if !o.fail && o.res.Error != nil && o.res.Status != http.StatusServiceUnavailable && o.res.Error.Code != api.CodeRateLimited {

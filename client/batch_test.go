@@ -307,3 +307,75 @@ func TestBatchFailureFallsBack(t *testing.T) {
 		})
 	}
 }
+
+// TestElectionsCoalesce: with every flight busy, the first attempts of
+// Campaigns (tries) and Resigns of a Client go together in POST /v1/batch,
+// and each gets its own leadership, as the server's state confirms.
+func TestElectionsCoalesce(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	g := newLockGate()
+	c := newGatedClient(t, srv.URL, g)
+	s := newSession(t, c, 10*time.Second)
+	ctx := testCtx(t)
+	_, firstErrs := fillFlights(t, s, g)
+
+	const n = 10
+	es := make([]*Election, n)
+	errc := make(chan error, n)
+	for i := range es {
+		es[i] = s.NewElection(fmt.Sprintf("e/%d", i))
+		go func() { errc <- es[i].Campaign(ctx, fmt.Sprintf("v%d", i)) }()
+	}
+	await.True(t, 10*time.Second, "every Campaign queued", func() bool { return c.queued() == n })
+	close(g.open)
+	awaitNil(t, firstErrs, maxLockFlights)
+	awaitNil(t, errc, n)
+	countOps := func(op string) int {
+		_, _, batches := g.stats()
+		k := 0
+		for _, b := range batches {
+			for _, o := range b {
+				if o.Op == op {
+					k++
+				}
+			}
+		}
+		return k
+	}
+	if k := countOps(api.BatchCampaign); k != n {
+		t.Fatalf("%d campaigns went in batches, want %d", k, n)
+	}
+	for i, e := range es {
+		l, err := e.Leader(ctx)
+		if err != nil || l == nil || l.Session != s.ID() || l.Term != e.Term() || e.Term() == 0 || l.Value != fmt.Sprintf("v%d", i) {
+			t.Fatalf("%s: term %d, server says %+v %v", e.Name(), e.Term(), l, err)
+		}
+	}
+
+	// Resigns coalesce too, behind busy flights.
+	g.mu.Lock()
+	g.open = make(chan struct{})
+	g.mu.Unlock()
+	ms, more := startLocks(t, s, "f2", busyLockFlights)
+	await.True(t, 10*time.Second, "the flights held again", func() bool {
+		_, held, _ := g.stats()
+		return held == busyLockFlights
+	})
+	for i := range es {
+		go func() { errc <- es[i].Resign(ctx) }()
+	}
+	await.True(t, 10*time.Second, "every Resign queued", func() bool { return c.queued() == n })
+	g.mu.Lock()
+	close(g.open)
+	g.mu.Unlock()
+	awaitNil(t, more, len(ms))
+	awaitNil(t, errc, n)
+	if k := countOps(api.BatchResign); k != n {
+		t.Fatalf("%d resigns went in batches, want %d", k, n)
+	}
+	for _, e := range es {
+		if l, err := e.Leader(ctx); err != nil || l != nil || e.Term() != 0 {
+			t.Fatalf("%s after Resign: term %d, server says %+v %v", e.Name(), e.Term(), l, err)
+		}
+	}
+}

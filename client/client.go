@@ -87,8 +87,9 @@ type Config struct {
 	// the server's limit; lower it behind a proxy or load balancer that
 	// cuts requests idle for less.
 	WaitChunk time.Duration
-	// UnbatchedLocks sends every acquire and release in a request of its
-	// own, as SDKs before POST /v1/batch did. By default (false) a Client
+	// UnbatchedLocks sends every acquire and release (and every campaign
+	// try and resign) in a request of its own, as SDKs before
+	// POST /v1/batch did. By default (false) a Client
 	// with 8 such requests in flight at once (2 once its batches carry
 	// 4 or more) sends the next ones together in one POST /v1/batch when a
 	// request returns; each keeps its own result, and a lone request goes

@@ -113,7 +113,10 @@ func (e *Election) leading() *hold {
 // and blocks until it leads or ctx ends. It returns nil at once if the
 // Election already leads (the value is not changed: use Proclaim).
 //
-// Each request waits on the server for the time left in ctx, at most
+// It first tries without waiting (a request that may share a
+// POST /v1/batch with other goroutines' requests, see
+// Config.UnbatchedLocks); if another session leads, it waits. Each waiting
+// request waits on the server for the time left in ctx, at most
 // Config.WaitChunk (5 minutes by default, the server's limit), with
 // keep_queued: between two chunks the session keeps its place in the
 // queue. Connection errors and 503 answers are retried (a campaign by a
@@ -165,6 +168,28 @@ func (e *Election) Campaign(ctx context.Context, value string) (err error) {
 	}
 
 	path := api.ElectionPath(e.name) + "/campaign"
+	// The first attempt is a try, which may share a POST /v1/batch with
+	// other goroutines' requests (see batcher): most campaigns of a busy
+	// client find the election free. A held election is then waited for.
+	var l api.Leadership
+	_, err = e.s.c.doElection(actx, call{
+		method: http.MethodPost, path: path, write: true, retryUnknown: true,
+		body: api.CampaignRequest{Session: e.s.id, Value: value},
+	}, api.BatchOp{Op: api.BatchCampaign, Name: e.name, Session: e.s.id, Value: value}, &l)
+	switch {
+	case err == nil:
+		return e.won(l.Term)
+	case errors.Is(err, api.ErrElectionNotLeader) && actx.Err() == nil:
+	case errors.Is(err, api.ErrSessionNotFound):
+		e.s.lost(err)
+		return fmt.Errorf("client: campaign %q: %w", e.name, e.s.Err())
+	case actx.Err() != nil:
+		return giveUp(err)
+	case errors.Is(err, api.ErrUnavailable) || errors.Is(err, api.ErrOutcomeUnknown):
+		// The waits below retry it.
+	default:
+		return fmt.Errorf("client: campaign %q: %w", e.name, err)
+	}
 	for try := 1; ; try++ {
 		w := e.s.c.waitChunk
 		if dl, ok := actx.Deadline(); ok {
@@ -174,7 +199,6 @@ func (e *Election) Campaign(ctx context.Context, value string) (err error) {
 			<-actx.Done()
 			return giveUp(actx.Err())
 		}
-		var l api.Leadership
 		_, err := e.s.c.do(actx, call{
 			method: http.MethodPost, path: path, write: true, retryUnknown: true, extra: w,
 			body: api.CampaignRequest{Session: e.s.id, Value: value, Wait: api.Duration(w), KeepQueued: true},
@@ -331,10 +355,10 @@ func (e *Election) Resign(ctx context.Context) error {
 	}
 	wasLost := h.isLost()
 	h.releasing.Store(true)
-	info, err := e.s.c.do(ctx, call{
+	info, err := e.s.c.doElection(ctx, call{
 		method: http.MethodPost, path: api.ElectionPath(e.name) + "/resign", write: true, retryUnknown: true,
 		body: api.ResignRequest{Session: e.s.id, Term: h.token},
-	}, nil)
+	}, api.BatchOp{Op: api.BatchResign, Name: e.name, Session: e.s.id, Term: h.token}, nil)
 	var ret error
 	switch {
 	case err == nil, info.unknownBefore && errors.Is(err, api.ErrElectionNotLeader),

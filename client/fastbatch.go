@@ -50,6 +50,9 @@ func encodeBatch(ops []*batchOp) []byte {
 			b = append(b, `,"token":`...)
 			b = strconv.AppendUint(b, o.op.Token, 10)
 		}
+		if o.op.KeepQueued {
+			b = append(b, `,"keep_queued":true`...)
+		}
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)

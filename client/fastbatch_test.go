@@ -14,6 +14,8 @@ func TestEncodeBatchIsJSONMarshal(t *testing.T) {
 		{{Op: api.BatchAcquire, Name: "a", Session: 1}},
 		{{Op: api.BatchRelease, Name: "jobs/nightly:backup_1.x-y", Session: 18446744073709551615, Token: 18446744073709551615}},
 		{{Op: api.BatchAcquire, Name: "a", Session: 7}, {Op: api.BatchRelease, Name: "b/c", Session: 8, Token: 3}, {Op: api.BatchAcquire, Name: "d", Session: 9}},
+		{{Op: api.BatchAcquire, Name: "a", Session: 7, KeepQueued: true}, {Op: api.BatchRelease, Name: "b", Session: 8, Token: 3}},
+		{{Op: api.BatchAcquire, Name: "a", Session: 1, Mode: api.ModeShared, KeepQueued: true}},
 		// Not what the SDK sends; encoded by encoding/json.
 		{{Op: api.BatchAcquire, Name: "needs \"escaping\" <&>", Session: 1}},
 		{{Op: "weird\"op", Name: "a", Session: 1}},

@@ -61,8 +61,11 @@ func (m *Mutex) Lost() <-chan struct{} { return m.a.lost() }
 // ctx ends. It returns nil at once if the Mutex already holds the lock.
 //
 // It first tries the lock without waiting (a request that may share a
-// POST /v1/batch with other goroutines' requests, see Config.UnbatchedLocks);
-// if the lock is held, it joins the queue and waits. Each waiting request
+// POST /v1/batch with other goroutines' requests, see Config.UnbatchedLocks)
+// with keep_queued: if the lock is held, that try joins the queue, and
+// Lock waits (the server answers a wait in a place the session holds
+// already without a log entry; a server before this SDK refuses
+// keep_queued without a wait). Each waiting request
 // waits on the server for the time left in ctx, at most Config.WaitChunk
 // (5 minutes by default, the server's limit), with keep_queued: when a
 // chunk runs out, the session keeps its place, and the next chunk goes on

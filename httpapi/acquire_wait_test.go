@@ -25,7 +25,7 @@ func (w *waitCountingNode) Subscribe(buf int) (<-chan lock.Event, func()) {
 	return w.fakeNode.Subscribe(buf)
 }
 
-func (w *waitCountingNode) Await(p lock.Place) (<-chan struct{}, func()) {
+func (w *waitCountingNode) Await(p lock.Place) (<-chan struct{}, func() (lock.PlaceState, bool), func()) {
 	w.waits.Add(1)
 	if h := w.beforeAwait.Swap(nil); h != nil {
 		w.fakeNode.set(*h)

@@ -20,7 +20,8 @@ import (
 //
 // The whole request is checked first: 1 to api.MaxBatchOps operations, each
 // an acquire (a try: no wait, no ephemeral session) or a release with its
-// token, by a session, on a valid lock name. Anything else is a 400 that
+// token, or a campaign (a try) or a resign with its term, by a session, on
+// a valid name. Anything else is a 400 that
 // names the operation, and nothing is proposed. A follower forwards the
 // batch to the leader, as it forwards any write; when no leader is known
 // the answer is 503 unavailable.
@@ -42,9 +43,15 @@ func (s *Server) batch(c echo.Context) error {
 	}
 	cmds := make([]lock.Command, len(req.Ops))
 	for i, op := range req.Ops {
-		cmds[i] = lock.Command{Op: lock.OpAcquire, Session: uint64(op.Session), Name: op.Name, Mode: lockMode(op.Mode)}
-		if op.Op == api.BatchRelease {
+		switch op.Op {
+		case api.BatchAcquire:
+			cmds[i] = lock.Command{Op: lock.OpAcquire, Session: uint64(op.Session), Name: op.Name, Mode: lockMode(op.Mode), Wait: op.KeepQueued}
+		case api.BatchRelease:
 			cmds[i] = lock.Command{Op: lock.OpRelease, Session: uint64(op.Session), Name: op.Name, Token: op.Token}
+		case api.BatchCampaign:
+			cmds[i] = lock.Command{Op: lock.OpCampaign, Session: uint64(op.Session), Name: op.Name, Value: op.Value}
+		case api.BatchResign:
+			cmds[i] = lock.Command{Op: lock.OpResign, Session: uint64(op.Session), Name: op.Name, Token: op.Term}
 		}
 	}
 	if st := s.node.Status(); !st.IsLeader {
@@ -77,17 +84,49 @@ func (s *Server) batchOp(ctx context.Context, c echo.Context, cmd *lock.Command)
 		// This node was the leader when the batch began.
 		err = api.Errorf(api.CodeUnavailable, "leadership moved while the batch ran; this operation was not proposed, retry it")
 	case err != nil:
+	case cmd.Op == lock.OpCampaign || cmd.Op == lock.OpResign:
+		return s.electionResult(c, cmd, res)
+	case res.Code == lock.CodeQueued:
+		err = queuedError(res, cmd.Name, cmd.Session) // keep_queued: in the queue now
 	case res.Code != lock.CodeOK:
 		err = resultError(res, cmd.Name, cmd.Session)
 	case cmd.Op == lock.OpAcquire:
 		token = res.Token
 	}
 	if err != nil {
-		status, body := s.classify(err, c)
-		return api.BatchResult{Status: status, Error: &body}
+		return s.errorResult(c, err)
 	}
 	g := lockGrant(cmd.Name, cmd.Session, token, cmd.Mode)
 	return api.BatchResult{Status: http.StatusOK, Grant: &g}
+}
+
+// errorResult is the batch result of err: the status and body its own
+// request would get.
+func (s *Server) errorResult(c echo.Context, err error) api.BatchResult {
+	status, body := s.classify(err, c)
+	return api.BatchResult{Status: status, Error: &body}
+}
+
+// electionResult is the batch result of a campaign (a try) or resign
+// whose entry answered res: what the request of its own answers (see
+// campaign and resign).
+func (s *Server) electionResult(c echo.Context, cmd *lock.Command, res lock.Result) api.BatchResult {
+	if err, ok := authResultError(res); ok {
+		return s.errorResult(c, err)
+	}
+	switch {
+	case res.Code == lock.CodeSessionNotFound:
+		return s.errorResult(c, sessionNotFound(api.SessionID(cmd.Session)))
+	case cmd.Op == lock.OpResign && res.Code == lock.CodeOK:
+		return api.BatchResult{Status: http.StatusOK, Leadership: &api.Leadership{Name: cmd.Name, Session: api.SessionID(cmd.Session), Term: cmd.Token}}
+	case cmd.Op == lock.OpResign:
+		return s.errorResult(c, notLeader(cmd.Name, res.Leader, fmt.Sprintf("session %d does not lead with term %d", cmd.Session, cmd.Token)))
+	case res.Code == lock.CodeOK:
+		return api.BatchResult{Status: http.StatusOK, Leadership: electionStake(cmd.Name, cmd.Session, res.Leader).leadership}
+	case res.Code == lock.CodeNotLeader:
+		return s.errorResult(c, notLeader(cmd.Name, res.Leader, "not leading"))
+	}
+	return s.errorResult(c, api.Errorf(api.CodeInvalidArgument, "session %d cannot campaign in %q (an ephemeral session is bound to its one lock)", cmd.Session, cmd.Name))
 }
 
 // lockMode is the lock.Mode of an API mode (validated).

@@ -123,6 +123,63 @@ func TestBatch(t *testing.T) {
 	}
 }
 
+// TestBatchElections: campaigns (tries) and resigns in a batch get the
+// answers of their own requests: a leadership, not_leader naming the
+// leader, session_not_found; a resign hands the election to nobody (a
+// try never queued), and a resign with a stale term is refused.
+func TestBatchElections(t *testing.T) {
+	_, ts := newTestServer(t, nil)
+	a := mustID(t, openSession(t, ts, "a"))
+	b := mustID(t, openSession(t, ts, "b"))
+	res := batchAnswer(t, must(t, ts, "POST", api.BatchPath, batchBody(t,
+		api.BatchOp{Op: api.BatchCampaign, Name: "web", Session: a, Value: "va"},
+		api.BatchOp{Op: api.BatchCampaign, Name: "db", Session: b},
+		api.BatchOp{Op: api.BatchCampaign, Name: "x", Session: 999999},
+		api.BatchOp{Op: api.BatchAcquire, Name: "l", Session: a},
+	), 200))
+	la, lb := res[0].Leadership, res[1].Leadership
+	if res[0].Status != 200 || la == nil || la.Name != "web" || la.Session != a || la.Value != "va" || la.Term == 0 || res[0].Grant != nil {
+		t.Fatalf("campaign of a free election: %+v", res[0])
+	}
+	if res[1].Status != 200 || lb == nil || lb.Name != "db" || lb.Session != b || lb.Term == 0 {
+		t.Fatalf("campaign with no value: %+v", res[1])
+	}
+	if res[2].Status != 404 || res[2].Error == nil || res[2].Error.Code != api.CodeSessionNotFound {
+		t.Fatalf("campaign of a missing session: %+v", res[2])
+	}
+	if res[3].Status != 200 || res[3].Grant == nil || res[3].Leadership != nil {
+		t.Fatalf("acquire beside campaigns: %+v", res[3])
+	}
+	// b's try in a led election: not_leader naming a; a's retry: its term.
+	res = batchAnswer(t, must(t, ts, "POST", api.BatchPath, batchBody(t,
+		api.BatchOp{Op: api.BatchCampaign, Name: "web", Session: b, Value: "vb"},
+		api.BatchOp{Op: api.BatchCampaign, Name: "web", Session: a, Value: "va"},
+	), 200))
+	if e := res[0].Error; res[0].Status != 409 || e == nil || e.Code != api.CodeNotLeader || e.Leader == nil || e.Leader.Session != a || e.Queued {
+		t.Fatalf("campaign in a led election: %+v", res[0])
+	}
+	if l := res[1].Leadership; res[1].Status != 200 || l == nil || l.Term != la.Term {
+		t.Fatalf("the leader's retried campaign: %+v, want term %d", res[1], la.Term)
+	}
+	// Resigns: a stale term is refused, the right one ends the leadership.
+	res = batchAnswer(t, must(t, ts, "POST", api.BatchPath, batchBody(t,
+		api.BatchOp{Op: api.BatchResign, Name: "web", Session: a, Term: la.Term + 1000},
+		api.BatchOp{Op: api.BatchResign, Name: "db", Session: b, Term: lb.Term},
+	), 200))
+	if e := res[0].Error; res[0].Status != 409 || e == nil || e.Code != api.CodeNotLeader {
+		t.Fatalf("resign with a stale term: %+v", res[0])
+	}
+	if l := res[1].Leadership; res[1].Status != 200 || l == nil || l.Name != "db" || l.Session != b || l.Term != lb.Term {
+		t.Fatalf("resign: %+v", res[1])
+	}
+	if r := must(t, ts, "GET", "/v1/elections/db", "", 200); r.body["leader"] != nil {
+		t.Fatalf("db still led after the batched resign: %s", r.raw)
+	}
+	if r := must(t, ts, "GET", "/v1/elections/web", "", 200); !strings.Contains(r.raw, `"value":"va"`) {
+		t.Fatalf("web after a stale resign: %s", r.raw)
+	}
+}
+
 // TestBatchOpsRunConcurrently: the operations of a batch are proposed
 // concurrently, not one after the other. The fake node holds the first
 // proposal until every other one is waiting too.
@@ -222,6 +279,16 @@ func TestBatchBadInput(t *testing.T) {
 		{method: "POST", path: path, body: `{"ops":[{"op":"release","name":"n","session":` + A + `,"token":-1}]}`, status: 400, code: inv},
 		{method: "POST", path: path, body: `{"ops":[{"op":"release","name":"n","session":` + A + `,"token":"7"}]}`, status: 400, code: inv},
 		{method: "POST", path: path, body: `{"ops":[` + acq + `],"transaction":true}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"ops":[{"op":"campaign","name":"n","session":` + A + `,"token":3}]}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"ops":[{"op":"campaign","name":"n","session":` + A + `,"term":3}]}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"ops":[{"op":"campaign","name":"n","session":` + A + `,"keep_queued":true}]}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"ops":[{"op":"campaign","name":"n","session":` + A + `,"value":"` + strings.Repeat("v", api.MaxValueSize+1) + `"}]}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"ops":[{"op":"campaign","name":"n"}]}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"ops":[{"op":"resign","name":"n","session":` + A + `}]}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"ops":[{"op":"resign","name":"n","session":` + A + `,"term":3,"value":"v"}]}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"ops":[{"op":"acquire","name":"n","session":` + A + `,"value":"v"}]}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"ops":[{"op":"release","name":"n","session":` + A + `,"token":1,"term":2}]}`, status: 400, code: inv},
+		{method: "POST", path: path, body: `{"atomic":true,"ops":[{"op":"campaign","name":"n","session":` + A + `}]}`, status: 400, code: inv},
 		{method: "POST", path: path, body: `{"ops":[` + acq + `]}x`, status: 400, code: inv},
 		{method: "POST", path: path, body: `{"ops":` + acq + `}`, status: 400, code: inv},
 		{method: "POST", path: path, body: `[` + acq + `]`, status: 400, code: inv},

@@ -196,10 +196,10 @@ func (f *fakeNode) ReadWatch(ctx context.Context, stale bool, fn func(m *lock.Ma
 // Await implements raftnode.Proposer more coarsely than a node: the
 // channel closes at the next apply, whatever it changed (the contract
 // allows a waiter to be woken for nothing: it reads the state again).
-func (f *fakeNode) Await(lock.Place) (<-chan struct{}, func()) {
+func (f *fakeNode) Await(lock.Place) (<-chan struct{}, func() (lock.PlaceState, bool), func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.changed, func() {}
+	return f.changed, func() (lock.PlaceState, bool) { return lock.PlaceState{}, false }, func() {}
 }
 
 // register adds ch as a subscriber; f.mu must be held.

@@ -23,8 +23,9 @@ import (
 )
 
 // fastBatch decodes a batch in the compact form the Go SDK sends:
-// {"ops":[{"op":"acquire","name":"a","session":"42"},{"op":"release",
-// "name":"b","session":"42","token":17}]}: keys in that order, each once
+// {"ops":[{"op":"acquire","name":"a","session":"42","keep_queued":true},
+// {"op":"release","name":"b","session":"42","token":17}]}: keys in that
+// order (token and keep_queued optional), each once
 // and spelled exactly, strings of plain ASCII without escapes (so valid
 // UTF-8), session IDs and tokens without leading zeros, at least one
 // operation. It returns false for anything else, which the strict decoder
@@ -66,6 +67,9 @@ func fastBatch(b []byte, req *api.BatchRequest) bool {
 				return false
 			}
 			op.Token, rest = tok, r[n:]
+		}
+		if r, ok := bytes.CutPrefix(rest, []byte(`,"keep_queued":true`)); ok {
+			op.KeepQueued, rest = true, r
 		}
 		if rest, ok = bytes.CutPrefix(rest, []byte("}")); !ok {
 			return false

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -246,7 +248,8 @@ func (s *Server) acquire(c echo.Context, name string) error {
 	wait := time.Duration(req.Wait)
 	start := time.Now()
 	ephemeral := req.Session == 0
-	cmd := &lock.Command{Op: lock.OpAcquire, Session: uint64(req.Session), Name: name, Wait: wait > 0}
+	// keep_queued without a wait joins the queue and answers at once.
+	cmd := &lock.Command{Op: lock.OpAcquire, Session: uint64(req.Session), Name: name, Wait: wait > 0 || req.KeepQueued}
 	if req.Mode == api.ModeShared {
 		cmd.Mode = lock.Shared
 	}
@@ -255,7 +258,7 @@ func (s *Server) acquire(c echo.Context, name string) error {
 		cmd.Owner = req.Owner
 	}
 	ctx, cancel := s.writeCtx(c)
-	res, _, err := s.propose(c, ctx, cmd)
+	res, err := s.acquireOnce(c, ctx, cmd, req.KeepQueued && wait > 0)
 	cancel()
 	if err != nil {
 		return s.proposeFailed(c, err, wait)
@@ -264,14 +267,52 @@ func (s *Server) acquire(c echo.Context, name string) error {
 	if sid == 0 {
 		sid = uint64(req.Session)
 	}
-	switch res.Code {
-	case lock.CodeOK:
+	switch {
+	case res.Code == lock.CodeOK:
 		return writeJSON(c, http.StatusOK, lockGrant(name, sid, res.Token, cmd.Mode))
-	case lock.CodeQueued:
+	case res.Code == lock.CodeQueued && wait == 0:
+		return queuedError(res, name, sid)
+	case res.Code == lock.CodeQueued:
 		return s.awaitGrant(c, queueWait{kind: &lockQueue, name: name, session: sid, wait: wait, start: start,
 			keep: req.KeepQueued, ephemeral: ephemeral})
 	}
 	return resultError(res, name, sid)
+}
+
+// acquireOnce proposes the acquire cmd and returns its result. When
+// retry, the request is a wait with keep_queued, which most often follows
+// a request that queued the session already (the SDK's Lock joins the
+// queue in its first, batched, try): then the entry would change nothing,
+// and its answer is read instead (lock.Machine.AcquireRetry) through a
+// linearizable read (ReadIndex: a heartbeat round, no write to any disk),
+// which gives the state at a moment within this request, as the entry
+// would. Anything else goes through the log.
+func (s *Server) acquireOnce(c echo.Context, ctx context.Context, cmd *lock.Command, retry bool) (lock.Result, error) {
+	cmd.Principal = principalOf(c)
+	cmd.TokenID = tokenOf(c)
+	if retry {
+		var res lock.Result
+		var ok bool
+		err := s.node.Read(ctx, false, func(m *lock.Machine) { res, ok = m.AcquireRetry(cmd) })
+		if err == nil && ok {
+			return res, nil
+		}
+	}
+	res, _, err := s.propose(c, ctx, cmd)
+	return res, err
+}
+
+// queuedError is the answer of a keep_queued acquire without a wait that
+// left the session in the queue (res, CodeQueued): 409 lock_held with
+// "queued": true.
+func queuedError(res lock.Result, name string, session uint64) error {
+	err := resultError(res, name, session)
+	var e *api.Error
+	if errors.As(err, &e) {
+		e.Message += "; the session keeps its place in the queue (keep_queued): acquire again with a wait to wait for the grant, or cancel"
+		e.Queued = true
+	}
+	return err
 }
 
 // granted answers 200 with api.LockGrant{name, session, token}, the answer

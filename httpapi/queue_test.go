@@ -169,21 +169,68 @@ func TestCancel(t *testing.T) {
 	}
 }
 
-// TestKeepQueuedNeedsASessionAndAWait: keep_queued without a wait, or with
-// an ephemeral session, is refused and changes nothing.
-func TestKeepQueuedNeedsASessionAndAWait(t *testing.T) {
+// TestKeepQueuedNeedsASession: keep_queued with an ephemeral session, or
+// on a campaign without a wait, is refused and changes nothing.
+func TestKeepQueuedNeedsASession(t *testing.T) {
 	f, ts := newTestServer(t, nil)
 	a := openSession(t, ts, "a")
 	n := len(f.proposals())
-	for _, body := range []string{
-		`{"session":"` + a + `","keep_queued":true}`,
-		`{"ttl":"10s","wait":"1s","keep_queued":true}`,
-	} {
-		mustErr(t, ts, "POST", "/v1/locks/job/acquire", body, 400, api.CodeInvalidArgument)
-	}
+	mustErr(t, ts, "POST", "/v1/locks/job/acquire", `{"ttl":"10s","wait":"1s","keep_queued":true}`, 400, api.CodeInvalidArgument)
 	mustErr(t, ts, "POST", "/v1/elections/web/campaign", `{"session":"`+a+`","value":"v","keep_queued":true}`, 400, api.CodeInvalidArgument)
+	mustErr(t, ts, "POST", "/v1/batch", `{"ops":[{"op":"release","name":"job","session":"`+a+`","token":1,"keep_queued":true}]}`, 400, api.CodeInvalidArgument)
+	mustErr(t, ts, "POST", "/v1/batch", `{"atomic":true,"ops":[{"op":"acquire","name":"job","session":"`+a+`","keep_queued":true}]}`, 400, api.CodeInvalidArgument)
 	if len(f.proposals()) != n {
 		t.Fatalf("a refused request proposed %+v", f.proposals()[n:])
+	}
+}
+
+// TestKeepQueuedWithoutWaitJoinsTheQueue: an acquire (alone or in a batch)
+// with keep_queued and no wait takes a free lock, and joins the queue of a
+// held one at once (409 lock_held, "queued": true); the session's later
+// wait with keep_queued is answered from a read, without an entry, and is
+// granted in the releasing entry.
+func TestKeepQueuedWithoutWaitJoinsTheQueue(t *testing.T) {
+	w, ts := newWaitCountingServer(t)
+	f := w.fakeNode
+	a, b, c := openSession(t, ts, "a"), openSession(t, ts, "b"), openSession(t, ts, "c")
+	tokA := must(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+a+`","keep_queued":true}`, 200).num("token")
+	r := mustErr(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+b+`","keep_queued":true}`, 409, api.CodeLockHeld)
+	if !queuedFlag(r) || !strings.Contains(r.errMessage(), "keeps its place") {
+		t.Fatalf("b: %s, want queued: true", r.raw)
+	}
+	r = must(t, ts, "POST", "/v1/batch", `{"ops":[{"op":"acquire","name":"job","session":"`+c+`","keep_queued":true}]}`, 200)
+	if !strings.Contains(r.raw, `"status":409`) || !strings.Contains(r.raw, `"queued":true`) {
+		t.Fatalf("c's batched acquire: %s, want 409 with queued: true", r.raw)
+	}
+	if got := waiters(must(t, ts, "GET", "/v1/locks/job", "", 200)); len(got) != 2 || got[0] != b || got[1] != c {
+		t.Fatalf("waiters %v, want [%s %s]", got, b, c)
+	}
+	// b's wait: no entry.
+	n := len(f.proposals())
+	done := make(chan reply, 1)
+	waits := w.waits.Load()
+	go func() {
+		done <- do(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+b+`","wait":"10s","keep_queued":true}`)
+	}()
+	await.True(t, 10*time.Second, "b's acquire waiting", func() bool { return w.waits.Load() > waits })
+	if got := f.proposals()[n:]; len(got) != 0 {
+		t.Fatalf("the wait of a queued session proposed %+v", got)
+	}
+	must(t, ts, "POST", "/v1/locks/job/release", `{"session":"`+a+`","token":`+u(tokA)+`}`, 200)
+	releaseIndex := uint64(len(f.proposals()))
+	r = <-done
+	if r.status != 200 || r.str("session") != b || r.num("token") != releaseIndex {
+		t.Fatalf("b after the release at index %d: %d %s, want 200 with token %d", releaseIndex, r.status, r.raw, releaseIndex)
+	}
+	// A holder's keep_queued wait is answered from a read too: its grant.
+	n = len(f.proposals())
+	if r := must(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+b+`","wait":"1s","keep_queued":true}`, 200); r.num("token") != releaseIndex {
+		t.Fatalf("b again: %s", r.raw)
+	}
+	// The other mode is not a retry: it goes through the log (mode_mismatch).
+	mustErr(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+c+`","wait":"1s","keep_queued":true,"mode":"shared"}`, 409, api.CodeModeMismatch)
+	if got := len(f.proposals()) - n; got != 1 {
+		t.Fatalf("%d entries for a holder's retry and a mode mismatch, want 1", got)
 	}
 }
 

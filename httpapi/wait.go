@@ -83,11 +83,23 @@ func (s *Server) awaitGrant(c echo.Context, w queueWait) error {
 	place := lock.Place{Kind: w.kind.kind, Name: w.name, Session: w.session}
 	timer := time.NewTimer(w.wait - time.Since(w.start))
 	defer timer.Stop()
+	var news func() (lock.PlaceState, bool) // the last registration's, once woken
 	for {
 		// Register before reading: a change between the read and the
 		// wait closes woken.
-		woken, unregister := s.node.Await(place)
-		st, err := s.look(c.Request().Context(), w)
+		woken, nextNews, unregister := s.node.Await(place)
+		var st stake
+		var err error
+		if ps, ok := newsOf(news); ok {
+			// The state as of the entry that woke us, read by the loop
+			// as it applied it: no read queued behind the loop's next
+			// WAL write on the way from a grant to its answer. Later
+			// changes wake the new registration.
+			st = w.stakeOf(ps)
+		} else {
+			st, err = s.look(c.Request().Context(), w)
+		}
+		news = nextNews
 		if err != nil {
 			unregister()
 			if c.Request().Context().Err() != nil {
@@ -161,9 +173,22 @@ func (s *Server) look(ctx context.Context, w queueWait) (stake, error) {
 	if err != nil {
 		return stake{}, err
 	}
+	return w.stakeOf(ps), nil
+}
+
+// stakeOf is the session's stake as ps describes its place.
+func (w queueWait) stakeOf(ps lock.PlaceState) stake {
 	st := w.kind.stake(ps, w.name, w.session)
 	st.gone, st.queued = !ps.SessionExists, ps.Queued
-	return st, nil
+	return st
+}
+
+// newsOf returns what news (nil before the first wake-up) says.
+func newsOf(news func() (lock.PlaceState, bool)) (lock.PlaceState, bool) {
+	if news == nil {
+		return lock.PlaceState{}, false
+	}
+	return news()
 }
 
 func sessionEnded(w queueWait) error {

@@ -274,9 +274,13 @@ func TestReplayDeterminism(t *testing.T) {
 		seeds = 5
 	}
 	allEvents, allCodes := map[EventType]int{}, map[Code]int{}
+	retries := 0 // acquires that AcquireRetry answered, over all seeds
 	defer func() {
 		if t.Failed() || testing.Short() {
 			return
+		}
+		if retries < 100 {
+			t.Fatalf("only %d acquires answered by AcquireRetry", retries)
 		}
 		// Over all seeds: the rarer outcomes happen too.
 		if allEvents[EventPermitQueued] < 20 || allEvents[EventPermitCancelled] < 10 ||
@@ -297,7 +301,21 @@ func TestReplayDeterminism(t *testing.T) {
 			prev := a.Snapshot()
 			for step := range steps {
 				e := g.next()
+				var pre Result
+				retry := false
+				if e.cmd != nil && e.cmd.Op == OpAcquire {
+					pre, retry = a.AcquireRetry(e.cmd)
+				}
 				ra := a.Apply(e.index, e.term, e.cmd)
+				if retry {
+					// AcquireRetry answers exactly as the entry, which
+					// changes nothing.
+					retries++
+					if pre.Code != ra.Code || pre.Session != ra.Session || pre.Token != ra.Token ||
+						!reflect.DeepEqual(pre.Holder, ra.Holder) || !reflect.DeepEqual(pre.Holders, ra.Holders) || len(ra.Events) != 0 {
+						t.Fatalf("step %d (%+v): AcquireRetry answered %+v, the entry %+v", step, e.cmd, pre, ra)
+					}
+				}
 				var cmdB *Command
 				if e.cmd != nil {
 					var err error

@@ -281,3 +281,40 @@ func (m *Machine) ListSessions(after uint64, limit int, owner, principal string,
 	}
 	return out, 0
 }
+
+// AcquireRetry returns the result that applying the OpAcquire c would
+// have now when applying it would change nothing but the clock: c's
+// session holds lock c.Name in c.Mode (CodeOK with its token) or waits in
+// its queue in c.Mode (CodeQueued, with the holders), and c is well
+// formed and allowed. In every other case it returns false, and the
+// command must go through the log. The HTTP layer answers such a retry
+// (the wait of a session that joined the queue already) from a
+// linearizable read instead of an entry: the same answer without a write
+// on every member's disk.
+func (m *Machine) AcquireRetry(c *Command) (Result, bool) {
+	if c.Op != OpAcquire || c.Session == 0 || !valid(c) {
+		return Result{}, false
+	}
+	if _, bad := m.refused(c); bad {
+		return Result{}, false
+	}
+	if _, bad := m.denied(c); bad {
+		return Result{}, false
+	}
+	s, ok := m.sessions[c.Session]
+	if !ok {
+		return Result{}, false
+	}
+	l, ok := m.locks.Get(c.Name)
+	if !ok {
+		return Result{}, false
+	}
+	mode, token, holds := l.heldBy(s.id)
+	switch {
+	case holds && mode == c.Mode:
+		return Result{Code: CodeOK, Session: s.id, Token: token}, true
+	case !holds && has(s.waiting, c.Name) && l.queuedMode(s.id) == c.Mode:
+		return Result{Code: CodeQueued, Session: s.id, Holder: m.holderOf(&l), Holders: m.holdersOf(&l)}, true
+	}
+	return Result{}, false
+}

@@ -131,9 +131,13 @@ type Proposer interface {
 	// stop. It wakes no other waiter. Call it before reading the state,
 	// then read, then wait: a change between the two is not missed. cancel
 	// releases the registration (and closes the channel); call it when
-	// done. The channel carries no news: read the state again to learn
-	// what changed.
-	Await(p lock.Place) (woken <-chan struct{}, cancel func())
+	// done. Once woken is closed, news returns p's state as of the
+	// applied entry that woke it (read on the loop as it applied the
+	// entry: a stale read, no later than the node's state when it
+	// returns), or false when something else woke it (a snapshot, the
+	// stop, cancel): then read the state again to learn what changed.
+	// Before woken is closed it returns false.
+	Await(p lock.Place) (woken <-chan struct{}, news func() (lock.PlaceState, bool), cancel func())
 	// Events of one entry are followed by an end-of-entry marker: an
 	// Event with Type 0 and that entry's Revision. Consumers that look for
 	// particular event types skip it; streams use it to group an entry's

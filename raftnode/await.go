@@ -12,7 +12,10 @@ import (
 // cluster's traffic, and a wake-up is a closed channel, so a slow waiter
 // can fall behind by nothing and lose nothing. After a wake-up the waiter
 // reads the state again to learn what happened (a condition variable, as
-// etcd's pkg/wait).
+// etcd's pkg/wait). A waiter woken by an applied entry also gets its
+// place's state as of that entry (news), read on the loop while it wakes
+// it, so that the waiter need not queue a read behind the loop's next
+// WAL write to learn it was granted: the wake-up path of a lock hand-off.
 //
 // The loop wakes them after it applies an entry (wake), on a snapshot
 // from the leader (wakeAll) and when it stops (stop); requests register
@@ -27,6 +30,11 @@ type awaitRegistry struct {
 type awaiter struct {
 	place lock.Place
 	c     chan struct{}
+	// news is the place's state right after the entry that woke the
+	// awaiter (has: it was woken by an entry). Written under the
+	// registry's mu before c is closed, read only after c is closed.
+	news lock.PlaceState
+	has  bool
 }
 
 func (r *awaitRegistry) init() {
@@ -35,17 +43,25 @@ func (r *awaitRegistry) init() {
 }
 
 // add registers a waiter for p; see Node.Await.
-func (r *awaitRegistry) add(p lock.Place) (<-chan struct{}, func()) {
+func (r *awaitRegistry) add(p lock.Place) (<-chan struct{}, func() (lock.PlaceState, bool), func()) {
 	a := &awaiter{place: p, c: make(chan struct{})}
+	news := func() (lock.PlaceState, bool) {
+		select {
+		case <-a.c:
+			return a.news, a.has
+		default:
+			return lock.PlaceState{}, false
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped {
 		close(a.c)
-		return a.c, func() {}
+		return a.c, news, func() {}
 	}
 	addTo(r.places, p, a)
 	addTo(r.session, p.Session, a)
-	return a.c, func() {
+	return a.c, news, func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.remove(a)
@@ -82,8 +98,9 @@ func (r *awaitRegistry) remove(a *awaiter) {
 }
 
 // wake wakes the waiters of every place the events changed: the event's
-// own place, or every place of a session that ended.
-func (r *awaitRegistry) wake(evs []lock.Event) {
+// own place, or every place of a session that ended. state reads a
+// place's state from the machine that applied the events (the loop's).
+func (r *awaitRegistry) wake(evs []lock.Event, state func(lock.Place) lock.PlaceState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.session) == 0 {
@@ -99,6 +116,7 @@ func (r *awaitRegistry) wake(evs []lock.Event) {
 			set = r.session[p.Session]
 		}
 		for a := range set {
+			a.news, a.has = state(a.place), true
 			r.remove(a)
 		}
 	}

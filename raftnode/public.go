@@ -78,7 +78,7 @@ func (n *Node) Status() Status {
 }
 
 // Await implements Proposer. See Proposer.Await for the contract.
-func (n *Node) Await(p lock.Place) (<-chan struct{}, func()) {
+func (n *Node) Await(p lock.Place) (<-chan struct{}, func() (lock.PlaceState, bool), func()) {
 	return n.awaits.add(p)
 }
 

@@ -159,7 +159,7 @@ func (n *Node) publishEvents(evs []lock.Event) {
 	if len(evs) == 0 {
 		return
 	}
-	n.awaits.wake(evs)
+	n.awaits.wake(evs, n.machine.PlaceState)
 	// An end-of-entry marker (Type 0) closes the events of one entry, so
 	// a stream can send them as one message however it reads them.
 	evs = append(evs[:len(evs):len(evs)], lock.Event{Revision: evs[0].Revision, Seq: uint32(len(evs))})

@@ -147,3 +147,18 @@ func TestTableBaselineRatio(t *testing.T) {
 		t.Fatalf("ratios %q", got)
 	}
 }
+
+func TestTableUnbatchedRatio(t *testing.T) {
+	results := []result{
+		{Target: "raftlock", Workload: "w", Metrics: []metric{{"cycles_per_s", 300, kindRate}}},
+		{Target: unbatchedTarget, Workload: "w", Metrics: []metric{{"cycles_per_s", 240, kindRate}}},
+		{Target: "etcd", Workload: "w", Metrics: []metric{{"cycles_per_s", 100, kindRate}}},
+	}
+	rows := tableRows([]string{"raftlock", unbatchedTarget, "etcd"}, results)
+	if got := strings.Join(rows[0], "|"); got != "workload|workers|metric|raftlock|raftlock-unbatched|etcd|raftlock/etcd|raftlock-unbatched/etcd" {
+		t.Fatalf("header %q", got)
+	}
+	if got := strings.Join(rows[1][6:], "|"); got != "3.00x|2.40x" {
+		t.Fatalf("ratios %q", got)
+	}
+}

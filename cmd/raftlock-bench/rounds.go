@@ -228,14 +228,18 @@ func groupCells(results []result) ([]cellKey, map[cellKey]cellRuns) {
 }
 
 // ratioPairs returns the ratios the report shows for targets, numerator
-// and denominator: raftlock/etcd, and raftlock/raftlock-base when the
-// baseline target is there; each only when both of its targets are.
+// and denominator: raftlock/etcd, raftlock/raftlock-base when the
+// baseline target is there, and raftlock-unbatched/etcd (--unbatched);
+// each only when both of its targets are.
 func ratioPairs(targets []string) [][2]string {
 	var out [][2]string
 	for _, den := range []string{"etcd", baseTarget} {
 		if slices.Contains(targets, "raftlock") && slices.Contains(targets, den) {
 			out = append(out, [2]string{"raftlock", den})
 		}
+	}
+	if slices.Contains(targets, unbatchedTarget) && slices.Contains(targets, "etcd") {
+		out = append(out, [2]string{unbatchedTarget, "etcd"})
 	}
 	return out
 }

@@ -77,6 +77,10 @@ func (c benchConfig) roundSuffix() string {
 // (--baseline-raftlockd).
 const baseTarget = "raftlock-base"
 
+// unbatchedTarget is the name of the raftlock target whose SDK sends every
+// lock request alone (--unbatched), on the same cluster as raftlock.
+const unbatchedTarget = "raftlock-unbatched"
+
 // grace bounds how long after the end of a cell a cycle still in progress
 // may take before it is cancelled.
 const grace = 30 * time.Second
