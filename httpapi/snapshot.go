@@ -18,8 +18,8 @@ import (
 //
 // The read is linearizable (a ReadIndex round, as any GET), or this node's
 // own state with ?consistency=stale. On the loop it only captures the
-// state machine (lock.Machine.CaptureSnapshot: O(1) for locks and
-// elections, a copy of the sessions); the encoding and the checksum happen
+// state machine (lock.Machine.CaptureSnapshot: O(1), copy-on-write); the
+// encoding and the checksum happen
 // here, on the request's goroutine, while the loop goes on. The answer
 // has a Content-Length; once it has begun, a failed write can only cut it
 // short, which the reader's length and checksum checks catch.

@@ -223,3 +223,33 @@ func BenchmarkSnapshotEncodeMillion(b *testing.B) {
 	}
 	b.SetBytes(int64(n))
 }
+
+// BenchmarkSnapshotCaptureManySessions is CaptureSnapshot of 200,000
+// sessions holding one lock each: the sessions are a copy-on-write tree
+// too, so the capture does not grow with their number.
+func BenchmarkSnapshotCaptureManySessions(b *testing.B) {
+	m := bigMachine(b, 200_000, 200_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		_ = m.CaptureSnapshot()
+	}
+}
+
+// BenchmarkTermRule100k is the apply of the first clocked command of a new
+// term with 100,000 sessions: every deadline moves (the term rule), in the
+// deadline heap and in the sessions' copy-on-write tree.
+func BenchmarkTermRule100k(b *testing.B) {
+	m := bigMachine(b, 100_000, 0)
+	idx := m.AppliedIndex()
+	term := uint64(1)
+	now := int64(1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		idx++
+		term++
+		now += 1e9
+		m.Apply(idx, term, &Command{Op: OpTick, Now: now})
+	}
+}

@@ -60,6 +60,14 @@ type Machine struct {
 	// delays are the locks in their lock-delay: name → when it ends
 	// (lockdelay.go); derived from the locks, rebuilt by Restore.
 	delays map[string]int64
+	// slots is the sessions once more, each with its deadline by value,
+	// copy-on-write: what a snapshot capture takes, in O(1) whatever
+	// their number (snapshot.go). byID cannot be shared so: a capture
+	// would see the later changes of the deadlines it points to.
+	slots sessionSlots
+	// delayedSessions counts the sessions with a lock-delay: a snapshot
+	// needs version 5 while it is not 0.
+	delayedSessions int
 }
 
 // New returns an empty machine: applied index 0, clock 0, no sessions, locks

@@ -10,6 +10,11 @@ import (
 // session is one open session. held and waiting are the names of the locks
 // it holds and is queued for, leads and runs the names of the elections it
 // leads and is a candidate in; pos is its position in Machine.deadlines.
+//
+// Snapshot captures read id, owner, ttl, bound, requestID, principal and
+// lockDelay from other goroutines (see sessionRec): they never change once
+// the Apply that opened the session returns. Its deadline does change: the
+// machine records every new deadline in Machine.slots too (slot).
 type session struct {
 	id        uint64
 	owner     string
@@ -28,6 +33,7 @@ type session struct {
 	permits    map[string]struct{}
 	semWaiting map[string]struct{}
 	pos        int
+	slot       int // its record in Machine.slots
 }
 
 func newSession(id uint64, owner string, ttl, deadline int64, bound, requestID string) *session {
@@ -51,7 +57,10 @@ func (m *Machine) extendAll() {
 		return
 	}
 	for _, s := range m.deadlines {
-		s.deadline = max(s.deadline, addSat(m.clock, s.ttl))
+		if d := max(s.deadline, addSat(m.clock, s.ttl)); d != s.deadline {
+			s.deadline = d
+			m.slots.update(s)
+		}
 	}
 	heap.Init(&m.deadlines)
 }
@@ -71,6 +80,9 @@ func (a *applier) openSession(c *Command) {
 	}
 	s := a.open(c.Owner, c.TTL, "", c.RequestID, c.Principal)
 	s.lockDelay = c.LockDelay
+	if s.lockDelay != 0 {
+		a.m.delayedSessions++
+	}
 	a.res = Result{Code: CodeOK, Session: s.id, TTL: s.ttl, Events: a.res.Events}
 }
 
@@ -88,6 +100,7 @@ func (a *applier) open(owner string, ttl int64, bound, requestID, principal stri
 	}
 	m.sessions[s.id] = s
 	m.byID.Set(sessionKey(s.id), s)
+	m.slots.add(s)
 	if requestID != "" {
 		m.openReqs[requestID] = s.id
 	}
@@ -108,6 +121,7 @@ func (a *applier) keepAlive(ids []uint64) {
 		if d := addSat(m.clock, s.ttl); d > s.deadline {
 			s.deadline = d
 			heap.Fix(&m.deadlines, s.pos)
+			m.slots.update(s)
 		}
 	}
 	slices.Sort(missing)
@@ -221,6 +235,10 @@ func (a *applier) end(s *session, final EventType) {
 	}
 	delete(m.sessions, s.id)
 	m.byID.Delete(sessionKey(s.id))
+	m.slots.remove(s)
+	if s.lockDelay != 0 {
+		m.delayedSessions--
+	}
 	if s.principal != "" {
 		if m.byPrincipal[s.principal]--; m.byPrincipal[s.principal] <= 0 {
 			delete(m.byPrincipal, s.principal)
@@ -281,3 +299,76 @@ func (h *deadlineHeap) Pop() any {
 // sessionKey is the key of session id in Machine.byID: fixed-width hex,
 // so that keys sort as IDs do.
 func sessionKey(id uint64) string { return fmt.Sprintf("%016x", id) }
+
+// sessionSlots records every session for snapshot captures (sessionRec:
+// the session and its deadline by value) in the slots of fixed-size
+// chunks, copy-on-write: a capture takes the chunks as they are in O(1)
+// (capture), and the machine copies a chunk before its first write to it
+// after a capture, and the list of chunks likewise (32 KiB at a million
+// sessions, once per capture). Updates are O(1). A session keeps its slot
+// for life (session.slot); the slots of ended sessions are reused. The
+// zero value is empty and ready to use.
+type sessionSlots struct {
+	chunks []*slotChunk
+	free   []int32 // slots of ended sessions
+	next   int     // the next slot never used
+	// gen is the current generation: a chunk of an older one is shared
+	// with a capture; chunksGen is the generation of chunks itself.
+	gen, chunksGen uint64
+}
+
+// slotChunkSize is the number of slots in a chunk: a chunk is 6 KiB, what
+// the first write after a capture copies.
+const slotChunkSize = 256
+
+type slotChunk struct {
+	gen  uint64 // written only in this generation (see sessionSlots)
+	recs [slotChunkSize]sessionRec
+}
+
+// add gives s a slot and records it.
+func (t *sessionSlots) add(s *session) {
+	if n := len(t.free); n > 0 {
+		s.slot = int(t.free[n-1])
+		t.free = t.free[:n-1]
+	} else {
+		s.slot = t.next
+		t.next++
+	}
+	t.update(s)
+}
+
+// update records the current deadline of s.
+func (t *sessionSlots) update(s *session) {
+	t.set(s.slot, sessionRec{id: s.id, s: s, deadline: s.deadline})
+}
+
+// remove empties the slot of s, for a later session.
+func (t *sessionSlots) remove(s *session) {
+	t.set(s.slot, sessionRec{})
+	t.free = append(t.free, int32(s.slot))
+}
+
+func (t *sessionSlots) set(slot int, r sessionRec) {
+	if t.chunksGen != t.gen {
+		t.chunks = slices.Clone(t.chunks)
+		t.chunksGen = t.gen
+	}
+	i := slot / slotChunkSize
+	if i == len(t.chunks) {
+		t.chunks = append(t.chunks, &slotChunk{gen: t.gen})
+	}
+	c := t.chunks[i]
+	if c.gen != t.gen {
+		c = &slotChunk{gen: t.gen, recs: c.recs}
+		t.chunks[i] = c
+	}
+	c.recs[slot%slotChunkSize] = r
+}
+
+// capture returns the chunks as they are, which the machine never writes
+// again: they may be read on any goroutine.
+func (t *sessionSlots) capture() []*slotChunk {
+	t.gen++
+	return t.chunks
+}

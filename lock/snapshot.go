@@ -56,18 +56,22 @@ func (m *Machine) Snapshot() []byte {
 
 // SnapshotCapture is the state of a Machine at one applied index, held
 // apart from the Machine: its Encode gives the bytes Snapshot gave at the
-// time of the capture, whatever the Machine applies afterwards. The locks
-// and elections are copy-on-write clones of the Machine's trees (the
-// Machine copies a shared node before it changes it; queues are never
-// changed in place); the sessions and members are copied. A capture is
-// immutable: Encode may run on any goroutine, concurrently with the
-// Machine's methods and with other Encode calls.
+// time of the capture, whatever the Machine applies afterwards. The locks,
+// elections and semaphores are copy-on-write clones of the Machine's trees
+// (the Machine copies a shared node before it changes it; queues are never
+// changed in place); the sessions are the copy-on-write chunks of
+// Machine.slots (a session's deadline is there by value, its other encoded
+// fields never change); the members (a handful) are copied. A capture is
+// immutable but for the sorted sessions its first Encode keeps: Encode may
+// run on any goroutine, concurrently with the Machine's methods.
 type SnapshotCapture struct {
 	applied uint64
 	clock   int64
 	term    uint64
 
-	sessions  []sessionRec // in map order; Encode sorts by ID
+	slots     []*slotChunk // the sessions, in slot order
+	nSessions int
+	sessions  []sessionRec // the sessions sorted by ID: made by Encode
 	locks     *tree[lockRec]
 	elections *tree[electionRec]
 	sems      *tree[semRec]
@@ -84,29 +88,30 @@ type SnapshotCapture struct {
 	delayed        bool // a session has a lock-delay, or a lock is in one: version 5
 }
 
+// sessionRec is a session as snapshot captures see it (Machine.slots): the
+// session, of which a capture reads only the fields that never change once
+// it is open (see session), and its deadline by value; s is nil in an
+// empty slot. The Machine records a new one whenever the deadline changes.
 type sessionRec struct {
-	lockDelay int64
-	id        uint64
-	owner     string
-	ttl       int64
-	deadline  int64
-	bound     string
-	requestID string
-	principal string
+	id       uint64
+	s        *session
+	deadline int64
 }
 
-// CaptureSnapshot takes the state for a later Encode. Locks and elections
-// cost O(1) whatever their number (a clone of their trees; the Machine
-// pays for the copy-on-write later, spread over the changes it makes);
-// sessions and members are copied, O(sessions). It neither sorts nor
-// encodes. Like every Machine method it must be called on the goroutine
-// that owns m.
+// CaptureSnapshot takes the state for a later Encode in O(1), whatever the
+// number of sessions, locks, elections and semaphores: a clone of their
+// trees and of the sessions' chunks (the Machine pays for the copy-on-write
+// later, spread over the changes it makes: at most one copy of each node or
+// chunk it changes, per capture). The members, a handful, are copied. It
+// neither sorts nor encodes. Like every Machine method it must be called
+// on the goroutine that owns m.
 func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 	c := &SnapshotCapture{
 		applied:   m.applied,
 		clock:     m.clock,
 		term:      m.term,
-		sessions:  make([]sessionRec, 0, len(m.sessions)),
+		slots:     m.slots.capture(),
+		nSessions: len(m.sessions),
 		locks:     m.locks.Clone(),
 		elections: m.elections.Clone(),
 		sems:      m.sems.Clone(),
@@ -121,19 +126,12 @@ func (m *Machine) CaptureSnapshot() *SnapshotCapture {
 		removed:        m.removed,
 		clusterVersion: m.clusterVersion,
 	}
-	if !c.auth.empty() || c.limitsSet || len(c.alarms) > 0 {
+	// byPrincipal counts the sessions of each principal: a session has
+	// one when it is not empty.
+	if !c.auth.empty() || c.limitsSet || len(c.alarms) > 0 || len(m.byPrincipal) > 0 {
 		c.version = snapshotVersionAuth
 	}
-
-	for _, s := range m.sessions {
-		c.sessions = append(c.sessions, sessionRec{id: s.id, owner: s.owner, ttl: s.ttl, deadline: s.deadline, bound: s.bound, requestID: s.requestID, principal: s.principal, lockDelay: s.lockDelay})
-		if s.lockDelay != 0 {
-			c.delayed = true
-		}
-		if s.principal != "" {
-			c.version = snapshotVersionAuth
-		}
-	}
+	c.delayed = m.delayedSessions > 0
 	for _, mb := range m.members {
 		c.members = append(c.members, mb)
 	}
@@ -154,12 +152,22 @@ func (c *SnapshotCapture) AppliedIndex() uint64 { return c.applied }
 
 // Encode serialises the captured state in Snapshot's format: the bytes are
 // identical to those Snapshot returned when the capture was taken. The
-// result is a fresh slice owned by the caller. Encode sorts the capture's
-// own slices in place (so a second Encode is cheaper); it is safe for
-// concurrent use with the Machine, but not with another Encode of the same
-// capture.
+// result is a fresh slice owned by the caller. Encode sorts the sessions
+// and members into the capture's own slices (so a second Encode is
+// cheaper); it is safe for concurrent use with the Machine, but not with
+// another Encode of the same capture.
 func (c *SnapshotCapture) Encode() []byte {
-	slices.SortFunc(c.sessions, func(a, b sessionRec) int { return cmp.Compare(a.id, b.id) })
+	if c.sessions == nil && c.nSessions > 0 {
+		c.sessions = make([]sessionRec, 0, c.nSessions)
+		for _, ch := range c.slots {
+			for _, r := range ch.recs {
+				if r.s != nil {
+					c.sessions = append(c.sessions, r)
+				}
+			}
+		}
+		slices.SortFunc(c.sessions, func(a, b sessionRec) int { return cmp.Compare(a.id, b.id) })
+	}
 	slices.SortFunc(c.members, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
 
 	var auth encoder
@@ -176,12 +184,12 @@ func (c *SnapshotCapture) Encode() []byte {
 	e.uvarint(c.term)
 
 	e.uvarint(uint64(len(c.sessions)))
-	for i := range c.sessions {
-		s := &c.sessions[i]
+	for _, r := range c.sessions {
+		s := r.s
 		e.uvarint(s.id)
 		e.str(s.owner)
 		e.varint(s.ttl)
-		e.varint(s.deadline)
+		e.varint(r.deadline)
 		e.str(s.bound)
 		e.str(s.requestID)
 		if c.version >= snapshotVersionAuth {
@@ -379,9 +387,9 @@ func restoreAuth(d *decoder, m *Machine) {
 func (c *SnapshotCapture) size() int {
 	n := 1 + uvarintLen(c.applied) + varintLen(c.clock) + uvarintLen(c.term)
 	n += uvarintLen(uint64(len(c.sessions)))
-	for i := range c.sessions {
-		s := &c.sessions[i]
-		n += uvarintLen(s.id) + strLen(s.owner) + varintLen(s.ttl) + varintLen(s.deadline) + strLen(s.bound) + strLen(s.requestID)
+	for _, r := range c.sessions {
+		s := r.s
+		n += uvarintLen(s.id) + strLen(s.owner) + varintLen(s.ttl) + varintLen(r.deadline) + strLen(s.bound) + strLen(s.requestID)
 		if c.version >= snapshotVersionAuth {
 			n += strLen(s.principal)
 		}
@@ -498,6 +506,9 @@ func restore(b []byte) (*Machine, error) {
 		}
 		if version >= snapshotVersionDelay {
 			s.lockDelay = d.varint("lock delay")
+			if s.lockDelay != 0 {
+				m.delayedSessions++
+			}
 		}
 		switch {
 		case d.err != nil:
@@ -515,6 +526,7 @@ func restore(b []byte) (*Machine, error) {
 		prevID = s.id
 		m.sessions[s.id] = s
 		m.byID.Set(sessionKey(s.id), s)
+		m.slots.add(s)
 		if requestID != "" {
 			m.openReqs[requestID] = s.id
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/raftlock/raftlock/lock"
@@ -62,9 +63,22 @@ type Config struct {
 	ElectionTicks int
 	// HeartbeatTicks is the heartbeat interval in ticks. Default 1.
 	HeartbeatTicks int
-	// SnapshotEvery is the number of applied entries between snapshots.
-	// Default 10000.
+	// SnapshotEvery is the least number of applied entries between two
+	// snapshots of this node's own state: a small state snapshots every
+	// SnapshotEvery entries. Default 10000.
 	SnapshotEvery uint64
+	// SnapshotLogRatio makes a large state wait longer: a snapshot is
+	// taken only once the entries applied since the last one (the bytes of
+	// their data) reach SnapshotLogRatio × the size of the last snapshot,
+	// besides SnapshotEvery entries. The snapshots of a growing state then
+	// grow geometrically and their total work is linear in the state's
+	// size, not quadratic; the log since the last snapshot (what a restart
+	// replays, what the MemoryStorage and the WAL hold) stays within this
+	// fraction of the last snapshot, or SnapshotEvery entries if more.
+	// Lower snapshots more often, with a shorter log; higher, less often.
+	// 0 snapshots every SnapshotEvery entries whatever the size. Default
+	// DefaultSnapshotLogRatio (see snapshot.go). Must be finite, 0 or more.
+	SnapshotLogRatio float64
 	// SnapshotCatchUp is the number of entries kept in memory behind a
 	// snapshot, so that a slightly lagging follower catches up from the log
 	// rather than by snapshot. Default 5000; it never exceeds SnapshotEvery.
@@ -98,6 +112,18 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultSnapshotLogRatio is the default Config.SnapshotLogRatio: between
+// two snapshots the log grows by at least half the last snapshot's size,
+// so each byte of log pays for at most 2 bytes of snapshot. For a state
+// that grows by c bytes of snapshot per byte of log (c ≈ 0.6 for locks
+// acquired one per entry: 34 bytes in the snapshot for a 55-byte entry),
+// the snapshots up to a state of S bytes write at most S·(1 + 2/c) bytes
+// in all (about 3.3·S for a million locks, where snapshotting every 10,000
+// entries wrote 50·S), while a restart replays at most S/2 bytes of log
+// after it loads the S bytes of the snapshot. A ratio of 1 would save a
+// quarter of the work for twice the log; 0.25 would double the work.
+const DefaultSnapshotLogRatio = 0.5
+
 // DefaultConfig returns a Config with every default set. ID, DataDir, Peers
 // and ClientURL remain to be filled in.
 func DefaultConfig() Config {
@@ -106,6 +132,7 @@ func DefaultConfig() Config {
 		ElectionTicks:             10,
 		HeartbeatTicks:            1,
 		SnapshotEvery:             10000,
+		SnapshotLogRatio:          DefaultSnapshotLogRatio,
 		SnapshotCatchUp:           5000,
 		MaxSizePerMsg:             1 << 20,
 		MaxInflightMsgs:           256,
@@ -158,6 +185,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("raftnode: config: election ticks %d must exceed heartbeat ticks %d", c.ElectionTicks, c.HeartbeatTicks)
 	case c.SnapshotEvery == 0:
 		return errors.New("raftnode: config: snapshot every must be positive")
+	case !(c.SnapshotLogRatio >= 0) || math.IsInf(c.SnapshotLogRatio, 1):
+		return fmt.Errorf("raftnode: config: snapshot log ratio %v must be a finite number, 0 or more", c.SnapshotLogRatio)
 	case c.MaxInflightMsgs <= 0:
 		return errors.New("raftnode: config: max inflight msgs must be positive")
 	}

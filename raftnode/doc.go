@@ -36,12 +36,15 @@
 //
 // # The Ready loop
 //
-// Each Ready is handled in the order raft's README prescribes, with one
-// exception taken from etcd's server (raft thesis 10.2.1): a leader hands
-// its replication messages (MsgApp, heartbeats) to the transport first, so
-// that the followers persist while it does. Its own copy counts towards a
-// commit only after step 6, and responses (MsgAppResp, votes) still wait
-// for step 2.
+// Each Ready is handled in the order raft's README prescribes, with two
+// exceptions taken from etcd's server: a leader hands its replication
+// messages (MsgApp, heartbeats) to the transport first, so that the
+// followers persist while it does (raft thesis 10.2.1); its own copy
+// counts towards a commit only after step 6, and responses (MsgAppResp,
+// votes) still wait for step 2. And the committed entries that this node
+// saved in an earlier Ready are applied before step 2 (etcd applies
+// beside its WAL writes): they are committed and durable, and their
+// callers need not wait for the fsync of the new entries.
 //
 //  0. a leader's replication messages to the transport;
 //  1. an incoming snapshot: snap file, then the WAL snapshot record;
@@ -50,8 +53,10 @@
 //  4. the other outbound messages to the transport (which never blocks the
 //     loop);
 //  5. committed entries applied to the state machine, waiters answered by
-//     request ID, events published; every SnapshotEvery entries, a snapshot
-//     captured and handed to its goroutine (see above);
+//     request ID, events published (those on disk here already before
+//     this Ready's WAL write, the rest after it); when the snapshot policy
+//     says so (snapshot.go), a snapshot captured and handed to its
+//     goroutine (see above);
 //  6. Advance.
 //
 // Any storage error stops the loop; Run returns it and every pending caller

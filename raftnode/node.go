@@ -92,6 +92,7 @@ type Node struct {
 	confState       *raftpb.ConfState
 	applied         uint64
 	snapIndex       uint64
+	durable         uint64 // the last index of the log as saved in the WAL (see processReady)
 	lead            uint64
 	state           raft.StateType
 	term            uint64
@@ -114,6 +115,7 @@ type Node struct {
 	members         []MemberStatus
 	membersDirty    bool
 	snapJob         *snapJob          // our snapshot in flight (at most one), see snapshot.go
+	snapLog         snapLog           // what the snapshot policy counts (snapshot.go)
 	transportPeers  map[uint64]string // the peers the transport was told of (syncTransport)
 	confReq         uint64            // request ID of our membership change in flight (0: none)
 	confFloor       uint64            // no membership change until this index is applied (set on becoming leader)
@@ -210,6 +212,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		}
 		n.applied = snap.GetMetadata().GetIndex()
 		n.snapIndex = n.applied
+		n.snapLog.restored(snap)
 		n.auth.Store(n.machine.Auth())
 		n.restoreConfState(snap.GetMetadata().GetConfState())
 		// Entries after the snapshot are applied again, and their events
@@ -249,6 +252,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 	}
 	n.rn = rn
 	last, _ := n.storage.LastIndex()
+	n.durable = last
 	if last == 0 && md.Join {
 		n.log.Info("joining a running cluster: waiting for the leader's log", "cluster_id", fmt.Sprintf("%x", n.clusterID))
 	} else if last == 0 {

@@ -261,3 +261,106 @@ func TestSplitLeaderMessages(t *testing.T) {
 		t.Fatalf("mixed: early %v late %v", early, late)
 	}
 }
+
+// stepDurable is a Durable whose every save of entries blocks until the
+// test lets it through (proceed); blockedC gets the last index of each.
+type stepDurable struct {
+	Durable
+	blockedC chan uint64
+	proceed  chan struct{}
+}
+
+func (s *stepDurable) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	if len(ents) > 0 {
+		select {
+		case s.blockedC <- ents[len(ents)-1].GetIndex():
+		default: // the test has stopped looking (it failed, or let every save through)
+		}
+		<-s.proceed
+	}
+	return s.Durable.Save(hs, ents)
+}
+
+// TestCommitAnsweredBeforeTheNextSave: when the acknowledgements that
+// commit entries reach the leader together with a new proposal, the
+// committed entries (on the leader's disk already) are applied and
+// answered before the WAL save of the new one, not after it: under load a
+// commit never waits for one more fsync (processReady).
+func TestCommitAnsweredBeforeTheNextSave(t *testing.T) {
+	c := newGatedCluster(t)
+	lead := c.leader()
+	step := &stepDurable{Durable: c.durable[lead.ID()].Durable, blockedC: make(chan uint64, 4), proceed: make(chan struct{})}
+	c.durable[lead.ID()].Durable = step // the gatedDurable's own gate stays open
+	var once sync.Once
+	release := func() { once.Do(func() { close(step.proceed) }) }
+	t.Cleanup(release) // before the cluster's clean-up, which waits for the nodes
+	var followers []*gatedDurable
+	for id, g := range c.durable {
+		if id != lead.ID() {
+			g.shut()
+			followers = append(followers, g)
+		}
+	}
+	propose := func() chan error {
+		res := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, _, err := lead.Propose(ctx, &lock.Command{Op: lock.OpOpenSession, TTL: int64(10 * time.Second)})
+			res <- err
+		}()
+		return res
+	}
+	blocked := func(what string) uint64 {
+		select {
+		case i := <-step.blockedC:
+			return i
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the leader never saved %s", what)
+			return 0
+		}
+	}
+	// P1 is on the leader's disk; the followers' saves block.
+	r1 := propose()
+	blocked("P1")
+	step.proceed <- struct{}{}
+	// The leader's save of P2 blocks; meanwhile the followers persist and
+	// acknowledge P1 and P2, and P3 waits for the loop.
+	r2 := propose()
+	i2 := blocked("P2")
+	for _, g := range followers {
+		g.open()
+	}
+	await.True(t, 10*time.Second, "the followers persisted P2", func() bool {
+		for id, n := range c.nodes {
+			if id != lead.ID() && lastIndex(n) < i2 {
+				return false
+			}
+		}
+		return true
+	})
+	c.nw.AwaitQuiet(t, quietTimeout)
+	r3 := propose()
+	await.True(t, 10*time.Second, "P3 queued for the loop", func() bool { return len(lead.propC) == 1 })
+	step.proceed <- struct{}{} // P2's save returns
+	blocked("P3")              // the save of P3 blocks now
+	for i, r := range []chan error{r1, r2} {
+		select {
+		case err := <-r:
+			if err != nil {
+				t.Fatalf("P%d: %v", i+1, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("P%d, committed, was not answered while the save of P3 was in progress", i+1)
+		}
+	}
+	select {
+	case err := <-r3:
+		t.Fatalf("P3 answered before its save: %v", err)
+	default:
+	}
+	release()
+	if err := <-r3; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -13,13 +13,43 @@ import (
 	"github.com/raftlock/raftlock/lock"
 )
 
-// A node snapshots its own state in three steps, so that a large state
+// When. A node snapshots its own state once both hold (maybeSnapshot):
+//
+//   - at least Config.SnapshotEvery entries were applied since the last
+//     snapshot, and
+//   - the entries applied since then add up to Config.SnapshotLogRatio
+//     times the size of the last snapshot, in bytes of entry data.
+//
+// A snapshot costs time in proportion to the state (encode, write, fsync).
+// With the first rule alone a growing state is snapshotted every
+// SnapshotEvery entries, and the work for a state grown to S bytes is
+// O(S²) (a million locks: 99 snapshots, the last of 33.5 MiB). The second
+// makes each byte of log pay for at most 1/SnapshotLogRatio bytes of the
+// snapshot before it, so that all the snapshots but the last add up to at
+// most the log's bytes / SnapshotLogRatio: linear (the snapshots of a
+// growing state grow geometrically). A small state still snapshots every
+// SnapshotEvery entries.
+//
+// The entries since the last snapshot are what a restart replays, what the
+// MemoryStorage holds (with SnapshotCatchUp more) and what the WAL keeps:
+// the rules bound them by SnapshotLogRatio times the last snapshot, or
+// SnapshotEvery entries if more (plus those applied while a snapshot is in
+// flight), a fraction of the state, which the node holds in memory anyway
+// (many times its encoded size). There is deliberately no upper bound on
+// their number: it would snapshot a large state every so many entries
+// again, quadratic in the end. The size of the last snapshot is known after
+// finishSnapshot, after a restart from the data dir (newNode) and after a
+// snapshot from the leader (restoreSnapshot); the bytes are counted where
+// entries are applied (apply, also the entries a restart replays).
+//
+// How. A node snapshots its own state in three steps, so that a large state
 // does not stall the loop (heartbeats, proposals and reads wait while the
 // loop is busy):
 //
 //  1. on the loop, maybeSnapshot captures the state machine
-//     (lock.Machine.CaptureSnapshot: a copy, no sorting, no encoding), the
-//     applied index, its term and the conf state into a snapJob;
+//     (lock.Machine.CaptureSnapshot: O(1) clones of copy-on-write trees, no
+//     sorting, no encoding), the applied index, its term and the conf state
+//     into a snapJob;
 //  2. off the loop, snapJob.run encodes the capture and writes the snap
 //     file, fsynced with its directory (Durable.SaveSnapshotFile);
 //  3. back on the loop, finishSnapshot writes the WAL snapshot record
@@ -43,6 +73,7 @@ type snapJob struct {
 	conf     *raftpb.ConfState // a copy, owned by the job
 	capture  *lock.SnapshotCapture
 	captured time.Duration // on the loop
+	logBytes uint64        // snapLog.applied at index
 
 	once    sync.Once
 	snap    *raftpb.Snapshot // set by run
@@ -74,13 +105,40 @@ func (j *snapJob) run(d Durable) {
 	})
 }
 
-// maybeSnapshot starts a snapshot when SnapshotEvery entries were applied
-// since the last one and none is in flight. It runs on the loop, after the
-// Ready's committed entries are applied. The job goes to the loop's driver
-// (takeSnapshotJob), which runs it off the loop and hands it back as an
-// input once its file is written.
+// snapLog is what the snapshot policy counts (see the top of this file).
+// The loop owns it.
+type snapLog struct {
+	// applied is the bytes of the data of the entries applied since the
+	// node started (count); atSnap its value at the last snapshot's index
+	// (or when the last snapshot from the leader was restored).
+	applied, atSnap uint64
+	// lastSize is the size of the last snapshot, in bytes (0: none yet).
+	lastSize uint64
+}
+
+// count adds an applied entry (apply calls it for each).
+func (l *snapLog) count(e *raftpb.Entry) { l.applied += uint64(len(e.GetData())) }
+
+// restored records the snapshot the state now starts from, restored from
+// the data dir or received from the leader: nothing applied since.
+func (l *snapLog) restored(snap *raftpb.Snapshot) {
+	l.atSnap, l.lastSize = l.applied, uint64(len(snap.GetData()))
+}
+
+// due reports whether the second rule holds: the bytes applied since the
+// last snapshot reach ratio times its size (always, with ratio 0 or no
+// snapshot yet).
+func (l *snapLog) due(ratio float64) bool {
+	return float64(l.applied-l.atSnap) >= ratio*float64(l.lastSize)
+}
+
+// maybeSnapshot starts a snapshot when it is due (see the top of this
+// file: SnapshotEvery entries and SnapshotLogRatio) and none is in flight.
+// It runs on the loop, after the Ready's committed entries are applied. The
+// job goes to the loop's driver (takeSnapshotJob), which runs it off the
+// loop and hands it back as an input once its file is written.
 func (n *Node) maybeSnapshot() error {
-	if n.snapJob != nil || n.applied-n.snapIndex < n.cfg.SnapshotEvery {
+	if n.snapJob != nil || n.applied-n.snapIndex < n.cfg.SnapshotEvery || !n.snapLog.due(n.cfg.SnapshotLogRatio) {
 		return nil
 	}
 	start := time.Now()
@@ -89,10 +147,11 @@ func (n *Node) maybeSnapshot() error {
 		return fmt.Errorf("raftnode: snapshot at %d: term of the applied entry: %w", n.applied, err)
 	}
 	job := &snapJob{
-		index:   n.applied,
-		term:    term,
-		conf:    proto.Clone(n.confState).(*raftpb.ConfState),
-		capture: n.machine.CaptureSnapshot(),
+		index:    n.applied,
+		term:     term,
+		conf:     proto.Clone(n.confState).(*raftpb.ConfState),
+		capture:  n.machine.CaptureSnapshot(),
+		logBytes: n.snapLog.applied,
 	}
 	job.captured = time.Since(start)
 	n.snapJob = job
@@ -180,10 +239,13 @@ func (n *Node) finishSnapshot(job *snapJob) error {
 		}
 	}
 	n.snapIndex = job.index
+	logBytes := job.logBytes - n.snapLog.atSnap // applied between the last snapshot and this one
+	n.snapLog.atSnap, n.snapLog.lastSize = job.logBytes, uint64(len(job.snap.GetData()))
 	n.metrics.observeSnapshot(job.captured+job.encoded+job.written+recorded, len(job.snap.GetData()))
 	// The loop spent capture_ms and record_ms on it; encode_ms and
 	// write_ms (the snap file and its fsync) ran on another goroutine.
 	n.log.Info("snapshot saved", "index", job.index, "term", job.term, "bytes", len(job.snap.GetData()),
+		"log_bytes", logBytes,
 		"capture_ms", float64(job.captured.Microseconds())/1000, "encode_ms", job.encoded.Milliseconds(),
 		"write_ms", job.written.Milliseconds(), "record_ms", recorded.Milliseconds())
 	return nil

@@ -116,8 +116,9 @@ func (h *logSignal) Handle(_ context.Context, r slog.Record) error {
 func (h *logSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *logSignal) WithGroup(string) slog.Handler      { return h }
 
-// snapNode is a single-voter node on a real WAL in dir, which snapshots
-// every 20 entries.
+// snapNode is a single-voter node on a real WAL in dir with SnapshotEvery
+// 20 (and the default SnapshotLogRatio: a small state snapshots every 20
+// entries).
 type snapNode struct {
 	n      *Node
 	d      *hookDurable // nil without hooks
@@ -126,6 +127,13 @@ type snapNode struct {
 }
 
 func startSnapNode(t *testing.T, dir string, lg *slog.Logger, hook func(*hookDurable)) *snapNode {
+	t.Helper()
+	return startSnapNodeWith(t, dir, lg, hook, nil)
+}
+
+// startSnapNodeWith is startSnapNode with mutate, when not nil, applied to
+// the node's Config last.
+func startSnapNodeWith(t *testing.T, dir string, lg *slog.Logger, hook func(*hookDurable), mutate func(*Config)) *snapNode {
 	t.Helper()
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -140,6 +148,9 @@ func startSnapNode(t *testing.T, dir string, lg *slog.Logger, hook func(*hookDur
 	cfg.Tick = make(chan struct{}) // no ticks: no expiry, no elections
 	cfg.Now = time.Now
 	cfg.Logger = lg
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	meta, err := json.Marshal(metadata{ID: cfg.ID, Peers: cfg.Peers})
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -91,6 +92,7 @@ type options struct {
 	clusterToken    string
 	idFromHostname  bool
 	snapshotEvery   uint64
+	snapshotRatio   float64
 	tick            time.Duration
 	electionTicks   int
 	requestTimeout  time.Duration
@@ -142,7 +144,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&o.clusterState, "initial-cluster-state", "new", "new: create a cluster of --initial-cluster; existing: join a running cluster that raftlock member add announced this member to (it takes the cluster's ID and log from the others); ignored once the data dir exists")
 	fs.StringVar(&o.clusterToken, "initial-cluster-token", "", "a name that makes a new cluster's ID unique, so that members of two clusters with the same --initial-cluster never talk to each other (as etcd's); ignored once the data dir exists")
 	fs.BoolVar(&o.idFromHostname, "id-from-hostname", false, idFromHostnameHelp)
-	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 10000, "applied entries between snapshots")
+	fs.Uint64Var(&o.snapshotEvery, "snapshot-every", 10000, "applied entries between snapshots, at least")
+	fs.Float64Var(&o.snapshotRatio, "snapshot-log-ratio", raftnode.DefaultSnapshotLogRatio, "a snapshot waits, besides --snapshot-every entries, until the entries applied since the last one reach this fraction of its size in bytes, so that a large state is snapshotted less often (total snapshot work linear in the state's size); 0: every --snapshot-every entries")
 	fs.DurationVar(&o.tick, "tick", 100*time.Millisecond, "Raft tick interval; the election timeout is --election-ticks ticks")
 	fs.BoolVar(&o.version, "version", false, "print the version (module version, VCS revision, Go version) and exit")
 	fs.IntVar(&o.electionTicks, "election-ticks", 10, "election timeout in ticks")
@@ -219,6 +222,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	}
 	if o.maxConnections <= 0 {
 		return nil, fmt.Errorf("--max-connections %d: want a positive number", o.maxConnections)
+	}
+	if !(o.snapshotRatio >= 0) || math.IsInf(o.snapshotRatio, 1) {
+		return nil, fmt.Errorf("--snapshot-log-ratio %v: want a number, 0 or more", o.snapshotRatio)
 	}
 	if o.maxSnapshotBytes < 0 {
 		return nil, fmt.Errorf("--peer-max-snapshot-bytes %d: want 0 (automatic) or a size in bytes", o.maxSnapshotBytes)
@@ -463,6 +469,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	cfg.TickInterval = o.tick
 	cfg.ElectionTicks = o.electionTicks
 	cfg.SnapshotEvery = o.snapshotEvery
+	cfg.SnapshotLogRatio = o.snapshotRatio
 	cfg.ClusterToken = o.clusterToken
 	cfg.Logger = logger
 	if bootstrapToken != "" {
