@@ -253,3 +253,35 @@ func BenchmarkTermRule100k(b *testing.B) {
 		m.Apply(idx, term, &Command{Op: OpTick, Now: now})
 	}
 }
+
+// BenchmarkAcquireRetry is the read that answers the wait of a session
+// queued already (httpapi's acquire with keep_queued), against
+// BenchmarkAcquireRetryEntry, the entry it replaces (a no-op Apply).
+func BenchmarkAcquireRetry(b *testing.B) {
+	m := bigMachine(b, 10_000, 100_000)
+	// lock/0 is held by session 1, and session 2 waits for it.
+	c := &Command{Op: OpAcquire, Session: 2, Name: "lock/0", Wait: true}
+	if _, ok := m.AcquireRetry(c); !ok {
+		b.Fatal("session 2 does not wait for lock/0")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if res, ok := m.AcquireRetry(c); !ok || res.Code != CodeQueued {
+			b.Fatal(res)
+		}
+	}
+}
+
+func BenchmarkAcquireRetryEntry(b *testing.B) {
+	m := bigMachine(b, 10_000, 100_000)
+	idx := m.AppliedIndex()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		idx++
+		if res := m.Apply(idx, 1, &Command{Op: OpAcquire, Now: 2, Session: 2, Name: "lock/0", Wait: true}); res.Code != CodeQueued {
+			b.Fatal(res)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
@@ -112,6 +113,10 @@ type Log struct {
 	// closed is set by Close; SaveSnapshotFile, which may run on another
 	// goroutine, reads it instead of w.
 	closed atomic.Bool
+	// removing counts the removals of released files in flight (see
+	// release); removeMu runs them one at a time.
+	removing sync.WaitGroup
+	removeMu sync.Mutex
 }
 
 // Open opens the storage in cfg.Dir, creating it when Dir/wal does not
@@ -499,10 +504,38 @@ func (l *Log) SaveSnapshotRecord(s *raftpb.Snapshot) error {
 // release drops what the durable, committed snapshot at index makes
 // unnecessary: WAL segments whose entries all precede index, and snap files
 // older than the newest keep ones.
+//
+// The WAL lets go of the segments at once; removing their files (and the
+// old snap files) happens on another goroutine, so that the owner's
+// goroutine (the Raft loop) does not stall on the unlinks and the
+// directory fsync: with a large state the log between two snapshots spans
+// several 64 MiB segments, whose removal took 150 ms. A removal that
+// fails is logged and left for the next release (which removes whatever
+// is older than its index); a crash before it leaves files that the next
+// release removes. Close waits for the removals in flight.
 func (l *Log) release(index uint64) error {
 	if err := l.w.ReleaseLockTo(index); err != nil {
 		return fmt.Errorf("release wal segments: %w", err)
 	}
+	l.removing.Add(1)
+	go func() {
+		defer l.removing.Done()
+		l.removeMu.Lock()
+		defer l.removeMu.Unlock()
+		if err := l.removeReleased(index); err != nil {
+			l.lg.Warn("removing released files failed; the next snapshot retries", "index", index, "error", err)
+		}
+	}()
+	return nil
+}
+
+// awaitRemovals waits until the removals of released files in flight are
+// done.
+func (l *Log) awaitRemovals() { l.removing.Wait() }
+
+// removeReleased removes the WAL segments whose entries all precede index
+// and the snap files that release lets go.
+func (l *Log) removeReleased(index uint64) error {
 	names, err := segmentNames(l.walDir)
 	if err != nil {
 		return fmt.Errorf("release wal segments: %w", err)
@@ -561,6 +594,7 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed.Store(true)
+	l.awaitRemovals()
 	err := l.w.Close()
 	l.w = nil
 	if err != nil {

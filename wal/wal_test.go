@@ -562,10 +562,11 @@ func TestSnapshotReleasesSegments(t *testing.T) {
 	if got := segmentPaths(t, dir); len(got) != len(before) {
 		t.Fatalf("segments released before the snapshot index was committed: %d -> %d", len(before), len(got))
 	}
-	// Committing it releases.
+	// Committing it releases (the files go on another goroutine).
 	if err := l.Save(hardState(1, 1, 600), nil); err != nil {
 		t.Fatal(err)
 	}
+	l.awaitRemovals()
 	after := segmentPaths(t, dir)
 	if len(after) >= len(before) {
 		t.Fatalf("no segment removed: %d -> %d", len(before), len(after))
