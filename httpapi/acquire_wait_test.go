@@ -4,8 +4,10 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/lock"
 )
 
@@ -124,5 +126,44 @@ func TestCampaignElectedBeforeFirstRead(t *testing.T) {
 	r := must(t, ts, "POST", "/v1/elections/web/campaign", `{"session":"`+b+`","value":"vb","wait":"2s"}`, 200)
 	if r.str("session") != b || r.num("term") <= term || r.str("value") != "vb" {
 		t.Fatalf("campaign elected before the watch: %s", r.raw)
+	}
+}
+
+// staleNewsNode's Await says, once woken, that the place is still queued,
+// whatever happened: news that a later entry may have outdated.
+type staleNewsNode struct {
+	*fakeNode
+	waits atomic.Int64
+}
+
+func (s *staleNewsNode) Await(p lock.Place) (<-chan struct{}, func() (lock.PlaceState, bool), func()) {
+	s.waits.Add(1)
+	woken, _, cancel := s.fakeNode.Await(p)
+	return woken, func() (lock.PlaceState, bool) { return lock.PlaceState{SessionExists: true, Queued: true}, true }, cancel
+}
+
+// TestWaitRereadsNewsOfAQueuedPlace: the news of a wake-up is taken only
+// when it is an outcome; news that the session is still queued may be
+// outdated by an entry applied before the waiter registered again, so the
+// waiter reads the state: a grant is answered at once, not when the wait
+// runs out.
+func TestWaitRereadsNewsOfAQueuedPlace(t *testing.T) {
+	n := &staleNewsNode{fakeNode: newFakeNode()}
+	ts := serveOver(t, n, nil, nil)
+	a, b := openSession(t, ts, "a"), openSession(t, ts, "b")
+	tok := must(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+a+`"}`, 200).num("token")
+	done := make(chan reply, 1)
+	go func() {
+		done <- do(t, ts, "POST", "/v1/locks/job/acquire", `{"session":"`+b+`","wait":"60s"}`)
+	}()
+	await.True(t, 10*time.Second, "b waiting", func() bool { return n.waits.Load() > 0 })
+	must(t, ts, "POST", "/v1/locks/job/release", `{"session":"`+a+`","token":`+u(tok)+`}`, 200)
+	select {
+	case r := <-done:
+		if r.status != 200 || r.str("session") != b {
+			t.Fatalf("b: %d %s, want the grant", r.status, r.raw)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("b's grant was not answered: the waiter trusted news that it was still queued")
 	}
 }

@@ -90,13 +90,19 @@ func (s *Server) awaitGrant(c echo.Context, w queueWait) error {
 		woken, nextNews, unregister := s.node.Await(place)
 		var st stake
 		var err error
-		if ps, ok := newsOf(news); ok {
+		ps, ok := newsOf(news)
+		if ok {
 			// The state as of the entry that woke us, read by the loop
 			// as it applied it: no read queued behind the loop's next
-			// WAL write on the way from a grant to its answer. Later
-			// changes wake the new registration.
+			// WAL write on the way from a grant to its answer. Only an
+			// outcome is taken from it (a grant, the session's end, the
+			// place left), which is true at that entry: a session still
+			// queued there may have changed since, before this
+			// registration, so that is read again.
 			st = w.stakeOf(ps)
-		} else {
+			ok = st.grant != nil || st.gone || !st.queued
+		}
+		if !ok {
 			st, err = s.look(c.Request().Context(), w)
 		}
 		news = nextNews
