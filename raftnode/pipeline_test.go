@@ -22,7 +22,16 @@ type gatedDurable struct {
 	Durable
 	mu       sync.Mutex
 	gate     chan struct{} // nil: open
+	step     chan struct{} // non-nil: every save of entries also waits for a value on it (or its close)
 	blockedC chan uint64
+}
+
+// stepping makes every later save of entries wait for a value on c (or
+// its close); the caller closes c when done.
+func (g *gatedDurable) stepping(c chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.step = c
 }
 
 func (g *gatedDurable) shut() {
@@ -42,14 +51,19 @@ func (g *gatedDurable) open() {
 
 func (g *gatedDurable) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	g.mu.Lock()
-	gate := g.gate
+	gate, step := g.gate, g.step
 	g.mu.Unlock()
-	if gate != nil && len(ents) > 0 {
+	if (gate != nil || step != nil) && len(ents) > 0 {
 		select {
 		case g.blockedC <- ents[len(ents)-1].GetIndex():
 		default:
 		}
-		<-gate
+		if gate != nil {
+			<-gate
+		}
+		if step != nil {
+			<-step
+		}
 	}
 	return g.Durable.Save(hs, ents)
 }
@@ -262,25 +276,6 @@ func TestSplitLeaderMessages(t *testing.T) {
 	}
 }
 
-// stepDurable is a Durable whose every save of entries blocks until the
-// test lets it through (proceed); blockedC gets the last index of each.
-type stepDurable struct {
-	Durable
-	blockedC chan uint64
-	proceed  chan struct{}
-}
-
-func (s *stepDurable) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
-	if len(ents) > 0 {
-		select {
-		case s.blockedC <- ents[len(ents)-1].GetIndex():
-		default: // the test has stopped looking (it failed, or let every save through)
-		}
-		<-s.proceed
-	}
-	return s.Durable.Save(hs, ents)
-}
-
 // TestCommitAnsweredBeforeTheNextSave: when the acknowledgements that
 // commit entries reach the leader together with a new proposal, the
 // committed entries (on the leader's disk already) are applied and
@@ -289,10 +284,11 @@ func (s *stepDurable) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 func TestCommitAnsweredBeforeTheNextSave(t *testing.T) {
 	c := newGatedCluster(t)
 	lead := c.leader()
-	step := &stepDurable{Durable: c.durable[lead.ID()].Durable, blockedC: make(chan uint64, 4), proceed: make(chan struct{})}
-	c.durable[lead.ID()].Durable = step // the gatedDurable's own gate stays open
+	step := c.durable[lead.ID()]
+	proceed := make(chan struct{})
+	step.stepping(proceed)
 	var once sync.Once
-	release := func() { once.Do(func() { close(step.proceed) }) }
+	release := func() { once.Do(func() { close(proceed) }) }
 	t.Cleanup(release) // before the cluster's clean-up, which waits for the nodes
 	var followers []*gatedDurable
 	for id, g := range c.durable {
@@ -323,7 +319,7 @@ func TestCommitAnsweredBeforeTheNextSave(t *testing.T) {
 	// P1 is on the leader's disk; the followers' saves block.
 	r1 := propose()
 	blocked("P1")
-	step.proceed <- struct{}{}
+	proceed <- struct{}{}
 	// The leader's save of P2 blocks; meanwhile the followers persist and
 	// acknowledge P1 and P2, and P3 waits for the loop.
 	r2 := propose()
@@ -342,7 +338,7 @@ func TestCommitAnsweredBeforeTheNextSave(t *testing.T) {
 	c.nw.AwaitQuiet(t, quietTimeout)
 	r3 := propose()
 	await.True(t, 10*time.Second, "P3 queued for the loop", func() bool { return len(lead.propC) == 1 })
-	step.proceed <- struct{}{} // P2's save returns
+	proceed <- struct{}{} // P2's save returns
 	blocked("P3")              // the save of P3 blocks now
 	for i, r := range []chan error{r1, r2} {
 		select {
