@@ -339,7 +339,7 @@ func TestCommitAnsweredBeforeTheNextSave(t *testing.T) {
 	r3 := propose()
 	await.True(t, 10*time.Second, "P3 queued for the loop", func() bool { return len(lead.propC) == 1 })
 	proceed <- struct{}{} // P2's save returns
-	blocked("P3")              // the save of P3 blocks now
+	blocked("P3")         // the save of P3 blocks now
 	for i, r := range []chan error{r1, r2} {
 		select {
 		case err := <-r:
