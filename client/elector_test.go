@@ -223,6 +223,13 @@ func TestElectorLeadsAgainAfterSessionLoss(t *testing.T) {
 	runElector(t, a)
 	await.True(t, 5*time.Second, "A leads", a.IsLeader)
 	term := a.Term()
+	// The observe stream is connected once it reported A: from then on it
+	// skips no change (before, its first event could already be A's next
+	// leadership, and "nobody" would never be seen).
+	await.True(t, 5*time.Second, "A observed", func() bool {
+		_, leaders := ra.split()
+		return len(leaders) > 0 && leaders[0] == "A"
+	})
 	a.mu.Lock()
 	sid := a.sess.ID()
 	a.mu.Unlock()

@@ -55,6 +55,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -486,25 +487,41 @@ func spawnBoth(ctx context.Context, o *options, dir string, pki *benchPKI, stder
 		return nil, nil, nil, err
 	}
 	pprof := o.leaderProfiles != ""
-	if rl, err = startRaftlock(bin, dir, "raftlock", pprof, pki, extra); err != nil {
-		return nil, nil, nil, err
+	if rl, err = startReady(ctx, func() (*cluster, error) { return startRaftlock(bin, dir, "raftlock", pprof, pki, extra) }); err != nil {
+		return rl, nil, nil, err
 	}
+	fmt.Fprintf(stderr, "%s cluster: %s\n", rl.target, strings.Join(rl.endpoints(), ","))
 	if o.baseline != "" {
-		if base, err = startRaftlock(o.baseline, dir, baseTarget, false, pki, baseExtra); err != nil {
-			return rl, nil, nil, err
+		if base, err = startReady(ctx, func() (*cluster, error) { return startRaftlock(o.baseline, dir, baseTarget, false, pki, baseExtra) }); err != nil {
+			return rl, base, nil, err
 		}
+		fmt.Fprintf(stderr, "%s cluster: %s\n", base.target, strings.Join(base.endpoints(), ","))
 	}
-	if et, err = startEtcd(self, dir, pki, o.etcdSharedPort); err != nil {
-		return rl, base, nil, err
+	if et, err = startReady(ctx, func() (*cluster, error) { return startEtcd(self, dir, pki, o.etcdSharedPort) }); err != nil {
+		return rl, base, et, err
 	}
-	for _, c := range []*cluster{rl, base, et} {
-		if c == nil {
-			continue
-		}
-		if err := c.waitReady(ctx, time.Minute); err != nil {
-			return rl, base, et, err
-		}
-		fmt.Fprintf(stderr, "%s cluster: %s\n", c.target, strings.Join(c.endpoints(), ","))
-	}
+	fmt.Fprintf(stderr, "%s cluster: %s\n", et.target, strings.Join(et.endpoints(), ","))
 	return rl, base, et, nil
+}
+
+// startReady starts a cluster and waits until it is ready. freePorts'
+// ports are free when it returns, not when a member binds them: another
+// process (an outgoing connection's ephemeral port, most often) may take
+// one in between. Then the member exits with "address already in use",
+// and the cluster is killed, its directories removed, and started again on
+// other ports, at most 3 times in all.
+func startReady(ctx context.Context, start func() (*cluster, error)) (*cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := start()
+		if err == nil {
+			err = c.waitReady(ctx, time.Minute)
+		}
+		if err == nil || attempt == 3 || c == nil || !strings.Contains(err.Error(), "address already in use") {
+			return c, err
+		}
+		c.kill()
+		for _, m := range c.members {
+			os.RemoveAll(filepath.Dir(m.dataDir))
+		}
+	}
 }

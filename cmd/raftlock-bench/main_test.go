@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"syscall"
@@ -150,5 +152,40 @@ func TestParseFlagsBaseline(t *testing.T) {
 		if _, err := parseFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseFlags(%q) = %v, want an error with %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestStartReadyRetriesAPortTakenMeanwhile: a member that exits because
+// its port was taken between freePorts and its bind makes startReady start
+// the cluster again (its directories removed), at most 3 times in all;
+// another failure is not retried.
+func TestStartReadyRetriesAPortTakenMeanwhile(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	newCluster := func(script string) *cluster {
+		d := filepath.Join(dir, fmt.Sprintf("m-%d", len(script))) // a directory per scenario
+		return &cluster{target: "t", members: []*member{{
+			name: "m-1", bin: "/bin/sh", args: []string{"-c", script},
+			clientURL: "http://127.0.0.1:1", probeURL: "http://127.0.0.1:1", probe: http.DefaultClient,
+			dataDir: filepath.Join(d, "data"), logPath: filepath.Join(d, "m.log"),
+		}}}
+	}
+	starts := 0
+	_, err := startReady(ctx, func() (*cluster, error) {
+		starts++
+		c := newCluster("echo 'listen tcp 127.0.0.1:1: bind: address already in use'; exit 1")
+		return c, c.start()
+	})
+	if err == nil || starts != 3 || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("%d starts, error %v; want 3 starts and the bind error", starts, err)
+	}
+	starts = 0
+	_, err = startReady(ctx, func() (*cluster, error) {
+		starts++
+		c := newCluster("echo 'some other failure'; exit 1")
+		return c, c.start()
+	})
+	if err == nil || starts != 1 {
+		t.Fatalf("%d starts, error %v; want 1 start and its error", starts, err)
 	}
 }
