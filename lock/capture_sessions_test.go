@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 )
 
@@ -181,27 +180,11 @@ func TestCaptureSessionsConcurrentWithApply(t *testing.T) {
 	for range 4 * slotChunkSize {
 		apply(1, &Command{Op: OpOpenSession, Now: now, TTL: 10e9})
 	}
-	type job struct {
-		c    *SnapshotCapture
-		want []byte
-	}
-	jobs := make(chan job)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for j := range jobs {
-			if got := j.c.Encode(); !bytes.Equal(got, j.want) {
-				select {
-				case errs <- fmt.Errorf("capture at %d encodes differently", j.c.AppliedIndex()):
-				default:
-				}
-			}
-		}
-	})
+	encode, done := encodeInBackground(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	term := uint64(1)
 	for round := range 30 {
-		jobs <- job{c: m.CaptureSnapshot(), want: m.Snapshot()}
+		encode(m.CaptureSnapshot(), m.Snapshot())
 		now += 1e8
 		if round%5 == 4 {
 			term++
@@ -225,11 +208,5 @@ func TestCaptureSessionsConcurrentWithApply(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		t.Fatal(err)
-	default:
-	}
+	done()
 }

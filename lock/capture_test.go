@@ -176,6 +176,18 @@ func TestCaptureEncodeConcurrentWithApply(t *testing.T) {
 	m := New()
 	g := newGen(7, m)
 	applyGen(g, 200)
+	encode, done := encodeInBackground(t)
+	for range 30 {
+		encode(m.CaptureSnapshot(), m.Snapshot())
+		applyGen(g, 40) // while the last capture encodes
+	}
+	done()
+}
+
+// encodeInBackground starts a goroutine that encodes each capture handed to
+// encode and compares it with want, the snapshot taken at its time; done
+// stops it and fails the test on a difference.
+func encodeInBackground(t *testing.T) (encode func(c *SnapshotCapture, want []byte), done func()) {
 	type job struct {
 		c    *SnapshotCapture
 		want []byte
@@ -193,15 +205,14 @@ func TestCaptureEncodeConcurrentWithApply(t *testing.T) {
 			}
 		}
 	})
-	for range 30 {
-		jobs <- job{c: m.CaptureSnapshot(), want: m.Snapshot()}
-		applyGen(g, 40) // while the last capture encodes
-	}
-	close(jobs)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		t.Fatal(err)
-	default:
+	return func(c *SnapshotCapture, want []byte) { jobs <- job{c: c, want: want} }, func() {
+		t.Helper()
+		close(jobs)
+		wg.Wait()
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		default:
+		}
 	}
 }
