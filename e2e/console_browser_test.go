@@ -228,6 +228,16 @@ func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// click clicks the element that the CSS selector finds, in one step in the
+// page: the console re-renders live content (a table's rows and its pager)
+// at any moment, and a node that chromedp found may be gone by the time it
+// clicks it ("Could not find node with given id"). It waits until an
+// enabled element is there and clicks it once.
+func (b *browser) click(what, selector string) {
+	b.t.Helper()
+	b.waitFor(actionTimeout, what, fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (!e || e.disabled) return false; e.click(); return true })()`, jsString(selector)))
+}
+
 // eval evaluates a JavaScript expression in the page within actionTimeout
 // and decodes its value into T.
 func eval[T any](b *browser, expr string) (T, error) {

@@ -362,9 +362,9 @@ func TestConsoleAuth(t *testing.T) {
 	}
 	b.page("#/locks?prefix=page%2F&limit=10")
 	b.waitFor(live, "the first page: 10 locks", names+" === "+want(0, 10))
-	b.do("next page", chromedp.Click(chromedp.CSS(`#main .pager button.next`)))
+	b.click("next page", `#main .pager button.next`)
 	b.waitFor(live, "the second page: the last 2 locks", names+" === "+want(10, 12)+` && document.querySelector('#main .pager button.next').disabled`)
-	b.do("previous page", chromedp.Click(chromedp.CSS(`#main .pager button.prev`)))
+	b.click("previous page", `#main .pager button.prev`)
 	b.waitFor(live, "back on the first page", names+" === "+want(0, 10))
 	b.checkConsole()
 
