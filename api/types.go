@@ -270,6 +270,25 @@ type Session struct {
 	Campaigns  []string `json:"campaigns,omitempty"`
 }
 
+// SessionLocks answers GET /v1/sessions/{id}/locks: the locks the session
+// holds and the index of the log entry at which that list last changed (or
+// an index at which it was already this list), also sent as the ETag
+// "<changed_at>". A request with If-None-Match: "<changed_at>" is answered
+// 304 Not Modified, without a body, while the list is still the same: a
+// client that watches its holds pays for the list only when it changes.
+// Any member's answer is a valid validator for any other's (the same index
+// always stands for the same list).
+type SessionLocks struct {
+	Session   SessionID `json:"session"`
+	ChangedAt uint64    `json:"changed_at"`
+	// Locks are the locks the session holds (exclusive or shared),
+	// sorted. Never null.
+	Locks []string `json:"locks"`
+}
+
+// SessionLocksPath is the URL path of session id's locks.
+func SessionLocksPath(id SessionID) string { return SessionPath(id) + "/locks" }
+
 // SessionList answers GET /v1/sessions?owner=o&limit=n&after=id: a page
 // of the sessions sorted by ID (those of the caller's principal only, when
 // auth is on and it may not read every name), and the cursor of the next

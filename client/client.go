@@ -138,6 +138,9 @@ type Client struct {
 	lastLeader atomic.Pointer[leaderURL] // cache of leaderFromHeader
 	members    atomic.Pointer[memberSet] // where a Raftlock-Leader header may send requests
 	refresh    refresher                 // reads the members from GET /v1/status
+	// noSessionLocks: the server has no GET /v1/sessions/{id}/locks (it
+	// answered 404 or 405); watches read the whole session instead.
+	noSessionLocks atomic.Bool
 
 	mu     sync.Mutex
 	cur    int    // index into eps of the endpoint in use
@@ -332,7 +335,7 @@ func (c *Client) SessionInfo(ctx context.Context, id api.SessionID) (*api.Sessio
 func (c *Client) sessionInfo(ctx context.Context, id api.SessionID, stale bool) (*api.Session, error) {
 	var q url.Values
 	if stale {
-		q = url.Values{api.QueryConsistency: {api.ConsistencyStale}}
+		q = staleQuery
 	}
 	var s api.Session
 	if _, err := c.do(ctx, call{method: http.MethodGet, path: api.SessionPath(id), query: q}, &s); err != nil {

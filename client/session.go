@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +89,13 @@ type Session struct {
 	watchWG  sync.WaitGroup // watch goroutines; Add only under mu while err is nil
 	settleWG sync.WaitGroup // background clean-ups (settle); Add only under mu while err is nil
 	watching atomic.Bool    // a watch goroutine runs
+
+	// The session's locks as the last watch read them (sorted), and the
+	// index of that list (api.SessionLocks.ChangedAt); haveLocks once
+	// read. Only the watch goroutine (one at a time) touches them.
+	seenLocks   []string
+	seenLocksAt uint64
+	haveLocks   bool
 
 	mu        sync.Mutex
 	err       error
@@ -340,16 +349,16 @@ func (s *Session) watch() {
 	if len(holds) == 0 {
 		return
 	}
-	info, err := s.c.sessionInfo(ctx, s.id, true)
+	locks, err := s.heldLocks(ctx)
 	if err != nil {
 		// A stale "not found" is not proof; the next keep-alive decides.
 		return
 	}
 	for _, h := range holds {
-		// Locks is sorted (api.Session): a session holding many locks
-		// costs O(n log n) here, not O(n²). Were it not sorted, a miss is
-		// only confirmed by the read below, never taken for a loss.
-		if _, ok := slices.BinarySearch(info.Locks, h.name); ok {
+		// locks is sorted: a session holding many locks costs O(n log n)
+		// here, not O(n²). Were it not sorted, a miss is only confirmed
+		// by the read below, never taken for a loss.
+		if _, ok := slices.BinarySearch(locks, h.name); ok {
 			continue
 		}
 		l, err := s.c.LockInfo(ctx, h.name)
@@ -362,6 +371,45 @@ func (s *Session) watch() {
 		}
 	}
 }
+
+// heldLocks returns the locks the session holds, sorted, from a stale read
+// of GET /v1/sessions/{id}/locks made conditional on the list of the last
+// watch: while the list is unchanged, the server answers 304 and sends
+// nothing (a session holding thousands of locks would otherwise cost the
+// server, the network and this process the whole list after every
+// keep-alive). A server without that endpoint is asked for the whole
+// session instead (GET /v1/sessions/{id}), as before. Watch goroutine only.
+func (s *Session) heldLocks(ctx context.Context) ([]string, error) {
+	c := s.c
+	if !c.noSessionLocks.Load() {
+		cl := call{method: http.MethodGet, path: api.SessionLocksPath(s.id), query: staleQuery}
+		if s.haveLocks {
+			cl.ifNoneMatch = `"` + strconv.FormatUint(s.seenLocksAt, 10) + `"`
+		}
+		var out api.SessionLocks
+		_, err := c.do(ctx, cl, &out)
+		var ae *api.Error
+		switch {
+		case err == errNotModified:
+			return s.seenLocks, nil
+		case err == nil:
+			s.seenLocks, s.seenLocksAt, s.haveLocks = out.Locks, out.ChangedAt, true
+			return out.Locks, nil
+		case errors.As(err, &ae) && (ae.Code == api.CodeNotFound || ae.Code == api.CodeMethodNotAllowed):
+			c.noSessionLocks.Store(true) // a server from before the endpoint
+		default:
+			return nil, err
+		}
+	}
+	info, err := c.sessionInfo(ctx, s.id, true)
+	if err != nil {
+		return nil, err
+	}
+	return info.Locks, nil
+}
+
+// staleQuery asks for a stale read. Never modify it.
+var staleQuery = url.Values{api.QueryConsistency: {api.ConsistencyStale}}
 
 // holdsLock reports whether session id holds l with token, exclusively or
 // shared.

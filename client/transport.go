@@ -42,7 +42,14 @@ type call struct {
 	retryUnknown bool
 	// extra is added to the per-attempt timeout (the wait of an acquire).
 	extra time.Duration
+	// ifNoneMatch, when set, is sent as If-None-Match; a 304 answer then
+	// ends the call with errNotModified.
+	ifNoneMatch string
 }
+
+// errNotModified ends a call with ifNoneMatch that was answered 304 Not
+// Modified: what the caller has is still current.
+var errNotModified = errors.New("client: not modified")
 
 // callInfo tells the caller about the attempts of a call.
 type callInfo struct {
@@ -86,8 +93,8 @@ func (c *Client) do(ctx context.Context, cl call, out any) (callInfo, error) {
 			c.setLeader(leader)
 			hint = leader != base
 		}
-		if err == nil {
-			return info, nil
+		if err == nil || err == errNotModified {
+			return info, err
 		}
 		var ae *api.Error
 		switch {
@@ -174,6 +181,9 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, body []byte,
 		req.Header["Content-Type"] = jsonHeader
 	}
 	req.Header["Accept"] = jsonHeader
+	if cl.ifNoneMatch != "" {
+		req.Header["If-None-Match"] = []string{cl.ifNoneMatch}
+	}
 	c.authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -187,6 +197,9 @@ func (c *Client) attempt(ctx context.Context, base string, cl call, body []byte,
 	leader := c.leaderFromHeader(resp.Header.Get(api.HeaderLeader))
 	if err != nil {
 		return leader, err
+	}
+	if resp.StatusCode == http.StatusNotModified && cl.ifNoneMatch != "" {
+		return leader, errNotModified
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if br, ok := out.(*api.BatchResponse); ok && decodeBatchFast(b, br) {

@@ -89,6 +89,7 @@ func TestAuthRefusals(t *testing.T) {
 	as(alice, "POST", "/v1/locks/jobs/b/acquire", `{"session":"`+bobSess+`"}`, 403, api.CodePermissionDenied)
 	as(alice, "POST", "/v1/elections/jobs/e/campaign", `{"session":"`+bobSess+`","value":"x"}`, 403, api.CodePermissionDenied)
 	as(alice, "GET", "/v1/sessions/"+bobSess, "", 403, api.CodePermissionDenied)
+	as(alice, "GET", "/v1/sessions/"+bobSess+"/locks", "", 403, api.CodePermissionDenied)
 	// Outside her prefix: refused at the edge, no log entry.
 	before2 := len(f.proposals())
 	r := as(alice, "POST", "/v1/locks/other/acquire", `{"session":"`+aliceSess+`"}`, 403, api.CodePermissionDenied)

@@ -168,6 +168,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/v1/sessions", s.createSession)
 	e.GET("/v1/sessions", s.listSessions)
 	e.GET("/v1/sessions/:id", s.getSession)
+	e.GET("/v1/sessions/:id/locks", s.getSessionLocks)
 	e.DELETE("/v1/sessions/:id", s.closeSession)
 	e.POST("/v1/sessions/keepalive", s.keepAliveBatch)
 	e.POST("/v1/sessions/:id/keepalive", s.keepAlive)

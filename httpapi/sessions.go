@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -187,6 +189,68 @@ func (s *Server) getSession(c echo.Context) error {
 		return err
 	}
 	return writeJSON(c, http.StatusOK, out)
+}
+
+// getSessionLocks answers GET /v1/sessions/{id}/locks: the locks the
+// session holds and the index at which they last changed, with that index
+// as the ETag; 304 without a body when If-None-Match names it (see
+// api.SessionLocks). An unchanged list costs the loop O(1).
+func (s *Server) getSessionLocks(c echo.Context) error {
+	id, err := sessionParam(c)
+	if err != nil {
+		return err
+	}
+	tags := ifNoneMatchIndexes(c.Request().Header.Get("If-None-Match"))
+	known := ^uint64(0) // no index is that: always the list
+	if len(tags) > 0 {
+		known = tags[0]
+	}
+	var (
+		out   = api.SessionLocks{Session: id}
+		found bool
+		owner string
+	)
+	if err := s.read(c, func(m *lock.Machine) {
+		out.Locks, out.ChangedAt, owner, found = m.SessionLocks(uint64(id), known)
+	}); err != nil {
+		return err
+	}
+	if !found {
+		return sessionNotFound(id)
+	}
+	if err := s.allowSession(c, owner, uint64(id)); err != nil {
+		return err
+	}
+	c.Response().Header().Set("ETag", `"`+strconv.FormatUint(out.ChangedAt, 10)+`"`)
+	if slices.Contains(tags, out.ChangedAt) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	if out.Locks == nil {
+		out.Locks = []string{}
+	}
+	return writeJSON(c, http.StatusOK, out)
+}
+
+// ifNoneMatchIndexes returns the indexes named by an If-None-Match header:
+// its entity tags of the form "123" (or W/"123"), at most 8. Anything else
+// names no index: the answer is then the whole list, never a 304 by
+// mistake.
+func ifNoneMatchIndexes(h string) []uint64 {
+	var out []uint64
+	for tag := range strings.SplitSeq(h, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+			continue
+		}
+		v := tag[1 : len(tag)-1]
+		if len(v) > 1 && v[0] == '0' {
+			continue
+		}
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil && len(out) < 8 {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // apiSession converts si.

@@ -114,6 +114,7 @@ func (a *applier) grant(name string, l *lockRec, s *session, waited int64, mode 
 		l.holder, l.token, l.since = s.id, a.index, a.m.clock
 	}
 	s.held[name] = struct{}{}
+	s.locksAt = a.index
 	a.emit(EventLockGranted, s.id, name, a.index)
 	ev := &a.res.Events[len(a.res.Events)-1]
 	ev.Since, ev.Mode = waited, mode
@@ -146,7 +147,9 @@ func (a *applier) takeFrom(name string, id uint64) lockRec {
 		l.shared = without(l.shared, i)
 		m.sharedLocks--
 	}
-	delete(m.sessions[id].held, name)
+	s := m.sessions[id]
+	delete(s.held, name)
+	s.locksAt = a.index
 	a.emit(EventLockReleased, id, name, token)
 	ev := &a.res.Events[len(a.res.Events)-1]
 	ev.Since, ev.Mode = since, mode

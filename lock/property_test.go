@@ -299,6 +299,23 @@ func TestReplayDeterminism(t *testing.T) {
 			evs := map[EventType]int{}
 			codes := map[Code]int{}
 			prev := a.Snapshot()
+			// The locks each (session, SessionLocks index) stood for, as
+			// any machine answered them: one index, one list, whatever the
+			// machine (a, or c restored halfway) and its progress.
+			validators := map[[2]uint64][]string{}
+			checkValidators := func(step int, m *Machine, name string) {
+				for id := range m.sessions {
+					locks, at, _, _ := m.SessionLocks(id, ^uint64(0))
+					key := [2]uint64{id, at}
+					if was, ok := validators[key]; ok && !slices.Equal(was, locks) {
+						t.Fatalf("step %d: %s: session %d locks %v at index %d, but %v were answered for that index", step, name, id, locks, at, was)
+					}
+					validators[key] = locks
+					if again, at2, _, _ := m.SessionLocks(id, at); again != nil || at2 != at {
+						t.Fatalf("step %d: %s: SessionLocks(%d, %d) built %v (index %d), want nothing", step, name, id, at, again, at2)
+					}
+				}
+			}
 			for step := range steps {
 				e := g.next()
 				var pre Result
@@ -336,6 +353,7 @@ func TestReplayDeterminism(t *testing.T) {
 				if err := checkInvariants(a); err != nil {
 					t.Fatalf("step %d (%+v): %v", step, e.cmd, err)
 				}
+				checkValidators(step, a, "machine")
 				// Every leader is the last one elected: no leadership
 				// changes without an elected event.
 				for _, el := range a.Elections("") {
@@ -389,6 +407,7 @@ func TestReplayDeterminism(t *testing.T) {
 					if !bytes.Equal(sa, c.Snapshot()) {
 						t.Fatalf("step %d: restored machine diverged", step)
 					}
+					checkValidators(step, c, "restored machine")
 				}
 			}
 			// The generator must exercise what it claims to.

@@ -41,6 +41,26 @@ func (m *Machine) Session(id uint64) (SessionInfo, bool) {
 	return s.info(), true
 }
 
+// SessionLocks returns the locks session id holds (sorted), the index at
+// which they last changed, and its principal; false if the session does
+// not exist. When that index equals known, locks is nil and nothing is
+// built: O(1), for a client that holds the list as of known already
+// (GET /v1/sessions/{id}/locks with If-None-Match). The index is a sound
+// validator across members and their restores: two answers with the same
+// index, whatever member gave them and however far it had applied, list
+// the same locks, since neither list changed after that index and both
+// are the list as of it.
+func (m *Machine) SessionLocks(id, known uint64) (locks []string, at uint64, principal string, ok bool) {
+	s, ok := m.sessions[id]
+	if !ok {
+		return nil, 0, "", false
+	}
+	if s.locksAt != known {
+		locks = sortedKeys(s.held)
+	}
+	return locks, s.locksAt, s.principal, true
+}
+
 // SessionTTL returns the TTL of session id (ns), and false if it does not
 // exist. O(1): for keep-alive answers, which need nothing else.
 func (m *Machine) SessionTTL(id uint64) (int64, bool) {

@@ -25,9 +25,16 @@ type session struct {
 	principal string // the user that opened it ("" when anonymous)
 	lockDelay int64  // see Command.LockDelay
 	held      map[string]struct{}
-	waiting   map[string]struct{}
-	leads     map[string]struct{}
-	runs      map[string]struct{}
+	// locksAt is the index of the entry that last changed held (a grant
+	// or a release), or an index at which held was already what it is
+	// (the snapshot this machine was restored from; 0 for a session that
+	// never held a lock). Not in snapshots: members restored at different
+	// indexes answer different values for the same held, which only
+	// costs a client one full answer (see Machine.SessionLocks).
+	locksAt uint64
+	waiting map[string]struct{}
+	leads   map[string]struct{}
+	runs    map[string]struct{}
 	// permits and semWaiting are the semaphores it holds a permit of and
 	// is queued for (semaphores.go); nil until it uses one.
 	permits    map[string]struct{}

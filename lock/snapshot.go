@@ -498,6 +498,7 @@ func restore(b []byte) (*Machine, error) {
 			requestID = d.str("request id")
 		}
 		s := newSession(id, owner, ttl, deadline, bound, requestID)
+		s.locksAt = m.applied // held as restored below, as of this index
 		if version >= snapshotVersionAuth {
 			s.principal = d.str("principal")
 			if s.principal != "" {
