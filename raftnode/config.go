@@ -76,6 +76,9 @@ type Config struct {
 	// replays, what the MemoryStorage and the WAL hold) stays within this
 	// fraction of the last snapshot, or SnapshotEvery entries if more.
 	// Lower snapshots more often, with a shorter log; higher, less often.
+	// Each member of a cluster scales it by 1 + rank/members (rank: its
+	// place among the members' IDs) so that the members' snapshots of the
+	// same state fall at different indexes (see snapshotRatio).
 	// 0 snapshots every SnapshotEvery entries whatever the size. Default
 	// DefaultSnapshotLogRatio (see snapshot.go). Must be finite, 0 or more.
 	SnapshotLogRatio float64

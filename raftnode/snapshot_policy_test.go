@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/raftlock/raftlock/lock"
 )
@@ -304,3 +308,55 @@ func TestConfigSnapshotLogRatio(t *testing.T) {
 
 func nan() float64 { z := 0.0; return z / z }
 func inf() float64 { z := 0.0; return 1 / z }
+
+// The members of a cluster wait for different ratios, so that they do not
+// all encode and write the same state at the same index.
+func TestSnapshotRatioDiffersBetweenMembers(t *testing.T) {
+	node := func(id uint64, voters, learners []uint64) *Node {
+		return &Node{id: id, cfg: Config{SnapshotLogRatio: 0.6}, confState: &raftpb.ConfState{Voters: voters, Learners: learners}}
+	}
+	three := []uint64{7, 3, 12}
+	got := []float64{node(3, three, nil).snapshotRatio(), node(7, three, nil).snapshotRatio(), node(12, three, nil).snapshotRatio()}
+	want := []float64{0.6, 0.8, 1.0}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			t.Errorf("members 3, 7, 12: ratios %v, want %v", got, want)
+			break
+		}
+	}
+	if r := node(1, []uint64{1}, nil).snapshotRatio(); r != 0.6 {
+		t.Errorf("single node: ratio %v, want the configured 0.6", r)
+	}
+	if r := node(9, []uint64{1, 2}, []uint64{9}).snapshotRatio(); math.Abs(r-0.6*(1+2.0/3)) > 1e-9 {
+		t.Errorf("learner 9 beside voters 1, 2: ratio %v, want %v", r, 0.6*(1+2.0/3))
+	}
+	if r := node(5, []uint64{1, 2, 3}, nil).snapshotRatio(); r != 0.6 {
+		t.Errorf("a node not in the configuration: ratio %v, want the configured 0.6", r)
+	}
+	// Two members that applied the same log of a growing state snapshot at
+	// different indexes.
+	points := func(ratio float64) []int {
+		var l snapLog
+		var at []int
+		size := uint64(0)
+		for i := 1; i <= 20000; i++ {
+			l.count(&raftpb.Entry{Data: make([]byte, 50)})
+			size += 30 // the state grows with the log
+			if l.due(ratio) {
+				at = append(at, i)
+				l.atSnap, l.lastSize = l.applied, size
+			}
+		}
+		return at
+	}
+	a, b := points(node(3, three, nil).snapshotRatio()), points(node(7, three, nil).snapshotRatio())
+	common := 0
+	for _, i := range a {
+		if i >= 100 && slices.Contains(b, i) { // (the first few, small, may meet)
+			common++
+		}
+	}
+	if common > 0 || len(a) == len(b) {
+		t.Errorf("members 3 and 7 snapshot at %v and %v: %d common points of a large state", a, b, common)
+	}
+}

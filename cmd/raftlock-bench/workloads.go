@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -606,11 +608,13 @@ func runScale(ctx context.Context, t Target, cl *cluster, cfg benchConfig, seq i
 	})
 	opCtx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	lat := make([]time.Duration, cfg.locks)
+	began := make([]time.Duration, cfg.locks) // since start
 	parallel(cfg.locks, cfg.openers, func(i int) {
 		if opCtx.Err() != nil {
 			return
 		}
 		t0 := time.Now()
+		began[i] = t0.Sub(start)
 		if err := ws[i%len(ws)].TryLock(opCtx, fmt.Sprintf("bench-%d/scale/%d", seq, i)); err != nil {
 			errCount.Add(1)
 			firstErr.CompareAndSwap(nil, err)
@@ -639,6 +643,9 @@ func runScale(ctx context.Context, t Target, cl *cluster, cfg benchConfig, seq i
 	}
 	res.addLatency("create", created.summarize())
 	res.add("errors", float64(errCount.Load()), kindCount)
+	if cfg.progress != nil {
+		printSlowest(cfg.progress, label, start, lat, began, 5)
+	}
 	if cl == nil {
 		return res, nil
 	}
@@ -805,4 +812,30 @@ func snapshotStats(path string) (snapStats, error) {
 		st.maxCaptureMS = max(st.maxCaptureMS, f["capture_ms"])
 	}
 	return st, nil
+}
+
+// printSlowest writes the slowest operations of lat (began: their start,
+// since start), at most n and one per second of starts (the slowest of a
+// stall stands for it), with their wall-clock times, to match against the
+// members' logs (snapshots, elections, GC).
+func printSlowest(w io.Writer, label string, start time.Time, lat, began []time.Duration, n int) {
+	idx := make([]int, 0, len(lat))
+	for i, d := range lat {
+		if d > 0 {
+			idx = append(idx, i)
+		}
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(lat[b], lat[a]) })
+	var shown []time.Duration
+	for _, i := range idx {
+		if len(shown) == n {
+			break
+		}
+		if slices.ContainsFunc(shown, func(b time.Duration) bool { return (b - began[i]).Abs() < time.Second }) {
+			continue
+		}
+		shown = append(shown, began[i])
+		at := start.Add(began[i])
+		fmt.Fprintf(w, "  %s: slow: began %s (+%.3fs), took %v\n", label, at.UTC().Format("15:04:05.000"), began[i].Seconds(), lat[i].Round(time.Millisecond))
+	}
 }

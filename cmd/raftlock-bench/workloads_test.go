@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,3 +104,17 @@ func TestPrimitiveWorkloadsAgainstTestserver(t *testing.T) {
 type noSemaphores struct{ Target }
 
 func (noSemaphores) HasSemaphores() bool { return false }
+
+// printSlowest shows one operation per stall, the slowest first.
+func TestPrintSlowest(t *testing.T) {
+	start := time.Date(2026, 12, 5, 5, 0, 0, 0, time.UTC)
+	ms := time.Millisecond
+	lat := []time.Duration{5 * ms, 900 * ms, 800 * ms, 0, 300 * ms, 7 * ms}
+	began := []time.Duration{0, 10 * time.Second, 10*time.Second + 200*ms, 0, 20 * time.Second, 30 * time.Second}
+	var b strings.Builder
+	printSlowest(&b, "x", start, lat, began, 2)
+	want := "  x: slow: began 05:00:10.000 (+10.000s), took 900ms\n  x: slow: began 05:00:20.000 (+20.000s), took 300ms\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
