@@ -24,7 +24,9 @@ import (
 // A follower forwards changes to the leader. A change is refused with 409
 // failed_precondition (the message starts with the reason:
 // conf_change_in_progress, unsafe_reconfiguration, learner_not_ready,
-// not_learner, peer_url_in_use, cluster_version) or 404 not_found for an
+// not_learner, peer_url_in_use, cluster_version, member_behind: a removal
+// while another member that runs lacks the latest membership change) or
+// 404 not_found for an
 // unknown member; nothing changed then. A change whose answer was lost
 // (503 timeout) may have been applied: list the members before retrying
 // an add, or the retry adds a second member.

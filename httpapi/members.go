@@ -134,8 +134,9 @@ func (s *Server) changeMembership(c echo.Context, ch raftnode.MemberChange) (uin
 	// Some refusals pass by themselves within an election timeout: a
 	// change still being applied, a leader elected a moment ago that has
 	// not heard from its followers yet (they count as not started), a
-	// cluster version about to rise (after the removal of a member whose
-	// version was unknown). Ask again until then.
+	// member that runs but has not got the latest membership change yet
+	// (member_behind), a cluster version about to rise (after the removal
+	// of a member whose version was unknown). Ask again until then.
 	retryUntil := time.Now().Add(s.cfg.ElectionTimeout)
 	var id uint64
 	var err error
@@ -143,7 +144,7 @@ func (s *Server) changeMembership(c echo.Context, ch raftnode.MemberChange) (uin
 	for {
 		id, err = s.node.ChangeMembership(ctx, ch)
 		transient := errors.Is(err, raftnode.ErrClusterVersion) ||
-			(errors.As(err, &mce) && (mce.Code == "conf_change_in_progress" || mce.Code == "unsafe_reconfiguration"))
+			(errors.As(err, &mce) && (mce.Code == "conf_change_in_progress" || mce.Code == "unsafe_reconfiguration" || mce.Code == "member_behind"))
 		if !transient || time.Now().After(retryUntil) {
 			break
 		}

@@ -59,7 +59,10 @@ type MemberChangeError struct {
 	// "not_learner", "peer_url_in_use", "remove_leader" (the leader
 	// cannot remove itself: transfer leadership first), "cluster_version"
 	// (a member runs a build that cannot read membership entries),
-	// "invalid" (refused when applied).
+	// "member_behind" (a removal while another member that remains has not
+	// got the latest membership change into its log: it could be left
+	// knowing no running member to catch up from; wait until it catches
+	// up, or remove it first), "invalid" (refused when applied).
 	Code   string
 	Reason string
 }
@@ -189,8 +192,12 @@ func (n *Node) PeerURLs() map[uint64]string {
 // started voters than a quorum (a voter counts as started when the leader
 // heard from it within the election timeout), the promotion of a learner
 // that has not caught up (it must have the state as of the leader's last
-// snapshot and be within LearnerCatchUpEntries entries), and its own
-// removal (transfer leadership first). Other errors: as Propose
+// snapshot and be within LearnerCatchUpEntries entries), its own
+// removal (transfer leadership first), and a removal while another member
+// that remains (voter or learner) matches the leader's log only below the
+// latest membership change the leader applied (member_behind: that member
+// may not know the members added since, and would be left without one it
+// knows to catch up from; see vouch.go). Other errors: as Propose
 // (ErrNotLeader from a follower, ErrOutcomeUnknown, ...) and a
 // *ClusterVersionError while some member runs a build that cannot read
 // membership entries.
@@ -343,6 +350,10 @@ func (n *Node) handleConfChange(p *proposal) {
 				return
 			}
 		}
+		if bid, match, ok := n.behindMember(st, id); ok {
+			refuse("member_behind", "member %d matches the leader's log only up to index %d, below the latest membership change (index %d): it may not know the members added since, and removing member %d could leave it none it knows to catch up from; wait until it catches up, or remove it first (a member this leader has not heard from for %d election timeouts no longer counts)", bid, match, n.confIndex, id, behindWindowElections)
+			return
+		}
 		typ = raftpb.ConfChangeRemoveNode
 	}
 	cmd.Member.ID = id
@@ -357,6 +368,40 @@ func (n *Node) handleConfChange(p *proposal) {
 	n.waiters[req] = &waiter{single: p}
 	n.log.Info("proposed a membership change", "op", memberOpName(cmd), "member", id, "peer_url", cmd.Member.PeerURL)
 }
+
+// behindMember returns a running member of the configuration, other than
+// the leader and except, whose log the leader knows to match its own only
+// below n.confIndex (the latest membership change it applied), with that
+// match; the lowest such ID. st is the leader's raft status. Leader only;
+// loop only.
+func (n *Node) behindMember(st raft.Status, except uint64) (id, match uint64, ok bool) {
+	ids := append(slices.Clone(n.confState.GetVoters()), n.confState.GetLearners()...)
+	slices.Sort(ids)
+	for _, m := range ids {
+		if m == n.id || m == except {
+			continue
+		}
+		// Only a member that may still run counts (mayRun: heard from
+		// within behindWindowElections election timeouts, or not heard
+		// yet by a leader younger than that): one that runs catches up
+		// within moments, and one cut off for a while comes back. A
+		// member down for longer does not block the removal of another
+		// (two dead disks would otherwise block each other's removal for
+		// good); if it comes back after every member it knows is gone,
+		// it cannot catch up, and is removed and added again
+		// (OPERATIONS.md).
+		pr, tracked := st.Progress[m]
+		if !tracked || pr.Match < n.confIndex && n.mayRun(m, behindWindowElections*uint64(n.cfg.ElectionTicks)) {
+			return m, pr.Match, true
+		}
+	}
+	return 0, 0, false
+}
+
+// behindWindowElections is how many election timeouts (100 s with the
+// defaults) a member that is behind on the membership blocks removals
+// after the leader last heard from it (see behindMember).
+const behindWindowElections = 100
 
 func memberOpName(cmd *lock.Command) string {
 	switch {
@@ -573,9 +618,13 @@ func (n *Node) maybeRaiseClusterVersion() {
 	n.log.Info("every member reads a newer command format: raising the cluster version", "from", have, "to", target)
 }
 
-// restoreConfState takes the configuration of a snapshot. Loop only (and
-// newNode).
+// restoreConfState takes the configuration of a snapshot, and the
+// snapshot's index (n.snapIndex, which both callers set first) as the
+// index of the latest membership change: the change that made the
+// configuration is at or below it, so the stand-in only asks more of
+// member_behind's check. Loop only (and newNode).
 func (n *Node) restoreConfState(cs *raftpb.ConfState) {
 	n.confState = proto.Clone(cs).(*raftpb.ConfState)
+	n.confIndex = n.snapIndex
 	n.refreshMemberSet()
 }

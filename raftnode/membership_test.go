@@ -225,6 +225,16 @@ func TestMembershipSafetyRules(t *testing.T) {
 	// voter or adding a voter is refused; removing the dead one is not.
 	dead := others[0]
 	live := others[1]
+	// (Once it has the addition of learner 4: otherwise removing 4 would
+	// be refused as member_behind too, because of the dead voter.)
+	c.tickUntil("every voter has the first change", 200, func() bool {
+		for _, m := range lead.n.Status().Members {
+			if !m.Learner && m.Progress != nil && m.Progress.Behind != 0 {
+				return false
+			}
+		}
+		return true
+	})
 	c.stop(dead)
 	c.tickUntil("the leader notices the dead voter", 200, func() bool {
 		for _, m := range lead.n.Status().Members {
@@ -243,6 +253,14 @@ func TestMembershipSafetyRules(t *testing.T) {
 	refusedWith(t, err, "learner_not_ready")
 	_, err = c.change(lead, MemberChange{Kind: MemberPromote, ID: live})
 	refusedWith(t, err, "not_learner")
+	// Nor may a member go while another lacks the latest membership change
+	// (member_behind): the learner that never started has none of the log.
+	_, err = c.change(lead, MemberChange{Kind: MemberRemove, ID: dead})
+	refusedWith(t, err, "member_behind")
+	// Removing it first is allowed.
+	if _, err := c.change(lead, MemberChange{Kind: MemberRemove, ID: 4}); err != nil {
+		t.Fatalf("remove the learner that never started: %v", err)
+	}
 	if _, err := c.change(lead, MemberChange{Kind: MemberRemove, ID: dead}); err != nil {
 		t.Fatalf("remove the dead voter: %v", err)
 	}

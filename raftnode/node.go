@@ -119,10 +119,12 @@ type Node struct {
 	transportPeers  map[uint64]string // the peers the transport was told of (syncTransport)
 	confReq         uint64            // request ID of our membership change in flight (0: none)
 	confFloor       uint64            // no membership change until this index is applied (set on becoming leader)
+	confIndex       uint64            // the index of the last configuration change applied (a snapshot's index after restoring it): member_behind's bar
 	removedSelf     bool              // this member's removal was applied: the loop stops
 	memberSetStale  bool              // a configuration change was applied since memberSet was published
 	versionAt       uint64            // tick of the last cluster version proposal
 	lastHeard       map[uint64]uint64 // leader: the tick each member was last heard from (refreshProgress)
+	leadTick        uint64            // leader: the tick of its first refreshProgress
 	newSnapJob      *snapJob          // started by this iteration, for the driver to run
 }
 
@@ -276,6 +278,10 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 	if n.memberSet.Load() == nil {
 		n.refreshMemberSet()
 	}
+	// The log's tail past the snapshot is applied again from here: the
+	// members its configuration changes add are trusted meanwhile
+	// (vouch.go).
+	n.trustLogged(ents)
 	n.publishStatus()
 	return n, nil
 }

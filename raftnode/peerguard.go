@@ -70,7 +70,7 @@ var _ PeerGate = (*Node)(nil)
 // IsMember implements PeerGate: the members are the voters and learners
 // of the configuration the loop last applied (the initial cluster until
 // one is known), and the members added since that the others vouched for
-// (vouch.go). Asked about an unknown ID above every ID it knows, it asks
+// or that a membership change in this node's own log adds (vouch.go). Asked about an unknown ID above every ID it knows, it asks
 // the others in the background.
 func (n *Node) IsMember(id uint64) bool {
 	if id == 0 {

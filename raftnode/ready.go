@@ -112,6 +112,9 @@ func (n *Node) processReady() error {
 		if err := n.storage.Append(rd.Entries); err != nil {
 			return fmt.Errorf("raftnode: append to storage: %w", err)
 		}
+		// The members this Ready's configuration changes add are trusted
+		// before they are applied (vouch.go).
+		n.trustLogged(rd.Entries)
 		if mutated(answerBeforeCommit) {
 			n.mutantAnswerAppended(rd.Entries)
 		}
@@ -276,6 +279,7 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 			if err := n.applyConfChange(idx, term, &cc); err != nil {
 				return err
 			}
+			n.confIndex = idx
 		case raftpb.EntryConfChangeV2:
 			var cc raftpb.ConfChangeV2
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
@@ -284,6 +288,7 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 			n.confState = n.rn.ApplyConfChange(&cc)
 			n.machine.Apply(idx, term, nil)
 			n.memberSetStale = true
+			n.confIndex = idx
 		}
 		n.applied = idx
 		n.snapLog.count(e)

@@ -84,6 +84,7 @@ func (n *Node) refreshProgress() {
 	}
 	if n.lastHeard == nil {
 		n.lastHeard = map[uint64]uint64{}
+		n.leadTick = n.ticks
 	}
 	for id, pr := range st.Progress {
 		if pr.RecentActive || id == n.id {
@@ -111,9 +112,28 @@ func (n *Node) refreshProgress() {
 // member's next answer sets it again, so refreshProgress remembers the
 // tick it was last seen set. Leader and loop only.
 func (n *Node) recentlyHeard(id uint64) bool {
+	return n.heardWithin(id, uint64(n.cfg.ElectionTicks))
+}
+
+// heardWithin reports whether the leader heard from member id within the
+// last ticks ticks (see recentlyHeard). Leader and loop only.
+func (n *Node) heardWithin(id, ticks uint64) bool {
 	if id == n.id {
 		return true
 	}
 	t, ok := n.lastHeard[id]
-	return ok && n.ticks-t <= uint64(n.cfg.ElectionTicks)
+	return ok && n.ticks-t <= ticks
+}
+
+// mayRun reports whether member id may still be running as far as this
+// leader can tell: it heard from it within the last ticks ticks, or it
+// has led for less than that and has not heard from it yet (a member down
+// for longer than ticks, or never heard since, is taken for gone).
+// Leader and loop only.
+func (n *Node) mayRun(id, ticks uint64) bool {
+	if n.heardWithin(id, ticks) {
+		return true
+	}
+	_, heard := n.lastHeard[id]
+	return !heard && n.ticks-n.leadTick <= ticks
 }
