@@ -170,3 +170,18 @@ func TestPaths(t *testing.T) {
 		t.Errorf("SessionPath = %q", got)
 	}
 }
+
+// LockPart is the low bits of the name's 32-bit FNV-1a hash (the SDK and
+// other clients compute it alike).
+func TestLockPart(t *testing.T) {
+	// FNV-1a 32 of "a" is 0xe40c292c, of "" 0x811c9dc5.
+	if got := LockPart("a", 1024); got != 0xe40c292c&1023 {
+		t.Errorf(`LockPart("a", 1024) = %d, want %d`, got, 0xe40c292c&1023)
+	}
+	if got := LockPart("", 16); got != 0x811c9dc5&15 {
+		t.Errorf(`LockPart("", 16) = %d`, got)
+	}
+	if got := LockPart("anything", 1); got != 0 {
+		t.Errorf("one part: %d", got)
+	}
+}

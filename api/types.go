@@ -33,7 +33,28 @@ const (
 	// QueryAfter resumes a listing after this name: the Next of the
 	// previous page.
 	QueryAfter = "after"
+	// QueryParts and QueryPart split GET /v1/sessions/{id}/locks: with
+	// parts=k (a power of two, 1 to MaxLockParts) and part=i (0 to k-1)
+	// it answers only the locks whose LockPart(name, k) is i, so that a
+	// session holding many locks can be checked a part at a time.
+	QueryParts = "parts"
+	QueryPart  = "part"
 )
+
+// MaxLockParts is the most parts GET /v1/sessions/{id}/locks splits into.
+const MaxLockParts = 1024
+
+// LockPart is the part (0 to parts-1) of lock name when a session's locks
+// are split into parts (a power of two): the low bits of the 32-bit FNV-1a
+// hash of the name's bytes.
+func LockPart(name string, parts int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h ^= uint32(name[i])
+		h *= 16777619
+	}
+	return int(h & uint32(parts-1))
+}
 
 // Sizes of the pages of listings (GET /v1/locks, GET /v1/elections).
 const (

@@ -49,7 +49,12 @@ func (m *Mutex) Token() uint64 { return m.a.token() }
 // the keep-alive goroutine found that the server no longer grants the lock
 // to this session with this token (e.g. an operator closed the session,
 // or someone released the lock with its token). A loss is noticed within
-// about one keep-alive interval (TTL/3).
+// about one and a half keep-alive intervals (TTL/3, and a random delay of
+// up to half of one that spreads a Client's checks) while the session
+// holds at most 512 locks; a session holding more is checked a part at a
+// time, one part of about 512 locks per interval, so a loss may take as
+// many intervals as there are parts (16 for 5,000 locks). Until then the
+// lock's fencing token is what protects the resource.
 //
 // Each hold has its own channel: Unlock does not close it (a goroutine
 // still waiting on it keeps waiting), and the next Lock starts a new one.

@@ -71,7 +71,8 @@ func (sm *Semaphore) Token() uint64 { return sm.a.token() }
 // any reason other than Release: the session ended (lost or closed), or
 // the keep-alive goroutine read the semaphore and found that the session
 // no longer holds this permit (an operator closed the session). A loss is
-// noticed within about one keep-alive interval (TTL/3). Each permit has
+// noticed within about one and a half keep-alive intervals (TTL/3, and a
+// random delay of up to half of one). Each permit has
 // its own channel, as for Mutex.Lost; an already closed channel when no
 // permit is held.
 func (sm *Semaphore) Lost() <-chan struct{} { return sm.a.lost() }

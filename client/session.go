@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -90,12 +91,9 @@ type Session struct {
 	settleWG sync.WaitGroup // background clean-ups (settle); Add only under mu while err is nil
 	watching atomic.Bool    // a watch goroutine runs
 
-	// The session's locks as the last watch read them (sorted), and the
-	// index of that list (api.SessionLocks.ChangedAt); haveLocks once
-	// read. Only the watch goroutine (one at a time) touches them.
-	seenLocks   []string
-	seenLocksAt uint64
-	haveLocks   bool
+	// What the watch remembers of the session's locks (see checkLocks).
+	// Only the watch goroutine (one at a time) touches it.
+	lw lockWatch
 
 	mu        sync.Mutex
 	err       error
@@ -309,7 +307,10 @@ func (s *Session) acknowledged(sent time.Time) {
 }
 
 // startWatch runs watch in a goroutine after a renewal, unless the session
-// holds nothing, has ended, or a watch still runs.
+// holds nothing, has ended, or a watch still runs. The watch starts after
+// a random delay of up to a sixth of the TTL (half the renewal interval):
+// a Client renews its sessions together, and their watches would
+// otherwise all reach the server at the same moment.
 func (s *Session) startWatch() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -317,9 +318,17 @@ func (s *Session) startWatch() {
 		return
 	}
 	s.watchWG.Add(1)
+	delay := rand.N(s.ttl/6 + 1)
 	go func() {
 		defer s.watchWG.Done()
 		defer s.watching.Store(false)
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.loopCtx.Done():
+			return
+		}
 		s.watch()
 	}()
 }
@@ -349,7 +358,7 @@ func (s *Session) watch() {
 	if len(holds) == 0 {
 		return
 	}
-	locks, err := s.heldLocks(ctx)
+	holds, locks, err := s.checkLocks(ctx, holds)
 	if err != nil {
 		// A stale "not found" is not proof; the next keep-alive decides.
 		return
@@ -372,40 +381,84 @@ func (s *Session) watch() {
 	}
 }
 
-// heldLocks returns the locks the session holds, sorted, from a stale read
-// of GET /v1/sessions/{id}/locks made conditional on the list of the last
-// watch: while the list is unchanged, the server answers 304 and sends
-// nothing (a session holding thousands of locks would otherwise cost the
-// server, the network and this process the whole list after every
-// keep-alive). A server without that endpoint is asked for the whole
-// session instead (GET /v1/sessions/{id}), as before. Watch goroutine only.
-func (s *Session) heldLocks(ctx context.Context) ([]string, error) {
+// locksPerCheck is about how many of a session's locks one watch checks:
+// a session holding more is checked a part at a time, one part per
+// keep-alive.
+const locksPerCheck = 512
+
+// lockWatch is what the watch remembers between checks of the session's
+// locks: how they are split into parts, the part to check next, and for
+// each part the index of the session's list (api.SessionLocks.ChangedAt)
+// when that part was last checked.
+type lockWatch struct {
+	parts int
+	next  int
+	seen  []uint64
+	known []bool
+}
+
+// lockParts is the number of parts a session holding n locks is checked
+// in: a power of two, with about locksPerCheck locks or fewer in each, at
+// most api.MaxLockParts.
+func lockParts(n int) int {
+	k := 1
+	for k < api.MaxLockParts && n > k*locksPerCheck {
+		k *= 2
+	}
+	return k
+}
+
+// checkLocks reads the part of the session's locks that this watch checks
+// and returns the holds of that part and the locks the server lists there
+// (sorted); both nil when the list has not changed since the part was last
+// checked. It reads GET /v1/sessions/{id}/locks (stale) with If-None-Match:
+// while the session's locks have not changed, the server answers 304 and
+// sends nothing, and a session holding more than locksPerCheck locks is
+// checked one part per keep-alive (?parts=&part=), so that a session
+// holding thousands of locks does not cost the server, the network and
+// this process the whole list after every keep-alive (a lost lock is then
+// noticed within as many keep-alives as there are parts). A server without
+// that endpoint is asked for the whole session (GET /v1/sessions/{id}), as
+// before, and every hold is checked. Watch goroutine only.
+func (s *Session) checkLocks(ctx context.Context, holds []*hold) ([]*hold, []string, error) {
 	c := s.c
-	if !c.noSessionLocks.Load() {
-		cl := call{method: http.MethodGet, path: api.SessionLocksPath(s.id), query: staleQuery}
-		if s.haveLocks {
-			cl.ifNoneMatch = `"` + strconv.FormatUint(s.seenLocksAt, 10) + `"`
+	if c.noSessionLocks.Load() {
+		info, err := c.sessionInfo(ctx, s.id, true)
+		if err != nil {
+			return nil, nil, err
 		}
-		var out api.SessionLocks
-		_, err := c.do(ctx, cl, &out)
-		var ae *api.Error
-		switch {
-		case err == errNotModified:
-			return s.seenLocks, nil
-		case err == nil:
-			s.seenLocks, s.seenLocksAt, s.haveLocks = out.Locks, out.ChangedAt, true
-			return out.Locks, nil
-		case errors.As(err, &ae) && (ae.Code == api.CodeNotFound || ae.Code == api.CodeMethodNotAllowed):
-			c.noSessionLocks.Store(true) // a server from before the endpoint
-		default:
-			return nil, err
-		}
+		return holds, info.Locks, nil
 	}
-	info, err := c.sessionInfo(ctx, s.id, true)
-	if err != nil {
-		return nil, err
+	w := &s.lw
+	if k := lockParts(len(holds)); k != w.parts {
+		*w = lockWatch{parts: k, seen: make([]uint64, k), known: make([]bool, k)}
 	}
-	return info.Locks, nil
+	part := w.next
+	cl := call{method: http.MethodGet, path: api.SessionLocksPath(s.id), query: staleQuery}
+	if w.parts > 1 {
+		cl.query = url.Values{api.QueryConsistency: {api.ConsistencyStale},
+			api.QueryParts: {strconv.Itoa(w.parts)}, api.QueryPart: {strconv.Itoa(part)}}
+		holds = slices.DeleteFunc(holds, func(h *hold) bool { return api.LockPart(h.name, w.parts) != part })
+	}
+	if w.known[part] {
+		cl.ifNoneMatch = `"` + strconv.FormatUint(w.seen[part], 10) + `"`
+	}
+	var out api.SessionLocks
+	_, err := c.do(ctx, cl, &out)
+	var ae *api.Error
+	switch {
+	case err == errNotModified:
+		w.next = (part + 1) % w.parts
+		return nil, nil, nil
+	case err == nil:
+		w.seen[part], w.known[part] = out.ChangedAt, true
+		w.next = (part + 1) % w.parts
+		return holds, out.Locks, nil
+	case errors.As(err, &ae) && (ae.Code == api.CodeNotFound || ae.Code == api.CodeMethodNotAllowed):
+		c.noSessionLocks.Store(true) // a server from before the endpoint
+		return s.checkLocks(ctx, holds)
+	}
+	return nil, nil, err
 }
 
 // staleQuery asks for a stale read. Never modify it.

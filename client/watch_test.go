@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -127,5 +129,59 @@ func TestWatchFallsBackWithoutTheLocksEndpoint(t *testing.T) {
 	}
 	if p.count("session OK") == 0 || !c.noSessionLocks.Load() {
 		t.Errorf("the watch did not fall back to GET /v1/sessions/{id} (answers %v)", p.answers)
+	}
+}
+
+// A session holding more than locksPerCheck locks is checked a part at a
+// time, one part per keep-alive: a lock lost in any part is noticed.
+func TestWatchChecksABigSessionInParts(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	p := newWatchProxy(t, srv.URL, false)
+	c := newClient(t, p.URL)
+	ctx := testCtx(t)
+	s := newSession(t, c, 600*time.Millisecond)
+	n := locksPerCheck + 100
+	if lockParts(n) != 2 {
+		t.Fatalf("lockParts(%d) = %d, want 2", n, lockParts(n))
+	}
+	ms := make([]*Mutex, n)
+	for i := range ms {
+		ms[i] = s.NewMutex("big/" + strconv.Itoa(i))
+		if err := ms[i].TryLock(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One lock of each part is released behind the session's back.
+	other := newClient(t, srv.URL)
+	var stolen []*Mutex
+	for part := range 2 {
+		for _, m := range ms {
+			if api.LockPart(m.Name(), 2) == part {
+				if _, err := other.do(ctx, call{method: http.MethodPost, path: api.LockPath(m.Name()) + "/release", write: true,
+					body: api.ReleaseRequest{Session: s.ID(), Token: m.Token()}}, nil); err != nil {
+					t.Fatal(err)
+				}
+				stolen = append(stolen, m)
+				break
+			}
+		}
+	}
+	for _, m := range stolen {
+		if !closedWithin(m.Lost(), 5*time.Second) {
+			t.Fatalf("Lost of %s not closed", m.Name())
+		}
+	}
+	for _, m := range ms {
+		if !slices.Contains(stolen, m) && isClosed(m.Lost()) {
+			t.Fatalf("%s declared lost", m.Name())
+		}
+	}
+}
+
+func TestLockParts(t *testing.T) {
+	for _, c := range []struct{ n, want int }{{0, 1}, {512, 1}, {513, 2}, {1024, 2}, {1025, 4}, {5000, 16}, {1 << 30, api.MaxLockParts}} {
+		if got := lockParts(c.n); got != c.want {
+			t.Errorf("lockParts(%d) = %d, want %d", c.n, got, c.want)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/raftlock/raftlock/api"
@@ -61,4 +63,55 @@ func TestSessionLocksConditional(t *testing.T) {
 	mustErr(t, ts, "GET", "/v1/sessions/999999/locks", "", 404, api.CodeSessionNotFound)
 	mustErr(t, ts, "GET", "/v1/sessions/x/locks", "", 400, api.CodeInvalidArgument)
 	mustErr(t, ts, "GET", path+"?consistency=linearizable", "", 400, api.CodeInvalidArgument)
+}
+
+// ?parts=k&part=i answers the part i of the list: the parts partition it,
+// each sorted, by api.LockPart.
+func TestSessionLocksParts(t *testing.T) {
+	_, ts := newTestServer(t, nil)
+	id := openSession(t, ts, "host-a")
+	var all []string
+	for i := range 20 {
+		name := "p/" + strconv.Itoa(i)
+		must(t, ts, "POST", "/v1/locks/"+name+"/acquire", `{"session":"`+id+`"}`, 200)
+		all = append(all, name)
+	}
+	slices.Sort(all)
+	path := "/v1/sessions/" + id + "/locks"
+	whole := must(t, ts, "GET", path, "", 200)
+	var got []string
+	for part := range 4 {
+		r := must(t, ts, "GET", path+"?parts=4&part="+strconv.Itoa(part), "", 200)
+		if r.header.Get("ETag") != whole.header.Get("ETag") {
+			t.Fatalf("part %d: ETag %q, the whole list's is %q", part, r.header.Get("ETag"), whole.header.Get("ETag"))
+		}
+		var names []string
+		for _, v := range r.body["locks"].([]any) {
+			names = append(names, v.(string))
+		}
+		if !slices.IsSorted(names) {
+			t.Fatalf("part %d not sorted: %v", part, names)
+		}
+		for _, n := range names {
+			if api.LockPart(n, 4) != part {
+				t.Fatalf("part %d lists %q, whose part is %d", part, n, api.LockPart(n, 4))
+			}
+		}
+		if len(names) == len(all) {
+			t.Fatalf("part %d is the whole list", part)
+		}
+		got = append(got, names...)
+		// Unchanged: 304 for a part too.
+		if r2 := do(t, ts, "GET", path+"?parts=4&part="+strconv.Itoa(part), "", "If-None-Match", r.header.Get("ETag")); r2.status != http.StatusNotModified {
+			t.Fatalf("part %d unchanged: %d", part, r2.status)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, all) {
+		t.Fatalf("the parts hold %v, the list %v", got, all)
+	}
+	for _, q := range []string{"parts=3&part=0", "parts=0&part=0", "parts=2048&part=0", "parts=4&part=4", "parts=4&part=-1", "parts=4", "part=1", "parts=x&part=0"} {
+		mustErr(t, ts, "GET", path+"?"+q, "", 400, api.CodeInvalidArgument)
+	}
+	must(t, ts, "GET", path+"?parts=1&part=0", "", 200)
 }

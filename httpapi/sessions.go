@@ -205,13 +205,17 @@ func (s *Server) getSessionLocks(c echo.Context) error {
 	if len(tags) > 0 {
 		known = tags[0]
 	}
+	keep, err := lockPartFilter(c)
+	if err != nil {
+		return err
+	}
 	var (
 		out   = api.SessionLocks{Session: id}
 		found bool
 		owner string
 	)
 	if err := s.read(c, func(m *lock.Machine) {
-		out.Locks, out.ChangedAt, owner, found = m.SessionLocks(uint64(id), known)
+		out.Locks, out.ChangedAt, owner, found = m.SessionLocks(uint64(id), known, keep)
 	}); err != nil {
 		return err
 	}
@@ -229,6 +233,27 @@ func (s *Server) getSessionLocks(c echo.Context) error {
 		out.Locks = []string{}
 	}
 	return writeJSON(c, http.StatusOK, out)
+}
+
+// lockPartFilter returns the filter of ?parts=k&part=i (nil: the whole
+// list), or an invalid_argument error.
+func lockPartFilter(c echo.Context) (func(string) bool, error) {
+	ps, is := c.QueryParam(api.QueryParts), c.QueryParam(api.QueryPart)
+	if ps == "" && is == "" {
+		return nil, nil
+	}
+	parts, err := strconv.Atoi(ps)
+	if err != nil || parts < 1 || parts > api.MaxLockParts || parts&(parts-1) != 0 {
+		return nil, api.Errorf(api.CodeInvalidArgument, "%s=%q: want a power of two from 1 to %d", api.QueryParts, ps, api.MaxLockParts)
+	}
+	part, err := strconv.Atoi(is)
+	if err != nil || part < 0 || part >= parts {
+		return nil, api.Errorf(api.CodeInvalidArgument, "%s=%q: want 0 to %d (parts=%d)", api.QueryPart, is, parts-1, parts)
+	}
+	if parts == 1 {
+		return nil, nil
+	}
+	return func(name string) bool { return api.LockPart(name, parts) == part }, nil
 }
 
 // ifNoneMatchIndexes returns the indexes named by an If-None-Match header:

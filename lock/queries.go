@@ -41,22 +41,33 @@ func (m *Machine) Session(id uint64) (SessionInfo, bool) {
 	return s.info(), true
 }
 
-// SessionLocks returns the locks session id holds (sorted), the index at
-// which they last changed, and its principal; false if the session does
-// not exist. When that index equals known, locks is nil and nothing is
-// built: O(1), for a client that holds the list as of known already
-// (GET /v1/sessions/{id}/locks with If-None-Match). The index is a sound
+// SessionLocks returns the locks session id holds (sorted) for which keep
+// (nil: all) is true, the index at which the session's locks last
+// changed, and its principal; false if the session does not exist. When
+// that index equals known, locks is nil and nothing is built: O(1), for a
+// client that holds the list as of known already (GET
+// /v1/sessions/{id}/locks with If-None-Match). Otherwise it costs O(held)
+// to filter, and sorting only what keep keeps. The index is a sound
 // validator across members and their restores: two answers with the same
 // index, whatever member gave them and however far it had applied, list
 // the same locks, since neither list changed after that index and both
 // are the list as of it.
-func (m *Machine) SessionLocks(id, known uint64) (locks []string, at uint64, principal string, ok bool) {
+func (m *Machine) SessionLocks(id, known uint64, keep func(name string) bool) (locks []string, at uint64, principal string, ok bool) {
 	s, ok := m.sessions[id]
 	if !ok {
 		return nil, 0, "", false
 	}
 	if s.locksAt != known {
-		locks = sortedKeys(s.held)
+		if keep == nil {
+			locks = sortedKeys(s.held)
+		} else {
+			for name := range s.held {
+				if keep(name) {
+					locks = append(locks, name)
+				}
+			}
+			slices.Sort(locks)
+		}
 	}
 	return locks, s.locksAt, s.principal, true
 }
