@@ -419,11 +419,7 @@ func TestLostWhenLockReleasedBySomeoneElse(t *testing.T) {
 	}
 	lost, tok := m.Lost(), m.Token()
 	// Anybody who knows the holder's session and token can release it.
-	other := newClient(t, srv.URL)
-	if _, err := other.do(ctx, call{method: http.MethodPost, path: api.LockPath("stolen") + "/release", write: true,
-		body: api.ReleaseRequest{Session: s.ID(), Token: tok}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	releaseBehind(t, newClient(t, srv.URL), m, s)
 	if !closedWithin(lost, 1500*time.Millisecond) {
 		t.Fatal("Lost not closed after the lock was released behind the mutex's back")
 	}

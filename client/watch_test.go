@@ -94,11 +94,7 @@ func TestWatchReadsUnchangedLocksAs304(t *testing.T) {
 	if n := p.count("session OK"); n != 0 {
 		t.Errorf("%d reads of the whole session, want none", n)
 	}
-	other := newClient(t, srv.URL)
-	if _, err := other.do(ctx, call{method: http.MethodPost, path: api.LockPath("w/b") + "/release", write: true,
-		body: api.ReleaseRequest{Session: s.ID(), Token: ms[1].Token()}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	releaseBehind(t, newClient(t, srv.URL), ms[1], s)
 	if !closedWithin(ms[1].Lost(), 3*time.Second) {
 		t.Fatal("Lost not closed after the lock was released behind the mutex's back")
 	}
@@ -119,11 +115,7 @@ func TestWatchFallsBackWithoutTheLocksEndpoint(t *testing.T) {
 	if err := m.Lock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	other := newClient(t, srv.URL)
-	if _, err := other.do(ctx, call{method: http.MethodPost, path: api.LockPath("old/a") + "/release", write: true,
-		body: api.ReleaseRequest{Session: s.ID(), Token: m.Token()}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	releaseBehind(t, newClient(t, srv.URL), m, s)
 	if !closedWithin(m.Lost(), 3*time.Second) {
 		t.Fatal("Lost not closed after the lock was released behind the mutex's back")
 	}
@@ -157,10 +149,7 @@ func TestWatchChecksABigSessionInParts(t *testing.T) {
 	for part := range 2 {
 		for _, m := range ms {
 			if api.LockPart(m.Name(), 2) == part {
-				if _, err := other.do(ctx, call{method: http.MethodPost, path: api.LockPath(m.Name()) + "/release", write: true,
-					body: api.ReleaseRequest{Session: s.ID(), Token: m.Token()}}, nil); err != nil {
-					t.Fatal(err)
-				}
+				releaseBehind(t, other, m, s)
 				stolen = append(stolen, m)
 				break
 			}
@@ -183,5 +172,15 @@ func TestLockParts(t *testing.T) {
 		if got := lockParts(c.n); got != c.want {
 			t.Errorf("lockParts(%d) = %d, want %d", c.n, got, c.want)
 		}
+	}
+}
+
+// releaseBehind releases m's hold in session s through other, as anybody
+// who knows the session and the token can: behind m's back.
+func releaseBehind(t *testing.T, other *Client, m *Mutex, s *Session) {
+	t.Helper()
+	if _, err := other.do(testCtx(t), call{method: http.MethodPost, path: api.LockPath(m.Name()) + "/release", write: true,
+		body: api.ReleaseRequest{Session: s.ID(), Token: m.Token()}}, nil); err != nil {
+		t.Fatal(err)
 	}
 }

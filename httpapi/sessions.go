@@ -166,29 +166,32 @@ func (s *Server) getSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var (
-		out   api.Session
-		found bool
-		owner string
-	)
-	if err := s.read(c, func(m *lock.Machine) {
+	var out api.Session
+	if err := s.readSession(c, id, func(m *lock.Machine) (string, bool) {
 		si, ok := m.Session(uint64(id))
-		if !ok {
-			return
-		}
-		found = true
-		owner = si.Principal
 		out = apiSession(si)
+		return si.Principal, ok
 	}); err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, out)
+}
+
+// readSession reads session id with fn (on the loop), which returns the
+// session's principal and whether it exists, then answers 404 when it
+// does not and 403 when the caller may not read it.
+func (s *Server) readSession(c echo.Context, id api.SessionID, fn func(m *lock.Machine) (principal string, ok bool)) error {
+	var (
+		owner string
+		found bool
+	)
+	if err := s.read(c, func(m *lock.Machine) { owner, found = fn(m) }); err != nil {
 		return err
 	}
 	if !found {
 		return sessionNotFound(id)
 	}
-	if err := s.allowSession(c, owner, uint64(id)); err != nil {
-		return err
-	}
-	return writeJSON(c, http.StatusOK, out)
+	return s.allowSession(c, owner, uint64(id))
 }
 
 // getSessionLocks answers GET /v1/sessions/{id}/locks: the locks the
@@ -209,20 +212,11 @@ func (s *Server) getSessionLocks(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var (
-		out   = api.SessionLocks{Session: id}
-		found bool
-		owner string
-	)
-	if err := s.read(c, func(m *lock.Machine) {
-		out.Locks, out.ChangedAt, owner, found = m.SessionLocks(uint64(id), known, keep)
+	out := api.SessionLocks{Session: id}
+	if err := s.readSession(c, id, func(m *lock.Machine) (owner string, ok bool) {
+		out.Locks, out.ChangedAt, owner, ok = m.SessionLocks(uint64(id), known, keep)
+		return owner, ok
 	}); err != nil {
-		return err
-	}
-	if !found {
-		return sessionNotFound(id)
-	}
-	if err := s.allowSession(c, owner, uint64(id)); err != nil {
 		return err
 	}
 	c.Response().Header().Set("ETag", `"`+strconv.FormatUint(out.ChangedAt, 10)+`"`)
