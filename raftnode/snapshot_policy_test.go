@@ -231,7 +231,7 @@ func TestSnapshotPolicyAfterRestart(t *testing.T) {
 }
 
 // After a snapshot from the leader the size of that snapshot counts: the
-// follower's own next snapshot waits for half of it in log.
+// follower's own next snapshot waits for its ratio of it in log.
 func TestSnapshotPolicyAfterLeaderSnapshot(t *testing.T) {
 	const every = 20
 	var mu sync.Mutex
