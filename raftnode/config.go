@@ -77,8 +77,9 @@ type Config struct {
 	// fraction of the last snapshot, or SnapshotEvery entries if more.
 	// Lower snapshots more often, with a shorter log; higher, less often.
 	// Each member of a cluster scales it by 1 + rank/members (rank: its
-	// place among the members' IDs) so that the members' snapshots of the
-	// same state fall at different indexes (see snapshotRatio).
+	// place among the members' IDs, the leader last) so that the members'
+	// snapshots of the same state fall at different indexes and the leader
+	// snapshots least often (see snapshotRatio).
 	// 0 snapshots every SnapshotEvery entries whatever the size. Default
 	// DefaultSnapshotLogRatio (see snapshot.go). Must be finite, 0 or more.
 	SnapshotLogRatio float64

@@ -26,8 +26,9 @@ import (
 // (at a million locks, three members writing 24 MiB at once coincided
 // with creates held up for 1.3 s). Each member therefore uses its own
 // ratio (snapshotRatio): SnapshotLogRatio × (1 + rank/members), rank its
-// place among the members' IDs, so that three members wait for 1, 1⅓ and
-// 1⅔ times the ratio and their snapshots drift apart.
+// place among the members' IDs with the leader last, so that three members
+// wait for 1, 1⅓ and 1⅔ times the ratio (the leader 1⅔: its own snapshots
+// stall what clients see) and their snapshots drift apart.
 //
 // A snapshot costs time in proportion to the state (encode, write, fsync).
 // With the first rule alone a growing state is snapshotted every
@@ -170,15 +171,20 @@ func (n *Node) maybeSnapshot() error {
 
 // snapshotRatio is this member's ratio of the second rule (see the top of
 // this file): Config.SnapshotLogRatio × (1 + rank/k), where k is the number
-// of voters and learners of the applied configuration and rank the number
-// of them with a smaller ID than this node (0 when it is not among them).
-// A single node uses SnapshotLogRatio itself. Loop only.
+// of voters and learners of the applied configuration and rank this node's
+// place among them in ID order, the leader placed last: the leader waits
+// longest, as its stalls are the ones clients see (a follower's are hidden
+// by the others' acknowledgements), and the followers spread below it. A
+// node not among them, or alone, uses SnapshotLogRatio itself. Loop only.
 func (n *Node) snapshotRatio() float64 {
+	before := func(id uint64) bool { // id ranks below this node
+		return id != n.lead && (n.id == n.lead || id < n.id)
+	}
 	k, rank, member := 0, 0, false
 	for _, ids := range [][]uint64{n.confState.GetVoters(), n.confState.GetLearners()} {
 		for _, id := range ids {
 			k++
-			if id < n.id {
+			if id != n.id && before(id) {
 				rank++
 			}
 			member = member || id == n.id

@@ -272,13 +272,13 @@ func TestSnapshotPolicyAfterLeaderSnapshot(t *testing.T) {
 	if fromLeader.index == 0 {
 		t.Fatalf("the lagging node restored a snapshot at %d, which the leader did not save", restored[0])
 	}
-	// The lagging node's own ratio (members stagger theirs, see
-	// snapshotRatio): its first snapshot may come before any entry after
+	// The lagging node's own ratio (members stagger theirs, the leader's
+	// the largest, see snapshotRatio): its first snapshot may come before any entry after
 	// the leader's, if the log the leader kept beyond its snapshot already
 	// outweighs it, and never earlier.
-	rank := 0
+	rank := 0 // the leader ranks last
 	for id := range c.peers {
-		if id < lag {
+		if id < lag && id != lead.n.ID() {
 			rank++
 		}
 	}
@@ -329,6 +329,16 @@ func TestSnapshotRatioDiffersBetweenMembers(t *testing.T) {
 	for i := range want {
 		if math.Abs(got[i]-want[i]) > 1e-9 {
 			t.Errorf("members 3, 7, 12: ratios %v, want %v", got, want)
+			break
+		}
+	}
+	// The leader waits longest; the others spread below it.
+	led := func(id uint64) float64 { n := node(id, three, nil); n.lead = 3; return n.snapshotRatio() }
+	got = []float64{led(3), led(7), led(12)}
+	want = []float64{1.0, 0.6, 0.8}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			t.Errorf("members 3 (leading), 7, 12: ratios %v, want %v", got, want)
 			break
 		}
 	}
