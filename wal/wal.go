@@ -441,7 +441,7 @@ func (l *Log) SaveSnapshotFile(s *raftpb.Snapshot) error {
 		return fmt.Errorf("save snapshot file: index %d: missing conf state", m.GetIndex())
 	}
 	path := filepath.Join(l.snapDir, snapName(m.GetTerm(), m.GetIndex()))
-	if err := l.ss.SaveSnap(s); err != nil {
+	if err := writeSnapFile(path, s); err != nil {
 		return fmt.Errorf("save snapshot file %s: %w", path, err)
 	}
 	if err := fsyncDir(l.snapDir); err != nil {
