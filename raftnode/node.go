@@ -85,7 +85,7 @@ type Node struct {
 
 	// Owned by the loop goroutine (and by New before Run starts).
 	wal             Durable
-	storage         *raft.MemoryStorage
+	storage         *memStorage
 	rn              *raft.RawNode
 	machine         *lock.Machine
 	transport       Transport
@@ -187,7 +187,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		snapDoneC:    make(chan *snapJob, 1),
 		subs:         map[*subscriber]struct{}{},
 		wal:          w,
-		storage:      raft.NewMemoryStorage(),
+		storage:      newMemStorage(),
 		machine:      lock.New(),
 		confState:    &raftpb.ConfState{},
 		waiters:      map[uint64]*waiter{},
