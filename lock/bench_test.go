@@ -7,7 +7,7 @@ import (
 
 // bigMachine holds locks held locks spread over sessions sessions, plus one
 // waiter per 100 locks.
-func bigMachine(_ testing.TB, sessions, locks int) *Machine {
+func bigMachine(b *testing.B, sessions, locks int) *Machine {
 	m := New()
 	idx := uint64(0)
 	apply := func(c *Command) Result { idx++; return m.Apply(idx, 1, c) }

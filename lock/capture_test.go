@@ -216,20 +216,3 @@ func encodeInBackground(t *testing.T) (encode func(c *SnapshotCapture, want []by
 		}
 	}
 }
-
-// EncodePaced writes the bytes of Encode and pauses once per paceRecords
-// locks, elections and semaphores of each of its two passes (sizing and
-// encoding).
-func TestEncodePacedPausesAndEncodesAlike(t *testing.T) {
-	const locks = 3*paceRecords + 5
-	m := bigMachine(t, 10, locks)
-	want := m.CaptureSnapshot().Encode()
-	pauses := 0
-	got := m.CaptureSnapshot().EncodePaced(func() { pauses++ })
-	if !bytes.Equal(got, want) {
-		t.Fatal("EncodePaced's bytes differ from Encode's")
-	}
-	if pauses != 2*3 {
-		t.Fatalf("%d pauses for %d locks, want %d (one per %d records, two passes)", pauses, locks, 2*3, paceRecords)
-	}
-}

@@ -156,25 +156,7 @@ func (c *SnapshotCapture) AppliedIndex() uint64 { return c.applied }
 // and members into the capture's own slices (so a second Encode is
 // cheaper); it is safe for concurrent use with the Machine, but not with
 // another Encode of the same capture.
-func (c *SnapshotCapture) Encode() []byte { return c.EncodePaced(nil) }
-
-// paceRecords is how many locks, elections or semaphores EncodePaced
-// encodes between two calls of its pause.
-const paceRecords = 4096
-
-// EncodePaced is Encode, calling pause (unless nil) after every
-// paceRecords locks, elections and semaphores: a caller encoding on a
-// goroutine beside live traffic can rest there, so that a large state
-// (a million locks take some 35 MiB and hundreds of milliseconds of CPU)
-// does not take a core from the Raft loop and the handlers for the whole
-// time. The bytes are those of Encode.
-func (c *SnapshotCapture) EncodePaced(pause func()) []byte {
-	records := 0
-	tick := func() {
-		if records++; pause != nil && records%paceRecords == 0 {
-			pause()
-		}
-	}
+func (c *SnapshotCapture) Encode() []byte {
 	if c.sessions == nil && c.nSessions > 0 {
 		c.sessions = make([]sessionRec, 0, c.nSessions)
 		for _, ch := range c.slots {
@@ -195,7 +177,7 @@ func (c *SnapshotCapture) EncodePaced(pause func()) []byte {
 	if c.version >= snapshotVersionMembership {
 		c.encodeMembership(&auth)
 	}
-	e := encoder{b: make([]byte, 0, c.size(tick)+len(auth.b))}
+	e := encoder{b: make([]byte, 0, c.size()+len(auth.b))}
 	e.byte(c.version)
 	e.uvarint(c.applied)
 	e.varint(c.clock)
@@ -220,7 +202,6 @@ func (c *SnapshotCapture) EncodePaced(pause func()) []byte {
 
 	e.uvarint(uint64(c.locks.Len()))
 	for name, l := range c.locks.Ascend("") {
-		tick()
 		e.str(name)
 		e.uvarint(l.holder)
 		e.uvarint(l.token)
@@ -236,7 +217,6 @@ func (c *SnapshotCapture) EncodePaced(pause func()) []byte {
 
 	e.uvarint(uint64(c.elections.Len()))
 	for name, el := range c.elections.Ascend("") {
-		tick()
 		e.str(name)
 		e.uvarint(el.leader)
 		e.uvarint(el.term)
@@ -260,7 +240,6 @@ func (c *SnapshotCapture) EncodePaced(pause func()) []byte {
 	if c.version >= snapshotVersionShared {
 		e.uvarint(uint64(c.sems.Len()))
 		for name, r := range c.sems.Ascend("") {
-			tick()
 			e.str(name)
 			e.uvarint(uint64(r.limit))
 			e.holds(r.holders)
@@ -404,8 +383,8 @@ func restoreAuth(d *decoder, m *Machine) {
 // size is the exact length of the encoding but for the access-control
 // state (encoded apart, it is small), so that Encode allocates once
 // and the snapshot (kept in memory by raft's storage) holds no spare
-// capacity. It calls tick for each lock, election and semaphore.
-func (c *SnapshotCapture) size(tick func()) int {
+// capacity.
+func (c *SnapshotCapture) size() int {
 	n := 1 + uvarintLen(c.applied) + varintLen(c.clock) + uvarintLen(c.term)
 	n += uvarintLen(uint64(len(c.sessions)))
 	for _, r := range c.sessions {
@@ -420,7 +399,6 @@ func (c *SnapshotCapture) size(tick func()) int {
 	}
 	n += uvarintLen(uint64(c.locks.Len()))
 	for name, l := range c.locks.Ascend("") {
-		tick()
 		n += strLen(name) + uvarintLen(l.holder) + uvarintLen(l.token) + varintLen(l.since)
 		if c.version >= snapshotVersionDelay {
 			n += varintLen(l.delayedUntil)
@@ -432,7 +410,6 @@ func (c *SnapshotCapture) size(tick func()) int {
 	}
 	n += uvarintLen(uint64(c.elections.Len()))
 	for name, el := range c.elections.Ascend("") {
-		tick()
 		n += strLen(name) + uvarintLen(el.leader) + uvarintLen(el.term) + varintLen(el.since) + strLen(el.value) +
 			uvarintLen(uint64(len(el.queue)))
 		for _, cd := range el.queue {
@@ -446,7 +423,6 @@ func (c *SnapshotCapture) size(tick func()) int {
 	if c.version >= snapshotVersionShared {
 		n += uvarintLen(uint64(c.sems.Len()))
 		for name, r := range c.sems.Ascend("") {
-			tick()
 			n += strLen(name) + uvarintLen(uint64(r.limit)) + holdsLen(r.holders) + queueLen(r.queue, false)
 		}
 	}

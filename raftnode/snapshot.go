@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -61,9 +60,9 @@ import (
 //     (lock.Machine.CaptureSnapshot: O(1) clones of copy-on-write trees, no
 //     sorting, no encoding), the applied index, its term and the conf state
 //     into a snapJob;
-//  2. off the loop, snapJob.run encodes the capture, resting as long as it
-//     works (encodeSlice), and writes the snap file, fsynced a slice at a
-//     time and with its directory (Durable.SaveSnapshotFile);
+//  2. off the loop, snapJob.run encodes the capture and writes the snap
+//     file, fsynced a slice at a time and with its directory
+//     (Durable.SaveSnapshotFile);
 //  3. back on the loop, finishSnapshot writes the WAL snapshot record
 //     (Durable.SaveSnapshotRecord, fsynced), hands the snapshot to the
 //     MemoryStorage, compacts it and moves snapIndex.
@@ -87,12 +86,6 @@ type snapJob struct {
 	captured time.Duration // on the loop
 	logBytes uint64        // snapLog.applied at index
 
-	// hurry is set by the loop before it waits for run (awaitSnapshot,
-	// abandonSnapshot): the encoder stops resting (see pause).
-	hurry    atomic.Bool
-	restedAt time.Time     // pause's: when the encoder last rested (run's goroutine)
-	rested   time.Duration // pause's: the encoder's rests, in total
-
 	once    sync.Once
 	snap    *raftpb.Snapshot // set by run
 	err     error            // set by run: the snap file was not written
@@ -107,7 +100,7 @@ type snapJob struct {
 func (j *snapJob) run(d Durable) {
 	j.once.Do(func() {
 		start := time.Now()
-		data := j.capture.EncodePaced(j.pause)
+		data := j.capture.Encode()
 		j.capture = nil
 		j.encoded = time.Since(start)
 		j.snap = &raftpb.Snapshot{
@@ -121,39 +114,6 @@ func (j *snapJob) run(d Durable) {
 		j.err = d.SaveSnapshotFile(j.snap)
 		j.written = time.Since(start) - j.encoded
 	})
-}
-
-// encodeSlice is how long the encoder of a node's own snapshot works
-// before it rests for as long again (pause): it runs at half a core at
-// most, so that encoding a large state beside live traffic leaves the
-// Raft loop, the handlers and, on a machine they share, the other members
-// the CPU they need. A million locks (35 MiB) took 350–535 ms to encode
-// under load, a stretch during which the leader's creates stalled; resting
-// makes the encode about twice as long, and the snapshot's index lags the
-// applied one by that much more (nothing waits for it but a snapshot from
-// the leader, which hurries it).
-const encodeSlice = 2 * time.Millisecond
-
-// pause is the encoder's pace (lock.SnapshotCapture.EncodePaced calls it
-// every few thousand records): once it has worked encodeSlice since its
-// last rest, it sleeps as long as it worked, unless the loop is waiting
-// for the job (hurry). Work is measured in wall-clock time, so an encoder
-// that the operating system descheduled rests longer: the busier the
-// machine, the more it yields.
-func (j *snapJob) pause() {
-	if j.hurry.Load() {
-		return
-	}
-	now := time.Now()
-	if j.restedAt.IsZero() {
-		j.restedAt = now
-		return
-	}
-	if worked := now.Sub(j.restedAt); worked >= encodeSlice {
-		time.Sleep(worked)
-		j.restedAt = time.Now()
-		j.rested += j.restedAt.Sub(now)
-	}
 }
 
 // snapLog is what the snapshot policy counts (see the top of this file).
@@ -253,7 +213,6 @@ func (n *Node) takeSnapshotJob() *snapJob {
 func (n *Node) awaitSnapshot() error {
 	job := n.snapJob
 	n.newSnapJob = nil
-	job.hurry.Store(true)
 	job.run(n.wal)
 	return n.finishSnapshot(job)
 }
@@ -271,7 +230,6 @@ func (n *Node) abandonSnapshot() {
 		n.newSnapJob = nil // never handed to a goroutine: nothing to wait for
 		return
 	}
-	job.hurry.Store(true)
 	job.run(n.wal) // waits for Run's goroutine
 	n.log.Info("snapshot abandoned: the node stopped before recording it", "index", job.index)
 }
@@ -326,13 +284,11 @@ func (n *Node) finishSnapshot(job *snapJob) error {
 	n.snapLog.atSnap, n.snapLog.lastSize = job.logBytes, uint64(len(job.snap.GetData()))
 	n.metrics.observeSnapshot(job.captured+job.encoded+job.written+recorded, len(job.snap.GetData()))
 	// The loop spent capture_ms and record_ms (the record and the
-	// storage) on it; encode_ms (of which
-	// the encoder rested rest_ms) and write_ms (the snap file and its
+	// storage) on it; encode_ms and write_ms (the snap file and its
 	// fsyncs) ran on another goroutine.
 	n.log.Info("snapshot saved", "index", job.index, "term", job.term, "bytes", len(job.snap.GetData()),
 		"log_bytes", logBytes,
 		"capture_ms", float64(job.captured.Microseconds())/1000, "encode_ms", job.encoded.Milliseconds(),
-		"rest_ms", job.rested.Milliseconds(),
 		"write_ms", job.written.Milliseconds(), "record_ms", recorded.Milliseconds())
 	return nil
 }

@@ -544,30 +544,3 @@ func TestSnapshotFileErrorStopsNode(t *testing.T) {
 	got, _ := again.read(t)
 	keptLocks(t, got, want)
 }
-
-// The encoder of a node's own snapshot rests as long as it worked once it
-// has worked encodeSlice, and not at all once the loop waits for it.
-func TestSnapshotEncoderRestsUnlessHurried(t *testing.T) {
-	work := func(d time.Duration) {
-		for start := time.Now(); time.Since(start) < d; { // busy, as an encoder
-		}
-	}
-	j := &snapJob{}
-	j.pause() // starts its clock
-	work(encodeSlice / 2)
-	if j.pause(); j.rested != 0 {
-		t.Fatalf("rested %v after working less than %v", j.rested, encodeSlice)
-	}
-	work(encodeSlice)
-	start := time.Now()
-	j.pause()
-	if took := time.Since(start); took < encodeSlice || j.rested < encodeSlice {
-		t.Fatalf("after working %v the encoder rested %v (pause took %v), want at least that", 3*encodeSlice/2, j.rested, took)
-	}
-	rested := j.rested
-	j.hurry.Store(true)
-	work(2 * encodeSlice)
-	if j.pause(); j.rested != rested {
-		t.Fatalf("a hurried encoder rested %v more", j.rested-rested)
-	}
-}
