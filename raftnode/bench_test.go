@@ -35,13 +35,13 @@ func (benchTransport) AddPeer(uint64, string) {}
 func (benchTransport) RemovePeer(uint64)      {}
 func (benchTransport) Stop()                  {}
 
-// benchNode runs a single-voter Node on memDurable until the benchmark
-// ends, and returns it once it leads.
-func benchNode(b *testing.B) *Node {
-	b.Helper()
+// idleNode returns a single-voter Node on memDurable that does not run:
+// the caller may call the loop's methods itself, or Run it.
+func idleNode(tb testing.TB) *Node {
+	tb.Helper()
 	cfg := DefaultConfig()
 	cfg.ID = 1
-	cfg.DataDir = b.TempDir()
+	cfg.DataDir = tb.TempDir()
 	cfg.Peers = map[uint64]string{1: "mem://1"}
 	cfg.ClientURL = "http://bench"
 	cfg.Logger = slog.New(slog.DiscardHandler)
@@ -49,12 +49,20 @@ func benchNode(b *testing.B) *Node {
 	cfg.Tick = make(chan struct{}) // no ticks: no expiry, no elections
 	meta, err := json.Marshal(metadata{ID: 1, Peers: cfg.Peers})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	n, err := newNode(cfg, memDurable{}, &wal.State{Created: true, Metadata: meta})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return n
+}
+
+// benchNode runs a single-voter Node on memDurable until the benchmark
+// ends, and returns it once it leads.
+func benchNode(b *testing.B) *Node {
+	b.Helper()
+	n := idleNode(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	errC := make(chan error, 1)
 	go func() { errC <- n.Run(ctx, benchTransport{}) }()

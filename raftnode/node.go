@@ -126,6 +126,8 @@ type Node struct {
 	lastHeard       map[uint64]uint64 // leader: the tick each member was last heard from (refreshProgress)
 	leadTick        uint64            // leader: the tick of its first refreshProgress
 	newSnapJob      *snapJob          // started by this iteration, for the driver to run
+	newFreshSnaps   []*freshSnap      // started by this iteration, for the driver to encode and send
+	freshWG         sync.WaitGroup    // Run's goroutines of sendFreshSnaps
 }
 
 // New opens (or creates) the data dir and prepares the node. It does not
@@ -321,6 +323,7 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 	defer func() {
 		n.failAll(ErrStopped)
 		n.abandonSnapshot()
+		n.freshWG.Wait()
 		if cerr := n.wal.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("raftnode: close wal: %w", cerr)
 		}
@@ -360,6 +363,7 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 		return fail(err)
 	}
 	n.runSnapshotJob()
+	n.sendFreshSnaps()
 	for {
 		var in input
 		select {
@@ -389,6 +393,7 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 			return fail(err)
 		}
 		n.runSnapshotJob()
+		n.sendFreshSnaps()
 	}
 }
 

@@ -39,7 +39,7 @@ func (n *Node) processReady() error {
 		msgs := rd.Messages
 		// (Also when this Ready deposes the leader: its messages were
 		// made while it led.)
-		n.freshenSnapshots(msgs)
+		msgs = n.freshenSnapshots(msgs)
 		if n.state == raft.StateLeader && len(msgs) > 0 && n.transport != nil {
 			var early []*raftpb.Message
 			early, msgs = splitLeaderMessages(msgs)
@@ -144,38 +144,93 @@ func (n *Node) processReady() error {
 	return nil
 }
 
-// freshenSnapshots replaces the snapshot of a MsgSnap to a member that its
-// configuration does not list (a member added after the snapshot was
-// taken) with a snapshot of the state applied now, with the current
-// configuration, as etcd's createMergedSnapshotMessage does: raft refuses
-// a snapshot that does not make it a member, so the new member could not
-// catch up until the next snapshot, and would be sent the old one again
-// and again. The state is encoded on the loop: it happens once per such
-// member. Loop only (only a leader makes a MsgSnap); before this Ready's
-// entries are applied, so the machine is at n.applied.
-func (n *Node) freshenSnapshots(msgs []*raftpb.Message) {
-	for _, m := range msgs {
+// freshenSnapshots takes out of msgs each MsgSnap to a member that the
+// snapshot's configuration does not list (a member added after the
+// snapshot was taken) and returns the others. Such a message gets a
+// snapshot of the state applied now, with the current configuration, as
+// etcd's createMergedSnapshotMessage does: raft refuses a snapshot that
+// does not make it a member, so the new member could not catch up until
+// the next snapshot, and would be sent the old one again and again.
+//
+// The loop only captures the state (O(1), copy-on-write) into a freshSnap;
+// the driver encodes it off the loop and then sends the message
+// (takeFreshSnaps): encoding a large state on the loop stalled it for as
+// long (hundreds of milliseconds at a million locks). Raft holds the
+// member in its snapshot state meanwhile, as it would while a slow
+// transport sends the snapshot. Loop only (only a leader makes a MsgSnap);
+// before this Ready's entries are applied, so the machine is at n.applied.
+func (n *Node) freshenSnapshots(msgs []*raftpb.Message) []*raftpb.Message {
+	stale := func(m *raftpb.Message) bool {
 		if m.GetType() != raftpb.MsgSnap || m.Snapshot == nil {
-			continue
+			return false
 		}
 		cs := m.Snapshot.GetMetadata().GetConfState()
-		if slices.Contains(cs.GetVoters(), m.GetTo()) || slices.Contains(cs.GetLearners(), m.GetTo()) {
+		return !slices.Contains(cs.GetVoters(), m.GetTo()) && !slices.Contains(cs.GetLearners(), m.GetTo())
+	}
+	if !slices.ContainsFunc(msgs, stale) {
+		return msgs
+	}
+	var keep []*raftpb.Message
+	for _, m := range msgs {
+		if !stale(m) {
+			keep = append(keep, m)
 			continue
 		}
 		term, err := n.storage.Term(n.applied)
 		if err != nil {
 			n.log.Warn("fresh snapshot for a new member", "to", m.GetTo(), "err", err)
+			keep = append(keep, m)
 			continue
 		}
 		m.Snapshot = &raftpb.Snapshot{
-			Data: n.machine.Snapshot(),
 			Metadata: &raftpb.SnapshotMetadata{
 				Index:     proto.Uint64(n.applied),
 				Term:      proto.Uint64(term),
 				ConfState: proto.Clone(n.confState).(*raftpb.ConfState),
 			},
 		}
+		n.newFreshSnaps = append(n.newFreshSnaps, &freshSnap{msg: m, capture: n.machine.CaptureSnapshot()})
 		n.log.Info("sending a fresh snapshot to a member added after the last one", "to", m.GetTo(), "index", n.applied)
+	}
+	return keep
+}
+
+// freshSnap is a MsgSnap of freshenSnapshots on its way: its snapshot's
+// metadata is set, its data is the capture, to encode off the loop.
+type freshSnap struct {
+	msg     *raftpb.Message
+	capture *lock.SnapshotCapture
+}
+
+// encode sets the message's snapshot data. It runs on any goroutine (the
+// capture is safe to encode beside the machine); the message belongs to
+// it until it is handed to the transport.
+func (f *freshSnap) encode() {
+	f.msg.Snapshot.Data = f.capture.Encode()
+	f.capture = nil
+}
+
+// takeFreshSnaps returns the fresh snapshots the loop started since the
+// last call. The driver (Run, or the simulation) must encode each off the
+// loop and then send its message.
+func (n *Node) takeFreshSnaps() []*freshSnap {
+	fs := n.newFreshSnaps
+	n.newFreshSnaps = nil
+	return fs
+}
+
+// sendFreshSnaps encodes and sends the fresh snapshots the last iteration
+// started, each on a goroutine of its own; Run waits for them before it
+// returns (freshWG).
+func (n *Node) sendFreshSnaps() {
+	for _, f := range n.takeFreshSnaps() {
+		t := n.transport
+		n.freshWG.Add(1)
+		go func() {
+			defer n.freshWG.Done()
+			f.encode()
+			t.Send([]*raftpb.Message{f.msg})
+		}()
 	}
 }
 

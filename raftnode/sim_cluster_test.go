@@ -78,6 +78,7 @@ type simStats struct {
 	// to a crash before (lostEarly) or after (orphaned) the file was
 	// written.
 	snapStarted, snapAwaited, snapLostEarly, snapOrphaned int
+	freshSnaps, freshSnapsLost                            int // Node.sendFreshSnaps: sent, lost to a crash before
 	ops, opsUnknown, opsDropped, reads                    int
 	readIndexRounds, readIndexRetries                     uint64 // sent by the nodes
 	committed                                             uint64
@@ -647,6 +648,9 @@ func (s *sim) afterStep(sn *simNode, err error) {
 	if job := sn.n.takeSnapshotJob(); job != nil {
 		s.startSnapshot(sn, sn.inc, job)
 	}
+	for _, f := range sn.n.takeFreshSnaps() {
+		s.sendFreshSnap(sn, sn.inc, f)
+	}
 	s.afterActivation(sn)
 }
 
@@ -786,6 +790,22 @@ func (s *sim) countReads(sn *simNode) {
 // keeps serving meanwhile. A crash before the file step loses the job; one
 // between the two steps leaves a snap file without a record. A crash
 // inside the file write (crashNext) takes the node down at once.
+// sendFreshSnap stands in for Run's goroutine of a fresh snapshot
+// (Node.sendFreshSnaps): it encodes the capture and sends the message at a
+// later step the scheduler chooses, unless the node crashed or stopped
+// meanwhile (the goroutine dies with the process).
+func (s *sim) sendFreshSnap(sn *simNode, inc int, f *freshSnap) {
+	s.schedule(s.now+s.rng.Int64N(100*simMs), &simEvent{kind: evFunc, fn: func() {
+		if sn.n == nil || sn.inc != inc {
+			s.stats.freshSnapsLost++
+			return
+		}
+		s.stats.freshSnaps++
+		f.encode()
+		sn.n.transport.Send([]*raftpb.Message{f.msg})
+	}})
+}
+
 func (s *sim) startSnapshot(sn *simNode, inc int, job *snapJob) {
 	s.note("snap-start", sn.id, job.index)
 	s.stats.snapStarted++

@@ -407,6 +407,8 @@ func addStats(a *simStats, b simStats) {
 	a.snapAwaited += b.snapAwaited
 	a.snapLostEarly += b.snapLostEarly
 	a.snapOrphaned += b.snapOrphaned
+	a.freshSnaps += b.freshSnaps
+	a.freshSnapsLost += b.freshSnapsLost
 	a.ops += b.ops
 	a.opsUnknown += b.opsUnknown
 	a.opsDropped += b.opsDropped
@@ -470,6 +472,7 @@ func statsLine(st simStats) string {
 		st.msgsSent, st.msgsDropped, st.msgsDuplicated, st.snapshotsSent, time.Duration(st.healToCommit)*time.Microsecond)
 	fmt.Fprintf(&b, "; own snapshots %d started, %d awaited for a leader's, %d lost to a crash before the file, %d after it (orphan file)",
 		st.snapStarted, st.snapAwaited, st.snapLostEarly, st.snapOrphaned)
+	fmt.Fprintf(&b, "; fresh snapshots for new members %d sent, %d lost to a crash", st.freshSnaps, st.freshSnapsLost)
 	return b.String()
 }
 

@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/raftlock/raftlock/lock"
 	"github.com/raftlock/raftlock/wal"
@@ -543,4 +545,41 @@ func TestSnapshotFileErrorStopsNode(t *testing.T) {
 	again := startSnapNode(t, dir, nil, nil)
 	got, _ := again.read(t)
 	keptLocks(t, got, want)
+}
+
+// A MsgSnap to a member that its snapshot's configuration does not list
+// leaves the Ready's messages: the loop only captures the state, with the
+// current index and configuration, and the driver encodes the capture
+// (off the loop) before it sends the message. Encoding on the loop
+// stalled it for hundreds of milliseconds at a million locks.
+func TestFreshSnapshotIsEncodedOffTheLoop(t *testing.T) {
+	n := idleNode(t)
+	old := &raftpb.ConfState{Voters: []uint64{1, 2}}
+	snapTo := func(to uint64) *raftpb.Message {
+		return &raftpb.Message{Type: raftpb.MsgSnap.Enum(), To: proto.Uint64(to), Snapshot: &raftpb.Snapshot{
+			Data: []byte("old state"), Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(1), Term: proto.Uint64(1), ConfState: old}}}
+	}
+	heartbeat := &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), To: proto.Uint64(2)}
+	listed, added := snapTo(2), snapTo(4)
+	got := n.freshenSnapshots([]*raftpb.Message{heartbeat, added, listed})
+	if len(got) != 2 || got[0] != heartbeat || got[1] != listed {
+		t.Fatalf("messages left to send now: %v, want the heartbeat and the snapshot to a listed member", got)
+	}
+	fresh := n.takeFreshSnaps()
+	if len(fresh) != 1 || fresh[0].msg != added {
+		t.Fatalf("fresh snapshots: %v, want the one to member 4", fresh)
+	}
+	if added.Snapshot.Data != nil {
+		t.Fatal("the loop encoded the fresh snapshot")
+	}
+	if m := added.Snapshot.GetMetadata(); m.GetIndex() != n.applied || !proto.Equal(m.GetConfState(), n.confState) {
+		t.Fatalf("fresh snapshot at %d with %v, want %d with %v", m.GetIndex(), m.GetConfState(), n.applied, n.confState)
+	}
+	fresh[0].encode()
+	if want := n.machine.Snapshot(); !bytes.Equal(added.Snapshot.Data, want) {
+		t.Fatal("the encoded fresh snapshot is not the state at its index")
+	}
+	if more := n.takeFreshSnaps(); len(more) != 0 {
+		t.Fatalf("%d fresh snapshots taken twice", len(more))
+	}
 }
