@@ -150,7 +150,16 @@ func (n *Node) refreshMemberSet() {
 }
 
 // syncTransport tells the transport of members it does not know yet, and
-// to forget those that left. Loop only.
+// to forget those that left. The peers are the members of the applied
+// configuration (memberSet, with its URLs) and the members trusted or
+// vouched for (vouch.go) that have a peer URL: without it the transport
+// drops this node's answers to them (rafthttp: "unknown remote peer
+// target"), and a member that leads before this node applies its
+// addition would never hear that this node's log is shorter. Once the
+// configuration lists a trusted member, or removes it, the configuration
+// decides: its URL (RemovePeer and AddPeer when it differs), or
+// RemovePeer. A trusted member is never removed while it is trusted.
+// Loop only.
 func (n *Node) syncTransport() {
 	if n.transport == nil {
 		return
@@ -159,7 +168,14 @@ func (n *Node) syncTransport() {
 	if n.transportPeers == nil {
 		n.transportPeers = map[uint64]string{}
 	}
-	for id, u := range s.urls {
+	want := maps.Clone(s.urls) // every ID of the configuration, "" if its URL is unknown
+	for id, u := range n.vouchers.peerURLs() {
+		if _, removed := slices.BinarySearch(s.removed, id); s.ids[id] || removed {
+			continue // forgetVouched drops it at the next refresh
+		}
+		want[id] = u
+	}
+	for id, u := range want {
 		if id == n.id || u == "" || n.transportPeers[id] == u {
 			continue
 		}
@@ -170,7 +186,7 @@ func (n *Node) syncTransport() {
 		n.transportPeers[id] = u
 	}
 	for id := range n.transportPeers {
-		if !s.ids[id] {
+		if _, ok := want[id]; !ok {
 			n.transport.RemovePeer(id)
 			delete(n.transportPeers, id)
 			n.forgetPeer(id)

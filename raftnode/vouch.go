@@ -5,10 +5,14 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/raftlock/raftlock/api"
+	"github.com/raftlock/raftlock/lock"
 )
 
 // A member that fell behind does not know the members added since: it
@@ -32,6 +36,30 @@ import (
 // IsMember accepts a trusted or vouched ID until the node's own
 // configuration lists it (or removes it): forgetVouched. The messages
 // dropped meanwhile are sent again by raft.
+//
+// Accepting their messages is not enough: the node must answer them.
+// Each trusted or vouched ID is recorded with a peer URL (trusted from
+// the log: the URL of the member add that its change carries in its
+// Context; vouched for: the URL the answers list; the first usable one
+// stays) and the transport is told of it (syncTransport) as of a member
+// of the configuration. Else the transport drops every answer to it
+// (rafthttp: "unknown remote peer target"): when it leads, its probe
+// beyond this node's log is rejected, the rejection never arrives, and
+// the leader probes the same index for as long as it leads. The loop
+// tells the transport: trustLogged runs on every Ready just before its
+// messages are sent, and passes on the URLs it recorded and those that
+// vouchedBy (on the vouchers goroutine) recorded since the last Ready
+// (urlsNew), so no answer to a trusted member with a URL goes out before
+// the transport knows it. A trusted member stays a peer of the transport
+// while it is trusted; once the configuration lists it, the
+// configuration's URL rules (forgetVouched, then syncTransport), and once
+// the configuration removes it, the transport forgets it. Only a URL of
+// the form a member add accepts is passed on (usablePeerURL, never an
+// empty one: rafthttp's AddPeer panics on a URL it cannot parse); an ID
+// without one is still accepted, and answered once the configuration
+// gives its URL. The URLs come from the node's own log (written by a
+// leader it accepted) or from the members it knows, over the peer port
+// and its TLS: a stranger can give none.
 //
 // Asking needs a running member this node knows. The leader's
 // member_behind check (handleConfChange) keeps one: it removes no member
@@ -67,26 +95,75 @@ const vouchInterval = time.Second
 // queue drops what does not fit).
 const maxAsked = 1024
 
-// voucher is the node's state of vouching: vouched IDs and the lookups
-// asked for.
+// voucher is the node's state of vouching: the trusted and vouched IDs
+// with their peer URLs, and the lookups asked for.
 type voucher struct {
 	mu      sync.Mutex
-	vouched map[uint64]bool
+	vouched map[uint64]string    // trusted or vouched ID → its peer URL ("": none usable yet)
 	asked   map[uint64]time.Time // last lookup of each ID
 	reqC    chan uint64          // lookups to run (buffered; full: dropped)
+	// urlsNew is set, with the URL and under mu, when record records a
+	// peer URL that the transport has not been told of: the loop takes it
+	// at its next Ready (trustLogged) and tells the transport. Under mu:
+	// a message that IsMember accepts because its sender was vouched for
+	// is handled after the flag is set.
+	urlsNew atomic.Bool
 }
 
 func (v *voucher) init() {
-	v.vouched = map[uint64]bool{}
+	v.vouched = map[uint64]string{}
 	v.asked = map[uint64]time.Time{}
 	v.reqC = make(chan uint64, 16)
 }
 
-// isVouched reports whether id was vouched for.
+// isVouched reports whether id was vouched for (or trusted from the log).
 func (v *voucher) isVouched(id uint64) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.vouched[id]
+	_, ok := v.vouched[id]
+	return ok
+}
+
+// record marks id vouched for, with peer URL u when it is usable and id
+// has none yet (the first usable URL stays until the configuration lists
+// id; urlsNew is then set), and reports whether id was not vouched for
+// before and whether u was recorded. Safe for concurrent use.
+func (v *voucher) record(id uint64, u string) (fresh, urlSet bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	have, known := v.vouched[id]
+	if have == "" && usablePeerURL(u) {
+		v.vouched[id] = u
+		v.urlsNew.Store(true)
+		return !known, true
+	}
+	if !known {
+		v.vouched[id] = ""
+	}
+	return !known, false
+}
+
+// peerURLs returns the trusted and vouched IDs that have a peer URL (a
+// copy).
+func (v *voucher) peerURLs() map[uint64]string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make(map[uint64]string, len(v.vouched))
+	for id, u := range v.vouched {
+		if u != "" {
+			out[id] = u
+		}
+	}
+	return out
+}
+
+// usablePeerURL reports whether u may be handed to the transport: the form
+// a member add accepts (api.ValidatePeerURL: http or https, host:port,
+// nothing else). The URL of a trusted or vouched member comes from a
+// member's answer or from a log entry, not from the REST API's check:
+// rafthttp's AddPeer panics on a URL it cannot parse, and never gets one.
+func usablePeerURL(u string) bool {
+	return u != "" && api.ValidatePeerURL("peer_url", u) == nil
 }
 
 // vouch asks (without blocking) for a lookup of unknown sender id, when
@@ -99,7 +176,7 @@ func (n *Node) vouch(id uint64) {
 	}
 	v := &n.vouchers
 	v.mu.Lock()
-	if v.vouched[id] || time.Since(v.asked[id]) < vouchInterval {
+	if _, ok := v.vouched[id]; ok || time.Since(v.asked[id]) < vouchInterval {
 		v.mu.Unlock()
 		return
 	}
@@ -137,18 +214,30 @@ func (n *Node) runVouchers(asker ClusterAsker) {
 }
 
 // vouchedBy marks id vouched for if one of infos (the members' answers to
-// a lookup) lists it, and reports whether one did.
+// a lookup) lists it, with the peer URL of the first answer that lists it
+// with a usable one, and reports whether one did. The loop hands a URL
+// recorded to the transport at its next Ready (urlsNew). Runs on the
+// vouchers goroutine (runVouchers); safe for concurrent use.
 func (n *Node) vouchedBy(id uint64, infos []ClusterInfo) bool {
+	listed, url := false, ""
 	for _, ci := range infos {
-		if slices.ContainsFunc(ci.Members, func(m MemberInfo) bool { return m.ID == id }) {
-			n.vouchers.mu.Lock()
-			n.vouchers.vouched[id] = true
-			n.vouchers.mu.Unlock()
-			n.log.Info("a member this node has not applied yet was vouched for by the others", "member", id)
-			return true
+		for _, m := range ci.Members {
+			if m.ID != id {
+				continue
+			}
+			listed = true
+			if url == "" && usablePeerURL(m.PeerURL) {
+				url = m.PeerURL
+			}
 		}
 	}
-	return false
+	if !listed {
+		return false
+	}
+	if fresh, urlSet := n.vouchers.record(id, url); fresh || urlSet {
+		n.log.Info("a member this node has not applied yet was vouched for by the others", "member", id, "peer_url", url)
+	}
+	return true
 }
 
 // forgetVouched drops the vouched IDs that the configuration now lists or
@@ -157,7 +246,7 @@ func (n *Node) forgetVouched(s *memberSet) {
 	v := &n.vouchers
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	maps.DeleteFunc(v.vouched, func(id uint64, _ bool) bool {
+	maps.DeleteFunc(v.vouched, func(id uint64, _ string) bool {
 		_, removed := slices.BinarySearch(s.removed, id)
 		return s.ids[id] || removed
 	})
@@ -168,16 +257,44 @@ func (n *Node) forgetVouched(s *memberSet) {
 // not applied yet (see the top of this file), unless the configuration
 // lists them or removed them, or a later change among ents removes them
 // (a restart replays the whole log past the snapshot: the members added
-// and removed since are not trusted for the moment it takes). Loop only
-// (and newNode, once memberSet is published).
+// and removed since are not trusted for the moment it takes). Each is
+// trusted with the peer URL of the member command in its change's
+// Context (the member add, see handleConfChange). Loop only (and newNode,
+// once memberSet is published).
+//
+// The loop calls it for every Ready, right before it sends the Ready's
+// messages: when a peer URL was recorded since the last Ready (here, or by
+// vouchedBy: urlsNew) it tells the transport (syncTransport), so that the
+// answers to those members in this Ready are not dropped as sent to an
+// unknown peer.
 func (n *Node) trustLogged(ents []*raftpb.Entry) {
-	type add struct{ id, index uint64 }
+	n.trustAdded(ents)
+	if n.vouchers.urlsNew.Swap(false) {
+		n.syncTransport()
+	}
+}
+
+// trustAdded is trustLogged's trusting: it records the members that ents
+// add. Loop only.
+func (n *Node) trustAdded(ents []*raftpb.Entry) {
+	type add struct {
+		id, index uint64
+		url       string
+	}
 	var adds []add
 	var removed map[uint64]bool
-	note := func(t raftpb.ConfChangeType, id, index uint64) {
+	note := func(t raftpb.ConfChangeType, id, index uint64, ctx []byte) {
 		switch t {
 		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
-			adds = append(adds, add{id, index})
+			a := add{id: id, index: index}
+			// The member command that rides in the change (none in a
+			// bootstrap's changes; a promotion carries no URL).
+			if len(ctx) > 0 {
+				if _, _, cmd, err := decodeEnvelope(ctx); err == nil && cmd.Op == lock.OpMemberAdd && cmd.Member.ID == id {
+					a.url = cmd.Member.PeerURL
+				}
+			}
+			adds = append(adds, a)
 		case raftpb.ConfChangeRemoveNode:
 			if removed == nil {
 				removed = map[uint64]bool{}
@@ -193,13 +310,13 @@ func (n *Node) trustLogged(ents []*raftpb.Entry) {
 		case raftpb.EntryConfChange:
 			var cc raftpb.ConfChange
 			if proto.Unmarshal(e.GetData(), &cc) == nil { // else apply fails on it, loudly
-				note(cc.GetType(), cc.GetNodeId(), e.GetIndex())
+				note(cc.GetType(), cc.GetNodeId(), e.GetIndex(), cc.GetContext())
 			}
 		case raftpb.EntryConfChangeV2:
 			var cc raftpb.ConfChangeV2
 			if proto.Unmarshal(e.GetData(), &cc) == nil {
 				for _, c := range cc.GetChanges() {
-					note(c.GetType(), c.GetNodeId(), e.GetIndex())
+					note(c.GetType(), c.GetNodeId(), e.GetIndex(), cc.GetContext())
 				}
 			}
 		}
@@ -208,17 +325,12 @@ func (n *Node) trustLogged(ents []*raftpb.Entry) {
 		return
 	}
 	s := n.memberSet.Load()
-	v := &n.vouchers
 	for _, a := range adds {
 		if a.id == 0 || a.id == n.id || s.ids[a.id] || removed[a.id] || n.IsIDRemoved(a.id) {
 			continue
 		}
-		v.mu.Lock()
-		fresh := !v.vouched[a.id]
-		v.vouched[a.id] = true
-		v.mu.Unlock()
-		if fresh {
-			n.log.Info("trusting a member added by a configuration change in this node's log, not applied yet", "member", a.id, "index", a.index)
+		if fresh, urlSet := n.vouchers.record(a.id, a.url); fresh || urlSet {
+			n.log.Info("trusting a member added by a configuration change in this node's log, not applied yet", "member", a.id, "index", a.index, "peer_url", a.url)
 		}
 	}
 }
