@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -237,6 +238,82 @@ func TestSimLivenessCheckCanFail(t *testing.T) {
 	}
 }
 
+// The simulation's transport knows the peers its node told it of, as
+// rafthttp does: a node started from its disk tells it its configuration
+// (as Run does), a message to any other ID is dropped and counted, and one
+// sent to a member at another URL than the member's is lost; a node that
+// goes on sending to a wrong URL after the faults stopped fails the run.
+func TestSimTransportKnowsOnlyItsPeers(t *testing.T) {
+	s := newSim(simOptions{seed: 1, nodes: 3})
+	sn := s.nodes[0]
+	s.boot(sn)
+	if s.failure != nil {
+		t.Fatal(s.failure)
+	}
+	tr := sn.n.transport.(*simTransport)
+	want := map[uint64]string{2: s.peers[2], 3: s.peers[3]}
+	if !maps.Equal(tr.peers, want) {
+		t.Fatalf("a node started from its disk told its transport of %v, want %v", tr.peers, want)
+	}
+	hb := func(to uint64) []*raftpb.Message {
+		return []*raftpb.Message{{Type: raftpb.MsgHeartbeat.Enum(), From: proto.Uint64(1), To: proto.Uint64(to), Term: proto.Uint64(1)}}
+	}
+	queued := func() int {
+		k := 0
+		for _, ev := range s.events {
+			if ev.kind == evDeliver {
+				k++
+			}
+		}
+		return k
+	}
+	tr.Send(hb(2))
+	if queued() != 1 || s.stats.msgsUnknownPeer[raftpb.MsgHeartbeat] != 0 {
+		t.Fatalf("a message to a peer: %d deliveries queued, %v dropped as unknown", queued(), s.stats.msgsUnknownPeer)
+	}
+	tr.RemovePeer(2)
+	tr.Send(hb(2))
+	tr.Send(hb(4))
+	if queued() != 1 || s.stats.msgsUnknownPeer[raftpb.MsgHeartbeat] != 2 {
+		t.Fatalf("messages to a removed and to an unknown peer: %d deliveries queued, %v dropped as unknown", queued(), s.stats.msgsUnknownPeer)
+	}
+	if s.failure != nil {
+		t.Fatal(s.failure)
+	}
+	// A restart starts from what the node tells it, not from what the
+	// last incarnation's transport knew.
+	s.crash(sn)
+	s.boot(sn)
+	if tr := sn.n.transport.(*simTransport); !maps.Equal(tr.peers, want) {
+		t.Fatalf("after a restart the transport knows %v, want %v", tr.peers, want)
+	}
+	// AddPeer of a known peer keeps its URL, as HTTPTransport does.
+	tr = sn.n.transport.(*simTransport)
+	tr.AddPeer(3, "http://elsewhere.sim:2380")
+	if tr.peers[3] != s.peers[3] {
+		t.Fatalf("a second AddPeer changed peer 3's URL to %q", tr.peers[3])
+	}
+	// A message to a member at another URL is lost; once the faults
+	// stopped, one sent simDropGrace after the first fails the run.
+	tr.RemovePeer(3)
+	tr.AddPeer(3, "http://elsewhere.sim:2380")
+	strict := *simStrict
+	defer func() { *simStrict = strict }()
+	*simStrict = "all" // fails even while simKnownBugs lists it
+	s.calm = true
+	s.probe.started = s.now
+	before := queued()
+	tr.Send(hb(3))
+	if queued() != before || s.stats.msgsWrongURL != 1 || s.failure != nil {
+		t.Fatalf("a message to a wrong URL: %d deliveries queued (%d before), %d counted, failure %v", queued(), before, s.stats.msgsWrongURL, s.failure)
+	}
+	s.now += simDropGrace + 1
+	tr.Send(hb(3))
+	if s.failure == nil || s.failure.check != "transport-url" {
+		t.Fatalf("failure %v, want transport-url", s.failure)
+	}
+}
+
 // The membership checks must be able to fail too.
 func TestSimCheckerCatchesMembershipViolations(t *testing.T) {
 	// A single node leads at once (start campaigns as the only voter).
@@ -270,13 +347,13 @@ func TestSimCheckerCatchesMembershipViolations(t *testing.T) {
 	}
 	t.Run("a committed change refused when applied", func(t *testing.T) {
 		s, _ := boot(t)
-		s.chk.commit(confEntry(s, raftpb.ConfChangeAddLearnerNode, &lock.Command{Op: lock.OpMemberAdd, Wait: true, Member: lock.Member{ID: 1, PeerURL: "sim://x"}}))
+		s.chk.commit(confEntry(s, raftpb.ConfChangeAddLearnerNode, &lock.Command{Op: lock.OpMemberAdd, Wait: true, Member: lock.Member{ID: 1, PeerURL: "http://x.sim:2380"}}))
 		check(t, s, "conf-change-refused")
 	})
 	t.Run("a member ID used again", func(t *testing.T) {
 		s, _ := boot(t)
 		s.chk.maxID = 5 // as if members up to 5 had come and gone
-		s.chk.commit(confEntry(s, raftpb.ConfChangeAddLearnerNode, &lock.Command{Op: lock.OpMemberAdd, Wait: true, Member: lock.Member{ID: 4, PeerURL: "sim://x"}}))
+		s.chk.commit(confEntry(s, raftpb.ConfChangeAddLearnerNode, &lock.Command{Op: lock.OpMemberAdd, Wait: true, Member: lock.Member{ID: 4, PeerURL: "http://x.sim:2380"}}))
 		check(t, s, "member-id")
 	})
 	t.Run("a node's configuration differs from the log's", func(t *testing.T) {
@@ -315,7 +392,7 @@ func TestSimCheckerCatchesMembershipViolations(t *testing.T) {
 	})
 	t.Run("a snapshot that its recipient is not in", func(t *testing.T) {
 		s, sn := boot(t)
-		joiner := s.memberNode(2, "sim://joiner")
+		joiner := s.memberNode(2, "http://joiner.sim:2380")
 		m := &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(1), To: proto.Uint64(2), Snapshot: &raftpb.Snapshot{
 			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(5), Term: proto.Uint64(1), ConfState: &raftpb.ConfState{Voters: []uint64{1}}}}}
 		s.now = 7
@@ -333,7 +410,7 @@ func TestSimCheckerCatchesMembershipViolations(t *testing.T) {
 		defer func() { *simStrict = strict }()
 		*simStrict = "all"
 		s.chk.leaders[1] = 2 // the entry's term was led by another node than its proposer (1)
-		s.chk.commit(confEntry(s, raftpb.ConfChangeAddLearnerNode, &lock.Command{Op: lock.OpMemberAdd, Wait: true, Member: lock.Member{ID: 2, PeerURL: "sim://x"}}))
+		s.chk.commit(confEntry(s, raftpb.ConfChangeAddLearnerNode, &lock.Command{Op: lock.OpMemberAdd, Wait: true, Member: lock.Member{ID: 2, PeerURL: "http://x.sim:2380"}}))
 		check(t, s, "conf-change-forwarded")
 	})
 	t.Run("a member's message dropped", func(t *testing.T) {
@@ -342,7 +419,7 @@ func TestSimCheckerCatchesMembershipViolations(t *testing.T) {
 		defer func() { *simStrict = strict }()
 		*simStrict = "all"
 		// Member 2's addition is committed, but node 1 has not applied it.
-		two := s.memberNode(2, "sim://joiner")
+		two := s.memberNode(2, "http://joiner.sim:2380")
 		s.chk.confs = append(s.chk.confs, simConf{index: 100, voters: []uint64{1}, learners: []uint64{2}})
 		m := &raftpb.Message{Type: raftpb.MsgAppResp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(1)}
 		// The faults stopped; node 1 may drop member 2's messages for
@@ -369,7 +446,7 @@ func TestSimCheckerCatchesMembershipViolations(t *testing.T) {
 		// Node 1 has not applied the addition of member 2, which a member
 		// it knows lists: the lookup that its first drop queues makes it
 		// take member 2's messages.
-		two := s.memberNode(2, "sim://joiner")
+		two := s.memberNode(2, "http://joiner.sim:2380")
 		s.chk.confs = append(s.chk.confs, simConf{index: 100, voters: []uint64{1}, learners: []uint64{2}})
 		m := &raftpb.Message{Type: raftpb.MsgAppResp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(1)}
 		if s.accept(sn, two, two.inc, m) {

@@ -100,6 +100,18 @@ type simStats struct {
 	// members counts the membership changes and what came of them (see
 	// simOperator), by kind.
 	members map[string]int
+	// msgsUnknownPeer: messages the sender's transport dropped because
+	// its node never told it of the addressee (AddPeer) or told it to
+	// forget it (RemovePeer), as rafthttp drops them ("unknown remote
+	// peer target"), by message type.
+	msgsUnknownPeer map[raftpb.MessageType]int
+	// msgsWrongURL: messages the sender's transport sent to a member at
+	// another URL than the member's (lost: see sentToWrongURL).
+	msgsWrongURL int
+	// msgsToTrusted: messages sent to a member that the sender's
+	// configuration does not list yet, which its transport knows because
+	// the node trusts it or it was vouched for (vouch.go).
+	msgsToTrusted int
 }
 
 func (st *simStats) faultSummary() string {
@@ -275,6 +287,10 @@ type simNode struct {
 	// incarnation last looked up each unknown sender (vouch.go), as
 	// runVouchers would (see lookups).
 	dropping, vouchAsked map[uint64]int64
+	// wrongURL: since when (simulated time) this incarnation's transport
+	// sends to each member at a URL that is not the member's, since it
+	// last sent to it at its own (see send).
+	wrongURL map[uint64]int64
 }
 
 // simInput is one item of a node's inbox: a raft message, a client request,
@@ -314,6 +330,7 @@ func newSim(opt simOptions) *sim {
 	}
 	s.stats.faults = map[string]int{}
 	s.stats.members = map[string]int{}
+	s.stats.msgsUnknownPeer = map[raftpb.MessageType]int{}
 	s.snapEvery = uint64(10 + s.rng.IntN(120))
 	s.catchUp = uint64(1 + s.rng.IntN(int(s.snapEvery)/3+1))
 	s.maxTTL = 5 * simSec
@@ -330,9 +347,12 @@ func newSim(opt simOptions) *sim {
 	if !opt.membership && s.rng.IntN(4) == 0 {
 		s.upgradeAt = simSec + s.rng.Int64N(10*simSec)
 	}
+	// Peer URLs of the form a member add accepts (api.ValidatePeerURL):
+	// a node hands the transport no other URL of a member it trusts or
+	// that was vouched for (vouch.go).
 	for i := range opt.nodes {
 		id := uint64(i + 1)
-		s.peers[id] = fmt.Sprintf("sim://peer-%d", id)
+		s.peers[id] = fmt.Sprintf("http://peer-%d.sim:2380", id)
 	}
 	for i := range opt.nodes {
 		id := uint64(i + 1)
@@ -580,7 +600,10 @@ func (s *sim) boot(sn *simNode) {
 		s.fail("restart", "node %d cannot start from its disk: %v", sn.id, err)
 		return
 	}
+	// As Run: the transport of a new process knows no peer until the
+	// node tells it its own (syncTransport), before start sends anything.
 	n.transport = &simTransport{s: s, sn: sn, inc: sn.inc}
+	n.syncTransport()
 	sn.n = n
 	sn.inbox = nil
 	sn.electionTimeout = raftElectionTimeout(n.rn)
@@ -588,6 +611,7 @@ func (s *sim) boot(sn *simNode) {
 	sn.chkCommit = 0
 	sn.chkApplied = 0
 	sn.vouchAsked = nil
+	sn.wrongURL = nil
 	// The transport's probes would tell it what every member reads:
 	// membership changes, shared holds and semaphores need the cluster
 	// version they raise.
@@ -1109,35 +1133,77 @@ func (nw *simNet) heal() {
 	}
 }
 
-// simTransport is a node's sending side: Send hands every message to the
-// scheduler, which decides its fate.
+// simTransport is the sending side of one incarnation of a node, with
+// rafthttp's rule of who it sends to: the peers its node told it of
+// (AddPeer, until RemovePeer), each at the URL it was told. It starts
+// empty, as a new process's transport does (Run's syncTransport, which
+// boot calls as Run does, adds the node's configuration before anything
+// is sent). A message to any other ID is dropped and counted
+// (msgsUnknownPeer), silently: rafthttp reports no unreachable peer and
+// no snapshot failure for an ID it does not know. Send hands every other
+// message to the scheduler, which decides its fate.
 type simTransport struct {
 	s   *sim
 	sn  *simNode
 	inc int
+	// peers: ID → the URL of its AddPeer. A second AddPeer of a known ID
+	// changes nothing (HTTPTransport's AddPeer returns when rafthttp has
+	// the peer): a new URL takes RemovePeer first.
+	peers map[uint64]string
 }
 
 func (t *simTransport) Send(msgs []*raftpb.Message) {
 	for _, m := range msgs {
-		t.s.send(t.sn, m)
+		url, ok := t.peers[m.GetTo()]
+		if !ok {
+			t.s.stats.msgsSent++
+			t.s.stats.msgsUnknownPeer[m.GetType()]++
+			t.s.note("unknown-peer", t.sn.id, m.GetTo(), uint64(m.GetType()))
+			continue
+		}
+		if n := t.sn.n; n != nil && !n.memberSet.Load().ids[m.GetTo()] {
+			t.s.stats.msgsToTrusted++
+		}
+		t.s.send(t.sn, m, url)
 	}
 }
-func (t *simTransport) AddPeer(uint64, string) {}
-func (t *simTransport) RemovePeer(uint64)      {}
-func (t *simTransport) Stop()                  {}
 
-func (s *sim) send(from *simNode, m *raftpb.Message) {
+func (t *simTransport) AddPeer(id uint64, url string) {
+	if t.peers == nil {
+		t.peers = map[uint64]string{}
+	}
+	if _, ok := t.peers[id]; !ok {
+		t.peers[id] = url
+	}
+}
+
+func (t *simTransport) RemovePeer(id uint64) { delete(t.peers, id) }
+func (t *simTransport) Stop()                {}
+
+// send hands message m, which node from's transport sends to peer URL
+// url, to the scheduler.
+func (s *sim) send(from *simNode, m *raftpb.Message, url string) {
 	s.stats.msgsSent++
 	dst := s.byID[m.GetTo()]
 	if dst == nil && s.opt.membership && from.n != nil && from.n.IsMember(m.GetTo()) {
 		// A member the sender applied the addition of, before the
 		// checker saw the entry committed.
-		dst = s.memberNode(m.GetTo(), from.n.PeerURLs()[m.GetTo()])
+		dst = s.memberNode(m.GetTo(), url)
 	}
 	if dst == nil || dst == from {
 		s.fail("transport", "node %d sends %v to unknown member %d", from.id, m.GetType(), m.GetTo())
 		return
 	}
+	if url != s.urls[dst.id] {
+		// rafthttp sends it to whoever serves url, not to member dst,
+		// whose peer URL is another (a member's URL is fixed when it is
+		// added): the message is lost.
+		s.stats.msgsWrongURL++
+		s.note("wrong-url", from.id, dst.id, uint64(m.GetType()))
+		s.sentToWrongURL(from, dst, m, url)
+		return
+	}
+	delete(from.wrongURL, dst.id)
 	to := dst.idx
 	if s.opt.membership && m.GetType() == raftpb.MsgSnap {
 		s.snapshotTo(from, dst, m)
@@ -1180,6 +1246,30 @@ func (s *sim) send(from *simNode, m *raftpb.Message) {
 		s.schedule(s.now+d, &simEvent{kind: evDeliver, node: to, from: from.idx, gen: from.inc,
 			msg: proto.Clone(m).(*raftpb.Message)})
 	}
+}
+
+// sentToWrongURL records that node from's transport sent m to member dst
+// at url, which is not dst's peer URL. A node may hand its transport a URL
+// from its own log that a later entry replaces (an addition that never
+// committed, its ID then given to another URL): it must learn the right
+// one. Once the faults stopped, a node that still sends to a member at a
+// wrong URL simDropGrace after it began to fails transport-url: its
+// answers never reach that member, which cannot replicate to it if it
+// leads.
+func (s *sim) sentToWrongURL(from, dst *simNode, m *raftpb.Message, url string) {
+	if from.wrongURL == nil {
+		from.wrongURL = map[uint64]int64{}
+	}
+	since, ok := from.wrongURL[dst.id]
+	if !ok {
+		since = s.now
+		from.wrongURL[dst.id] = since
+	}
+	if !s.calm || s.now-max(since, s.probe.started) <= simDropGrace {
+		return
+	}
+	s.knownBug("transport-url", true, "node %d still sends %v to member %d at %q, %v after the faults stopped, but member %d's peer URL is %q",
+		from.id, m.GetType(), dst.id, url, time.Duration(s.now-max(since, s.probe.started))*time.Microsecond, dst.id, s.urls[dst.id])
 }
 
 // report queues a transport report for the node's loop, as Node.report

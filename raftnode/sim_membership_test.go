@@ -134,7 +134,7 @@ func (o *simOperator) act() {
 		o.change(MemberChange{Kind: MemberPromote, ID: l[s.rng.IntN(len(l))]})
 	case members < simMaxMembers && len(s.nodes) < s.opt.nodes+simMaxJoiners:
 		o.urls++
-		ch := MemberChange{Kind: MemberAddLearner, PeerURL: fmt.Sprintf("sim://joiner-%d", o.urls)}
+		ch := MemberChange{Kind: MemberAddLearner, PeerURL: fmt.Sprintf("http://joiner-%d.sim:2380", o.urls)}
 		// A voter added directly that cannot catch up (join-snapshot)
 		// may take the quorum with it: only learners while the bug is
 		// tolerated.

@@ -14,6 +14,12 @@
 // test hashes every scheduler decision and delivered message, and
 // TestSimulationIsDeterministic checks that two runs of a seed agree.
 //
+// Each node's transport sends as rafthttp does (simTransport): only to the
+// peers its node told it of (AddPeer, until RemovePeer; a restarted node
+// starts from none and tells it its configuration, as Run does), each at
+// the URL it was told. A message to any other ID is dropped and counted,
+// silently, and one to a member at another URL than the member's is lost.
+//
 // Faults: message loss, duplication, delay and reordering; partitions
 // (a random split, one-way cuts, the leader isolated, two halves joined by
 // one bridge node); crashes at random, in the middle of a WAL save (torn),
@@ -51,8 +57,10 @@
 // applied, the voters stay within 1..7, only voters lead, and a removed
 // member never leads once it knows of its removal, stops only once it is
 // removed, and is no longer counted by the nodes that applied its removal
-// (sim_membership_test.go lists them all); a restarted node still holds
-// every entry it acknowledged. Checked of every committed entry's events
+// (sim_membership_test.go lists them all), and once the faults stopped a
+// node does not go on sending to a member at a URL that is not the
+// member's (transport-url); a restarted node still holds every entry it
+// acknowledged. Checked of every committed entry's events
 // (sim_check_test.go), and so of every node's state after every apply:
 // fencing tokens and election terms are the granting entry's index and
 // strictly increase per name (shared holds and permits granted in one
@@ -109,6 +117,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/raftlock/raftlock/lock"
 )
@@ -371,6 +381,7 @@ func simulate(t *testing.T, membership bool, count, short int, sizes []int) (sim
 	var total simStats
 	total.faults = map[string]int{}
 	total.members = map[string]int{}
+	total.msgsUnknownPeer = map[raftpb.MessageType]int{}
 	ran := 0
 	for i, r := range results {
 		j := jobs[i]
@@ -439,6 +450,11 @@ func addStats(a *simStats, b simStats) {
 	for k, v := range b.members {
 		a.members[k] += v
 	}
+	a.msgsToTrusted += b.msgsToTrusted
+	a.msgsWrongURL += b.msgsWrongURL
+	for k, v := range b.msgsUnknownPeer {
+		a.msgsUnknownPeer[k] += v
+	}
 }
 
 // memberSummary lists the membership counters: changes asked (asked:),
@@ -459,6 +475,34 @@ func (st *simStats) memberSummary() string {
 	return b.String()
 }
 
+// peersSummary tells how many messages the senders' transports dropped as
+// sent to a peer they were not told of (simTransport), with their types,
+// how many went to a member known only as trusted or vouched for, and how
+// many to a member at a URL not its own.
+func (st *simStats) peersSummary() string {
+	total := 0
+	for _, v := range st.msgsUnknownPeer {
+		total += v
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d to a peer unknown to the sender's transport", total)
+	types := slices.Sorted(maps.Keys(st.msgsUnknownPeer))
+	for i, k := range types {
+		if i == 0 {
+			b.WriteString(" (")
+		} else {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%v=%d", k, st.msgsUnknownPeer[k])
+	}
+	if len(types) > 0 {
+		b.WriteString(")")
+	}
+	fmt.Fprintf(&b, ", %d to a member that the sender's configuration does not list yet (trusted or vouched for), %d to a member at another URL than its own (lost)",
+		st.msgsToTrusted, st.msgsWrongURL)
+	return b.String()
+}
+
 func statsLine(st simStats) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%v simulated, %d steps, %d entries committed, %d client ops in the history (%d unknown, %d reads), %d never happened; ",
@@ -468,8 +512,8 @@ func statsLine(st simStats) string {
 		"%d elections won, %d sessions expired, %d raft terms with a leader; %d shared-lock and %d semaphore ops answered, %d proposals refused for the cluster version, %d runs reached it; ",
 		st.grants, st.sharedGrants, st.sharedTogether, st.permits, st.semFull, st.semWaits, st.deadlocks,
 		st.elected, st.expiries, st.leaderTerms, st.sharedOps, st.semOps, st.versionRefused, st.upgraded)
-	fmt.Fprintf(&b, "messages %d sent, %d dropped, %d duplicated, %d snapshots sent; heal→commit ≤ %v",
-		st.msgsSent, st.msgsDropped, st.msgsDuplicated, st.snapshotsSent, time.Duration(st.healToCommit)*time.Microsecond)
+	fmt.Fprintf(&b, "messages %d sent, %d dropped, %d duplicated, %d snapshots sent, %s; heal→commit ≤ %v",
+		st.msgsSent, st.msgsDropped, st.msgsDuplicated, st.snapshotsSent, st.peersSummary(), time.Duration(st.healToCommit)*time.Microsecond)
 	fmt.Fprintf(&b, "; own snapshots %d started, %d awaited for a leader's, %d lost to a crash before the file, %d after it (orphan file)",
 		st.snapStarted, st.snapAwaited, st.snapLostEarly, st.snapOrphaned)
 	fmt.Fprintf(&b, "; fresh snapshots for new members %d sent, %d lost to a crash", st.freshSnaps, st.freshSnapsLost)
