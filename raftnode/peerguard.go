@@ -76,7 +76,11 @@ func (n *Node) IsMember(id uint64) bool {
 	if id == 0 {
 		return false
 	}
-	if n.memberSet.Load().ids[id] || n.vouchers.isVouched(id) {
+	if n.memberSet.Load().ids[id] {
+		return true
+	}
+	if n.vouchers.isVouched(id) {
+		n.vouch(id) // trusted from the log: the members confirm its URL
 		return true
 	}
 	n.vouch(id)

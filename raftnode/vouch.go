@@ -40,8 +40,11 @@ import (
 // Accepting their messages is not enough: the node must answer them.
 // Each trusted or vouched ID is recorded with a peer URL (trusted from
 // the log: the URL of the member add that its change carries in its
-// Context; vouched for: the URL the answers list; the first usable one
-// stays) and the transport is told of it (syncTransport) as of a member
+// Context; vouched for: the URL the answers list, which replaces one from
+// the log, as an added entry may have been overwritten by a new leader
+// that gave the ID another URL; until an answer confirms it, a message
+// from an ID trusted from the log makes the node ask: record, IsMember)
+// and the transport is told of it (syncTransport) as of a member
 // of the configuration. Else the transport drops every answer to it
 // (rafthttp: "unknown remote peer target"): when it leads, its probe
 // beyond this node's log is rejected, the rejection never arrives, and
@@ -99,9 +102,13 @@ const maxAsked = 1024
 // with their peer URLs, and the lookups asked for.
 type voucher struct {
 	mu      sync.Mutex
-	vouched map[uint64]string    // trusted or vouched ID → its peer URL ("": none usable yet)
-	asked   map[uint64]time.Time // last lookup of each ID
-	reqC    chan uint64          // lookups to run (buffered; full: dropped)
+	vouched map[uint64]string // trusted or vouched ID → its peer URL ("": none usable yet)
+	// confirmed: the IDs whose URL the members' answers gave (their
+	// applied configurations); a URL from this node's own unapplied log
+	// may be that of an addition since discarded.
+	confirmed map[uint64]bool
+	asked     map[uint64]time.Time // last lookup of each ID
+	reqC      chan uint64          // lookups to run (buffered; full: dropped)
 	// urlsNew is set, with the URL and under mu, when record records a
 	// peer URL that the transport has not been told of: the loop takes it
 	// at its next Ready (trustLogged) and tells the transport. Under mu:
@@ -112,6 +119,7 @@ type voucher struct {
 
 func (v *voucher) init() {
 	v.vouched = map[uint64]string{}
+	v.confirmed = map[uint64]bool{}
 	v.asked = map[uint64]time.Time{}
 	v.reqC = make(chan uint64, 16)
 }
@@ -124,18 +132,29 @@ func (v *voucher) isVouched(id uint64) bool {
 	return ok
 }
 
-// record marks id vouched for, with peer URL u when it is usable and id
-// has none yet (the first usable URL stays until the configuration lists
-// id; urlsNew is then set), and reports whether id was not vouched for
-// before and whether u was recorded. Safe for concurrent use.
-func (v *voucher) record(id uint64, u string) (fresh, urlSet bool) {
+// record marks id vouched for (answer: the members' answers list it) or
+// trusted from this node's log (!answer), with peer URL u when it is
+// usable, and reports whether id was not vouched for before and whether u
+// was recorded (urlsNew is then set). A URL from the answers is the
+// members' applied configuration, so it is kept (confirmed) and replaces
+// one from the log; a URL from the log replaces an earlier one from the
+// log but never a confirmed one: the earlier entry may be an addition
+// that a new leader overwrote, with another URL for the same ID. Safe for
+// concurrent use.
+func (v *voucher) record(id uint64, u string, answer bool) (fresh, urlSet bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	have, known := v.vouched[id]
-	if have == "" && usablePeerURL(u) {
+	if usablePeerURL(u) && (have == "" || have != u && (answer || !v.confirmed[id])) {
 		v.vouched[id] = u
+		if answer {
+			v.confirmed[id] = true
+		}
 		v.urlsNew.Store(true)
 		return !known, true
+	}
+	if answer && usablePeerURL(u) {
+		v.confirmed[id] = true
 	}
 	if !known {
 		v.vouched[id] = ""
@@ -176,7 +195,7 @@ func (n *Node) vouch(id uint64) {
 	}
 	v := &n.vouchers
 	v.mu.Lock()
-	if _, ok := v.vouched[id]; ok || time.Since(v.asked[id]) < vouchInterval {
+	if v.confirmed[id] || time.Since(v.asked[id]) < vouchInterval {
 		v.mu.Unlock()
 		return
 	}
@@ -234,7 +253,7 @@ func (n *Node) vouchedBy(id uint64, infos []ClusterInfo) bool {
 	if !listed {
 		return false
 	}
-	if fresh, urlSet := n.vouchers.record(id, url); fresh || urlSet {
+	if fresh, urlSet := n.vouchers.record(id, url, true); fresh || urlSet {
 		n.log.Info("a member this node has not applied yet was vouched for by the others", "member", id, "peer_url", url)
 	}
 	return true
@@ -248,7 +267,11 @@ func (n *Node) forgetVouched(s *memberSet) {
 	defer v.mu.Unlock()
 	maps.DeleteFunc(v.vouched, func(id uint64, _ string) bool {
 		_, removed := slices.BinarySearch(s.removed, id)
-		return s.ids[id] || removed
+		if s.ids[id] || removed {
+			delete(v.confirmed, id)
+			return true
+		}
+		return false
 	})
 }
 
@@ -329,7 +352,7 @@ func (n *Node) trustAdded(ents []*raftpb.Entry) {
 		if a.id == 0 || a.id == n.id || s.ids[a.id] || removed[a.id] || n.IsIDRemoved(a.id) {
 			continue
 		}
-		if fresh, urlSet := n.vouchers.record(a.id, a.url); fresh || urlSet {
+		if fresh, urlSet := n.vouchers.record(a.id, a.url, false); fresh || urlSet {
 			n.log.Info("trusting a member added by a configuration change in this node's log, not applied yet", "member", a.id, "index", a.index, "peer_url", a.url)
 		}
 	}

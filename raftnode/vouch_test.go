@@ -224,3 +224,43 @@ func TestTrustedAndVouchedMembersAreTransportPeers(t *testing.T) {
 		t.Fatalf("after 4's removal: applied %d, IsMember(4) %v, IsIDRemoved(4) %v", n.applied, n.IsMember(4), n.IsIDRemoved(4))
 	}
 }
+
+// A URL trusted from this node's log may be that of an addition that a new
+// leader overwrote, giving the ID to another URL: a later entry's URL
+// replaces it, the members' answers replace it and are kept, and a
+// message from an ID trusted only from the log makes the node ask them.
+func TestTrustedURLGivesWayToTheMembersAnswer(t *testing.T) {
+	var v voucher
+	v.init()
+	const id = 9
+	stale, logged, answered := "http://10.0.0.1:2380", "http://10.0.0.2:2380", "http://10.0.0.3:2380"
+	steps := []struct {
+		u      string
+		answer bool
+		want   string
+	}{
+		{stale, false, stale},             // the first entry adding 9
+		{logged, false, logged},           // a later entry: replaces it
+		{answered, true, answered},        // the members' answer: replaces it
+		{logged, false, answered},         // a log entry never replaces an answer
+		{"sim://nowhere", true, answered}, // nor does a URL that is not usable
+	}
+	for i, st := range steps {
+		v.record(id, st.u, st.answer)
+		if got := v.peerURLs()[id]; got != st.want {
+			t.Fatalf("step %d (%q, answer %v): peer URL %q, want %q", i, st.u, st.answer, got, st.want)
+		}
+	}
+
+	c := newTestCluster(t, 1, nil)
+	n := c.leader().n
+	asker := &fakeAsker{members: []MemberInfo{{ID: 1}, {ID: 7, PeerURL: answered}}}
+	go n.runVouchers(asker)
+	n.vouchers.record(7, stale, false) // trusted from the log only
+	if !n.IsMember(7) {
+		t.Fatal("a member trusted from the log refused")
+	}
+	await.True(t, 5*time.Second, "the members asked about a member trusted only from the log", func() bool {
+		return n.vouchers.peerURLs()[7] == answered
+	})
+}
