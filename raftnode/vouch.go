@@ -145,21 +145,22 @@ func (v *voucher) record(id uint64, u string, answer bool) (fresh, urlSet bool) 
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	have, known := v.vouched[id]
-	if usablePeerURL(u) && (have == "" || have != u && (answer || !v.confirmed[id])) {
-		v.vouched[id] = u
-		if answer {
-			v.confirmed[id] = true
-		}
-		v.urlsNew.Store(true)
-		return !known, true
-	}
-	if answer && usablePeerURL(u) {
-		v.confirmed[id] = true
-	}
 	if !known {
 		v.vouched[id] = ""
 	}
-	return !known, false
+	if !usablePeerURL(u) {
+		return !known, false
+	}
+	replace := have != u && (answer || !v.confirmed[id])
+	if answer {
+		v.confirmed[id] = true
+	}
+	if !replace {
+		return !known, false
+	}
+	v.vouched[id] = u
+	v.urlsNew.Store(true)
+	return !known, true
 }
 
 // peerURLs returns the trusted and vouched IDs that have a peer URL (a
