@@ -41,6 +41,10 @@ type acquirer struct {
 	semaphore bool
 	limit     uint32
 	sem       chan struct{} // serialises acquire and release
+	// directWaits: this many more acquires that wait go straight to a
+	// waiting request, without a try first (see acquire). Guarded by
+	// sem.
+	directWaits int
 
 	mu   sync.Mutex
 	hold *hold // current hold, nil when nothing is held
@@ -178,7 +182,21 @@ func (a *acquirer) acquire(ctx context.Context, verb, mode string, wait bool) (e
 	// join the queue at once when the lock is held: its wait then needs
 	// no entry of its own (the server answers it from a read), so a
 	// contended lock costs one log entry per hand-off fewer.
-	token, err := a.request(actx, mode, 0, true, wait)
+	//
+	// Once a try of this acquirer found its lock or semaphore held, its
+	// next directRuns waiting acquires skip the try: a waiting request
+	// joins the queue and waits in one request and one entry, where the
+	// try and then the wait cost two requests and a linearizable read on
+	// the server. A free lock grants that request at once, as it would
+	// the try (without sharing a batch), so the acquirer goes back to
+	// tries once the runs are spent and no try found the lock held.
+	var token uint64
+	if w, ok := a.chunk(actx); wait && a.directWaits > 0 && ok {
+		a.directWaits--
+		token, err = a.request(actx, mode, w, false, true)
+	} else {
+		token, err = a.request(actx, mode, 0, true, wait)
+	}
 	for try := 1; ; try++ {
 		var ae *api.Error
 		switch {
@@ -186,7 +204,11 @@ func (a *acquirer) acquire(ctx context.Context, verb, mode string, wait bool) (e
 			return a.granted(verb, token, mode == api.ModeShared)
 		case errors.As(err, &ae) && ae.Code == api.CodeLockHeld:
 			if !wait {
+				a.directWaits = directRuns
 				return a.heldError(ae)
+			}
+			if try == 1 {
+				a.directWaits = directRuns
 			}
 			// Held: wait (the first time), or wait on (a chunk ran out and
 			// the session kept its place).
@@ -209,16 +231,27 @@ func (a *acquirer) acquire(ctx context.Context, verb, mode string, wait bool) (e
 		default:
 			return fmt.Errorf("client: %s %q: %w", verb, a.name, err)
 		}
-		w := a.s.c.waitChunk
-		if dl, ok := actx.Deadline(); ok {
-			w = min(w, time.Until(dl))
-		}
-		if w <= 0 {
+		w, ok := a.chunk(actx)
+		if !ok {
 			<-actx.Done()
 			return giveUp(actx.Err())
 		}
 		token, err = a.request(actx, mode, w, false, true)
 	}
+}
+
+// directRuns is how many waiting acquires of an acquirer go without a try
+// after a try found its lock or semaphore held (see acquire).
+const directRuns = 8
+
+// chunk returns the wait of the next waiting request: Config.WaitChunk,
+// or less if ctx ends sooner; false when ctx's deadline has passed.
+func (a *acquirer) chunk(ctx context.Context) (time.Duration, bool) {
+	w := a.s.c.waitChunk
+	if dl, ok := ctx.Deadline(); ok {
+		w = min(w, time.Until(dl))
+	}
+	return w, w > 0
 }
 
 // request sends one acquire and returns the grant's token: a try when w is

@@ -1,15 +1,21 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/raftlock/raftlock/api"
 	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/internal/testserver"
 )
@@ -249,5 +255,101 @@ func TestLocksReadsEveryPage(t *testing.T) {
 	ls, err := c.Locks(ctx, "p/")
 	if err != nil || len(ls) != n || ls[0].Name != "p/0000" || ls[n-1].Name != fmt.Sprintf("p/%04d", n-1) {
 		t.Fatalf("Locks: %d locks (%v), want %d in order", len(ls), err, n)
+	}
+}
+
+// acquireKinds is an http.RoundTripper that records, in order, whether
+// each POST …/acquire was a try ("try") or a waiting request ("wait").
+type acquireKinds struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	seq  []string
+}
+
+func (r *acquireKinds) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/acquire") && req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		var ar api.AcquireRequest
+		kind := "try"
+		if json.Unmarshal(b, &ar) == nil && ar.Wait > 0 {
+			kind = "wait"
+		}
+		r.mu.Lock()
+		r.seq = append(r.seq, kind)
+		r.mu.Unlock()
+	}
+	return r.base.RoundTrip(req)
+}
+
+// take returns the kinds recorded since the last call.
+func (r *acquireKinds) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.seq
+	r.seq = nil
+	return s
+}
+
+// TestContendedMutexWaitsWithoutATry: once a Mutex's try found its lock
+// held, its next waiting Locks send one waiting acquire each (no try
+// first), directRuns of them; then it tries first again. Each grant is
+// still a real one: the lock is held by the Mutex afterwards.
+func TestContendedMutexWaitsWithoutATry(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	kinds := &acquireKinds{base: http.DefaultTransport.(*http.Transport).Clone()}
+	c, err := New(Config{Endpoints: []string{srv.URL}, RequestTimeout: 5 * time.Second,
+		HTTPClient: &http.Client{Transport: kinds}, UnbatchedLocks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := testCtx(t)
+	a, b := newSession(t, c, 5*time.Second), newSession(t, c, 5*time.Second)
+	ma, mb := a.NewMutex("d"), b.NewMutex("d")
+	if err := ma.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errC := make(chan error, 1)
+	go func() { errC <- mb.Lock(ctx) }()
+	await.True(t, 10*time.Second, "b queued", func() bool {
+		l, err := c.LockInfo(ctx, "d")
+		return err == nil && len(l.Waiters) == 1
+	})
+	if err := ma.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errC; err != nil {
+		t.Fatal(err)
+	}
+	if got := kinds.take(); !slices.Equal(got, []string{"try", "try", "wait"}) {
+		t.Fatalf("acquires %v, want a's try, then b's try and wait", got)
+	}
+	if err := mb.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The lock is free now: each direct wait is granted at once.
+	for i := range directRuns {
+		if err := mb.Lock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := c.LockInfo(ctx, "d"); err != nil || l.Holder == nil || l.Holder.Session != b.ID() {
+			t.Fatalf("run %d: lock %+v (%v), want held by b", i, l, err)
+		}
+		if err := mb.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := kinds.take(); len(got) != directRuns || slices.Contains(got, "try") {
+		t.Fatalf("acquires %v, want %d waiting acquires and no try", got, directRuns)
+	}
+	if err := mb.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := kinds.take(); !slices.Equal(got, []string{"try"}) {
+		t.Fatalf("acquires %v after the runs are spent, want one try", got)
 	}
 }

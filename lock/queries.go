@@ -313,6 +313,31 @@ func (m *Machine) ListSessions(after uint64, limit int, owner, principal string,
 	return out, 0
 }
 
+// AcquireMustWait reports whether the OpAcquire c, applied now, could not
+// be granted: c waits (Wait), names an existing session, and the lock c.Name
+// is held by others or has a queue that c's session would join or keep
+// (or the session is already queued). Applying c then changes at most the
+// queue. The loop uses it only as a hint, to let such a join ride with the
+// next entry (raftnode's deferred joins); the answer of c is still whatever
+// its entry's apply says, so a wrong hint costs time, never correctness.
+// O(log locks).
+func (m *Machine) AcquireMustWait(c *Command) bool {
+	if c.Op != OpAcquire || !c.Wait || c.Session == 0 {
+		return false
+	}
+	if _, ok := m.sessions[c.Session]; !ok {
+		return false
+	}
+	l, ok := m.locks.Get(c.Name)
+	if !ok {
+		return false
+	}
+	if _, _, holds := l.heldBy(c.Session); holds {
+		return false
+	}
+	return len(l.queue) > 0 || !l.admits(c.Mode)
+}
+
 // AcquireRetry returns the result that applying the OpAcquire c would
 // have now when applying it would change nothing but the clock: c's
 // session holds lock c.Name in c.Mode (CodeOK with its token) or waits in

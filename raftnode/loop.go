@@ -25,6 +25,7 @@ type input struct {
 	report   *report         // the transport's news about a peer
 	transfer uint64          // hand leadership to this member
 	snap     *snapJob        // a snapshot job whose file is written
+	flush    bool            // the deferred queue joins are due (JoinDeferral)
 }
 
 // report is what a transport tells the loop about a peer: that a message to
@@ -116,26 +117,42 @@ func (n *Node) handle(in input) error {
 		}
 	case in.snap != nil:
 		return n.finishSnapshot(in.snap)
+	case in.flush:
+		n.deferDue = len(n.deferred) > 0
 	}
 	return nil
 }
 
 // endIteration ends an iteration: it proposes what the iteration gathered
 // and handles the Ready (which sends a ReadIndex request for the reads that
-// wait for one).
+// wait for one). When the entries that Ready applied let a deferred join
+// be granted (deferJoin), it proposes the deferred joins at once, and
+// handles the Ready again.
 func (n *Node) endIteration() error {
 	n.flushKeepAlives()
 	n.flushProposals()
-	return n.processReady()
+	if err := n.processReady(); err != nil {
+		return err
+	}
+	if len(n.deferred) > 0 && n.deferredFreed() {
+		n.deferDue = true
+		n.flushProposals()
+		return n.processReady()
+	}
+	return nil
 }
 
 // onTick advances raft's clock and does the loop's periodic work: the
 // leader proposes an expiry when its clock passes the earliest deadline,
-// this member publishes its URLs until the state holds them, unanswered
+// this member publishes its URLs until the state holds them, deferred
+// queue joins are proposed (deferJoin), unanswered
 // ReadIndex requests are sent again and abandoned reads are dropped.
 func (n *Node) onTick() {
 	n.rn.Tick()
 	n.ticks++
+	// Run's timer proposes deferred joins sooner; the simulation has
+	// only ticks.
+	n.deferDue = len(n.deferred) > 0
 	if n.state == raft.StateLeader && n.expireReq == 0 {
 		if d, ok := n.machine.NextDeadline(); ok && n.now() >= d {
 			n.expireReq = n.propose(&lock.Command{Op: lock.OpExpire}, nil)

@@ -100,7 +100,7 @@ func (n *Node) observeState() {
 	m.semaphores.Store(int64(n.machine.SemaphoreCount()))
 	m.waiters.Store(int64(n.machine.WaiterCount()))
 	m.elections.Store(int64(n.machine.ElectionCount()))
-	m.pending.Store(int64(len(n.waiters) + len(n.propBatch) + len(n.kaBatch)))
+	m.pending.Store(int64(len(n.waiters) + len(n.propBatch) + len(n.deferred) + len(n.kaBatch)))
 }
 
 // observeSnapshot records a snapshot this node saved.

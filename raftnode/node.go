@@ -101,6 +101,8 @@ type Node struct {
 	waiters         map[uint64]*waiter
 	kaBatch         []*proposal
 	propBatch       []pendingProp // proposals of this iteration, see flushProposals
+	deferred        []pendingProp // queue joins waiting for company (deferJoin)
+	deferDue        bool          // propose the deferred joins at the end of this iteration
 	reads           readState
 	clock           leaderClock
 	expireReq       uint64
@@ -364,7 +366,17 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 	}
 	n.runSnapshotJob()
 	n.sendFreshSnaps()
+	// deferT ends the deferral of queue joins (deferJoin): armed when
+	// the loop holds some back.
+	deferT := time.NewTimer(JoinDeferral)
+	deferT.Stop()
+	defer deferT.Stop()
+	deferArmed := false
 	for {
+		if len(n.deferred) > 0 && !deferArmed {
+			deferT.Reset(JoinDeferral)
+			deferArmed = true
+		}
 		var in input
 		select {
 		case <-ctx.Done():
@@ -384,6 +396,9 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 			in.transfer = to
 		case job := <-n.snapDoneC:
 			in.snap = job
+		case <-deferT.C:
+			deferArmed = false
+			in.flush = true
 		}
 		if err := n.iterate(in, n.nextQueued); err != nil {
 			if errors.Is(err, ErrRemoved) {

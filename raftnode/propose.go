@@ -3,6 +3,7 @@ package raftnode
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -66,6 +67,7 @@ func (n *Node) failAll(err error) {
 		p.resC <- proposalResult{err: err}
 	}
 	n.kaBatch = nil
+	n.failDeferred(err)
 	n.failReads(err)
 }
 
@@ -92,7 +94,68 @@ func (n *Node) handleProposal(p *proposal) {
 	cmd := p.cmd
 	cmd.Now = n.now()
 	n.reqSeq++
-	n.propBatch = append(n.propBatch, pendingProp{req: n.reqSeq, data: encodeEnvelope(n.id, n.reqSeq, cmd), w: &waiter{single: p}})
+	pp := pendingProp{req: n.reqSeq, data: encodeEnvelope(n.id, n.reqSeq, cmd), w: &waiter{single: p}}
+	if n.machine.AcquireMustWait(cmd) {
+		n.deferJoin(pp)
+		return
+	}
+	n.propBatch = append(n.propBatch, pp)
+}
+
+// JoinDeferral is the longest a leader holds back a queue join
+// (deferJoin) waiting for another proposal to ride with.
+const JoinDeferral = 2 * time.Millisecond
+
+// maxDeferred bounds the joins held back at once; more are proposed at the
+// end of the iteration.
+const maxDeferred = 1024
+
+// deferJoin holds back pp, an acquire that cannot be granted now (it joins
+// or keeps a place in the queue of a held lock, lock.AcquireMustWait),
+// until the loop proposes something else, so that both share one WAL
+// write and fsync on every member. Under contention that something is
+// most often the holder's release: the answer that grants the lock to the
+// next waiter also tells the last holder its release went through, and
+// both clients then write at once (the last holder to queue again, the new
+// one to release). Proposed one after the other, the release waited for
+// the join's fsync on every member, on the hand-off's critical path.
+//
+// The join loses nothing by waiting: nothing can grant it before an entry
+// changes the lock, and every such entry is a proposal, which takes the
+// deferred joins with it, ahead of itself (flushProposals). A join whose
+// lock an applied entry frees goes at once (endIteration); the others go
+// after JoinDeferral at most (Run's timer; the next tick in the
+// simulation), or when maxDeferred wait. A deferred join is not in the
+// log: if this node stops leading first, its caller is told so
+// (onSoftState), and the request certainly did not take effect.
+func (n *Node) deferJoin(pp pendingProp) {
+	n.deferred = append(n.deferred, pp)
+	if len(n.deferred) >= maxDeferred {
+		n.deferDue = true
+	}
+}
+
+// deferredFreed reports whether an entry applied since a join was
+// deferred lets one be granted now: it must go at once.
+func (n *Node) deferredFreed() bool {
+	for _, pp := range n.deferred {
+		if !n.machine.AcquireMustWait(pp.w.single.cmd) {
+			return true
+		}
+	}
+	return false
+}
+
+// failDeferred answers the deferred joins, none of which was proposed,
+// with err.
+func (n *Node) failDeferred(err error) {
+	for i, pp := range n.deferred {
+		pp.w.fail(err)
+		n.metrics.failed.Add(1)
+		n.deferred[i] = pendingProp{}
+	}
+	n.deferred = n.deferred[:0]
+	n.deferDue = false
 }
 
 // pendingProp is a client proposal waiting for flushProposals.
@@ -108,7 +171,15 @@ type pendingProp struct {
 // command, and each follower would answer each). Every command is still its
 // own entry, with its own index. If raft drops the message, none was
 // appended, and every caller learns so.
+//
+// The deferred joins (deferJoin) go first, when there is another proposal
+// or they are due.
 func (n *Node) flushProposals() {
+	if len(n.deferred) > 0 && (len(n.propBatch) > 0 || n.deferDue) {
+		n.propBatch = append(n.deferred, n.propBatch...)
+		n.deferred = nil
+	}
+	n.deferDue = false
 	if len(n.propBatch) == 0 {
 		return
 	}

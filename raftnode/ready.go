@@ -370,6 +370,9 @@ func (n *Node) onSoftState(ss *raft.SoftState) {
 		}
 		n.expireReq = 0
 		n.confReq = 0
+		// Never proposed, so certainly not done: the caller may go to
+		// the new leader.
+		n.failDeferred(n.notLeader())
 	}
 	if leaderChanged {
 		if ss.Lead != 0 {
