@@ -131,10 +131,11 @@ func (n *Node) handle(in input) error {
 func (n *Node) endIteration() error {
 	n.flushKeepAlives()
 	n.flushProposals()
+	applied := n.applied
 	if err := n.processReady(); err != nil {
 		return err
 	}
-	if len(n.deferred) > 0 && n.deferredFreed() {
+	if len(n.deferred) > 0 && n.applied != applied && n.deferredFreed() {
 		n.deferDue = true
 		n.flushProposals()
 		return n.processReady()
