@@ -164,14 +164,24 @@ func stillAuthenticated(p string, tokenID uint64, v *lock.AuthView) bool {
 // costing a log entry; the state machine still decides every command that
 // goes through, ownership of sessions included.
 func (s *Server) propose(c echo.Context, ctx context.Context, cmd *lock.Command) (lock.Result, uint64, error) {
+	if res, denied := s.stamp(c, cmd); denied {
+		return res, 0, nil
+	}
+	return s.node.Propose(ctx, cmd)
+}
+
+// stamp sets cmd's principal and token from the request, and returns the
+// permission_denied result (true) when the principal may not do cmd: it
+// must then not be proposed.
+func (s *Server) stamp(c echo.Context, cmd *lock.Command) (lock.Result, bool) {
 	cmd.Principal = principalOf(c)
 	cmd.TokenID = tokenOf(c)
 	if v := s.node.Auth(); v.Enabled() {
 		if a, ok := nameAction(cmd); ok && !v.Allowed(cmd.Principal, a, cmd.Name) {
-			return lock.Result{Code: lock.CodePermissionDenied, Reason: fmt.Sprintf("%q may not %s %q", cmd.Principal, a, cmd.Name)}, 0, nil
+			return lock.Result{Code: lock.CodePermissionDenied, Reason: fmt.Sprintf("%q may not %s %q", cmd.Principal, a, cmd.Name)}, true
 		}
 	}
-	return s.node.Propose(ctx, cmd)
+	return lock.Result{}, false
 }
 
 // nameAction is the action a command needs on its name (see

@@ -67,18 +67,48 @@ func (s *Server) batch(c echo.Context) error {
 		return s.atomicBatch(ctx, c, &req)
 	}
 	results := make([]api.BatchResult, len(cmds))
+	if all, ok := s.node.(allProposer); ok {
+		// One input for the loop: the whole batch shares one Ready.
+		var (
+			send []*lock.Command
+			at   []int
+		)
+		for i := range cmds {
+			if res, denied := s.stamp(c, &cmds[i]); denied {
+				results[i] = s.batchResult(c, &cmds[i], res, nil)
+				continue
+			}
+			send = append(send, &cmds[i])
+			at = append(at, i)
+		}
+		if len(send) > 0 {
+			for k, o := range all.ProposeAll(ctx, send) {
+				results[at[k]] = s.batchResult(c, send[k], o.Result, o.Err)
+			}
+		}
+		return c.JSONBlob(http.StatusOK, appendBatchResponse(nil, results))
+	}
 	var wg sync.WaitGroup
 	for i := range cmds {
-		wg.Go(func() { results[i] = s.batchOp(ctx, c, &cmds[i]) })
+		wg.Go(func() {
+			res, _, err := s.propose(c, ctx, &cmds[i])
+			results[i] = s.batchResult(c, &cmds[i], res, err)
+		})
 	}
 	wg.Wait()
 	return c.JSONBlob(http.StatusOK, appendBatchResponse(nil, results))
 }
 
-// batchOp proposes one operation of a batch and returns its result.
-func (s *Server) batchOp(ctx context.Context, c echo.Context, cmd *lock.Command) api.BatchResult {
+// allProposer is a node that proposes many commands in one input
+// (raftnode.Node.ProposeAll); the batch uses it when the node has it.
+type allProposer interface {
+	ProposeAll(ctx context.Context, cmds []*lock.Command) []raftnode.Outcome
+}
+
+// batchResult is the result of one operation of a batch whose proposal
+// answered res or err.
+func (s *Server) batchResult(c echo.Context, cmd *lock.Command, res lock.Result, err error) api.BatchResult {
 	token := cmd.Token // a release answers the released token
-	res, _, err := s.propose(c, ctx, cmd)
 	switch {
 	case errors.Is(err, raftnode.ErrNotLeader):
 		// This node was the leader when the batch began.

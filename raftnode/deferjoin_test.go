@@ -3,10 +3,13 @@ package raftnode
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/lock"
@@ -183,5 +186,68 @@ func TestRunProposesDeferredJoinsWithoutTicks(t *testing.T) {
 	res, _, err := n.Propose(pctx, &lock.Command{Op: lock.OpAcquire, Session: ids[1], Name: "x", Wait: true})
 	if err != nil || res.Code != lock.CodeQueued {
 		t.Fatalf("join: %v %v, want queued", res.Code, err)
+	}
+}
+
+// savingDurable counts the saves that carry entries.
+type savingDurable struct {
+	memDurable
+	saves *atomic.Int64
+}
+
+func (d savingDurable) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	if len(ents) > 0 {
+		d.saves.Add(1)
+	}
+	return nil
+}
+
+// TestProposeAllSharesOneSave: the commands of one ProposeAll are
+// proposed in one iteration (one WAL save of entries), each with its own
+// entry and outcome, in order; one command's refusal does not touch the
+// others.
+func TestProposeAllSharesOneSave(t *testing.T) {
+	n := idleNode(t)
+	var saves atomic.Int64
+	n.wal = savingDurable{saves: &saves}
+	ctx, cancel := context.WithCancel(context.Background())
+	errC := make(chan error, 1)
+	go func() { errC <- n.Run(ctx, benchTransport{}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errC; err != nil {
+			t.Errorf("node: %v", err)
+		}
+	})
+	await.True(t, 10*time.Second, "the single node leads", func() bool { return n.Status().IsLeader })
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer pcancel()
+	res, _, err := n.Propose(pctx, &lock.Command{Op: lock.OpOpenSession, TTL: lock.MaxTTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Session
+	const k = 50
+	cmds := make([]*lock.Command, k)
+	for i := range cmds {
+		cmds[i] = &lock.Command{Op: lock.OpAcquire, Session: s, Name: fmt.Sprintf("l%02d", i)}
+	}
+	cmds[7] = &lock.Command{Op: lock.OpRelease, Session: s, Name: "free", Token: 1}
+	before := saves.Load()
+	out := n.ProposeAll(pctx, cmds)
+	if got := saves.Load() - before; got != 1 {
+		t.Errorf("%d WAL saves of entries for one ProposeAll, want 1", got)
+	}
+	for i, o := range out {
+		switch {
+		case o.Err != nil:
+			t.Fatalf("command %d: %v", i, o.Err)
+		case i == 7 && o.Result.Code != lock.CodeNotHolder:
+			t.Errorf("command 7 (a release of a free lock): %v, want not holder", o.Result.Code)
+		case i != 7 && (o.Result.Code != lock.CodeOK || o.Result.Token != o.Index):
+			t.Errorf("command %d: %v token %d at %d, want granted with its own index", i, o.Result.Code, o.Result.Token, o.Index)
+		case i > 0 && o.Index != out[i-1].Index+1:
+			t.Errorf("command %d at index %d, after %d: want consecutive entries in order", i, o.Index, out[i-1].Index)
+		}
 	}
 }

@@ -21,6 +21,7 @@ type input struct {
 	tick     bool            // one tick of the clock
 	msg      *raftpb.Message // a raft message from another member
 	prop     *proposal       // a client command (Propose)
+	props    []*proposal     // client commands that came together (ProposeAll)
 	read     *readReq        // a read (Read)
 	report   *report         // the transport's news about a peer
 	transfer uint64          // hand leadership to this member
@@ -43,7 +44,9 @@ type report struct {
 // for messages what raft.Node does by stepping them while its user handles
 // the previous Ready: without it a follower would fsync once per MsgApp,
 // i.e. once per proposal of the leader.
-func (in input) drains() bool { return in.msg != nil || in.prop != nil || in.read != nil }
+func (in input) drains() bool {
+	return in.msg != nil || in.prop != nil || in.props != nil || in.read != nil
+}
 
 // start prepares the loop before its first input: it applies what the WAL
 // already holds as committed and, when this node is the only voter,
@@ -99,6 +102,10 @@ func (n *Node) handle(in input) error {
 		n.step(in.msg)
 	case in.prop != nil:
 		n.handleProposal(in.prop)
+	case in.props != nil:
+		for _, p := range in.props {
+			n.handleProposal(p)
+		}
 	case in.read != nil:
 		n.handleRead(in.read)
 	case in.report != nil:

@@ -57,6 +57,7 @@ type Node struct {
 	peerDrops atomic.Uint64
 
 	propC     chan *proposal
+	propsC    chan []*proposal // ProposeAll's commands, each slice one input
 	readC     chan *readReq
 	recvC     chan *raftpb.Message
 	reportC   chan report
@@ -183,6 +184,7 @@ func newNode(cfg Config, w Durable, st *wal.State) (*Node, error) {
 		peers:        md.Peers,
 		clusterID:    md.ClusterID,
 		propC:        make(chan *proposal, 1024),
+		propsC:       make(chan []*proposal, 64),
 		readC:        make(chan *readReq, 1024),
 		recvC:        make(chan *raftpb.Message, 1024),
 		reportC:      make(chan report, 1024),
@@ -388,6 +390,8 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 			in.msg = m
 		case p := <-n.propC:
 			in.prop = p
+		case ps := <-n.propsC:
+			in.props = ps
 		case r := <-n.readC:
 			in.read = r
 		case rep := <-n.reportC:
@@ -419,6 +423,8 @@ func (n *Node) nextQueued() (input, bool) {
 	select {
 	case p := <-n.propC:
 		return input{prop: p}, true
+	case ps := <-n.propsC:
+		return input{props: ps}, true
 	case m := <-n.recvC:
 		return input{msg: m}, true
 	case r := <-n.readC:

@@ -36,6 +36,59 @@ func (n *Node) Propose(ctx context.Context, cmd *lock.Command) (lock.Result, uin
 	}
 }
 
+// Outcome is the answer to one command of ProposeAll: what Propose
+// would have returned for it.
+type Outcome struct {
+	Result lock.Result
+	Index  uint64
+	Err    error
+}
+
+// ProposeAll proposes every command of cmds as Propose would, and returns
+// their outcomes in order once all are answered. The commands reach the
+// loop together, in one input, so that they are proposed in the same
+// iteration and share one Ready (one WAL write and fsync, one MsgApp per
+// follower), where concurrent Propose calls reach it one by one and a
+// batch would straddle the fsync of its first arrivals. Each command
+// still has its own entry and its own outcome, and none depends on
+// another: a command ProposeAll refuses (not leader, cluster version)
+// fails alone. When ctx ends before the commands are queued for the loop,
+// each outcome is ctx's error (none was proposed); after, the unanswered
+// ones are ErrOutcomeUnknown.
+func (n *Node) ProposeAll(ctx context.Context, cmds []*lock.Command) []Outcome {
+	out := make([]Outcome, len(cmds))
+	ps := make([]*proposal, len(cmds))
+	for i, cmd := range cmds {
+		c := *cmd
+		c.Sessions = slices.Clone(cmd.Sessions)
+		ps[i] = &proposal{cmd: &c, resC: make(chan proposalResult, 1)}
+	}
+	fail := func(err error) []Outcome {
+		for i := range out {
+			out[i].Err = err
+		}
+		return out
+	}
+	select {
+	case n.propsC <- ps:
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	case <-n.doneC:
+		return fail(ErrStopped)
+	}
+	for i, p := range ps {
+		select {
+		case r := <-p.resC:
+			out[i] = Outcome{Result: r.res, Index: r.index, Err: r.err}
+		case <-ctx.Done():
+			out[i].Err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+		case <-n.doneC:
+			out[i].Err = fmt.Errorf("%w (%w)", ErrOutcomeUnknown, ErrStopped)
+		}
+	}
+	return out
+}
+
 // Read implements Proposer. See Proposer.Read for the contract.
 func (n *Node) Read(ctx context.Context, stale bool, fn func(m *lock.Machine)) error {
 	r := &readReq{ctx: ctx, stale: stale, fn: fn, done: make(chan error, 1)}
