@@ -63,17 +63,25 @@ func idleNode(tb testing.TB) *Node {
 func benchNode(b *testing.B) *Node {
 	b.Helper()
 	n := idleNode(b)
+	runLeader(b, n)
+	return n
+}
+
+// runLeader runs n (an idleNode) until the test ends, and returns once it
+// leads, with a context that ends with the test.
+func runLeader(tb testing.TB, n *Node) context.Context {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errC := make(chan error, 1)
 	go func() { errC <- n.Run(ctx, benchTransport{}) }()
-	b.Cleanup(func() {
+	tb.Cleanup(func() {
 		cancel()
 		if err := <-errC; err != nil {
-			b.Errorf("node: %v", err)
+			tb.Errorf("node: %v", err)
 		}
 	})
-	await.True(b, 10*time.Second, "the single node leads", func() bool { return n.Status().IsLeader })
-	return n
+	await.True(tb, 10*time.Second, "the single node leads", func() bool { return n.Status().IsLeader })
+	return ctx
 }
 
 func benchSession(b *testing.B, n *Node) uint64 {

@@ -11,7 +11,6 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/raftlock/raftlock/internal/await"
 	"github.com/raftlock/raftlock/lock"
 )
 
@@ -160,17 +159,7 @@ func TestDeferredJoinFailsWhenLeadershipEnds(t *testing.T) {
 // join within JoinDeferral, on a node whose clock never ticks.
 func TestRunProposesDeferredJoinsWithoutTicks(t *testing.T) {
 	n := idleNode(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	errC := make(chan error, 1)
-	go func() { errC <- n.Run(ctx, benchTransport{}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errC; err != nil {
-			t.Errorf("node: %v", err)
-		}
-	})
-	await.True(t, 10*time.Second, "the single node leads", func() bool { return n.Status().IsLeader })
-	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	pctx, pcancel := context.WithTimeout(runLeader(t, n), 10*time.Second)
 	defer pcancel()
 	var ids [2]uint64
 	for i := range ids {
@@ -210,17 +199,7 @@ func TestProposeAllSharesOneSave(t *testing.T) {
 	n := idleNode(t)
 	var saves atomic.Int64
 	n.wal = savingDurable{saves: &saves}
-	ctx, cancel := context.WithCancel(context.Background())
-	errC := make(chan error, 1)
-	go func() { errC <- n.Run(ctx, benchTransport{}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errC; err != nil {
-			t.Errorf("node: %v", err)
-		}
-	})
-	await.True(t, 10*time.Second, "the single node leads", func() bool { return n.Status().IsLeader })
-	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	pctx, pcancel := context.WithTimeout(runLeader(t, n), 10*time.Second)
 	defer pcancel()
 	res, _, err := n.Propose(pctx, &lock.Command{Op: lock.OpOpenSession, TTL: lock.MaxTTL})
 	if err != nil {
