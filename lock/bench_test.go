@@ -285,3 +285,36 @@ func BenchmarkAcquireRetryEntry(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHandOff64 is one hand-off of a lock that 64 sessions contend
+// for, with the deadlock rule on: the holder releases (the head waiter is
+// granted) and joins the queue again, at its tail (2 entries).
+func BenchmarkHandOff64(b *testing.B) {
+	m := New()
+	idx := uint64(0)
+	apply := func(c *Command) Result { idx++; c.Now = 1; return m.Apply(idx, 1, c) }
+	apply(&Command{Op: OpClusterVersion, ClusterVersion: MaxCommandVersion})
+	var ids []uint64
+	for range 64 {
+		ids = append(ids, apply(&Command{Op: OpOpenSession, TTL: MaxTTL}).Session)
+	}
+	holder := ids[0]
+	token := apply(&Command{Op: OpAcquire, Session: holder, Name: "hot"}).Token
+	for _, id := range ids[1:] {
+		if r := apply(&Command{Op: OpAcquire, Session: id, Name: "hot", Wait: true}); r.Code != CodeQueued {
+			b.Fatal(r)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if r := apply(&Command{Op: OpRelease, Session: holder, Name: "hot", Token: token}); r.Code != CodeOK {
+			b.Fatal(r)
+		}
+		if r := apply(&Command{Op: OpAcquire, Session: holder, Name: "hot", Wait: true}); r.Code != CodeQueued {
+			b.Fatal(r)
+		}
+		l, _ := m.Lock("hot")
+		holder, token = l.Holder.Session, l.Holder.Token
+	}
+}
