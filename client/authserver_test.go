@@ -2,8 +2,12 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +142,62 @@ func TestAuthAgainstServer(t *testing.T) {
 	}
 	if st, err := root.EnableAuth(ctx); err != nil || !st.Enabled {
 		t.Errorf("EnableAuth with auth on: %+v %v", st, err)
+	}
+}
+
+// TestBatchPermissionsAgainstServer: a POST /v1/batch by a user whose role
+// covers one name of the batch and not the other, against a real node
+// (whose batches reach the loop whole, raftnode.Node.ProposeAll): the
+// allowed acquire is granted, the other alone is refused with 403
+// permission_denied, and nothing is proposed for it (the lock stays free).
+func TestBatchPermissionsAgainstServer(t *testing.T) {
+	const rootToken = "root-secret-0123456789"
+	url := startAuthServer(t, rootToken)
+	ctx := testCtx(t)
+	root, err := New(Config{Endpoints: []string{url}, AuthToken: rootToken, RequestTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	if _, err := root.PutRole(ctx, api.Role{Name: "jobs-worker", Permissions: []api.Permission{{Prefix: "jobs/", Actions: []string{"read", "lock"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.PutUser(ctx, api.User{Name: "alice", Roles: []string{"jobs-worker"}}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := root.CreateToken(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := New(Config{Endpoints: []string{url}, AuthToken: tok.Token, RequestTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alice.Close() })
+	s := newSession(t, alice, 5*time.Second)
+	body := fmt.Sprintf(`{"ops":[{"op":"acquire","name":"jobs/a","session":"%s"},{"op":"acquire","name":"other/b","session":"%s"}]}`, s.ID(), s.ID())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/batch", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out api.BatchResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || len(out.Results) != 2 {
+		t.Fatalf("batch: %d %+v %v", resp.StatusCode, out, err)
+	}
+	if r := out.Results[0]; r.Status != http.StatusOK || r.Grant == nil || r.Grant.Token == 0 {
+		t.Errorf("allowed acquire: %+v, want 200 with a grant", r)
+	}
+	if r := out.Results[1]; r.Status != http.StatusForbidden || r.Error == nil || r.Error.Code != api.CodePermissionDenied {
+		t.Errorf("denied acquire: %+v, want 403 permission_denied", r)
+	}
+	if l, err := root.LockInfo(ctx, "other/b"); err != nil || l.Holder != nil {
+		t.Errorf("other/b after the batch: %+v %v, want free", l, err)
 	}
 }

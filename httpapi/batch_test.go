@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/raftlock/raftlock/api"
@@ -331,4 +333,50 @@ func (g *gatedNode) Propose(ctx context.Context, cmd *lock.Command) (lock.Result
 		return lock.Result{}, 0, ctx.Err()
 	}
 	return g.fakeNode.Propose(ctx, cmd)
+}
+
+// allNode wraps a fakeNode with ProposeAll, which records the commands of
+// each call and proposes them one by one.
+type allNode struct {
+	*fakeNode
+	mu    sync.Mutex
+	calls [][]string // the names of each call's commands
+}
+
+func (a *allNode) ProposeAll(ctx context.Context, cmds []*lock.Command) []raftnode.Outcome {
+	var names []string
+	out := make([]raftnode.Outcome, len(cmds))
+	for i, c := range cmds {
+		names = append(names, c.Name)
+		out[i].Result, out[i].Index, out[i].Err = a.Propose(ctx, c)
+	}
+	a.mu.Lock()
+	a.calls = append(a.calls, names)
+	a.mu.Unlock()
+	return out
+}
+
+// TestBatchGoesToTheLoopWhole: over a node that has ProposeAll (the real
+// one does), a batch hands all its operations in one call, in order, and
+// each result is still its own. (An operation the principal may not do
+// stays out of the call: client's TestBatchPermissionsAgainstServer.)
+func TestBatchGoesToTheLoopWhole(t *testing.T) {
+	f, _ := newTestServer(t, nil)
+	node := &allNode{fakeNode: f}
+	srv := serveOver(t, node, nil, nil)
+	a := mustID(t, openSession(t, srv, "a"))
+	ops := []api.BatchOp{
+		{Op: api.BatchAcquire, Name: "w/1", Session: a},
+		{Op: api.BatchAcquire, Name: "w/2", Session: a},
+		{Op: api.BatchRelease, Name: "w/3", Session: a, Token: 7},
+	}
+	res := batchAnswer(t, do(t, srv, "POST", api.BatchPath, batchBody(t, ops...)))
+	if res[0].Status != 200 || res[1].Status != 200 || res[2].Status != 409 {
+		t.Fatalf("results %+v: want two grants and a not_holder", res)
+	}
+	node.mu.Lock()
+	defer node.mu.Unlock()
+	if len(node.calls) != 1 || !slices.Equal(node.calls[0], []string{"w/1", "w/2", "w/3"}) {
+		t.Fatalf("ProposeAll calls %q, want one with w/1, w/2, w/3", node.calls)
+	}
 }
