@@ -126,7 +126,6 @@ func (n *Node) handle(in input) error {
 		return n.finishSnapshot(in.snap)
 	case in.flush:
 		n.deferDue = len(n.deferred) > 0
-		n.commitNewsDue = true
 	}
 	return nil
 }
@@ -146,13 +145,7 @@ func (n *Node) endIteration() error {
 	if len(n.deferred) > 0 && n.applied != applied && n.deferredFreed() {
 		n.deferDue = true
 		n.flushProposals()
-		if err := n.processReady(); err != nil {
-			return err
-		}
-	}
-	if n.commitNewsDue {
-		n.commitNewsDue = false
-		n.sendCommitNews()
+		return n.processReady()
 	}
 	return nil
 }
@@ -168,7 +161,6 @@ func (n *Node) onTick() {
 	// Run's timer proposes deferred joins sooner; the simulation has
 	// only ticks.
 	n.deferDue = len(n.deferred) > 0
-	n.commitNewsDue = true
 	if n.state == raft.StateLeader && n.expireReq == 0 {
 		if d, ok := n.machine.NextDeadline(); ok && n.now() >= d {
 			n.expireReq = n.propose(&lock.Command{Op: lock.OpExpire}, nil)

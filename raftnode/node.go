@@ -101,11 +101,9 @@ type Node struct {
 	reqSeq          uint64
 	waiters         map[uint64]*waiter
 	kaBatch         []*proposal
-	propBatch       []pendingProp              // proposals of this iteration, see flushProposals
-	deferred        []pendingProp              // queue joins waiting for company (deferJoin)
-	deferDue        bool                       // propose the deferred joins at the end of this iteration
-	heldCommits     map[uint64]*raftpb.Message // leader: commit news held back, per follower (commitnews.go)
-	commitNewsDue   bool                       // send the held commit news at the end of this iteration
+	propBatch       []pendingProp // proposals of this iteration, see flushProposals
+	deferred        []pendingProp // queue joins waiting for company (deferJoin)
+	deferDue        bool          // propose the deferred joins at the end of this iteration
 	reads           readState
 	clock           leaderClock
 	expireReq       uint64
@@ -370,15 +368,14 @@ func (n *Node) Run(ctx context.Context, t Transport) (err error) {
 	}
 	n.runSnapshotJob()
 	n.sendFreshSnaps()
-	// deferT ends the deferral of queue joins (deferJoin) and of commit
-	// news (commitnews.go): armed when
+	// deferT ends the deferral of queue joins (deferJoin): armed when
 	// the loop holds some back.
 	deferT := time.NewTimer(JoinDeferral)
 	deferT.Stop()
 	defer deferT.Stop()
 	deferArmed := false
 	for {
-		if (len(n.deferred) > 0 || len(n.heldCommits) > 0) && !deferArmed {
+		if len(n.deferred) > 0 && !deferArmed {
 			deferT.Reset(JoinDeferral)
 			deferArmed = true
 		}

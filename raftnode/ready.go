@@ -40,9 +40,6 @@ func (n *Node) processReady() error {
 		// (Also when this Ready deposes the leader: its messages were
 		// made while it led.)
 		msgs = n.freshenSnapshots(msgs)
-		if n.state == raft.StateLeader {
-			msgs = n.holdCommitNews(msgs, n.raftProgress())
-		}
 		if n.state == raft.StateLeader && len(msgs) > 0 && n.transport != nil {
 			var early []*raftpb.Message
 			early, msgs = splitLeaderMessages(msgs)
@@ -373,7 +370,6 @@ func (n *Node) onSoftState(ss *raft.SoftState) {
 		}
 		n.expireReq = 0
 		n.confReq = 0
-		clear(n.heldCommits)
 		// Never proposed, so certainly not done: the caller may go to
 		// the new leader.
 		n.failDeferred(n.notLeader())

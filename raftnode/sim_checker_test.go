@@ -502,8 +502,7 @@ func TestSimHistoryCatchesViolations(t *testing.T) {
 	// answer changed, and then as it was (which must pass).
 	caught := make([]*simFailure, len(cases))
 	changed := make([]bool, len(cases))
-	const lastSeed = 20 // the runs stop at the first seed that gave every case an answer
-	for seed := uint64(1); seed <= lastSeed && slices.Contains(changed, false); seed++ {
+	for seed := uint64(1); seed <= 5 && slices.Contains(changed, false); seed++ {
 		res := runSim(simOptions{seed: seed, nodes: 3, steps: 6000, beforeCheck: func(s *sim) {
 			orig := s.ops
 			defer func() { s.ops, s.failure = orig, nil }()
@@ -532,7 +531,7 @@ func TestSimHistoryCatchesViolations(t *testing.T) {
 	for i, tc := range cases {
 		switch {
 		case !changed[i]:
-			t.Errorf("%s: no run of seeds 1 to %d has an answer to change", tc.name, lastSeed)
+			t.Errorf("%s: no run of seeds 1 to 5 has an answer to change", tc.name)
 		case caught[i] == nil || caught[i].check != "linearizability":
 			t.Errorf("%s: failure %v, want linearizability", tc.name, caught[i])
 		default:
