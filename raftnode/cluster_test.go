@@ -490,8 +490,25 @@ func TestKeepAlivesAreBatched(t *testing.T) {
 			}
 		}()
 	}
+	// The keep-alives reach the loop while it is busy (here with a read
+	// that waits for them, not with a WAL write that may or may not last
+	// long enough), as under load: those it finds waiting go in one entry.
+	held := make(chan struct{})
+	readDone := make(chan error, 1)
+	go func() {
+		readDone <- lead.n.Read(context.Background(), true, func(*lock.Machine) {
+			close(held)
+			// (Not the test's goroutine: a timeout shows below, as
+			// keep-alives that were not batched.)
+			await.Within(10*time.Second, func() bool { return len(lead.n.propC) == sessions+1 })
+		})
+	}()
+	<-held
 	close(start)
 	wg.Wait()
+	if err := <-readDone; err != nil {
+		t.Fatal(err)
+	}
 	close(errs)
 	for err := range errs {
 		t.Error(err)
