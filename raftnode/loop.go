@@ -10,7 +10,8 @@ import (
 )
 
 // maxDrain bounds how many proposals and raft messages one iteration of the
-// loop takes (see iterate).
+// loop takes (see iterate and input.weight); one input is never split, so
+// an iteration may take up to maxDrain-1 more.
 const maxDrain = 4096
 
 // input is one item of the loop's input: exactly one field is set. Run
@@ -48,6 +49,14 @@ func (in input) drains() bool {
 	return in.msg != nil || in.prop != nil || in.props != nil || in.read != nil
 }
 
+// weight is what in counts towards an iteration's maxDrain: each command
+// of a ProposeAll input (up to api.MaxBatchOps), else 1. Counted per
+// input, a loop draining batches would propose up to maxDrain of them,
+// millions of entries, in one Ready.
+func (in input) weight() int {
+	return max(len(in.props), 1)
+}
+
 // start prepares the loop before its first input: it applies what the WAL
 // already holds as committed and, when this node is the only voter,
 // campaigns at once (it need not wait an election timeout to lead). Run and
@@ -66,11 +75,11 @@ func (n *Node) start() error {
 }
 
 // iterate is one iteration of the loop. It handles in; if in drains (see
-// input.drains), it also handles the inputs next returns, at most maxDrain,
-// for as long as they drain too (next must return only inputs that
-// drain, and false when there is none waiting); then it proposes what the
-// iteration gathered and handles the Ready. An error is a storage failure:
-// the node must stop.
+// input.drains), it also handles the inputs next returns, up to maxDrain
+// commands and messages in all (input.weight), for as long as they drain
+// too (next must return only inputs that drain, and false when there is
+// none waiting); then it proposes what the iteration gathered and handles
+// the Ready. An error is a storage failure: the node must stop.
 //
 // After iterate, the driver runs the snapshot job it may have started
 // (takeSnapshotJob) off the loop, and hands it back as an input when its
@@ -80,7 +89,7 @@ func (n *Node) iterate(in input, next func() (input, bool)) error {
 		return err
 	}
 	if in.drains() && next != nil {
-		for range maxDrain {
+		for taken := in.weight(); taken < maxDrain; {
 			more, ok := next()
 			if !ok {
 				break
@@ -88,6 +97,7 @@ func (n *Node) iterate(in input, next func() (input, bool)) error {
 			if err := n.handle(more); err != nil {
 				return err
 			}
+			taken += more.weight()
 		}
 	}
 	return n.endIteration()

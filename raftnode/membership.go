@@ -239,20 +239,14 @@ func (n *Node) ChangeMembership(ctx context.Context, ch MemberChange) (uint64, e
 	case <-n.doneC:
 		return 0, ErrStopped
 	}
-	select {
-	case r := <-p.resC:
-		if r.err != nil {
-			return 0, r.err
-		}
-		if r.res.Code != lock.CodeOK {
-			return 0, &MemberChangeError{Code: "invalid", Reason: r.res.Reason}
-		}
-		return p.cmd.Member.ID, nil
-	case <-ctx.Done():
-		return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
-	case <-n.doneC:
-		return 0, fmt.Errorf("%w (%w)", ErrOutcomeUnknown, ErrStopped)
+	r := n.awaitAnswer(ctx, p)
+	if r.err != nil {
+		return 0, r.err
 	}
+	if r.res.Code != lock.CodeOK {
+		return 0, &MemberChangeError{Code: "invalid", Reason: r.res.Reason}
+	}
+	return p.cmd.Member.ID, nil
 }
 
 func isMemberOp(op lock.Op) bool {

@@ -26,13 +26,30 @@ func (n *Node) Propose(ctx context.Context, cmd *lock.Command) (lock.Result, uin
 	case <-n.doneC:
 		return lock.Result{}, 0, ErrStopped
 	}
+	r := n.awaitAnswer(ctx, p)
+	return r.res, r.index, r.err
+}
+
+// awaitAnswer waits for the answer to p, which the loop has taken. When
+// ctx ends or the node stops, the outcome is unknown, unless the answer
+// is there already: select picks at random among ready cases, and a
+// caller told "unknown" about a command that did take effect must find
+// out by reading, or retry it.
+func (n *Node) awaitAnswer(ctx context.Context, p *proposal) proposalResult {
+	var err error
 	select {
 	case r := <-p.resC:
-		return r.res, r.index, r.err
+		return r
 	case <-ctx.Done():
-		return lock.Result{}, 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
+		err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
 	case <-n.doneC:
-		return lock.Result{}, 0, fmt.Errorf("%w (%w)", ErrOutcomeUnknown, ErrStopped)
+		err = fmt.Errorf("%w (%w)", ErrOutcomeUnknown, ErrStopped)
+	}
+	select {
+	case r := <-p.resC:
+		return r
+	default:
+		return proposalResult{err: err}
 	}
 }
 
@@ -53,8 +70,9 @@ type Outcome struct {
 // still has its own entry and its own outcome, and none depends on
 // another: a command ProposeAll refuses (not leader, cluster version)
 // fails alone. When ctx ends before the commands are queued for the loop,
-// each outcome is ctx's error (none was proposed); after, the unanswered
-// ones are ErrOutcomeUnknown.
+// each outcome is ctx's error (none was proposed); after, the ones whose
+// answer has not arrived are ErrOutcomeUnknown (an answer that has is
+// returned, as by Propose).
 func (n *Node) ProposeAll(ctx context.Context, cmds []*lock.Command) []Outcome {
 	out := make([]Outcome, len(cmds))
 	ps := make([]*proposal, len(cmds))
@@ -77,14 +95,8 @@ func (n *Node) ProposeAll(ctx context.Context, cmds []*lock.Command) []Outcome {
 		return fail(ErrStopped)
 	}
 	for i, p := range ps {
-		select {
-		case r := <-p.resC:
-			out[i] = Outcome{Result: r.res, Index: r.index, Err: r.err}
-		case <-ctx.Done():
-			out[i].Err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, ctx.Err())
-		case <-n.doneC:
-			out[i].Err = fmt.Errorf("%w (%w)", ErrOutcomeUnknown, ErrStopped)
-		}
+		r := n.awaitAnswer(ctx, p)
+		out[i] = Outcome{Result: r.res, Index: r.index, Err: r.err}
 	}
 	return out
 }
