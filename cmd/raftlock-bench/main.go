@@ -137,7 +137,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.keepaliveClients, "keepalive-clients", 4, "keepalive: raftlock SDK Clients the sessions are spread over (each renews its sessions together)")
 	fs.StringVar(&o.baseline, "baseline-raftlockd", "", "with --spawn: also start a raftlock cluster from this raftlockd binary (e.g. an older build) and run every cell against it as target raftlock-base, for a before/after comparison in the same run")
 	fs.BoolVar(&o.baselineUnbatched, "baseline-unbatched-locks", false, "with --baseline-raftlockd: the raftlock-base target's SDK sends every acquire and release alone (the SDK before POST /v1/batch)")
-	fs.BoolVar(&o.unbatched, "unbatched", false, "with --spawn: also run every cell against the raftlock cluster as target "+unbatchedTarget+", whose SDK sends every acquire and release alone (one REST request per operation, as a client without the Go SDK's batching: curl, Python, Java), with a column "+unbatchedTarget+"/etcd")
+	fs.BoolVar(&o.unbatched, "unbatched", false, "with --spawn: also run every cell against the raftlock cluster as target "+unbatchedTarget+", whose SDK sends every acquire and release alone (one REST request per operation, as a client without the Go SDK's batching: curl, Python, Java), with a column "+unbatchedTarget+"/etcd; with --target raftlock: that target's SDK does so (the target is named "+unbatchedTarget+")")
 	fs.BoolVar(&o.baselinePerSess, "baseline-per-session-keepalives", false, "with --baseline-raftlockd: the raftlock-base target's SDK renews each session with its own request (the SDK before the batched keep-alive)")
 	fs.IntVar(&o.rounds, "rounds", 1, "run every cycle cell (lock-uncontended, lock-contended, election) this many times per target, the targets alternating round by round; the table shows medians with (min–max), --json a line per round and a summary per cell. keepalive and scale always run once")
 	fs.BoolVar(&o.tls, "tls", false, "with --spawn: run every cluster with TLS on both ports (certificates made in a temporary directory): mutual TLS between members with their common name pinned, https client URLs with client certificates required; the raftlock SDK and the etcd client present a client certificate")
@@ -199,8 +199,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, errors.New("--etcd-tls-shared-port needs --tls")
 	case o.baselinePerSess && o.baseline == "":
 		return nil, errors.New("--baseline-per-session-keepalives needs --baseline-raftlockd")
-	case o.unbatched && !o.spawn:
-		return nil, errors.New("--unbatched is only used with --spawn")
+	case o.unbatched && !o.spawn && o.target != "raftlock":
+		return nil, errors.New("--unbatched is only used with --spawn or --target raftlock")
 	case o.baselineUnbatched && o.baseline == "":
 		return nil, errors.New("--baseline-unbatched-locks needs --baseline-raftlockd")
 	case o.idlePerHost <= 0:
@@ -373,7 +373,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	} else {
 		var t Target
 		if o.target == "raftlock" {
-			t, err = newRaftlockTargetWith(o.endpoints, raftlockOptions{idlePerHost: o.idlePerHost, keepaliveClients: o.keepaliveClients})
+			ro := raftlockOptions{idlePerHost: o.idlePerHost, keepaliveClients: o.keepaliveClients}
+			if o.unbatched {
+				ro.name, ro.unbatched = unbatchedTarget, true
+			}
+			t, err = newRaftlockTargetWith(o.endpoints, ro)
 		} else {
 			t, err = newEtcdTarget(o.endpoints, nil)
 		}

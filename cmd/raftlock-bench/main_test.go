@@ -95,6 +95,10 @@ func TestParseFlagsTarget(t *testing.T) {
 	if want := []string{wlContended, wlScale}; !reflect.DeepEqual(o.workloads, want) {
 		t.Fatalf("workloads %v, want %v", o.workloads, want)
 	}
+	// --unbatched measures a running raftlock cluster's REST path too.
+	if o, err = parseFlags([]string{"--target", "raftlock", "--endpoints", "http://127.0.0.1:7070", "--unbatched"}, io.Discard); err != nil || !o.unbatched {
+		t.Fatalf("--target raftlock --unbatched: %+v, %v", o, err)
+	}
 	o, err = parseFlags([]string{"--spawn", "--workloads", "all"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +128,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"--spawn", "--json", "--markdown"}, "exclude"},
 		{[]string{"--spawn", "extra"}, "unexpected"},
 		{[]string{"--target", "etcd", "--endpoints", "http://127.0.0.1:1", "--raftlockd", "/bin/true"}, "--raftlockd"},
+		{[]string{"--target", "etcd", "--endpoints", "http://127.0.0.1:1", "--unbatched"}, "--unbatched"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
