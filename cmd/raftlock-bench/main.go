@@ -96,6 +96,7 @@ type options struct {
 	locks             int
 	openers           int
 	idlePerHost       int
+	memberProcs       int // --member-gomaxprocs; 0: the members inherit
 	jsonOut           bool
 	markdown          bool
 	raftlockd         string
@@ -128,6 +129,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.keepaliveDuration, "keepalive-duration", 20*time.Second, "keepalive: measurement window, after the sessions are open")
 	fs.IntVar(&o.locks, "locks", 100000, "scale: held locks")
 	fs.IntVar(&o.openers, "openers", 64, "keepalive and scale: concurrent requests that open sessions and locks")
+	fs.IntVar(&o.memberProcs, "member-gomaxprocs", 0, "with --spawn: run every member of every cluster (raftlock and etcd alike) with GOMAXPROCS set to this; 0 leaves it to the Go runtime (one per CPU)")
 	fs.IntVar(&o.idlePerHost, "http-idle-per-host", 32, "raftlock: idle HTTP connections kept per host (32 is the SDK's default)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON line per cell instead of the table")
 	fs.BoolVar(&o.markdown, "markdown", false, "print the table as markdown")
@@ -203,6 +205,10 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, errors.New("--unbatched is only used with --spawn or --target raftlock")
 	case o.baselineUnbatched && o.baseline == "":
 		return nil, errors.New("--baseline-unbatched-locks needs --baseline-raftlockd")
+	case o.memberProcs != 0 && !o.spawn:
+		return nil, errors.New("--member-gomaxprocs is only used with --spawn")
+	case o.memberProcs < 0:
+		return nil, fmt.Errorf("--member-gomaxprocs %d: must be positive (or 0, the runtime's choice)", o.memberProcs)
 	case o.idlePerHost <= 0:
 		return nil, fmt.Errorf("--http-idle-per-host %d: must be positive", o.idlePerHost)
 	case o.rounds < 1:
@@ -491,17 +497,23 @@ func spawnBoth(ctx context.Context, o *options, dir string, pki *benchPKI, stder
 		return nil, nil, nil, err
 	}
 	pprof := o.leaderProfiles != ""
-	if rl, err = startReady(ctx, func() (*cluster, error) { return startRaftlock(bin, dir, "raftlock", pprof, pki, extra) }); err != nil {
+	var env []string
+	if o.memberProcs > 0 {
+		env = []string{fmt.Sprintf("GOMAXPROCS=%d", o.memberProcs)}
+	}
+	if rl, err = startReady(ctx, func() (*cluster, error) { return startRaftlock(bin, dir, "raftlock", pprof, pki, extra, env) }); err != nil {
 		return rl, nil, nil, err
 	}
 	fmt.Fprintf(stderr, "%s cluster: %s\n", rl.target, strings.Join(rl.endpoints(), ","))
 	if o.baseline != "" {
-		if base, err = startReady(ctx, func() (*cluster, error) { return startRaftlock(o.baseline, dir, baseTarget, false, pki, baseExtra) }); err != nil {
+		if base, err = startReady(ctx, func() (*cluster, error) {
+			return startRaftlock(o.baseline, dir, baseTarget, false, pki, baseExtra, env)
+		}); err != nil {
 			return rl, base, nil, err
 		}
 		fmt.Fprintf(stderr, "%s cluster: %s\n", base.target, strings.Join(base.endpoints(), ","))
 	}
-	if et, err = startReady(ctx, func() (*cluster, error) { return startEtcd(self, dir, pki, o.etcdSharedPort) }); err != nil {
+	if et, err = startReady(ctx, func() (*cluster, error) { return startEtcd(self, dir, pki, o.etcdSharedPort, env) }); err != nil {
 		return rl, base, et, err
 	}
 	fmt.Fprintf(stderr, "%s cluster: %s\n", et.target, strings.Join(et.endpoints(), ","))

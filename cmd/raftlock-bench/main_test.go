@@ -153,6 +153,8 @@ func TestParseFlagsBaseline(t *testing.T) {
 		{[]string{"--target", "raftlock", "--endpoints", "http://127.0.0.1:1", "--leader-cpuprofile-dir", "/x"}, "only used with --spawn"},
 		{[]string{"--spawn", "--baseline-per-session-keepalives"}, "needs --baseline-raftlockd"},
 		{[]string{"--spawn", "--keepalive-clients", "0"}, "--keepalive-clients"},
+		{[]string{"--target", "raftlock", "--endpoints", "http://127.0.0.1:1", "--member-gomaxprocs", "1"}, "only used with --spawn"},
+		{[]string{"--spawn", "--member-gomaxprocs", "-1"}, "--member-gomaxprocs"},
 	} {
 		if _, err := parseFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseFlags(%q) = %v, want an error with %q", tc.args, err, tc.want)
@@ -192,5 +194,34 @@ func TestStartReadyRetriesAPortTakenMeanwhile(t *testing.T) {
 	})
 	if err == nil || starts != 1 {
 		t.Fatalf("%d starts, error %v; want 1 start and its error", starts, err)
+	}
+}
+
+// TestMemberEnv: a member's env (--member-gomaxprocs) reaches its
+// process, on top of this process's environment.
+func TestMemberEnv(t *testing.T) {
+	t.Setenv("RAFTLOCK_BENCH_INHERITED", "yes")
+	dir := t.TempDir()
+	m := &member{
+		name:    "env",
+		bin:     "/bin/sh",
+		args:    []string{"-c", `echo "$GOMAXPROCS $RAFTLOCK_BENCH_INHERITED"`},
+		logPath: filepath.Join(dir, "log"),
+		env:     []string{"GOMAXPROCS=1"},
+	}
+	if err := m.start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-m.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the member did not exit")
+	}
+	out, err := os.ReadFile(m.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "1 yes" {
+		t.Fatalf("the member saw %q, want %q", got, "1 yes")
 	}
 }

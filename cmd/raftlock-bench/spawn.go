@@ -38,6 +38,9 @@ type member struct {
 	pprofURL string // "" unless started with --pprof-listen
 	dataDir  string
 	logPath  string
+	// env is added to this process's environment for the member's
+	// (--member-gomaxprocs).
+	env []string
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -105,8 +108,9 @@ func buildRaftlockd(ctx context.Context, dir string) (string, error) {
 // startRaftlock starts a 3-node raftlockd cluster named name with default
 // settings (fsync on) under dir, with a pprof listener on each member when
 // pprof is set, and TLS on both ports with certificates of pki when that
-// is not nil (see tls.go). extra are more flags of every member.
-func startRaftlock(bin, dir, name string, pprof bool, pki *benchPKI, extra []string) (*cluster, error) {
+// is not nil (see tls.go). extra are more flags of every member, env more
+// variables of its environment.
+func startRaftlock(bin, dir, name string, pprof bool, pki *benchPKI, extra, env []string) (*cluster, error) {
 	ports, err := freePorts(9)
 	if err != nil {
 		return nil, err
@@ -127,6 +131,7 @@ func startRaftlock(bin, dir, name string, pprof bool, pki *benchPKI, extra []str
 			probe:     pki.probeClient(),
 			dataDir:   filepath.Join(d, "data"),
 			logPath:   filepath.Join(d, "raftlockd.log"),
+			env:       env,
 		}
 		m.probeURL = m.clientURL
 		m.args = []string{
@@ -156,8 +161,9 @@ func startRaftlock(bin, dir, name string, pprof bool, pki *benchPKI, extra []str
 // startEtcd starts a 3-member etcd cluster under dir: each member is this
 // binary re-executed as "etcd-member", running one embed.Etcd. With pki,
 // both ports have TLS with its certificates, and the HTTP endpoints get an
-// https port of their own unless sharedPort is set (see tls.go).
-func startEtcd(self, dir string, pki *benchPKI, sharedPort bool) (*cluster, error) {
+// https port of their own unless sharedPort is set (see tls.go). env are
+// more variables of each member's environment.
+func startEtcd(self, dir string, pki *benchPKI, sharedPort bool, env []string) (*cluster, error) {
 	ports, err := freePorts(9)
 	if err != nil {
 		return nil, err
@@ -178,6 +184,7 @@ func startEtcd(self, dir string, pki *benchPKI, sharedPort bool) (*cluster, erro
 			probe:     pki.probeClient(),
 			dataDir:   filepath.Join(d, "data"),
 			logPath:   filepath.Join(d, "etcd.log"),
+			env:       env,
 		}
 		m.probeURL = m.clientURL
 		m.args = []string{
@@ -226,6 +233,9 @@ func (m *member) start() error {
 		return err
 	}
 	cmd := exec.Command(m.bin, m.args...)
+	if len(m.env) > 0 {
+		cmd.Env = append(os.Environ(), m.env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
