@@ -38,8 +38,8 @@ type member struct {
 	pprofURL string // "" unless started with --pprof-listen
 	dataDir  string
 	logPath  string
-	// env is added to this process's environment for the member's
-	// (--member-gomaxprocs).
+	// env are variables (--member-gomaxprocs) that the member gets on
+	// top of this process's environment.
 	env []string
 
 	cmd    *exec.Cmd
