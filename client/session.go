@@ -178,7 +178,8 @@ func (s *Session) ID() api.SessionID { return s.id }
 func (s *Session) TTL() time.Duration { return s.ttl }
 
 // Done returns a channel closed when the session ends (see Session): lost
-// or closed.
+// or closed. When it is closed, the Lost channel of every hold the session
+// had is closed already.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Ctx returns a context cancelled when the session ends, which includes the
@@ -262,12 +263,13 @@ func (s *Session) end(err error) {
 	holds := s.holds
 	s.holds = nil
 	s.mu.Unlock()
-	// Done and every Lost close before Ctx is cancelled: code woken by Ctx
+	// Every Lost closes before Done, and Done before Ctx is cancelled: code
+	// woken by Done finds every hold already lost, and code woken by Ctx
 	// finds the session and its holds already ended.
-	close(s.done)
 	for h := range holds {
 		h.lose()
 	}
+	close(s.done)
 	s.cancel()
 	s.loopCancel()
 	s.c.keeper.remove(s)
