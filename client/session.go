@@ -69,9 +69,9 @@ func WithLockDelay(d time.Duration) SessionOption {
 //     holder must stop acting at once. Keep-alives stop, and the server
 //     expires the session (releasing its locks) when its TTL runs out.
 //
-// At the end Done is closed, Ctx is cancelled and the Lost channel of
-// every hold (of its Mutexes, RWMutexes, Semaphores and Elections) is
-// closed. A session that ended never comes back: open a new one.
+// At the end the Lost channel of every hold (of its Mutexes, RWMutexes,
+// Semaphores and Elections) is closed, then Done, then Ctx is cancelled:
+// whoever wakes on Done or Ctx finds every hold already lost. A session that ended never comes back: open a new one.
 type Session struct {
 	c      *Client
 	id     api.SessionID
@@ -250,8 +250,8 @@ func (s *Session) abandon() {
 	s.settleWG.Wait()
 }
 
-// end ends the session with err (the first reason wins): Done closes, Ctx
-// is cancelled, the keeper stops renewing it, every hold is lost. It must
+// end ends the session with err (the first reason wins): every hold is
+// lost, Done closes, Ctx is cancelled, the keeper stops renewing it. It must
 // not be called with the keeper's lock held.
 func (s *Session) end(err error) {
 	s.mu.Lock()
