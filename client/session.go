@@ -71,7 +71,8 @@ func WithLockDelay(d time.Duration) SessionOption {
 //
 // At the end the Lost channel of every hold (of its Mutexes, RWMutexes,
 // Semaphores and Elections) is closed, then Done, then Ctx is cancelled:
-// whoever wakes on Done or Ctx finds every hold already lost. A session that ended never comes back: open a new one.
+// whoever wakes on Done or Ctx finds every hold already lost. A session
+// that ended never comes back: open a new one.
 type Session struct {
 	c      *Client
 	id     api.SessionID
